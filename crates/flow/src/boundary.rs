@@ -1,0 +1,22 @@
+use futures::future::BoxFuture;
+use rdkafka::message::{BorrowedHeaders, OwnedHeaders};
+use tokio::task::JoinHandle;
+use tracing::Span;
+
+/// The places where a trace's lineage crosses a boundary. The flow calls them;
+/// the step crates implement them.
+#[derive(Clone, Copy)]
+pub struct Boundaries {
+    /// HTTP hop, client side: the client the gateway calls the worker with.
+    pub http_client: fn() -> reqwest_middleware::ClientWithMiddleware,
+    /// HTTP hop, server side: called for each request the worker receives,
+    /// after its span is created and before it is entered.
+    pub continue_http: fn(&Span, &http::HeaderMap),
+    /// In-process async hand-off: starts the worker's deferred work.
+    pub spawn: fn(BoxFuture<'static, ()>) -> JoinHandle<()>,
+    /// Queue, producer side: the headers of a message published inside `span`.
+    pub inject_message: fn(&Span, OwnedHeaders) -> OwnedHeaders,
+    /// Queue, consumer side: called for each message received, after its span
+    /// is created and before it is entered.
+    pub continue_message: fn(&Span, Option<&BorrowedHeaders>),
+}

@@ -1,0 +1,161 @@
+use std::net::SocketAddr;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::Boundaries;
+
+/// One of the workshop's three services. Each runs as its own process with its
+/// own `service.name`.
+#[derive(Parser, Debug)]
+#[command(version, about)]
+struct Cli {
+    #[command(subcommand)]
+    role: Role,
+    /// OTLP/gRPC endpoint the spans are exported to (lineage, or a collector).
+    #[arg(long, global = true, env = "OTEL_EXPORTER_OTLP_ENDPOINT", default_value = "http://127.0.0.1:4317")]
+    otlp_endpoint: String,
+    /// Log filter (EnvFilter syntax); RUST_LOG wins when set.
+    #[arg(long, global = true, default_value = stitch_telemetry::DEFAULT_FILTER)]
+    log: String,
+}
+
+#[derive(Subcommand, Debug)]
+enum Role {
+    /// The entry service: `POST /orders` calls the worker over HTTP.
+    Gateway {
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: SocketAddr,
+        /// Base URL of the worker.
+        #[arg(long, default_value = "http://127.0.0.1:8081")]
+        worker_url: String,
+    },
+    /// Handles `POST /work`, then hands deferred work to a task that publishes to Kafka.
+    Worker {
+        #[arg(long, default_value = "127.0.0.1:8081")]
+        listen: SocketAddr,
+        #[command(flatten)]
+        kafka: KafkaArgs,
+    },
+    /// Processes the order messages in a consumer group.
+    Consumer {
+        /// Serves `GET /healthz` (200 once partitions are assigned).
+        #[arg(long, default_value = "127.0.0.1:8082")]
+        listen: SocketAddr,
+        #[command(flatten)]
+        kafka: KafkaArgs,
+        /// Consumer group id.
+        #[arg(long, default_value = "stitch-consumer")]
+        group: String,
+    },
+}
+
+#[derive(clap::Args, Debug, Clone)]
+pub(crate) struct KafkaArgs {
+    /// Kafka bootstrap servers.
+    #[arg(long = "kafka", default_value = "127.0.0.1:9092")]
+    pub bootstrap: String,
+    /// Topic the orders go through.
+    #[arg(long, default_value = "orders")]
+    pub topic: String,
+}
+
+/// Parses the command line and runs one service until SIGINT/SIGTERM.
+pub fn run(step: &str, boundaries: Boundaries) -> ExitCode {
+    let cli = Cli::parse();
+    let service = match &cli.role {
+        Role::Gateway { .. } => "gateway",
+        Role::Worker { .. } => "worker",
+        Role::Consumer { .. } => "consumer",
+    };
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("{service}: cannot start the tokio runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let outcome = runtime.block_on(async {
+        let telemetry = stitch_telemetry::init(&stitch_telemetry::Options {
+            service: service.to_owned(),
+            otlp_endpoint: cli.otlp_endpoint.clone(),
+            filter: cli.log.clone(),
+            resource: vec![("stitch.step".to_owned(), step.to_owned())],
+        })?;
+        let served = match cli.role {
+            Role::Gateway { listen, worker_url } => crate::gateway::serve(listen, worker_url, boundaries).await,
+            Role::Worker { listen, kafka } => crate::worker::serve(listen, kafka, boundaries).await,
+            Role::Consumer { listen, kafka, group } => {
+                crate::consumer::serve(listen, kafka, group, boundaries).await
+            }
+        };
+        telemetry.shutdown().await;
+        served
+    });
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("{service}: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Binds a listener with an error that says what to do about a busy port.
+pub(crate) async fn bind(listen: SocketAddr) -> anyhow::Result<tokio::net::TcpListener> {
+    tokio::net::TcpListener::bind(listen).await.map_err(|err| {
+        if err.kind() == std::io::ErrorKind::AddrInUse {
+            anyhow::anyhow!("{listen} is already in use: stop what listens there (`cargo xtask down`?) or pass --listen")
+        } else {
+            anyhow::anyhow!("cannot listen on {listen}: {err}")
+        }
+    })
+}
+
+/// Resolves on SIGINT or SIGTERM, whichever comes first.
+pub(crate) async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(term) => term,
+            Err(_) => {
+                let _ = ctrl_c.await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
+
+/// The span of one inbound HTTP request, named after its route.
+pub(crate) fn server_span(request: &http::Request<axum::body::Body>) -> tracing::Span {
+    let route = request
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map_or(request.uri().path(), |path| path.as_str());
+    let name = format!("{} {route}", request.method());
+    tracing::info_span!(
+        "request",
+        otel.name = %name,
+        otel.kind = "server",
+        http.request.method = %request.method(),
+        http.route = %route,
+        http.response.status_code = tracing::field::Empty,
+        order.id = tracing::field::Empty,
+        otel.status_code = tracing::field::Empty,
+    )
+}
+
+/// Records the response status on the request span; 5xx marks it as an error.
+pub(crate) fn on_response(status: http::StatusCode, span: &tracing::Span) {
+    span.record("http.response.status_code", status.as_u16());
+    if status.is_server_error() {
+        span.record("otel.status_code", "ERROR");
+    }
+}

@@ -1,0 +1,102 @@
+//! Processes the orders, one message at a time, in a consumer group.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use axum::Router;
+use axum::routing::get;
+use http::StatusCode;
+use rdkafka::Message as _;
+use rdkafka::consumer::{CommitMode, Consumer as _};
+use tracing::Instrument as _;
+
+use crate::Boundaries;
+use crate::cli::KafkaArgs;
+use crate::worker::WorkOrder;
+
+pub(crate) async fn serve(
+    listen: SocketAddr,
+    kafka: KafkaArgs,
+    group: String,
+    boundaries: Boundaries,
+) -> anyhow::Result<()> {
+    crate::kafka::ensure_topic(&kafka.bootstrap, &kafka.topic).await?;
+    let assigned = Arc::new(AtomicBool::new(false));
+    let consumer = crate::kafka::consumer(&kafka.bootstrap, &group, assigned.clone())?;
+    consumer.subscribe(&[kafka.topic.as_str()])?;
+
+    // Ready means partitions are assigned: a message sent before that would
+    // wait for the group to form and blur the completeness latency.
+    let health = Router::new().route(
+        "/healthz",
+        get(move || {
+            let assigned = assigned.load(Ordering::Acquire);
+            async move {
+                if assigned { (StatusCode::OK, "ok") } else { (StatusCode::SERVICE_UNAVAILABLE, "waiting for partitions") }
+            }
+        }),
+    );
+    let listener = crate::cli::bind(listen).await?;
+    tokio::spawn(async move { axum::serve(listener, health).await });
+    tracing::info!(%listen, bootstrap = %kafka.bootstrap, topic = %kafka.topic, %group, "consumer started");
+
+    let shutdown = crate::cli::shutdown_signal();
+    tokio::pin!(shutdown);
+    loop {
+        let message = tokio::select! {
+            _ = &mut shutdown => break,
+            received = consumer.recv() => received,
+        };
+        let message = match message {
+            Ok(message) => message,
+            Err(err) => {
+                tracing::warn!(%err, "receiving from Kafka failed; retrying");
+                continue;
+            }
+        };
+        let span = tracing::info_span!(
+            "process",
+            otel.name = format!("{} process", message.topic()),
+            otel.kind = "consumer",
+            messaging.system = "kafka",
+            messaging.operation.type = "process",
+            messaging.destination.name = %message.topic(),
+            messaging.destination.partition.id = message.partition(),
+            messaging.kafka.offset = message.offset(),
+            order.id = tracing::field::Empty,
+            otel.status_code = tracing::field::Empty,
+            otel.status_description = tracing::field::Empty,
+        );
+        if let Some(key) = message.key().and_then(|key| std::str::from_utf8(key).ok()) {
+            span.record(crate::BUSINESS_KEY, key);
+        }
+        (boundaries.continue_message)(&span, message.headers());
+        process(message.payload()).instrument(span).await;
+        // A message that failed to process is still committed: the failure is
+        // on its span, and redelivering it would only fail again.
+        if let Err(err) = consumer.commit_message(&message, CommitMode::Async) {
+            tracing::warn!(%err, "committing the offset failed");
+        }
+    }
+    Ok(())
+}
+
+async fn process(payload: Option<&[u8]>) {
+    let span = tracing::Span::current();
+    let order: WorkOrder = match payload.map(serde_json::from_slice) {
+        Some(Ok(order)) => order,
+        Some(Err(err)) => return fail(&span, &format!("undecodable order: {err}")),
+        None => return fail(&span, "message without a payload"),
+    };
+    span.record(crate::BUSINESS_KEY, order.order_id.as_str());
+    if order.fail {
+        fail(&span, "payment declined");
+    }
+}
+
+fn fail(span: &tracing::Span, reason: &str) {
+    span.record("otel.status_code", "ERROR");
+    span.record("otel.status_description", reason);
+    tracing::warn!(parent: span, reason, "order failed");
+}

@@ -1,0 +1,84 @@
+//! Kafka clients of the flow. Nothing here propagates context: that is the
+//! messaging boundary's job.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use rdkafka::ClientConfig;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{BaseConsumer, ConsumerContext, Rebalance, StreamConsumer};
+use rdkafka::producer::FutureProducer;
+use rdkafka::types::RDKafkaErrorCode;
+
+/// Partitions of the orders topic: two, so a consumer group has something to split.
+const PARTITIONS: i32 = 2;
+
+/// Creates the topic unless it exists. Some brokers (Tansu) never auto-create
+/// topics, and a producer to a missing topic only times out.
+pub(crate) async fn ensure_topic(bootstrap: &str, topic: &str) -> anyhow::Result<()> {
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()
+        .context("creating the Kafka admin client")?;
+    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
+    let results = admin
+        .create_topics(&[NewTopic::new(topic, PARTITIONS, TopicReplication::Fixed(1))], &options)
+        .await
+        .with_context(|| format!("creating topic {topic:?} on {bootstrap}: is Kafka running? (`cargo xtask up`)"))?;
+    for result in results {
+        match result {
+            Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((name, code)) => anyhow::bail!("creating topic {name:?} on {bootstrap}: {code}"),
+        }
+    }
+    Ok(())
+}
+
+pub(crate) fn producer(bootstrap: &str) -> anyhow::Result<FutureProducer> {
+    ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("message.timeout.ms", "5000")
+        // Small batches: a workshop flow is about latency, not throughput.
+        .set("linger.ms", "2")
+        .create()
+        .context("creating the Kafka producer")
+}
+
+/// Flags when the group has assigned this consumer its partitions.
+pub(crate) struct AssignmentContext(Arc<AtomicBool>);
+
+impl rdkafka::ClientContext for AssignmentContext {}
+
+impl ConsumerContext for AssignmentContext {
+    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        match rebalance {
+            Rebalance::Assign(partitions) => {
+                tracing::info!(partitions = partitions.count(), "partitions assigned");
+                self.0.store(true, Ordering::Release);
+            }
+            Rebalance::Revoke(_) => self.0.store(false, Ordering::Release),
+            Rebalance::Error(err) => tracing::warn!(%err, "rebalance failed"),
+        }
+    }
+}
+
+pub(crate) fn consumer(
+    bootstrap: &str,
+    group: &str,
+    assigned: Arc<AtomicBool>,
+) -> anyhow::Result<StreamConsumer<AssignmentContext>> {
+    ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", group)
+        .set("auto.offset.reset", "earliest")
+        .set("enable.auto.commit", "false")
+        // Poll often: the consumer's fetch wait is the largest share of the
+        // time a request needs to become one connected trace.
+        .set("fetch.wait.max.ms", "20")
+        .set("session.timeout.ms", "6000")
+        .create_with_context(AssignmentContext(assigned))
+        .context("creating the Kafka consumer")
+}

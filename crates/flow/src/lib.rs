@@ -1,0 +1,48 @@
+//! The workshop's business flow, written once: `gateway` → `worker` →
+//! (deferred task) → Kafka → `consumer`.
+//!
+//! The flow never propagates context itself. Every place where lineage can be
+//! born or lost is a [`Boundaries`] hook, and each step crate fills the hooks
+//! with its lesson: broken, or fixed.
+
+mod boundary;
+mod cli;
+mod consumer;
+mod gateway;
+mod kafka;
+mod worker;
+
+pub use boundary::Boundaries;
+pub use cli::run;
+
+/// Attribute that carries the business key on the spans of one request: lineage
+/// regroups trace fragments by it to show one request shattered into pieces.
+pub const BUSINESS_KEY: &str = "order.id";
+
+/// Builds the step's `BOUNDARIES` from the `http`, `spawn` and `messaging`
+/// modules in scope, so a step's `lib.rs` names only where each boundary
+/// comes from.
+#[macro_export]
+macro_rules! boundaries {
+    () => {
+        /// The boundary hooks this step runs the flow with.
+        pub const BOUNDARIES: $crate::Boundaries = $crate::Boundaries {
+            http_client: http::client,
+            continue_http: http::continue_trace,
+            spawn: spawn::spawn,
+            inject_message: messaging::inject,
+            continue_message: messaging::continue_trace,
+        };
+    };
+}
+
+/// The `main` of a step binary: runs the role named on the command line
+/// (`gateway`, `worker` or `consumer`) with the step's boundaries.
+#[macro_export]
+macro_rules! main {
+    ($step:ident) => {
+        fn main() -> std::process::ExitCode {
+            $crate::run(env!("CARGO_PKG_NAME"), $step::BOUNDARIES)
+        }
+    };
+}

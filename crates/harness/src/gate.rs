@@ -1,0 +1,110 @@
+//! The CI gate: the final solution must stitch every request into ONE trace
+//! with the expected parent chain, and no internal service may orphan spans.
+
+use std::collections::BTreeMap;
+
+use anyhow::Context as _;
+use serde::Deserialize;
+
+use crate::check::CheckRun;
+use crate::verdict::percent;
+
+/// A request of the final solution, from the root down: `service:kind`.
+pub const EXPECTED_CHAIN: [&str; 6] = [
+    "gateway:server",   // POST /orders
+    "gateway:client",   // the call to the worker
+    "worker:server",    // POST /work
+    "worker:internal",  // the deferred work
+    "worker:producer",  // orders publish
+    "consumer:consumer", // orders process
+];
+
+/// An internal service at or above this orphan rate fails the gate, whatever
+/// the baseline says.
+pub const ORPHAN_RATE_LIMIT: f64 = 0.01;
+
+/// `ci/gate-baseline.toml`: the orphan rates the gate compares against.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Baseline {
+    pub services: BTreeMap<String, f64>,
+}
+
+impl Baseline {
+    pub fn path() -> std::path::PathBuf {
+        crate::project_root().join("ci").join("gate-baseline.toml")
+    }
+
+    pub fn load() -> anyhow::Result<Baseline> {
+        let path = Baseline::path();
+        let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+        toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))
+    }
+}
+
+/// Every reason `run` fails the gate; empty when it passes.
+pub fn violations(run: &CheckRun, baseline: &Baseline) -> Vec<String> {
+    let mut violations = Vec::new();
+    if run.orders.is_empty() {
+        violations.push("no request was accepted".to_owned());
+    }
+
+    let expected: Vec<String> = EXPECTED_CHAIN.iter().map(|link| (*link).to_owned()).collect();
+    let shattered: Vec<_> = run.shapes.iter().filter(|shape| shape.traces != 1).collect();
+    if let Some(first) = shattered.first() {
+        violations.push(format!(
+            "{} of {} requests are not one trace (e.g. {} is {} fragments)",
+            shattered.len(),
+            run.shapes.len(),
+            first.order_id,
+            first.traces
+        ));
+    }
+    let miscounted: Vec<_> =
+        run.shapes.iter().filter(|shape| shape.traces == 1 && shape.spans != EXPECTED_CHAIN.len()).collect();
+    if let Some(first) = miscounted.first() {
+        violations.push(format!(
+            "{} requests do not have {} spans (e.g. {} has {})",
+            miscounted.len(),
+            EXPECTED_CHAIN.len(),
+            first.order_id,
+            first.spans
+        ));
+    }
+    let misparented: Vec<_> = run
+        .shapes
+        .iter()
+        .filter(|shape| shape.traces == 1 && shape.spans == EXPECTED_CHAIN.len())
+        .filter(|shape| shape.chain.as_ref() != Some(&expected))
+        .collect();
+    if let Some(first) = misparented.first() {
+        violations.push(format!(
+            "{} requests have the wrong parent chain (e.g. {}: {})",
+            misparented.len(),
+            first.order_id,
+            first.chain.as_ref().map_or("not a single chain".to_owned(), |chain| chain.join(" → "))
+        ));
+    }
+
+    for (service, allowed) in &baseline.services {
+        let Some(row) = run.report.services.iter().find(|row| &row.service == service) else {
+            violations.push(format!("{service}: no spans reached lineage"));
+            continue;
+        };
+        if row.orphan_rate >= ORPHAN_RATE_LIMIT {
+            violations.push(format!(
+                "{service}: orphan rate {} reaches the {} limit",
+                percent(row.orphan_rate),
+                percent(ORPHAN_RATE_LIMIT)
+            ));
+        } else if row.orphan_rate > *allowed {
+            violations.push(format!(
+                "{service}: orphan rate {} rose above the committed baseline {} ({})",
+                percent(row.orphan_rate),
+                percent(*allowed),
+                Baseline::path().display()
+            ));
+        }
+    }
+    violations
+}

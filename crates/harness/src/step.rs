@@ -1,0 +1,141 @@
+//! The steps of the workshop, read from each `steps/step-NN-name/step.toml`.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use anyhow::{Context as _, bail};
+use serde::Deserialize;
+
+use crate::project_root;
+
+/// A boundary where lineage can break, named as lineage names it.
+pub const BOUNDARIES: [&str; 3] = ["http", "async", "messaging"];
+
+/// What a step's `step.toml` says.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StepMeta {
+    pub title: String,
+    /// The book chapter, relative to the workspace root.
+    pub chapter: String,
+    /// The boundaries this step's lesson is about.
+    pub teaches: Vec<String>,
+    /// The files a learner edits, relative to the step's directory.
+    pub lesson: Vec<String>,
+    pub hint: String,
+    pub targets: Targets,
+    pub unsolved: Expectation,
+    /// Absent for step 0, which has nothing to solve.
+    pub solved: Option<Expectation>,
+}
+
+/// Highest rates that pass, judged on every run of the step.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Targets {
+    #[serde(default)]
+    pub services: BTreeMap<String, f64>,
+    #[serde(default)]
+    pub boundaries: BTreeMap<String, f64>,
+}
+
+/// What a run of the step (unsolved, or solved) must show.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Expectation {
+    pub spans_per_request: u64,
+    #[serde(default)]
+    pub min_break_rate: BTreeMap<String, f64>,
+    #[serde(default)]
+    pub min_orphan_rate: BTreeMap<String, f64>,
+}
+
+/// One step of the workshop.
+#[derive(Debug, Clone)]
+pub struct Step {
+    pub number: u8,
+    /// Directory name, e.g. `step-01-http`; also the learner's package name.
+    pub name: String,
+    pub meta: StepMeta,
+}
+
+impl Step {
+    /// Package (and binary) name of the step, or of its solution.
+    pub fn package(&self, solution: bool) -> String {
+        if solution { format!("{}-solution", self.name) } else { self.name.clone() }
+    }
+
+    pub fn dir(&self, solution: bool) -> PathBuf {
+        project_root().join(if solution { "solutions" } else { "steps" }).join(&self.name)
+    }
+
+    pub fn has_solution(&self) -> bool {
+        self.meta.solved.is_some()
+    }
+
+    /// What a run must show: the solved expectation, or the unsolved one.
+    pub fn expectation(&self, solution: bool) -> &Expectation {
+        match (&self.meta.solved, solution) {
+            (Some(solved), true) => solved,
+            _ => &self.meta.unsolved,
+        }
+    }
+
+    /// `step-1`, as people type it.
+    pub fn short_name(&self) -> String {
+        format!("step-{}", self.number)
+    }
+}
+
+/// Every step, in order.
+pub fn all() -> anyhow::Result<Vec<Step>> {
+    let dir = project_root().join("steps");
+    let mut steps = Vec::new();
+    for entry in std::fs::read_dir(&dir).with_context(|| format!("reading {}", dir.display()))? {
+        let entry = entry?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(number) = name.strip_prefix("step-").and_then(|rest| rest.get(..2)).and_then(|n| n.parse().ok())
+        else {
+            continue;
+        };
+        let path = entry.path().join("step.toml");
+        let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+        let meta: StepMeta = toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+        steps.push(Step { number, name, meta });
+    }
+    steps.sort_by_key(|step| step.number);
+    Ok(steps)
+}
+
+/// Finds a step by `3`, `step-3`, `step-03` or `step-03-kafka`.
+pub fn find(query: &str) -> anyhow::Result<Step> {
+    let steps = all()?;
+    let wanted = query.trim_start_matches("step-");
+    let number = wanted.split('-').next().and_then(|n| n.parse::<u8>().ok());
+    steps
+        .iter()
+        .find(|step| step.name == query || number == Some(step.number))
+        .cloned()
+        .with_context(|| {
+            let known: Vec<String> = steps.iter().map(Step::short_name).collect();
+            format!("no step {query:?}; known steps: {}", known.join(", "))
+        })
+}
+
+/// Checks the metadata of every step against what lineage can measure.
+pub fn validate(steps: &[Step]) -> anyhow::Result<()> {
+    for step in steps {
+        let names = step.meta.teaches.iter().chain(step.meta.targets.boundaries.keys());
+        for boundary in names.chain(step.meta.unsolved.min_break_rate.keys()) {
+            if !BOUNDARIES.contains(&boundary.as_str()) {
+                bail!("{}: unknown boundary {boundary:?} (lineage knows {BOUNDARIES:?})", step.name);
+            }
+        }
+        for file in &step.meta.lesson {
+            if !step.dir(false).join(file).is_file() {
+                bail!("{}: lesson file {file} does not exist", step.name);
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,147 @@
+//! Judges a run against its step: per service, per boundary, and the shape of
+//! the requests.
+
+use lineage::{Boundary, Cause};
+use serde::{Deserialize, Serialize};
+
+use crate::check::CheckRun;
+use crate::step::{BOUNDARIES, Step};
+
+/// One row of the per-service table.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ServiceRow {
+    pub service: String,
+    pub spans: u64,
+    pub orphans: u64,
+    pub orphan_rate: f64,
+    /// Highest orphan rate that passes, when the step judges this service.
+    pub target: Option<f64>,
+    pub causes: std::collections::BTreeMap<String, u64>,
+    /// Where this service's orphans break, by boundary.
+    pub boundaries: std::collections::BTreeMap<String, u64>,
+    pub passed: Option<bool>,
+}
+
+/// One row of the per-boundary table.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BoundaryRow {
+    pub boundary: String,
+    pub breaks: u64,
+    pub requests: u64,
+    pub break_rate: f64,
+    /// The cause most of this boundary's orphans have.
+    pub cause: Option<String>,
+    pub target: Option<f64>,
+    pub passed: Option<bool>,
+}
+
+/// The verdict of one run.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Verdict {
+    pub passed: bool,
+    pub services: Vec<ServiceRow>,
+    pub boundaries: Vec<BoundaryRow>,
+    /// One line per failed target.
+    pub failures: Vec<String>,
+}
+
+/// Judges `run` against the targets of `step`.
+pub fn judge(step: &Step, run: &CheckRun) -> Verdict {
+    let report = &run.report;
+    let mut failures = Vec::new();
+
+    if run.requests_failed > 0 {
+        failures.push(format!("{} of {} requests failed at the gateway", run.requests_failed, run.requests_sent));
+    }
+    let accepted = run.orders.len() as u64;
+    if report.requests < accepted {
+        failures.push(format!(
+            "lineage saw {} requests start at the entry service, {} were accepted",
+            report.requests, accepted
+        ));
+    }
+
+    let services = report
+        .services
+        .iter()
+        .map(|service| {
+            let target = step.meta.targets.services.get(&service.service).copied();
+            let passed = target.map(|max| service.orphan_rate < max);
+            if passed == Some(false) {
+                failures.push(format!(
+                    "{}: orphan rate {} is not under {}",
+                    service.service,
+                    percent(service.orphan_rate),
+                    percent(target.unwrap_or_default())
+                ));
+            }
+            ServiceRow {
+                service: service.service.clone(),
+                spans: service.spans,
+                orphans: service.orphans,
+                orphan_rate: service.orphan_rate,
+                target,
+                causes: Cause::ALL.iter().map(|&cause| (cause.as_str().to_owned(), service.causes.get(cause))).collect(),
+                boundaries: Boundary::ALL
+                    .iter()
+                    .map(|&boundary| (boundary.as_str().to_owned(), service.boundaries.get(boundary)))
+                    .collect(),
+                passed,
+            }
+        })
+        .collect();
+    for service in step.meta.targets.services.keys() {
+        if !report.services.iter().any(|row| &row.service == service) {
+            failures.push(format!("{service}: no spans reached lineage"));
+        }
+    }
+
+    let boundaries = BOUNDARIES
+        .iter()
+        .map(|&name| {
+            let row = report.boundaries.iter().find(|row| row.boundary.as_str() == name);
+            let (breaks, requests, break_rate) = row.map_or((0, report.requests, 0.0), |row| (row.breaks, row.requests, row.break_rate));
+            let target = step.meta.targets.boundaries.get(name).copied();
+            let passed = target.map(|max| break_rate < max);
+            if passed == Some(false) {
+                failures.push(format!(
+                    "{name} boundary: breaks in {} of requests, target under {}",
+                    percent(break_rate),
+                    percent(target.unwrap_or_default())
+                ));
+            }
+            BoundaryRow {
+                boundary: name.to_owned(),
+                breaks,
+                requests,
+                break_rate,
+                cause: dominant_cause(run, name),
+                target,
+                passed,
+            }
+        })
+        .collect();
+
+    Verdict { passed: failures.is_empty(), services, boundaries, failures }
+}
+
+/// The cause most orphans that break at `boundary` have, over all services.
+fn dominant_cause(run: &CheckRun, boundary: &str) -> Option<String> {
+    let mut by_cause = std::collections::BTreeMap::<String, u64>::new();
+    for service in &run.report.services {
+        let breaks_here = Boundary::ALL.iter().any(|&b| b.as_str() == boundary && service.boundaries.get(b) > 0);
+        if !breaks_here {
+            continue;
+        }
+        for cause in Cause::ALL {
+            *by_cause.entry(cause.as_str().to_owned()).or_default() += service.causes.get(cause);
+        }
+    }
+    by_cause.into_iter().filter(|(_, count)| *count > 0).max_by_key(|(_, count)| *count).map(|(cause, _)| cause)
+}
+
+/// `0.4%`, `100%`: rates as people read them.
+pub fn percent(rate: f64) -> String {
+    let value = rate * 100.0;
+    if value == 0.0 || value >= 10.0 { format!("{value:.0}%") } else { format!("{value:.1}%") }
+}

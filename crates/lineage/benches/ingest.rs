@@ -1,0 +1,61 @@
+//! Receiver throughput: batches of 512 spans decoded from protobuf bytes and
+//! stored, as the OTLP receivers do; criterion reports spans per second.
+
+mod workload;
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use lineage::{Config, Store};
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use prost::Message;
+
+/// Distinct batches cycled through; the store is reset (untimed) on each wrap
+/// so spans are never duplicates and the store stays within its bounds.
+const BATCHES: u64 = 64;
+
+fn encoded_batches() -> Vec<Vec<u8>> {
+    (0..BATCHES).map(|b| workload::batch(b).encode_to_vec()).collect()
+}
+
+fn run(batches: &[Vec<u8>], iters: u64, settle: bool) -> Duration {
+    let mut store = Store::new(Config::ephemeral());
+    let mut elapsed = Duration::ZERO;
+    let now = 1_700_000_000_000_000_000u64;
+    for i in 0..iters {
+        let n = (i % BATCHES) as usize;
+        if n == 0 && i > 0 {
+            store.reset();
+        }
+        let started = Instant::now();
+        let request = ExportTraceServiceRequest::decode(&batches[n][..]).expect("valid batch");
+        black_box(store.ingest(&request, now + i));
+        if settle {
+            store.settle_all();
+        }
+        elapsed += started.elapsed();
+    }
+    elapsed
+}
+
+fn ingest(c: &mut Criterion) {
+    let batches = encoded_batches();
+    let bytes: usize = batches.iter().map(Vec::len).sum::<usize>() / batches.len();
+    eprintln!("batch of {} spans: {bytes} bytes of protobuf", workload::SPANS_PER_BATCH);
+    let mut group = c.benchmark_group("ingest");
+    group.throughput(Throughput::Elements(workload::SPANS_PER_BATCH as u64));
+    group.bench_function("decode_512", |b| {
+        let mut i = 0;
+        b.iter(|| {
+            i = (i + 1) % batches.len();
+            black_box(ExportTraceServiceRequest::decode(&batches[i][..]).expect("valid batch"))
+        })
+    });
+    group.bench_function("decode_and_ingest_512", |b| b.iter_custom(|iters| run(&batches, iters, false)));
+    group.bench_function("decode_ingest_and_settle_512", |b| b.iter_custom(|iters| run(&batches, iters, true)));
+    group.finish();
+}
+
+criterion_group!(benches, ingest);
+criterion_main!(benches);

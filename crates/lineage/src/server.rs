@@ -1,0 +1,531 @@
+//! The running instance: OTLP/gRPC and one HTTP server (OTLP/HTTP, API,
+//! metrics, HTML), plus the settle ticker.
+
+use std::convert::Infallible;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{get, post};
+use futures::StreamExt;
+use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
+    TraceService, TraceServiceServer,
+};
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTraceServiceRequest, ExportTraceServiceResponse,
+};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tonic::codec::CompressionEncoding;
+use tonic::server::NamedService;
+
+use crate::Config;
+use crate::html;
+use crate::ingest::{
+    ContentEncoding, IngestOutcome, PayloadError, PayloadFormat, RejectReason, decode_payload,
+    encode_response, prepare,
+};
+use crate::metrics;
+use crate::model::{now_unix_nanos, parse_trace_id};
+use crate::report::Report;
+use crate::store::Store;
+use crate::view::{RequestView, TraceView};
+
+const SETTLE_TICK: Duration = Duration::from_millis(100);
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+pub(crate) struct Shared {
+    store: Mutex<Store>,
+    business_key: String,
+    max_payload_bytes: usize,
+}
+
+impl Shared {
+    fn new(config: &Config) -> Shared {
+        Shared {
+            store: Mutex::new(Store::new(config.clone())),
+            business_key: config.business_key.clone(),
+            max_payload_bytes: config.max_payload_bytes,
+        }
+    }
+
+    /// The store stays usable even if a thread panicked while holding it:
+    /// every mutation is applied span by span, so it is never half-written.
+    fn store(&self) -> MutexGuard<'_, Store> {
+        self.store.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn ingest(&self, request: &ExportTraceServiceRequest) -> IngestOutcome {
+        // Extraction runs outside the lock; only the insertion holds it.
+        let prepared = prepare(request, &self.business_key);
+        let now = now_unix_nanos();
+        self.store().insert(prepared, now)
+    }
+
+    fn reject(&self, reason: RejectReason) {
+        self.store().record_rejected_payload(reason);
+    }
+}
+
+/// A running lineage: servers and settle ticker. Dropping it stops them too;
+/// [`Lineage::shutdown`] also waits for them to finish.
+pub struct Lineage {
+    shared: Arc<Shared>,
+    grpc_addr: SocketAddr,
+    http_addr: SocketAddr,
+    stop: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+async fn bind(addr: SocketAddr, what: &str) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(addr).await.map_err(|e| {
+        if e.kind() == std::io::ErrorKind::AddrInUse {
+            anyhow::anyhow!(
+                "{addr} is already in use (is another lineage running? try `cargo xtask down`)"
+            )
+        } else {
+            anyhow::Error::new(e).context(format!("cannot listen on {addr} for {what}"))
+        }
+    })
+}
+
+impl Lineage {
+    /// Binds both ports, then spawns the servers and the settle ticker on the current runtime.
+    pub async fn start(config: Config) -> anyhow::Result<Lineage> {
+        let grpc_listener = bind(config.grpc_addr, "OTLP/gRPC").await?;
+        let http_listener = bind(config.http_addr, "OTLP/HTTP").await?;
+        let grpc_addr = grpc_listener.local_addr().context("reading the gRPC address")?;
+        let http_addr = http_listener.local_addr().context("reading the HTTP address")?;
+        let shared = Arc::new(Shared::new(&config));
+        let (stop, stopped) = watch::channel(false);
+
+        let grpc_service = RejectionCounting {
+            inner: TraceServiceServer::new(OtlpGrpc { shared: shared.clone() })
+                .max_decoding_message_size(config.max_payload_bytes)
+                .accept_compressed(CompressionEncoding::Gzip)
+                .send_compressed(CompressionEncoding::Gzip),
+            shared: shared.clone(),
+        };
+        let grpc_task = {
+            let stopped = stopped.clone();
+            tokio::spawn(async move {
+                let incoming = tonic::transport::server::TcpIncoming::from(grpc_listener);
+                let result = tonic::transport::Server::builder()
+                    .add_service(grpc_service)
+                    .serve_with_incoming_shutdown(incoming, until_stopped(stopped))
+                    .await;
+                if let Err(e) = result {
+                    tracing::error!("OTLP/gRPC server failed: {e}");
+                }
+            })
+        };
+
+        let app = router(shared.clone());
+        let http_task = {
+            let stopped = stopped.clone();
+            tokio::spawn(async move {
+                let result = axum::serve(http_listener, app)
+                    .with_graceful_shutdown(until_stopped(stopped))
+                    .await;
+                if let Err(e) = result {
+                    tracing::error!("HTTP server failed: {e}");
+                }
+            })
+        };
+
+        let ticker_task = {
+            let shared = shared.clone();
+            let mut stopped = stopped;
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(SETTLE_TICK);
+                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+                loop {
+                    tokio::select! {
+                        _ = tick.tick() => {
+                            let settled = shared.store().settle_due(now_unix_nanos());
+                            if settled > 0 {
+                                tracing::debug!(settled, "traces settled");
+                            }
+                        }
+                        changed = stopped.changed() => {
+                            if changed.is_err() || *stopped.borrow() {
+                                break;
+                            }
+                        }
+                    }
+                }
+            })
+        };
+
+        tracing::info!(%grpc_addr, %http_addr, "lineage listening");
+        Ok(Lineage {
+            shared,
+            grpc_addr,
+            http_addr,
+            stop,
+            tasks: vec![grpc_task, http_task, ticker_task],
+        })
+    }
+
+    pub fn grpc_addr(&self) -> SocketAddr {
+        self.grpc_addr
+    }
+
+    pub fn http_addr(&self) -> SocketAddr {
+        self.http_addr
+    }
+
+    /// `http://HOST:PORT` for an OTLP/gRPC exporter (loopback if bound to all interfaces).
+    pub fn otlp_grpc_endpoint(&self) -> String {
+        format!("http://{}", reachable(self.grpc_addr))
+    }
+
+    /// `http://HOST:PORT` of the HTTP server; OTLP/HTTP traces go to `{this}/v1/traces`.
+    pub fn http_endpoint(&self) -> String {
+        format!("http://{}", reachable(self.http_addr))
+    }
+
+    pub fn report(&self) -> Report {
+        self.shared.store().report()
+    }
+
+    /// Forgets every trace and every counter.
+    pub fn reset(&self) {
+        self.shared.store().reset();
+    }
+
+    /// Settles every open trace immediately.
+    pub fn settle_now(&self) {
+        self.shared.store().settle_all();
+    }
+
+    pub fn trace_dump(&self, trace_id_hex: &str) -> Option<String> {
+        self.shared.store().trace_dump(trace_id_hex)
+    }
+
+    pub fn request_dump(&self, key: &str) -> Option<String> {
+        self.shared.store().request_dump(key)
+    }
+
+    pub fn request_traces(&self, key: &str) -> Vec<TraceView> {
+        self.shared.store().request_traces(key)
+    }
+
+    pub fn request(&self, key: &str) -> Option<RequestView> {
+        self.shared.store().request(key)
+    }
+
+    pub fn trace(&self, trace_id_hex: &str) -> Option<TraceView> {
+        self.shared.store().trace_hex(trace_id_hex)
+    }
+
+    /// Runs `f` with the store locked (for checks the other methods do not cover).
+    pub fn with_store<T>(&self, f: impl FnOnce(&mut Store) -> T) -> T {
+        f(&mut self.shared.store())
+    }
+
+    /// Stops accepting, lets in-flight requests finish (up to 5 s), then returns.
+    pub async fn shutdown(mut self) {
+        let _ = self.stop.send(true);
+        for task in std::mem::take(&mut self.tasks) {
+            let abort = task.abort_handle();
+            if tokio::time::timeout(SHUTDOWN_GRACE, task).await.is_err() {
+                abort.abort();
+            }
+        }
+    }
+}
+
+impl Drop for Lineage {
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
+    }
+}
+
+fn reachable(addr: SocketAddr) -> SocketAddr {
+    match addr.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => SocketAddr::new(Ipv4Addr::LOCALHOST.into(), addr.port()),
+        IpAddr::V6(ip) if ip.is_unspecified() => {
+            SocketAddr::new(std::net::Ipv6Addr::LOCALHOST.into(), addr.port())
+        }
+        _ => addr,
+    }
+}
+
+async fn until_stopped(mut stopped: watch::Receiver<bool>) {
+    while !*stopped.borrow() {
+        if stopped.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+struct OtlpGrpc {
+    shared: Arc<Shared>,
+}
+
+#[tonic::async_trait]
+impl TraceService for OtlpGrpc {
+    async fn export(
+        &self,
+        request: tonic::Request<ExportTraceServiceRequest>,
+    ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
+        let outcome = self.shared.ingest(request.get_ref());
+        Ok(tonic::Response::new(outcome.response()))
+    }
+}
+
+/// Counts payloads that tonic refuses before the handler runs, and turns
+/// protobuf decode failures (tonic's `Internal`) into `InvalidArgument`:
+/// the client sent bad bytes, lineage did not fail.
+#[derive(Clone)]
+struct RejectionCounting<S> {
+    inner: S,
+    shared: Arc<Shared>,
+}
+
+impl<S: NamedService> NamedService for RejectionCounting<S> {
+    const NAME: &'static str = S::NAME;
+}
+
+type GrpcRequest = axum::http::Request<tonic::body::Body>;
+type GrpcResponse = axum::http::Response<tonic::body::Body>;
+
+impl<S> tonic::codegen::Service<GrpcRequest> for RejectionCounting<S>
+where
+    S: tonic::codegen::Service<GrpcRequest, Response = GrpcResponse, Error = Infallible>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+{
+    type Response = GrpcResponse;
+    type Error = Infallible;
+    type Future = futures::future::BoxFuture<'static, Result<GrpcResponse, Infallible>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: GrpcRequest) -> Self::Future {
+        let ready = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, ready);
+        let shared = self.shared.clone();
+        Box::pin(async move {
+            let response = inner.call(request).await?;
+            Ok(inspect_grpc_response(&shared, response))
+        })
+    }
+}
+
+fn inspect_grpc_response(shared: &Shared, response: GrpcResponse) -> GrpcResponse {
+    let Some(status) = tonic::Status::from_header_map(response.headers()) else {
+        return response;
+    };
+    match status.code() {
+        tonic::Code::Ok => response,
+        tonic::Code::ResourceExhausted => {
+            shared.reject(RejectReason::TooLarge);
+            response
+        }
+        // tonic reports an oversized message as OutOfRange; gRPC clients
+        // expect ResourceExhausted for that.
+        tonic::Code::OutOfRange if status.message().contains("too large") => {
+            shared.reject(RejectReason::TooLarge);
+            tonic::Status::resource_exhausted(format!("OTLP payload too large: {}", status.message()))
+                .into_http()
+        }
+        tonic::Code::Internal => {
+            shared.reject(RejectReason::Malformed);
+            tonic::Status::invalid_argument(format!("malformed OTLP protobuf: {}", status.message()))
+                .into_http()
+        }
+        tonic::Code::Unimplemented if status.message().contains("compress") => {
+            shared.reject(RejectReason::UnsupportedEncoding);
+            response
+        }
+        _ => response,
+    }
+}
+
+fn router(shared: Arc<Shared>) -> Router {
+    Router::new()
+        .route("/v1/traces", post(post_traces))
+        .route("/metrics", get(get_metrics))
+        .route("/api/report", get(get_report))
+        .route("/api/settle", post(post_settle))
+        .route("/api/reset", post(post_reset))
+        .route("/api/traces/{trace_id}", get(get_trace))
+        .route("/api/traces/{trace_id}/dump", get(get_trace_dump))
+        .route("/api/requests/{key}", get(get_request))
+        .route("/api/requests/{key}/dump", get(get_request_dump))
+        .route("/traces/{trace_id}", get(get_trace_page))
+        .route("/requests/{key}", get(get_request_page))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/", get(get_index))
+        .with_state(shared)
+}
+
+fn text(status: StatusCode, body: String) -> Response {
+    (status, [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], body).into_response()
+}
+
+fn payload_error(shared: &Shared, error: PayloadError) -> Response {
+    shared.reject(error.reason());
+    let status = StatusCode::from_u16(error.http_status()).unwrap_or(StatusCode::BAD_REQUEST);
+    text(status, format!("{error}\n"))
+}
+
+/// Reads at most `limit` bytes. Past the limit the rest is drained (up to a
+/// bound) so that the client reads the 413 instead of a reset connection.
+async fn read_body(body: Body, limit: usize) -> Result<Vec<u8>, PayloadError> {
+    let drain_limit = limit.saturating_mul(4).max(1 << 20);
+    let mut stream = body.into_data_stream();
+    let mut bytes = Vec::new();
+    let mut seen: usize = 0;
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| PayloadError::Unreadable(e.to_string()))?;
+        seen = seen.saturating_add(chunk.len());
+        if seen > limit {
+            if seen > drain_limit {
+                break;
+            }
+            continue;
+        }
+        bytes.extend_from_slice(&chunk);
+    }
+    if seen > limit {
+        return Err(PayloadError::TooLarge { size: seen as u64, limit });
+    }
+    Ok(bytes)
+}
+
+async fn post_traces(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Body) -> Response {
+    let header_text = |name| headers.get(name).and_then(|v: &HeaderValue| v.to_str().ok());
+    let format = match PayloadFormat::from_content_type(header_text(header::CONTENT_TYPE)) {
+        Ok(format) => format,
+        Err(e) => return payload_error(&shared, e),
+    };
+    let encoding = match ContentEncoding::from_header(header_text(header::CONTENT_ENCODING)) {
+        Ok(encoding) => encoding,
+        Err(e) => return payload_error(&shared, e),
+    };
+    let limit = shared.max_payload_bytes;
+    let bytes = match read_body(body, limit).await {
+        Ok(bytes) => bytes,
+        Err(e) => return payload_error(&shared, e),
+    };
+    let request = match decode_payload(&bytes, format, encoding, limit) {
+        Ok(request) => request,
+        Err(e) => return payload_error(&shared, e),
+    };
+    let outcome = shared.ingest(&request);
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, format.content_type())],
+        encode_response(&outcome.response(), format),
+    )
+        .into_response()
+}
+
+async fn get_metrics(State(shared): State<Arc<Shared>>) -> Response {
+    let body = metrics::render(&shared.store());
+    (StatusCode::OK, [(header::CONTENT_TYPE, metrics::CONTENT_TYPE)], body).into_response()
+}
+
+async fn get_report(State(shared): State<Arc<Shared>>) -> Response {
+    axum::Json(shared.store().report()).into_response()
+}
+
+async fn post_settle(State(shared): State<Arc<Shared>>) -> Response {
+    let settled = shared.store().settle_all();
+    text(StatusCode::OK, format!("settled {settled} traces\n"))
+}
+
+async fn post_reset(State(shared): State<Arc<Shared>>) -> Response {
+    shared.store().reset();
+    text(StatusCode::OK, "reset\n".to_owned())
+}
+
+/// Looks a trace up, answering 400 for a malformed id and 404 for an unknown one.
+fn find_trace(shared: &Shared, trace_id: &str) -> Result<TraceView, (StatusCode, String)> {
+    let Some(id) = parse_trace_id(trace_id) else {
+        return Err((
+            StatusCode::BAD_REQUEST,
+            format!("malformed trace id {trace_id:?}: expected 32 hex digits, not all zero"),
+        ));
+    };
+    shared.store().trace(id).ok_or_else(|| {
+        (StatusCode::NOT_FOUND, format!("trace {trace_id} is not held (never received, or evicted)"))
+    })
+}
+
+fn find_request(shared: &Shared, key: &str) -> Result<RequestView, (StatusCode, String)> {
+    let store = shared.store();
+    store.request(key).ok_or_else(|| {
+        (
+            StatusCode::NOT_FOUND,
+            format!("no held trace carries {}={key:?}", store.config().business_key),
+        )
+    })
+}
+
+async fn get_trace(State(shared): State<Arc<Shared>>, Path(trace_id): Path<String>) -> Response {
+    match find_trace(&shared, &trace_id) {
+        Ok(view) => axum::Json(view).into_response(),
+        Err((status, message)) => text(status, message + "\n"),
+    }
+}
+
+async fn get_trace_dump(State(shared): State<Arc<Shared>>, Path(trace_id): Path<String>) -> Response {
+    match find_trace(&shared, &trace_id) {
+        Ok(view) => text(StatusCode::OK, crate::view::dump_trace(&view)),
+        Err((status, message)) => text(status, message + "\n"),
+    }
+}
+
+async fn get_request(State(shared): State<Arc<Shared>>, Path(key): Path<String>) -> Response {
+    match find_request(&shared, &key) {
+        Ok(view) => axum::Json(view).into_response(),
+        Err((status, message)) => text(status, message + "\n"),
+    }
+}
+
+async fn get_request_dump(State(shared): State<Arc<Shared>>, Path(key): Path<String>) -> Response {
+    match shared.store().request_dump(&key) {
+        Some(dump) => text(StatusCode::OK, dump),
+        None => match find_request(&shared, &key) {
+            Err((status, message)) => text(status, message + "\n"),
+            Ok(_) => text(StatusCode::NOT_FOUND, String::new()),
+        },
+    }
+}
+
+async fn get_trace_page(State(shared): State<Arc<Shared>>, Path(trace_id): Path<String>) -> Response {
+    match find_trace(&shared, &trace_id) {
+        Ok(view) => Html(html::trace_page(&view)).into_response(),
+        Err((status, message)) => (status, Html(html::not_found_page(&message))).into_response(),
+    }
+}
+
+async fn get_request_page(State(shared): State<Arc<Shared>>, Path(key): Path<String>) -> Response {
+    let business_key = shared.business_key.clone();
+    match find_request(&shared, &key) {
+        Ok(view) => Html(html::request_page(&business_key, &view)).into_response(),
+        Err((status, message)) => (status, Html(html::not_found_page(&message))).into_response(),
+    }
+}
+
+async fn get_index(State(shared): State<Arc<Shared>>) -> Response {
+    let store = shared.store();
+    let report = store.report();
+    Html(html::index_page(&store, &report)).into_response()
+}

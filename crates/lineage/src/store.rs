@@ -1,0 +1,662 @@
+//! The synchronous core: spans grouped by trace, settling, eviction and counters.
+
+use std::collections::hash_map::Entry;
+use std::collections::{BTreeMap, HashMap, VecDeque};
+
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+
+use crate::Config;
+use crate::classify::{Classification, FragmentClass, classify, fragment_class};
+use crate::histogram::LatencyHistogram;
+use crate::ingest::{INVALID_ID, IngestOutcome, Prepared, RejectReason, prepare};
+use crate::model::{
+    Boundary, Cause, IdMap, Interner, LinkRec, SpanId, SpanRec, TraceId, flags, now_unix_nanos,
+    parse_trace_id,
+};
+use crate::report::{
+    BoundaryCounts, BoundaryReport, CauseCounts, CompletenessReport, Evictions, Held, Report,
+    ServiceReport, ratio, round_ms,
+};
+use crate::view::{self, RequestView, TraceView};
+
+/// Traces up to this many spans find spans by linear scan; bigger ones build an index.
+const INDEX_FROM: usize = 16;
+/// Distinct business keys remembered per trace; more are ignored for that trace.
+const MAX_KEYS_PER_TRACE: usize = 256;
+const MAX_SERVICES: usize = 10_000;
+const MAX_SPAN_NAMES: usize = 100_000;
+
+/// All spans of one trace held in memory.
+#[derive(Debug)]
+pub(crate) struct Trace {
+    /// Distinguishes a trace from an earlier, evicted trace with the same id.
+    pub incarnation: u64,
+    pub first_arrival: u64,
+    pub last_arrival: u64,
+    pub settled: bool,
+    pub spans: Vec<SpanRec>,
+    index: IdMap<SpanId, u32>,
+    pub keys: Vec<Box<str>>,
+    pub links: Vec<LinkRec>,
+}
+
+impl Trace {
+    fn new(incarnation: u64, now: u64) -> Trace {
+        Trace {
+            incarnation,
+            first_arrival: now,
+            last_arrival: now,
+            settled: false,
+            spans: Vec::new(),
+            index: IdMap::default(),
+            keys: Vec::new(),
+            links: Vec::new(),
+        }
+    }
+
+    pub fn position(&self, span_id: SpanId) -> Option<u32> {
+        if self.spans.len() <= INDEX_FROM {
+            self.spans.iter().position(|s| s.span_id == span_id).map(|p| p as u32)
+        } else {
+            self.index.get(&span_id).copied()
+        }
+    }
+
+    fn push(&mut self, span: SpanRec) {
+        let position = self.spans.len() as u32;
+        self.spans.push(span);
+        if self.spans.len() > INDEX_FROM {
+            if self.index.is_empty() {
+                self.index.reserve(self.spans.len());
+                for (i, s) in self.spans.iter().enumerate() {
+                    self.index.insert(s.span_id, i as u32);
+                }
+            } else {
+                self.index.insert(self.spans[position as usize].span_id, position);
+            }
+        }
+    }
+
+    pub fn key(&self, slot: u16) -> Option<&str> {
+        (slot > 0).then(|| self.keys.get(slot as usize - 1).map(|k| &**k)).flatten()
+    }
+
+    pub fn arrival(&self, span: &SpanRec) -> u64 {
+        self.first_arrival + u64::from(span.arrival_offset_us) * 1_000
+    }
+
+    fn all_counted(&self) -> bool {
+        self.spans.iter().all(|s| s.has(flags::COUNTED))
+    }
+
+    /// Per top span: the smallest business key among the spans of its
+    /// fragment, so the choice does not depend on arrival order.
+    pub fn fragment_keys(&self, classification: &Classification) -> Vec<u16> {
+        let mut best = vec![0u16; self.spans.len()];
+        if self.keys.is_empty() {
+            return best;
+        }
+        for (i, span) in self.spans.iter().enumerate() {
+            if span.key == 0 {
+                continue;
+            }
+            let top = classification.top[i] as usize;
+            let current = best[top];
+            if current == 0 || self.keys[span.key as usize - 1] < self.keys[current as usize - 1] {
+                best[top] = span.key;
+            }
+        }
+        best
+    }
+}
+
+#[derive(Clone, Debug, Default)]
+pub(crate) struct ServiceCounters {
+    pub spans: u64,
+    pub connected: u64,
+    pub linked: u64,
+    pub orphans: u64,
+    /// Orphan spans by [cause][boundary].
+    pub orphans_by: [[u64; 3]; 2],
+}
+
+/// What is known about one business key across the traces held.
+#[derive(Debug, Default)]
+pub(crate) struct KeyEntry {
+    pub traces: Vec<TraceId>,
+    has_request: bool,
+    /// Boundaries at which an orphan fragment with this key broke.
+    broken: u8,
+    /// Boundaries already added to `breaks`.
+    counted: u8,
+}
+
+/// Counters and the business-key index: everything settling updates.
+#[derive(Debug, Default)]
+pub(crate) struct Tally {
+    pub entry_services: Vec<u32>,
+    pub spans_received: u64,
+    pub spans_settled: u64,
+    pub traces_settled: u64,
+    pub requests: u64,
+    pub late_spans: u64,
+    pub duplicate_spans: u64,
+    pub services: Vec<ServiceCounters>,
+    pub breaks: [u64; 3],
+    pub unattributed: [u64; 3],
+    pub completeness: LatencyHistogram,
+    pub evictions: Evictions,
+    pub rejected_payloads: BTreeMap<RejectReason, u64>,
+    pub rejected_spans: u64,
+    pub keys: HashMap<Box<str>, KeyEntry>,
+}
+
+impl Tally {
+    pub fn is_entry(&self, service: u32) -> bool {
+        self.entry_services.contains(&service)
+    }
+
+    pub fn class_of(&self, trace: &Trace, top: u32) -> FragmentClass {
+        fragment_class(&trace.spans[top as usize], |s| self.is_entry(s))
+    }
+
+    fn service_mut(&mut self, service: u32) -> &mut ServiceCounters {
+        let i = service as usize;
+        if self.services.len() <= i {
+            self.services.resize_with(i + 1, ServiceCounters::default);
+        }
+        &mut self.services[i]
+    }
+
+    /// Adds every not-yet-counted span of `trace` to the counters.
+    fn account(&mut self, trace: &mut Trace) {
+        if trace.all_counted() {
+            return;
+        }
+        let classification = classify(trace);
+        let mut new_tops = Vec::new();
+        for i in 0..trace.spans.len() {
+            if trace.spans[i].has(flags::COUNTED) {
+                continue;
+            }
+            let top = classification.top[i];
+            let class = self.class_of(trace, top);
+            let service = self.service_mut(trace.spans[i].service);
+            service.spans += 1;
+            match class {
+                FragmentClass::Request => service.connected += 1,
+                FragmentClass::Linked => service.linked += 1,
+                FragmentClass::Broken { cause, boundary } => {
+                    service.orphans += 1;
+                    service.orphans_by[cause.index()][boundary.index()] += 1;
+                }
+            }
+            self.spans_settled += 1;
+            trace.spans[i].flags |= flags::COUNTED;
+            if top as usize == i {
+                new_tops.push((i, class));
+            }
+        }
+        if new_tops.is_empty() {
+            return;
+        }
+        let fragment_keys = trace.fragment_keys(&classification);
+        let last_arrival = if new_tops.iter().any(|(_, c)| *c == FragmentClass::Request) {
+            let mut last = vec![0u32; trace.spans.len()];
+            for (i, span) in trace.spans.iter().enumerate() {
+                let top = classification.top[i] as usize;
+                last[top] = last[top].max(span.arrival_offset_us);
+            }
+            last
+        } else {
+            Vec::new()
+        };
+        for (top, class) in new_tops {
+            let key = trace.key(fragment_keys[top]);
+            match class {
+                FragmentClass::Broken { boundary, .. } => match key {
+                    Some(key) => self.mark_key(key, |e| e.broken |= boundary.bit()),
+                    None => self.unattributed[boundary.index()] += 1,
+                },
+                FragmentClass::Request => {
+                    self.requests += 1;
+                    let root = &trace.spans[top];
+                    let arrival = trace.first_arrival + u64::from(last_arrival[top]) * 1_000;
+                    self.completeness.record(arrival.saturating_sub(root.end));
+                    if let Some(key) = key {
+                        self.mark_key(key, |e| e.has_request = true);
+                    }
+                }
+                FragmentClass::Linked => {}
+            }
+        }
+    }
+
+    /// Updates a key and counts each (key, boundary) break once, as soon as
+    /// the key has both a request and an orphan fragment at that boundary.
+    fn mark_key(&mut self, key: &str, update: impl FnOnce(&mut KeyEntry)) {
+        let Some(entry) = self.keys.get_mut(key) else { return };
+        update(entry);
+        if entry.has_request {
+            let new = entry.broken & !entry.counted;
+            entry.counted |= new;
+            for boundary in Boundary::ALL {
+                if new & boundary.bit() != 0 {
+                    self.breaks[boundary.index()] += 1;
+                }
+            }
+        }
+    }
+}
+
+/// Spans grouped by trace, settled and counted; no servers, no clock of its own.
+///
+/// Every method that depends on time takes `now` (unix nanoseconds on
+/// lineage's clock), so tests and benches control it.
+#[derive(Debug)]
+pub struct Store {
+    pub(crate) config: Config,
+    pub(crate) traces: IdMap<TraceId, Trace>,
+    /// (trace, incarnation) in order of first arrival; entries of traces that
+    /// settled or left are dropped lazily.
+    open_order: VecDeque<(TraceId, u64)>,
+    /// (trace, incarnation) in order of settling.
+    settled_order: VecDeque<(TraceId, u64)>,
+    next_incarnation: u64,
+    pub(crate) spans_held: u64,
+    pub(crate) services: Interner,
+    pub(crate) names: Interner,
+    pub(crate) tally: Tally,
+}
+
+impl Store {
+    pub fn new(mut config: Config) -> Store {
+        config.max_traces = config.max_traces.max(1);
+        config.max_spans = config.max_spans.max(1);
+        let mut services = Interner::new(MAX_SERVICES, "(other services)");
+        let entry_services = config.entry_services.iter().map(|s| services.intern(s)).collect();
+        Store {
+            config,
+            traces: IdMap::default(),
+            open_order: VecDeque::new(),
+            settled_order: VecDeque::new(),
+            next_incarnation: 0,
+            spans_held: 0,
+            services,
+            names: Interner::new(MAX_SPAN_NAMES, "(other span names)"),
+            tally: Tally { entry_services, ..Tally::default() },
+        }
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Stores every valid span of a decoded export request, as received at `now`.
+    pub fn ingest(&mut self, request: &ExportTraceServiceRequest, now: u64) -> IngestOutcome {
+        let prepared = prepare(request, &self.config.business_key);
+        self.insert(prepared, now)
+    }
+
+    pub(crate) fn insert(&mut self, prepared: Prepared<'_>, now: u64) -> IngestOutcome {
+        let mut outcome = IngestOutcome { rejected: prepared.rejected, ..IngestOutcome::default() };
+        self.tally.rejected_spans += prepared.rejected;
+        let mut late_traces = Vec::new();
+        for span in prepared.spans {
+            let held = self.traces.get(&span.trace_id);
+            if held.is_some_and(|t| t.position(span.span_id).is_some()) {
+                outcome.duplicates += 1;
+                continue;
+            }
+            self.make_room(held.is_none());
+            let service = self.services.intern(span.service);
+            let name = self.names.intern(span.name);
+            let trace = match self.traces.entry(span.trace_id) {
+                Entry::Occupied(e) => e.into_mut(),
+                Entry::Vacant(e) => {
+                    self.next_incarnation += 1;
+                    self.open_order.push_back((span.trace_id, self.next_incarnation));
+                    e.insert(Trace::new(self.next_incarnation, now))
+                }
+            };
+            let key = match span.key {
+                Some(key) => key_slot(trace, &mut self.tally.keys, span.trace_id, &key),
+                None => 0,
+            };
+            let position = trace.spans.len() as u32;
+            let mut span_flags = 0;
+            if span.messaging {
+                span_flags |= flags::MESSAGING;
+            }
+            if !span.links.is_empty() {
+                span_flags |= flags::LINKS;
+                trace.links.extend(span.links.iter().map(|&(trace_id, span_id)| LinkRec {
+                    span: position,
+                    trace_id,
+                    span_id,
+                }));
+            }
+            let offset_us = now.saturating_sub(trace.first_arrival) / 1_000;
+            trace.push(SpanRec {
+                span_id: span.span_id,
+                parent_id: span.parent_id,
+                start: span.start,
+                end: span.end,
+                arrival_offset_us: offset_us.min(u64::from(u32::MAX)) as u32,
+                service,
+                name,
+                key,
+                kind: span.kind,
+                status: span.status,
+                flags: span_flags,
+            });
+            trace.last_arrival = trace.last_arrival.max(now);
+            self.spans_held += 1;
+            self.tally.spans_received += 1;
+            outcome.accepted += 1;
+            if trace.settled {
+                outcome.late += 1;
+                self.tally.late_spans += 1;
+                late_traces.push(span.trace_id);
+            }
+        }
+        self.tally.duplicate_spans += outcome.duplicates;
+        late_traces.sort_unstable();
+        late_traces.dedup();
+        for trace_id in late_traces {
+            if let Some(trace) = self.traces.get_mut(&trace_id) {
+                self.tally.account(trace);
+            }
+        }
+        outcome
+    }
+
+    /// Evicts until one more span (and, if `new_trace`, one more trace) fits.
+    fn make_room(&mut self, new_trace: bool) {
+        loop {
+            let traces_full = new_trace && self.traces.len() >= self.config.max_traces;
+            let spans_full = self.spans_held >= self.config.max_spans as u64;
+            if !(traces_full || spans_full) || !self.evict_oldest() {
+                return;
+            }
+        }
+    }
+
+    /// Evicts the oldest settled trace, or else force-settles and evicts the oldest open one.
+    fn evict_oldest(&mut self) -> bool {
+        while let Some((id, incarnation)) = self.settled_order.pop_front() {
+            if self.traces.get(&id).is_some_and(|t| t.incarnation == incarnation) {
+                self.evict(id);
+                return true;
+            }
+        }
+        while let Some((id, incarnation)) = self.open_order.pop_front() {
+            if self.traces.get(&id).is_some_and(|t| t.incarnation == incarnation && !t.settled) {
+                self.evict(id);
+                return true;
+            }
+        }
+        false
+    }
+
+    fn evict(&mut self, id: TraceId) {
+        let Some(mut trace) = self.traces.remove(&id) else { return };
+        self.tally.account(&mut trace);
+        if trace.settled {
+            self.tally.evictions.settled += 1;
+        } else {
+            self.tally.traces_settled += 1;
+            self.tally.evictions.unsettled += 1;
+        }
+        self.spans_held -= trace.spans.len() as u64;
+        for key in &trace.keys {
+            if let Some(entry) = self.tally.keys.get_mut(&**key) {
+                entry.traces.retain(|&t| t != id);
+                if entry.traces.is_empty() {
+                    self.tally.keys.remove(&**key);
+                }
+            }
+        }
+    }
+
+    /// Settles open traces whose quiet period or max age has elapsed at `now`.
+    pub fn settle_due(&mut self, now: u64) -> usize {
+        let quiet = duration_nanos(self.config.quiet_period);
+        let max_age = duration_nanos(self.config.max_age);
+        self.settle_where(|t| {
+            now >= t.last_arrival.saturating_add(quiet)
+                || now >= t.first_arrival.saturating_add(max_age)
+        })
+    }
+
+    /// Settles every open trace now, whatever its age.
+    pub fn settle_all(&mut self) -> usize {
+        self.settle_where(|_| true)
+    }
+
+    fn settle_where(&mut self, due: impl Fn(&Trace) -> bool) -> usize {
+        let ids: Vec<TraceId> = self
+            .open_order
+            .iter()
+            .filter(|(id, incarnation)| {
+                self.traces
+                    .get(id)
+                    .is_some_and(|t| t.incarnation == *incarnation && !t.settled && due(t))
+            })
+            .map(|&(id, _)| id)
+            .collect();
+        for &id in &ids {
+            if let Some(trace) = self.traces.get_mut(&id) {
+                self.tally.account(trace);
+                trace.settled = true;
+                self.tally.traces_settled += 1;
+                self.settled_order.push_back((id, trace.incarnation));
+            }
+        }
+        if !ids.is_empty() {
+            let traces = &self.traces;
+            self.open_order.retain(|(id, incarnation)| {
+                traces.get(id).is_some_and(|t| t.incarnation == *incarnation && !t.settled)
+            });
+        }
+        ids.len()
+    }
+
+    /// Counts a payload refused as a whole; nothing else changes.
+    pub fn record_rejected_payload(&mut self, reason: RejectReason) {
+        *self.tally.rejected_payloads.entry(reason).or_default() += 1;
+    }
+
+    /// Forgets every trace and every counter.
+    pub fn reset(&mut self) {
+        *self = Store::new(self.config.clone());
+    }
+
+    pub fn held_traces(&self) -> usize {
+        self.traces.len()
+    }
+
+    pub fn held_spans(&self) -> u64 {
+        self.spans_held
+    }
+
+    pub fn open_traces(&self) -> usize {
+        self.traces.values().filter(|t| !t.settled).count()
+    }
+
+    pub(crate) fn service_name(&self, id: u32) -> &str {
+        self.services.get(id)
+    }
+
+    pub(crate) fn span_name(&self, id: u32) -> &str {
+        self.names.get(id)
+    }
+
+    pub fn report(&self) -> Report {
+        let tally = &self.tally;
+        let mut services: Vec<ServiceReport> = tally
+            .services
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| c.spans > 0)
+            .map(|(id, c)| ServiceReport {
+                service: self.services.get(id as u32).to_owned(),
+                spans: c.spans,
+                connected: c.connected,
+                linked: c.linked,
+                orphans: c.orphans,
+                orphan_rate: ratio(c.orphans, c.spans),
+                causes: CauseCounts {
+                    root_in_internal_service: c.orphans_by[Cause::RootInInternalService.index()]
+                        .iter()
+                        .sum(),
+                    missing_parent: c.orphans_by[Cause::MissingParent.index()].iter().sum(),
+                },
+                boundaries: BoundaryCounts::from_array(std::array::from_fn(|b| {
+                    c.orphans_by[0][b] + c.orphans_by[1][b]
+                })),
+            })
+            .collect();
+        services.sort_by(|a, b| a.service.cmp(&b.service));
+        let boundaries = Boundary::ALL
+            .iter()
+            .map(|&b| BoundaryReport {
+                boundary: b,
+                breaks: tally.breaks[b.index()],
+                requests: tally.requests,
+                break_rate: ratio(tally.breaks[b.index()], tally.requests),
+            })
+            .collect();
+        let completeness = &tally.completeness;
+        Report {
+            entry_services: self.config.entry_services.clone(),
+            business_key: self.config.business_key.clone(),
+            spans_received: tally.spans_received,
+            spans_settled: tally.spans_settled,
+            traces_settled: tally.traces_settled,
+            traces_open: self.open_traces() as u64,
+            requests: tally.requests,
+            services,
+            boundaries,
+            unattributed_breaks: BoundaryCounts::from_array(tally.unattributed),
+            completeness: CompletenessReport {
+                count: completeness.count,
+                p50_ms: round_ms(completeness.percentile_ms(0.5)),
+                p99_ms: round_ms(completeness.percentile_ms(0.99)),
+                max_ms: round_ms(completeness.max_ms()),
+            },
+            late_spans: tally.late_spans,
+            duplicate_spans: tally.duplicate_spans,
+            evictions: tally.evictions,
+            rejected: tally
+                .rejected_payloads
+                .iter()
+                .map(|(reason, &n)| (reason.as_str().to_owned(), n))
+                .collect(),
+            rejected_spans: if tally.rejected_spans > 0 {
+                BTreeMap::from([(INVALID_ID.to_owned(), tally.rejected_spans)])
+            } else {
+                BTreeMap::new()
+            },
+            held: Held { traces: self.traces.len() as u64, spans: self.spans_held },
+        }
+    }
+
+    /// The span tree of a trace, with each span classified as of now.
+    pub fn trace(&self, trace_id: TraceId) -> Option<TraceView> {
+        self.traces.get(&trace_id).map(|t| view::trace_view(self, trace_id, t))
+    }
+
+    /// Same as [`Store::trace`] with a 32-digit hex id.
+    pub fn trace_hex(&self, trace_id: &str) -> Option<TraceView> {
+        self.trace(parse_trace_id(trace_id)?)
+    }
+
+    /// The traces holding spans with this business key, oldest first.
+    pub fn request_traces(&self, key: &str) -> Vec<TraceView> {
+        let Some(entry) = self.tally.keys.get(key) else { return Vec::new() };
+        let mut views: Vec<TraceView> = entry.traces.iter().filter_map(|&id| self.trace(id)).collect();
+        views.sort_by(|a, b| {
+            (a.start_unix_nanos, &a.trace_id).cmp(&(b.start_unix_nanos, &b.trace_id))
+        });
+        views
+    }
+
+    /// The fragments of one business key, with a summary; `None` if no held trace has the key.
+    pub fn request(&self, key: &str) -> Option<RequestView> {
+        let traces = self.request_traces(key);
+        (!traces.is_empty()).then(|| view::request_view(key, traces))
+    }
+
+    /// Text span dump of one trace (32-digit hex id).
+    pub fn trace_dump(&self, trace_id: &str) -> Option<String> {
+        self.trace_hex(trace_id).map(|t| view::dump_trace(&t))
+    }
+
+    /// Text span dump of every fragment of one business key.
+    pub fn request_dump(&self, key: &str) -> Option<String> {
+        self.request(key).map(|r| view::dump_request(&self.config.business_key, &r))
+    }
+
+    /// Most recently started traces, newest first.
+    pub(crate) fn recent_traces(&self, limit: usize) -> Vec<(TraceId, &Trace)> {
+        let mut all: Vec<(TraceId, &Trace)> = self.traces.iter().map(|(&id, t)| (id, t)).collect();
+        all.sort_by(|a, b| (b.1.first_arrival, b.0).cmp(&(a.1.first_arrival, a.0)));
+        all.truncate(limit);
+        all
+    }
+
+    /// Business keys with the most recent traces, newest first.
+    pub(crate) fn recent_keys(&self, limit: usize) -> Vec<(&str, usize, u64)> {
+        let mut keys: Vec<(&str, usize, u64)> = self
+            .tally
+            .keys
+            .iter()
+            .map(|(key, entry)| {
+                let latest = entry
+                    .traces
+                    .iter()
+                    .filter_map(|id| self.traces.get(id))
+                    .map(|t| t.first_arrival)
+                    .max()
+                    .unwrap_or(0);
+                (&**key, entry.traces.len(), latest)
+            })
+            .collect();
+        keys.sort_by(|a, b| (b.2, b.0).cmp(&(a.2, a.0)));
+        keys.truncate(limit);
+        keys
+    }
+
+    /// Convenience for tests and tools: ingest at the current wall-clock time.
+    pub fn ingest_now(&mut self, request: &ExportTraceServiceRequest) -> IngestOutcome {
+        self.ingest(request, now_unix_nanos())
+    }
+}
+
+/// The slot (index + 1) of `key` in the trace, registering the trace under the key.
+fn key_slot(
+    trace: &mut Trace,
+    keys: &mut HashMap<Box<str>, KeyEntry>,
+    trace_id: TraceId,
+    key: &str,
+) -> u16 {
+    if let Some(i) = trace.keys.iter().position(|k| &**k == key) {
+        return i as u16 + 1;
+    }
+    if trace.keys.len() >= MAX_KEYS_PER_TRACE {
+        return 0;
+    }
+    trace.keys.push(key.into());
+    match keys.get_mut(key) {
+        Some(entry) => entry.traces.push(trace_id),
+        None => {
+            keys.insert(key.into(), KeyEntry { traces: vec![trace_id], ..KeyEntry::default() });
+        }
+    }
+    trace.keys.len() as u16
+}
+
+fn duration_nanos(d: std::time::Duration) -> u64 {
+    d.as_nanos().min(u128::from(u64::MAX)) as u64
+}

@@ -1,0 +1,108 @@
+//! Tracing and OpenTelemetry set-up shared by every Stitch service.
+//!
+//! Everything that is NOT a propagation lesson lives here, written once: the
+//! OTLP exporter, the batch processor, the resource (`service.name`), the global
+//! W3C propagator, and a shutdown that really flushes. The boundaries where
+//! lineage is born live in the step crates.
+
+use std::time::Duration;
+
+use anyhow::Context as _;
+use opentelemetry::global;
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_otlp::{SpanExporter, WithExportConfig};
+use opentelemetry_sdk::Resource;
+use opentelemetry_sdk::propagation::TraceContextPropagator;
+use opentelemetry_sdk::trace::{BatchConfigBuilder, BatchSpanProcessor, SdkTracerProvider};
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Layer};
+
+/// Default log filter. Note what it does NOT say: `reqwest=off` or `tower=off`
+/// would also silence `reqwest_tracing`/`tower_http` (directives match by target
+/// prefix), and the client span would vanish from every trace.
+pub const DEFAULT_FILTER: &str = "info";
+
+/// How often the batch processor exports. The SDK default is 5 s, which would
+/// dominate the time a request needs to become a connected trace in lineage.
+pub const EXPORT_DELAY: Duration = Duration::from_millis(200);
+
+/// Options of one service process.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// `service.name` of every span this process emits.
+    pub service: String,
+    /// OTLP/gRPC endpoint, e.g. `http://127.0.0.1:4317`.
+    pub otlp_endpoint: String,
+    /// An `EnvFilter` directive string; `RUST_LOG` wins when set.
+    pub filter: String,
+    /// Extra resource attributes, e.g. which step produced the spans.
+    pub resource: Vec<(String, String)>,
+}
+
+/// A running telemetry pipeline. Call [`Telemetry::shutdown`] before the process
+/// exits: a provider that is never shut down loses its last batch.
+#[must_use = "call shutdown() before exit or the last batch of spans is lost"]
+pub struct Telemetry {
+    provider: SdkTracerProvider,
+}
+
+/// Installs the global propagator, the OTLP exporter and the tracing subscriber.
+///
+/// Must run inside a tokio runtime: the tonic channel spawns its worker there.
+pub fn init(options: &Options) -> anyhow::Result<Telemetry> {
+    // Without a global propagator, every inject/extract in the workshop is a
+    // silent no-op: the tracing layer does not install one.
+    global::set_text_map_propagator(TraceContextPropagator::new());
+
+    let exporter = SpanExporter::builder()
+        .with_tonic()
+        .with_endpoint(&options.otlp_endpoint)
+        .with_timeout(Duration::from_secs(3))
+        .build()
+        .with_context(|| format!("building the OTLP exporter for {}", options.otlp_endpoint))?;
+    let processor = BatchSpanProcessor::builder(exporter)
+        .with_batch_config(BatchConfigBuilder::default().with_scheduled_delay(EXPORT_DELAY).build())
+        .build();
+    let mut resource = Resource::builder().with_service_name(options.service.clone());
+    for (key, value) in &options.resource {
+        resource = resource.with_attribute(opentelemetry::KeyValue::new(key.clone(), value.clone()));
+    }
+    let provider = SdkTracerProvider::builder()
+        .with_span_processor(processor)
+        .with_resource(resource.build())
+        .build();
+    let tracer = provider.tracer(options.service.clone());
+
+    let filter = EnvFilter::try_from_default_env()
+        .or_else(|_| EnvFilter::try_new(&options.filter))
+        .with_context(|| format!("invalid log filter {:?}", options.filter))?;
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(tracing_opentelemetry::layer().with_tracer(tracer))
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_target(false)
+                .with_filter(tracing_subscriber::filter::LevelFilter::INFO),
+        )
+        .try_init()
+        .context("a global tracing subscriber is already installed")?;
+    Ok(Telemetry { provider })
+}
+
+impl Telemetry {
+    /// Flushes and stops the exporter.
+    ///
+    /// The SDK's shutdown blocks on the export; doing it on a runtime worker
+    /// would starve the tonic channel it waits for, so it runs on the blocking pool.
+    pub async fn shutdown(self) {
+        let provider = self.provider;
+        let outcome = tokio::task::spawn_blocking(move || provider.shutdown()).await;
+        match outcome {
+            Ok(Ok(())) => {}
+            Ok(Err(err)) => eprintln!("telemetry shutdown: {err}"),
+            Err(err) => eprintln!("telemetry shutdown task: {err}"),
+        }
+    }
+}

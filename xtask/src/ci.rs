@@ -1,0 +1,236 @@
+//! `cargo xtask ci`: proves every unsolved step fails with exactly the orphan
+//! class it teaches, every solution passes, and each step differs from its
+//! solution only in its lesson files.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use stitch_harness::check::{self, CheckOptions, CheckRun};
+use stitch_harness::kafka::BrokerKind;
+use stitch_harness::step::{self, Step};
+use stitch_harness::verdict::{self, Verdict, percent};
+use stitch_harness::{gate, project_root};
+
+/// One proof and what was wrong with it.
+struct Proof {
+    name: String,
+    problems: Vec<String>,
+}
+
+pub fn run(kafka: &str, requests: usize, no_tests: bool) -> anyhow::Result<ExitCode> {
+    let brokers: Vec<BrokerKind> = match kafka {
+        "both" => vec![BrokerKind::Tansu, BrokerKind::Apache],
+        one => vec![one.parse().map_err(|err| anyhow::anyhow!("--kafka {one}: {err}"))?],
+    };
+    let steps = step::all()?;
+    step::validate(&steps)?;
+    let mut proofs = Vec::new();
+
+    for step in steps.iter().filter(|step| step.has_solution()) {
+        proofs.push(Proof { name: format!("{}: solution changes only the lesson", step.short_name()), problems: lesson_only(step) });
+    }
+    if !no_tests {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+        let status = duct::cmd!(cargo, "test", "--workspace", "--no-fail-fast")
+            .dir(project_root())
+            .unchecked()
+            .run()
+            .context("running cargo test")?
+            .status;
+        let problems = if status.success() { vec![] } else { vec!["cargo test --workspace failed (see above)".to_owned()] };
+        proofs.push(Proof { name: "cargo test --workspace".to_owned(), problems });
+    }
+    for &kafka in &brokers {
+        for step in &steps {
+            for solution in [false, true] {
+                if solution && !step.has_solution() {
+                    continue;
+                }
+                let name = format!("{} {} on {kafka}", step.short_name(), if solution { "solution passes" } else { "unsolved fails" });
+                eprintln!("\n── {name}");
+                let options = CheckOptions { step: step.clone(), solution, requests, kafka, concurrency: 8 };
+                let problems = match check::run(&options) {
+                    Ok(run) => {
+                        let verdict = verdict::judge(step, &run);
+                        let problems = if solution {
+                            prove_solution(step, &run, &verdict, &steps)
+                        } else {
+                            prove_unsolved(step, &run, &verdict)
+                        };
+                        summarise(&run, &verdict);
+                        problems
+                    }
+                    Err(err) => vec![format!("the run failed: {err:#}")],
+                };
+                proofs.push(Proof { name, problems });
+            }
+        }
+    }
+
+    println!("\nStep proofs:");
+    let failed = proofs.iter().filter(|proof| !proof.problems.is_empty()).count();
+    for proof in &proofs {
+        if proof.problems.is_empty() {
+            println!("  ok    {}", proof.name);
+        } else {
+            println!("  FAIL  {}", proof.name);
+            for problem in &proof.problems {
+                println!("          {problem}");
+            }
+        }
+    }
+    println!("\nxtask ci: {} passed, {failed} failed", proofs.len() - failed);
+    Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+fn summarise(run: &CheckRun, verdict: &Verdict) {
+    let services: Vec<String> =
+        verdict.services.iter().map(|row| format!("{} {}", row.service, percent(row.orphan_rate))).collect();
+    let boundaries: Vec<String> =
+        verdict.boundaries.iter().map(|row| format!("{} {}", row.boundary, percent(row.break_rate))).collect();
+    eprintln!(
+        "   orphan rate: {} · break rate: {} · p99 completeness {:.0} ms",
+        services.join(", "),
+        boundaries.join(", "),
+        run.report.completeness.p99_ms
+    );
+}
+
+fn spans_per_request(run: &CheckRun) -> f64 {
+    run.report.spans_settled as f64 / run.orders.len().max(1) as f64
+}
+
+fn prove_unsolved(step: &Step, run: &CheckRun, verdict: &Verdict) -> Vec<String> {
+    let mut problems = Vec::new();
+    if verdict.passed {
+        problems.push("passes without the fix: the lesson teaches nothing".to_owned());
+    }
+    let taught: BTreeSet<&str> = step.meta.teaches.iter().map(String::as_str).collect();
+    for row in &verdict.boundaries {
+        if row.passed == Some(false) && !taught.contains(row.boundary.as_str()) {
+            problems.push(format!("fails at the {} boundary, which this step does not teach", row.boundary));
+        }
+    }
+    let expectation = &step.meta.unsolved;
+    for (boundary, min) in &expectation.min_break_rate {
+        let Some(row) = verdict.boundaries.iter().find(|row| &row.boundary == boundary) else { continue };
+        if row.break_rate < *min {
+            problems.push(format!("{boundary} breaks in {} of requests, expected at least {}", percent(row.break_rate), percent(*min)));
+        }
+        if row.cause.as_deref() != Some("root-in-internal-service") {
+            problems.push(format!("{boundary} break has cause {:?}, expected root-in-internal-service", row.cause));
+        }
+    }
+    for (service, min) in &expectation.min_orphan_rate {
+        let rate = verdict.services.iter().find(|row| &row.service == service).map_or(0.0, |row| row.orphan_rate);
+        if rate < *min {
+            problems.push(format!("{service} orphan rate {} is under the expected {}", percent(rate), percent(*min)));
+        }
+    }
+    check_span_count(run, expectation.spans_per_request, &mut problems);
+    problems
+}
+
+fn prove_solution(step: &Step, run: &CheckRun, verdict: &Verdict, steps: &[Step]) -> Vec<String> {
+    let mut problems: Vec<String> = verdict.failures.clone();
+    if let Some(solved) = &step.meta.solved {
+        check_span_count(run, solved.spans_per_request, &mut problems);
+    }
+    // The last step's solution is the final flow: it must pass the CI gate too.
+    if steps.last().is_some_and(|last| last.name == step.name) {
+        match gate::Baseline::load() {
+            Ok(baseline) => problems.extend(gate::violations(run, &baseline)),
+            Err(err) => problems.push(format!("{err:#}")),
+        }
+    }
+    problems
+}
+
+fn check_span_count(run: &CheckRun, expected: u64, problems: &mut Vec<String>) {
+    let per_request = spans_per_request(run);
+    if (per_request - expected as f64).abs() > f64::EPSILON {
+        problems.push(format!("{per_request:.2} spans per request reached lineage, expected {expected}"));
+    }
+}
+
+/// Every file of the step but its lesson is the same in the solution (up to
+/// the package name); the lesson differs and only the step has its TODO.
+fn lesson_only(step: &Step) -> Vec<String> {
+    let mut problems = Vec::new();
+    let (unsolved, solved) = (step.dir(false), step.dir(true));
+    let files = match (list_files(&unsolved), list_files(&solved)) {
+        (Ok(a), Ok(b)) => a.union(&b).cloned().collect::<BTreeSet<_>>(),
+        (Err(err), _) | (_, Err(err)) => return vec![format!("{err:#}")],
+    };
+    let package = step.package(false);
+    let normalise = |text: String| {
+        text.replace(&format!("{package}-solution"), &package)
+            .replace(&format!("{}_solution", package.replace('-', "_")), &package.replace('-', "_"))
+            .replace(" (solved).", ".")
+    };
+    let todo = format!("TODO({})", step.short_name());
+    for file in files {
+        if file == "step.toml" {
+            continue;
+        }
+        let read = |dir: &Path| std::fs::read_to_string(dir.join(&file)).ok().map(normalise);
+        let (a, b) = (read(&unsolved), read(&solved));
+        let is_lesson = step.meta.lesson.contains(&file);
+        match (a, b) {
+            (Some(a), Some(b)) if is_lesson => {
+                if a == b {
+                    problems.push(format!("{file}: the solution does not change the lesson"));
+                }
+                if !a.contains(&todo) {
+                    problems.push(format!("{file}: the step has no {todo} marker"));
+                }
+                if b.contains("TODO(") {
+                    problems.push(format!("{file}: the solution still has a TODO marker"));
+                }
+            }
+            (Some(a), Some(b)) if a != b => problems.push(format!("{file} differs, but it is not a lesson file")),
+            (Some(_), Some(_)) => {}
+            (None, _) => problems.push(format!("{file} exists only in the solution")),
+            (_, None) => problems.push(format!("{file} exists only in the step")),
+        }
+    }
+    problems
+}
+
+fn list_files(dir: &Path) -> anyhow::Result<BTreeSet<String>> {
+    let mut files = BTreeSet::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(current) = pending.pop() {
+        for entry in std::fs::read_dir(&current).with_context(|| format!("reading {}", current.display()))? {
+            let path = entry?.path();
+            if path.is_dir() {
+                pending.push(path);
+            } else if let Ok(relative) = path.strip_prefix(dir) {
+                files.insert(relative.to_string_lossy().into_owned());
+            }
+        }
+    }
+    Ok(files)
+}
+
+/// `cargo xtask diff step-N`: the lesson files, step against solution.
+pub fn show_diff(query: &str) -> anyhow::Result<ExitCode> {
+    let step = step::find(query)?;
+    if !step.has_solution() {
+        anyhow::bail!("{} has no solution to compare with", step.short_name());
+    }
+    for file in &step.meta.lesson {
+        let root = project_root();
+        let relative = |solution: bool| {
+            step.dir(solution).join(file).strip_prefix(&root).map(Path::to_path_buf).unwrap_or_default()
+        };
+        duct::cmd!("git", "diff", "--no-index", "--color=auto", relative(false), relative(true))
+            .dir(&root)
+            .unchecked()
+            .run()
+            .context("running git diff")?;
+    }
+    Ok(ExitCode::SUCCESS)
+}

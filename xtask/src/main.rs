@@ -1,0 +1,112 @@
+//! `cargo xtask`: the workshop's command line.
+
+mod ci;
+mod infra;
+mod table;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use stitch_harness::check::{self, CheckOptions};
+use stitch_harness::kafka::BrokerKind;
+use stitch_harness::{step, verdict};
+
+#[derive(Parser)]
+#[command(name = "cargo xtask", about = "Run, check and teach the Stitch workshop")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Start Kafka and lineage in the background on their usual ports.
+    Up {
+        #[arg(long, default_value = "tansu")]
+        kafka: BrokerKind,
+    },
+    /// Stop what `up` started. Safe to run when nothing runs.
+    Down,
+    /// Run a step end to end and judge its orphan rates.
+    Check {
+        /// `step-1`, `1`, `step-01` or `step-01-http`.
+        step: String,
+        /// Run the step's solution instead of the learner's crate.
+        #[arg(long)]
+        solution: bool,
+        #[arg(long, default_value_t = 200)]
+        requests: usize,
+        #[arg(long, default_value = "tansu")]
+        kafka: BrokerKind,
+        /// Print one JSON object on stdout instead of the tables.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Before/after: the broken baseline and each fix, per service.
+    Demo {
+        #[arg(long, default_value_t = 200)]
+        requests: usize,
+        #[arg(long, default_value = "tansu")]
+        kafka: BrokerKind,
+    },
+    /// Everything CI runs: tests, the gate on both brokers, every step fails
+    /// unsolved and passes solved, lessons stay in their files.
+    Ci {
+        /// Broker(s) for the step proofs: tansu, apache or both.
+        #[arg(long, default_value = "both")]
+        kafka: String,
+        #[arg(long, default_value_t = 200)]
+        requests: usize,
+        /// Skip `cargo test` (the step proofs only).
+        #[arg(long)]
+        no_tests: bool,
+    },
+    /// Show what a step's solution changes: the lesson, and nothing else.
+    Diff { step: String },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Up { kafka } => infra::up(kafka),
+        Command::Down => infra::down(),
+        Command::Check { step, solution, requests, kafka, json } => check_command(&step, solution, requests, kafka, json),
+        Command::Demo { requests, kafka } => demo(requests, kafka),
+        Command::Ci { kafka, requests, no_tests } => ci::run(&kafka, requests, no_tests),
+        Command::Diff { step } => ci::show_diff(&step),
+    };
+    match result {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn check_command(query: &str, solution: bool, requests: usize, kafka: BrokerKind, json: bool) -> anyhow::Result<ExitCode> {
+    let step = step::find(query)?;
+    if solution && !step.has_solution() {
+        anyhow::bail!("{} has no solution: it is the baseline, nothing to fix yet", step.short_name());
+    }
+    let run = check::run(&CheckOptions { step: step.clone(), solution, requests, kafka, concurrency: 8 })?;
+    let verdict = verdict::judge(&step, &run);
+    if json {
+        println!("{}", serde_json::to_string_pretty(&table::json(&step, &run, &verdict))?);
+    } else {
+        table::print_check(&step, &run, &verdict);
+    }
+    Ok(if verdict.passed { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+fn demo(requests: usize, kafka: BrokerKind) -> anyhow::Result<ExitCode> {
+    let mut runs = Vec::new();
+    for step in step::all()? {
+        let solution = step.has_solution();
+        eprintln!("running {} ({})…", step.package(solution), step.meta.title);
+        let run = check::run(&CheckOptions { step: step.clone(), solution, requests, kafka, concurrency: 8 })?;
+        runs.push((step, run));
+    }
+    table::print_demo(&runs);
+    Ok(ExitCode::SUCCESS)
+}

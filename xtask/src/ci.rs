@@ -27,6 +27,7 @@ pub fn run(kafka: &str, requests: usize, no_tests: bool) -> anyhow::Result<ExitC
     let steps = step::all()?;
     step::validate(&steps)?;
     let mut proofs = Vec::new();
+    let mut runs = Vec::new();
 
     for step in steps.iter().filter(|step| step.has_solution()) {
         proofs.push(Proof { name: format!("{}: solution changes only the lesson", step.short_name()), problems: lesson_only(step) });
@@ -60,6 +61,7 @@ pub fn run(kafka: &str, requests: usize, no_tests: bool) -> anyhow::Result<ExitC
                             prove_unsolved(step, &run, &verdict)
                         };
                         summarise(&run, &verdict);
+                        runs.push((step.clone(), run, verdict));
                         problems
                     }
                     Err(err) => vec![format!("the run failed: {err:#}")],
@@ -68,6 +70,12 @@ pub fn run(kafka: &str, requests: usize, no_tests: bool) -> anyhow::Result<ExitC
             }
         }
     }
+
+    if brokers.contains(&crate::report::KAFKA) && requests == crate::report::REQUESTS {
+        proofs.push(Proof { name: "book: measured results are current".to_owned(), problems: crate::report::stale(&runs) });
+    }
+    let book = crate::book::check(&project_root()).err().map(|err| format!("{err:#}"));
+    proofs.push(Proof { name: "book: every include resolves and mdbook builds it".to_owned(), problems: book.into_iter().collect() });
 
     println!("\nStep proofs:");
     let failed = proofs.iter().filter(|proof| !proof.problems.is_empty()).count();

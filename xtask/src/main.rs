@@ -1,7 +1,9 @@
 //! `cargo xtask`: the workshop's command line.
 
+mod book;
 mod ci;
 mod infra;
+mod report;
 mod table;
 
 use std::process::ExitCode;
@@ -63,6 +65,14 @@ enum Command {
     },
     /// Show what a step's solution changes: the lesson, and nothing else.
     Diff { step: String },
+    /// Run every step and write the book's measured tables and pictures.
+    Report,
+    /// Check every include and anchor of the book, then build it.
+    Book {
+        /// Check only (the default, and the only mode).
+        #[arg(long)]
+        check: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -74,6 +84,11 @@ fn main() -> ExitCode {
         Command::Demo { requests, kafka } => demo(requests, kafka),
         Command::Ci { kafka, requests, no_tests } => ci::run(&kafka, requests, no_tests),
         Command::Diff { step } => ci::show_diff(&step),
+        Command::Report => report::generate(),
+        Command::Book { check: _ } => book::check(&stitch_harness::project_root()).map(|()| {
+            println!("book: every include resolves, and mdbook built it into book/build");
+            ExitCode::SUCCESS
+        }),
     };
     match result {
         Ok(code) => code,

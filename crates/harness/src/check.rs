@@ -59,6 +59,8 @@ pub struct CheckRun {
     pub report: lineage::Report,
     /// One request's span dump, as lineage prints it.
     pub sample_dump: String,
+    /// The same request as lineage's HTML page (a waterfall per fragment).
+    pub sample_page: String,
     /// Seconds from the first request to the final report.
     pub elapsed_seconds: f64,
 }
@@ -160,6 +162,14 @@ pub fn run(options: &CheckOptions) -> anyhow::Result<CheckRun> {
         lineage.settle_now();
         let shapes = orders.iter().map(|order| request_shape(&lineage, &order.order_id)).collect();
         let sample_dump = orders.first().and_then(|order| lineage.request_dump(&order.order_id)).unwrap_or_default();
+        let sample_page = orders
+            .first()
+            .map(|order| {
+                let url = format!("{}/requests/{}", lineage.http_endpoint(), order.order_id);
+                runtime.block_on(async { reqwest::get(&url).await?.error_for_status()?.text().await })
+            })
+            .and_then(Result::ok)
+            .unwrap_or_default();
         CheckRun {
             step: options.step.short_name(),
             solution: options.solution,
@@ -170,6 +180,7 @@ pub fn run(options: &CheckOptions) -> anyhow::Result<CheckRun> {
             shapes,
             report: lineage.report(),
             sample_dump,
+            sample_page,
             elapsed_seconds: started.elapsed().as_secs_f64(),
         }
     });

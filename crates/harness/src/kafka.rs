@@ -28,7 +28,7 @@ use anyhow::{Context, Result, anyhow, bail};
 use duct::{Expression, Handle, cmd};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use rdkafka::{
-    ClientConfig,
+    ClientConfig, TopicPartitionList,
     admin::{AdminClient, AdminOptions, NewTopic, TopicReplication},
     client::DefaultClientContext,
     consumer::{BaseConsumer, Consumer},
@@ -125,7 +125,8 @@ pub struct Broker {
 
 impl Broker {
     /// Starts a broker and returns once it answers Kafka metadata requests
-    /// and lists itself, so topics can be created right away.
+    /// listing itself and its group coordinator is up, so topics can be
+    /// created and consumer groups joined right away.
     ///
     /// The process's stdout and stderr go to [`Broker::log_path`] in
     /// `opts.work_dir`; errors quote the end of that log.
@@ -282,14 +283,42 @@ impl Broker {
         loop {
             self.ensure_running()?;
             if let Ok(metadata) = client.fetch_metadata(None, Duration::from_secs(1))
-                && metadata.brokers().iter().any(|b| b.port() == i32::from(port))
+                && metadata
+                    .brokers()
+                    .iter()
+                    .any(|b| b.port() == i32::from(port))
             {
-                return Ok(());
+                break;
             }
             if Instant::now() > deadline {
                 return Err(timed_out("answer a metadata request listing itself"));
             }
             thread::sleep(Duration::from_millis(50));
+        }
+
+        // Apache Kafka creates its consumer-offsets topic when the first
+        // group request arrives, and answers "not coordinator" for the
+        // seconds that takes: the first consumer group of a run would be
+        // seconds slower than the rest, and an early offset lookup fails.
+        // One offset lookup here pays that while the spinner runs.
+        let group_client: BaseConsumer = probe_config(&self.bootstrap)
+            .set("group.id", "stitch-harness-warmup")
+            .create()
+            .context("creating a Kafka client")?;
+        loop {
+            self.ensure_running()?;
+            let mut partitions = TopicPartitionList::new();
+            partitions.add_partition("stitch-harness-warmup", 0);
+            if group_client
+                .committed_offsets(partitions, Duration::from_secs(2))
+                .is_ok()
+            {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                return Err(timed_out("answer a consumer group request"));
+            }
+            thread::sleep(Duration::from_millis(100));
         }
     }
 }
@@ -311,16 +340,11 @@ pub fn infra_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../infra/kafka")
 }
 
-/// `$XDG_CACHE_HOME/stitch/kafka-<version>` (or `~/.cache/…`), the usual
-/// [`BrokerOptions::cache_dir`].
+/// `<stitch cache>/kafka-<version>` (see [`crate::cache_dir`]), the usual
+/// [`BrokerOptions::cache_dir`]: one directory per Kafka version, so going
+/// back to an older version finds its jars still there.
 pub fn default_cache_dir() -> PathBuf {
-    let base = std::env::var_os("XDG_CACHE_HOME")
-        .filter(|dir| !dir.is_empty())
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|home| Path::new(&home).join(".cache")))
-        .unwrap_or_else(std::env::temp_dir);
-    base.join("stitch")
-        .join(format!("kafka-{APACHE_KAFKA_VERSION}"))
+    crate::cache_dir().join(format!("kafka-{APACHE_KAFKA_VERSION}"))
 }
 
 /// Resolves the Apache Kafka broker's jars into `<cache_dir>/libs` with
@@ -332,11 +356,13 @@ pub fn default_cache_dir() -> PathBuf {
 pub fn install_apache_kafka(cache_dir: &Path, infra_dir: &Path) -> Result<PathBuf> {
     // Tests start brokers from parallel threads; one download is enough.
     static INSTALLING: Mutex<()> = Mutex::new(());
-    let _guard = INSTALLING.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let _guard = INSTALLING
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
 
     let pom_path = infra_dir.join("pom.xml");
-    let pom = fs::read_to_string(&pom_path)
-        .with_context(|| format!("reading {}", pom_path.display()))?;
+    let pom =
+        fs::read_to_string(&pom_path).with_context(|| format!("reading {}", pom_path.display()))?;
     let libs = cache_dir.join("libs");
     let marker = cache_dir.join("installed-from-pom.xml");
     if libs.is_dir() && fs::read_to_string(&marker).is_ok_and(|done| done == pom) {
@@ -347,8 +373,7 @@ pub fn install_apache_kafka(cache_dir: &Path, infra_dir: &Path) -> Result<PathBu
         "mvn",
         "Maven (`mvn`) is needed once, to download Apache Kafka's jars",
     )?;
-    fs::create_dir_all(cache_dir)
-        .with_context(|| format!("creating {}", cache_dir.display()))?;
+    fs::create_dir_all(cache_dir).with_context(|| format!("creating {}", cache_dir.display()))?;
     let _ = fs::remove_file(&marker);
     // Another process may be installing into the same cache: each copies
     // into its own directory and moves it into place when complete.
@@ -550,7 +575,10 @@ fn apache_command(
                 format!("PLAINTEXT://{HOST}:{port},CONTROLLER://{HOST}:{controller_port}"),
             ),
             ("advertised.listeners", format!("PLAINTEXT://{HOST}:{port}")),
-            ("controller.quorum.voters", format!("1@{HOST}:{controller_port}")),
+            (
+                "controller.quorum.voters",
+                format!("1@{HOST}:{controller_port}"),
+            ),
             ("log.dirs", data_dir.display().to_string()),
         ],
     );
@@ -726,14 +754,17 @@ mod tests {
     fn pom_resolves_the_version_the_launcher_expects() {
         let pom = fs::read_to_string(infra_dir().join("pom.xml")).unwrap();
         assert!(
-            pom.contains(&format!("<kafka.version>{APACHE_KAFKA_VERSION}</kafka.version>")),
+            pom.contains(&format!(
+                "<kafka.version>{APACHE_KAFKA_VERSION}</kafka.version>"
+            )),
             "infra/kafka/pom.xml and APACHE_KAFKA_VERSION disagree"
         );
     }
 
     #[test]
     fn properties_keep_comments_and_replace_per_run_keys() {
-        let template = "# listeners=commented\nlisteners=PLAINTEXT://x:1\nlog.dirs = /tmp/a\nfoo=bar\n";
+        let template =
+            "# listeners=commented\nlisteners=PLAINTEXT://x:1\nlog.dirs = /tmp/a\nfoo=bar\n";
         let out = render_properties(
             template,
             &[

@@ -83,13 +83,19 @@ struct Record {
 }
 
 fn record(i: usize) -> Record {
-    let trace_id = format!("{:032x}", 0x4bf9_2f35_77b3_4da6_a3ce_929d_0e0e_4736_u128 + i as u128);
+    let trace_id = format!(
+        "{:032x}",
+        0x4bf9_2f35_77b3_4da6_a3ce_929d_0e0e_4736_u128 + i as u128
+    );
     let mut headers = vec![
         (
             "traceparent".to_owned(),
             Some(format!("00-{trace_id}-00f067aa0ba902b7-01").into_bytes()),
         ),
-        ("tracestate".to_owned(), Some(b"stitch=t61rcWkgMzE".to_vec())),
+        (
+            "tracestate".to_owned(),
+            Some(b"stitch=t61rcWkgMzE".to_vec()),
+        ),
         ("binary".to_owned(), Some(NOT_UTF8.to_vec())),
         ("seq".to_owned(), Some(i.to_string().into_bytes())),
         ("empty".to_owned(), Some(Vec::new())),
@@ -97,7 +103,7 @@ fn record(i: usize) -> Record {
         ("baggage".to_owned(), Some(b"user=alice".to_vec())),
         ("baggage".to_owned(), Some(b"step=01".to_vec())),
     ];
-    if i % 5 == 0 {
+    if i.is_multiple_of(5) {
         headers.push(("absent".to_owned(), None));
     }
     let mut payload = format!("order #{i} ✓ ").into_bytes();
@@ -124,9 +130,21 @@ fn round_trip(kind: BrokerKind) {
     let opts = options(kind, "round-trip", 0);
     let started = Instant::now();
     let broker = Broker::start(&opts).expect("broker starts");
-    eprintln!("{kind}: ready in {:.1?} on {}", started.elapsed(), broker.bootstrap());
+    eprintln!(
+        "{kind}: ready in {:.1?} on {}",
+        started.elapsed(),
+        broker.bootstrap()
+    );
+    let mut broker = broker;
+    broker.check_alive().expect("broker alive");
     let pid = broker.pid();
-    let port: u16 = broker.bootstrap().rsplit(':').next().unwrap().parse().unwrap();
+    let port: u16 = broker
+        .bootstrap()
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
     assert!(process_exists(pid));
 
     let topic = "stitch.orders";
@@ -146,7 +164,10 @@ fn round_trip(kind: BrokerKind) {
     for (i, r) in sent.iter().enumerate() {
         let mut headers = OwnedHeaders::new();
         for (key, value) in &r.headers {
-            headers = headers.insert(Header { key, value: value.as_deref() });
+            headers = headers.insert(Header {
+                key,
+                value: value.as_deref(),
+            });
         }
         let mut rec: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(topic).headers(headers);
         if let Some(key) = &r.key {
@@ -166,7 +187,11 @@ fn round_trip(kind: BrokerKind) {
         assert!(delivered.offset >= 0);
         *partitions_used.entry(delivered.partition).or_default() += 1;
     }
-    assert_eq!(partitions_used.len(), 2, "keys land on both partitions: {partitions_used:?}");
+    assert_eq!(
+        partitions_used.len(),
+        2,
+        "keys land on both partitions: {partitions_used:?}"
+    );
     eprintln!("{kind}: produced at {:.1?}", started.elapsed());
 
     let group = format!("stitch-test-{kind}-{}", std::process::id());
@@ -198,15 +223,31 @@ fn round_trip(kind: BrokerKind) {
             .and_then(|(_, v)| std::str::from_utf8(v.as_deref()?).ok()?.parse().ok())
             .expect("seq header");
         next_offsets.insert(message.partition(), message.offset() + 1);
-        assert!(received.insert(seq, got).is_none(), "message {seq} delivered twice");
+        assert!(
+            received.insert(seq, got).is_none(),
+            "message {seq} delivered twice"
+        );
     }
-    eprintln!("{kind}: consumed {} at {:.1?}", received.len(), started.elapsed());
-    assert_eq!(received.len(), MESSAGES, "all messages consumed within 30 s");
+    eprintln!(
+        "{kind}: consumed {} at {:.1?}",
+        received.len(),
+        started.elapsed()
+    );
+    assert_eq!(
+        received.len(),
+        MESSAGES,
+        "all messages consumed within 30 s"
+    );
     for (i, expected) in sent.iter().enumerate() {
-        assert_eq!(&received[&i], expected, "message {i} round-trips byte for byte");
+        assert_eq!(
+            &received[&i], expected,
+            "message {i} round-trips byte for byte"
+        );
     }
 
-    consumer.commit_consumer_state(CommitMode::Sync).expect("commit");
+    consumer
+        .commit_consumer_state(CommitMode::Sync)
+        .expect("commit");
     drop(consumer);
 
     // A fresh member of the group, without joining it, reads what the
@@ -283,7 +324,10 @@ fn stitch_broker_explains_a_port_in_use() {
         .unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(!output.status.success(), "{stderr}");
-    assert!(stderr.contains(&format!("127.0.0.1:{port} is already in use")), "{stderr}");
+    assert!(
+        stderr.contains(&format!("127.0.0.1:{port} is already in use")),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -293,4 +337,28 @@ fn stop_leaves_nothing_behind_on_drop() {
     let pid = broker.pid();
     drop(broker);
     assert!(!process_exists(pid), "dropping a Broker kills and reaps it");
+}
+
+#[test]
+fn check_alive_reports_a_broker_that_died() {
+    let mut broker = Broker::start(&options(BrokerKind::Tansu, "dies", 0)).expect("broker starts");
+    broker.check_alive().expect("alive after start");
+    // SAFETY: signals our own child, which has not been reaped yet.
+    assert_eq!(
+        unsafe { libc::kill(broker.pid() as libc::pid_t, libc::SIGKILL) },
+        0
+    );
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let err = loop {
+        match broker.check_alive() {
+            Err(err) => break err.to_string(),
+            Ok(()) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
+            Ok(()) => panic!("check_alive still Ok after SIGKILL"),
+        }
+    };
+    assert!(err.contains("exited unexpectedly"), "{err}");
+    assert!(
+        err.contains("serving Kafka from memory"),
+        "log tail quoted: {err}"
+    );
 }

@@ -95,7 +95,10 @@ pub(crate) fn classify(trace: &Trace) -> Classification {
 }
 
 /// What the fragment headed by `top` is.
-pub(crate) fn fragment_class(top: &SpanRec, is_entry_service: impl Fn(u32) -> bool) -> FragmentClass {
+pub(crate) fn fragment_class(
+    top: &SpanRec,
+    is_entry_service: impl Fn(u32) -> bool,
+) -> FragmentClass {
     if top.parent_id == 0 {
         if is_entry_service(top.service) {
             return FragmentClass::Request;
@@ -108,7 +111,10 @@ pub(crate) fn fragment_class(top: &SpanRec, is_entry_service: impl Fn(u32) -> bo
             boundary: boundary_of(top),
         };
     }
-    FragmentClass::Broken { cause: Cause::MissingParent, boundary: boundary_of(top) }
+    FragmentClass::Broken {
+        cause: Cause::MissingParent,
+        boundary: boundary_of(top),
+    }
 }
 
 pub(crate) fn boundary_of(span: &SpanRec) -> Boundary {

@@ -45,14 +45,15 @@ code,.mono{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;font
 .tag.ok{background:#e8f4ea;color:#2e7d32}
 .tag.link{background:var(--linkbg);color:var(--link)}
 .meta{font-weight:400;color:var(--muted)}
-.wf{display:grid;grid-template-columns:minmax(280px,33%) 1fr 78px minmax(150px,230px);font-size:12.5px}
+.wf{display:grid;grid-template-columns:minmax(240px,28%) 1fr 72px 290px;font-size:12.5px}
 .row{display:contents}
 .row>div{padding:3px 6px;border-bottom:1px solid #f0f1f4;min-height:25px;white-space:nowrap;overflow:hidden;text-overflow:ellipsis}
-.row.orphan>div{background:var(--badbg)}
-.row.linked>div{background:var(--linkbg)}
+.row.orphan>div{background-color:var(--badbg)}
+.row.linked>div{background-color:var(--linkbg)}
 .row.break>div:first-child{box-shadow:inset 3px 0 0 var(--bad)}
 .svc{font-weight:600}
 .kind{font-size:10.5px;color:var(--muted);letter-spacing:.03em;margin-left:4px}
+.row>div.track{overflow:visible}
 .track{position:relative;background-image:linear-gradient(to right,#eceef2 1px,transparent 1px);background-size:25% 100%}
 .bar{position:absolute;top:7px;height:11px;border-radius:3px;min-width:2px}
 .row.break .bar{outline:2px solid var(--bad);outline-offset:1px}
@@ -124,8 +125,9 @@ struct Palette(Vec<String>);
 
 impl Palette {
     fn for_traces<'a>(traces: impl Iterator<Item = &'a TraceView>) -> Palette {
-        let services: BTreeSet<&str> =
-            traces.flat_map(|t| t.spans.iter().map(|s| s.service.as_str())).collect();
+        let services: BTreeSet<&str> = traces
+            .flat_map(|t| t.spans.iter().map(|s| s.service.as_str()))
+            .collect();
         Palette(services.into_iter().map(str::to_owned).collect())
     }
 
@@ -161,9 +163,16 @@ struct Axis {
 
 impl Axis {
     fn for_traces<'a>(traces: impl Iterator<Item = &'a TraceView> + Clone) -> Axis {
-        let start = traces.clone().map(|t| t.start_unix_nanos).min().unwrap_or(0);
+        let start = traces
+            .clone()
+            .map(|t| t.start_unix_nanos)
+            .min()
+            .unwrap_or(0);
         let end = traces.map(|t| t.end_unix_nanos).max().unwrap_or(start);
-        Axis { start, span: (end.saturating_sub(start)).max(1) as f64 }
+        Axis {
+            start,
+            span: (end.saturating_sub(start)).max(1) as f64,
+        }
     }
 
     fn percent(&self, at: u64) -> f64 {
@@ -231,7 +240,14 @@ fn span_row(out: &mut String, span: &SpanView, axis: &Axis, palette: &Palette) {
     );
 }
 
-fn trace_card(out: &mut String, trace: &TraceView, heading: &str, axis: &Axis, palette: &Palette, budget: &mut usize) {
+fn trace_card(
+    out: &mut String,
+    trace: &TraceView,
+    heading: &str,
+    axis: &Axis,
+    palette: &Palette,
+    budget: &mut usize,
+) {
     let class = if trace.orphans > 0 {
         "card broken"
     } else if trace.linked > 0 {
@@ -239,7 +255,10 @@ fn trace_card(out: &mut String, trace: &TraceView, heading: &str, axis: &Axis, p
     } else {
         "card request"
     };
-    let _ = writeln!(out, "<section class=\"{class}\"><h2>{heading}</h2><div class=\"wf\">");
+    let _ = writeln!(
+        out,
+        "<section class=\"{class}\"><h2>{heading}</h2><div class=\"wf\">"
+    );
     out.push_str(&axis.header());
     let shown = trace.spans.len().min(*budget);
     for span in &trace.spans[..shown] {
@@ -285,7 +304,12 @@ fn trace_heading(trace: &TraceView, label: &str) -> String {
          <span class=\"meta\">{top} · {n} span{s} · {state}</span>",
         id = trace.trace_id,
         tags = fragment_tags(trace),
-        top = top.map_or(String::new(), |f| escape(&format!("{} {} {}", f.service, f.kind.to_uppercase(), f.name))),
+        top = top.map_or(String::new(), |f| escape(&format!(
+            "{} {} {}",
+            f.service,
+            f.kind.to_uppercase(),
+            f.name
+        ))),
         n = trace.spans.len(),
         s = if trace.spans.len() == 1 { "" } else { "s" },
         state = if trace.settled { "settled" } else { "open" },
@@ -305,7 +329,13 @@ pub(crate) fn trace_page(trace: &TraceView) -> String {
     let keys: Vec<String> = trace
         .business_keys
         .iter()
-        .map(|k| format!("<a href=\"/requests/{}\">{}</a>", encode_segment(k), escape(k)))
+        .map(|k| {
+            format!(
+                "<a href=\"/requests/{}\">{}</a>",
+                encode_segment(k),
+                escape(k)
+            )
+        })
         .collect();
     let _ = writeln!(
         body,
@@ -317,11 +347,22 @@ pub(crate) fn trace_page(trace: &TraceView) -> String {
         trace.orphans,
         trace.fragments.len(),
         if trace.fragments.len() == 1 { "" } else { "s" },
-        if keys.is_empty() { String::new() } else { format!(" · key {}", keys.join(", ")) },
+        if keys.is_empty() {
+            String::new()
+        } else {
+            format!(" · key {}", keys.join(", "))
+        },
     );
     body.push_str(&palette.legend());
     let mut budget = MAX_ROWS;
-    trace_card(&mut body, trace, &trace_heading(trace, ""), &axis, &palette, &mut budget);
+    trace_card(
+        &mut body,
+        trace,
+        &trace_heading(trace, ""),
+        &axis,
+        &palette,
+        &mut budget,
+    );
     let _ = writeln!(
         body,
         "<p class=\"note\"><a href=\"/api/traces/{id}\">JSON</a> · <a href=\"/api/traces/{id}/dump\">text dump</a></p>",
@@ -346,8 +387,19 @@ pub(crate) fn request_page(business_key: &str, request: &RequestView) -> String 
     body.push_str(&palette.legend());
     let mut budget = MAX_ROWS;
     for (i, trace) in request.traces.iter().enumerate() {
-        let label = format!("<span class=\"tag\">fragment {} of {}</span>", i + 1, request.traces.len());
-        trace_card(&mut body, trace, &trace_heading(trace, &label), &axis, &palette, &mut budget);
+        let label = format!(
+            "<span class=\"tag\">fragment {} of {}</span>",
+            i + 1,
+            request.traces.len()
+        );
+        trace_card(
+            &mut body,
+            trace,
+            &trace_heading(trace, &label),
+            &axis,
+            &palette,
+            &mut budget,
+        );
     }
     let _ = writeln!(
         body,
@@ -371,9 +423,11 @@ pub(crate) fn index_page(store: &Store, report: &Report) -> String {
         report.held.traces,
         report.traces_open,
     );
-    body.push_str("<div class=\"grid2\"><section class=\"card\"><h2>Services</h2><table><tr><th>service</th>\
+    body.push_str(
+        "<div class=\"grid2\"><section class=\"card\"><h2>Services</h2><table><tr><th>service</th>\
         <th class=\"num\">spans</th><th class=\"num\">connected</th><th class=\"num\">linked</th>\
-        <th class=\"num\">orphans</th><th class=\"num\">orphan rate</th></tr>\n");
+        <th class=\"num\">orphans</th><th class=\"num\">orphan rate</th></tr>\n",
+    );
     for s in &report.services {
         let _ = writeln!(
             body,
@@ -402,7 +456,10 @@ pub(crate) fn index_page(store: &Store, report: &Report) -> String {
     let _ = writeln!(
         body,
         "</table><p class=\"note\">completeness latency: p50 {:.1} ms · p99 {:.1} ms · max {:.1} ms ({} requests)</p></section></div>",
-        report.completeness.p50_ms, report.completeness.p99_ms, report.completeness.max_ms, report.completeness.count
+        report.completeness.p50_ms,
+        report.completeness.p99_ms,
+        report.completeness.max_ms,
+        report.completeness.count
     );
 
     let _ = writeln!(
@@ -418,20 +475,30 @@ pub(crate) fn index_page(store: &Store, report: &Report) -> String {
             encode_segment(key),
             escape(key),
             traces,
-            if traces > 1 { " <span class=\"tag bad\">shattered</span>" } else { "" }
+            if traces > 1 {
+                " <span class=\"tag bad\">shattered</span>"
+            } else {
+                ""
+            }
         );
     }
-    body.push_str("</table></section><section class=\"card\"><h2>Recent traces</h2><table>\
-        <tr><th>trace</th><th>first span</th><th class=\"num\">spans</th><th>state</th></tr>\n");
+    body.push_str(
+        "</table></section><section class=\"card\"><h2>Recent traces</h2><table>\
+        <tr><th>trace</th><th>first span</th><th class=\"num\">spans</th><th>state</th></tr>\n",
+    );
     for (id, trace) in store.recent_traces(50) {
         let first = trace.spans.iter().min_by_key(|s| (s.start, s.span_id));
         let label = first.map_or(String::new(), |s| {
-            format!("{} {}", store.service_name(s.service), store.span_name(s.name))
+            format!(
+                "{} {}",
+                store.service_name(s.service),
+                store.span_name(s.name)
+            )
         });
         let _ = writeln!(
             body,
             "<tr><td><a class=\"mono\" href=\"/traces/{id}\">{id}</a></td><td>{}</td><td class=\"num\">{}</td><td>{}</td></tr>",
-            escape(&label),
+            label,
             trace.spans.len(),
             if trace.settled { "settled" } else { "open" },
             id = format_trace_id(id)

@@ -59,11 +59,18 @@ impl PayloadFormat {
         let Some(content_type) = content_type else {
             return Err(PayloadError::UnsupportedContentType("none".into()));
         };
-        let mime = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+        let mime = content_type
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
         match mime.as_str() {
             "application/x-protobuf" | "application/protobuf" => Ok(PayloadFormat::Protobuf),
             "application/json" => Ok(PayloadFormat::Json),
-            _ => Err(PayloadError::UnsupportedContentType(content_type.to_owned())),
+            _ => Err(PayloadError::UnsupportedContentType(
+                content_type.to_owned(),
+            )),
         }
     }
 
@@ -150,7 +157,10 @@ pub fn decode_payload(
     limit: usize,
 ) -> Result<ExportTraceServiceRequest, PayloadError> {
     if body.len() > limit {
-        return Err(PayloadError::TooLarge { size: body.len() as u64, limit });
+        return Err(PayloadError::TooLarge {
+            size: body.len() as u64,
+            limit,
+        });
     }
     match encoding {
         ContentEncoding::Identity => decode_request(body, format),
@@ -176,8 +186,9 @@ pub fn decode_request(
     match format {
         PayloadFormat::Protobuf => ExportTraceServiceRequest::decode(body)
             .map_err(|e| PayloadError::MalformedProtobuf(e.to_string())),
-        PayloadFormat::Json => serde_json::from_slice(body)
-            .map_err(|e| PayloadError::MalformedJson(e.to_string())),
+        PayloadFormat::Json => {
+            serde_json::from_slice(body).map_err(|e| PayloadError::MalformedJson(e.to_string()))
+        }
     }
 }
 
@@ -260,14 +271,20 @@ pub(crate) struct Prepared<'a> {
 const UNKNOWN_SERVICE: &str = "unknown_service";
 
 /// Extracts what the store needs from every span; invalid ids reject the span only.
-pub(crate) fn prepare<'a>(request: &'a ExportTraceServiceRequest, business_key: &str) -> Prepared<'a> {
+pub(crate) fn prepare<'a>(
+    request: &'a ExportTraceServiceRequest,
+    business_key: &str,
+) -> Prepared<'a> {
     let total: usize = request
         .resource_spans
         .iter()
         .flat_map(|rs| rs.scope_spans.iter())
         .map(|ss| ss.spans.len())
         .sum();
-    let mut prepared = Prepared { spans: Vec::with_capacity(total), rejected: 0 };
+    let mut prepared = Prepared {
+        spans: Vec::with_capacity(total),
+        rejected: 0,
+    };
     for resource_spans in &request.resource_spans {
         let service = resource_spans
             .resource
@@ -275,10 +292,15 @@ pub(crate) fn prepare<'a>(request: &'a ExportTraceServiceRequest, business_key: 
             .and_then(|r| string_attribute(&r.attributes, "service.name"))
             .filter(|s| !s.is_empty())
             .unwrap_or(UNKNOWN_SERVICE);
-        for span in resource_spans.scope_spans.iter().flat_map(|ss| ss.spans.iter()) {
-            let (Some(trace_id), Some(span_id)) =
-                (trace_id_from_bytes(&span.trace_id), span_id_from_bytes(&span.span_id))
-            else {
+        for span in resource_spans
+            .scope_spans
+            .iter()
+            .flat_map(|ss| ss.spans.iter())
+        {
+            let (Some(trace_id), Some(span_id)) = (
+                trace_id_from_bytes(&span.trace_id),
+                span_id_from_bytes(&span.span_id),
+            ) else {
                 prepared.rejected += 1;
                 continue;
             };
@@ -303,7 +325,10 @@ pub(crate) fn prepare<'a>(request: &'a ExportTraceServiceRequest, business_key: 
                 .links
                 .iter()
                 .filter_map(|link| {
-                    Some((trace_id_from_bytes(&link.trace_id)?, span_id_from_bytes(&link.span_id)?))
+                    Some((
+                        trace_id_from_bytes(&link.trace_id)?,
+                        span_id_from_bytes(&link.span_id)?,
+                    ))
                 })
                 .collect();
             prepared.spans.push(IncomingSpan {
@@ -326,10 +351,15 @@ pub(crate) fn prepare<'a>(request: &'a ExportTraceServiceRequest, business_key: 
 }
 
 fn string_attribute<'a>(attributes: &'a [KeyValue], key: &str) -> Option<&'a str> {
-    attributes.iter().find(|kv| kv.key == key).and_then(|kv| match &kv.value {
-        Some(AnyValue { value: Some(any_value::Value::StringValue(s)) }) => Some(s.as_str()),
-        _ => None,
-    })
+    attributes
+        .iter()
+        .find(|kv| kv.key == key)
+        .and_then(|kv| match &kv.value {
+            Some(AnyValue {
+                value: Some(any_value::Value::StringValue(s)),
+            }) => Some(s.as_str()),
+            _ => None,
+        })
 }
 
 fn key_value(value: &AnyValue) -> Option<Cow<'_, str>> {
@@ -365,8 +395,13 @@ mod tests {
         let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
         encoder.write_all(&zeros).unwrap();
         let compressed = encoder.finish().unwrap();
-        let err = decode_payload(&compressed, PayloadFormat::Protobuf, ContentEncoding::Gzip, 4096)
-            .unwrap_err();
+        let err = decode_payload(
+            &compressed,
+            PayloadFormat::Protobuf,
+            ContentEncoding::Gzip,
+            4096,
+        )
+        .unwrap_err();
         assert_eq!(err.reason(), RejectReason::TooLarge);
     }
 
@@ -378,8 +413,13 @@ mod tests {
             assert_eq!(err.reason(), RejectReason::Malformed);
             assert_eq!(err.http_status(), 400);
         }
-        let err =
-            decode_payload(b"not gzip", PayloadFormat::Json, ContentEncoding::Gzip, 1024).unwrap_err();
+        let err = decode_payload(
+            b"not gzip",
+            PayloadFormat::Json,
+            ContentEncoding::Gzip,
+            1024,
+        )
+        .unwrap_err();
         assert_eq!(err.reason(), RejectReason::Malformed);
     }
 }

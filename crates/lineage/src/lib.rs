@@ -80,7 +80,9 @@ pub use report::{
 };
 pub use server::Lineage;
 pub use store::Store;
-pub use view::{FragmentView, LinkView, RequestView, SpanView, TraceView, dump_request, dump_trace};
+pub use view::{
+    FragmentView, LinkView, RequestView, SpanView, TraceView, dump_request, dump_trace,
+};
 
 /// The definition of the metric, as in the crate docs and `lineage --help`.
 pub const METRIC_DEFINITION: &str = include_str!("metric.md");

@@ -236,7 +236,8 @@ pub(crate) struct IdHashBuilder {
 impl Default for IdHashBuilder {
     fn default() -> Self {
         // The seed keeps crafted ids from colliding on purpose.
-        let seed = std::collections::hash_map::RandomState::new().hash_one(0x6c69_6e65_6167_65u64);
+        let seed =
+            std::collections::hash_map::RandomState::new().hash_one(0x006c_696e_6561_6765_u64);
         IdHashBuilder { seed }
     }
 }

@@ -102,16 +102,22 @@ impl Lineage {
     pub async fn start(config: Config) -> anyhow::Result<Lineage> {
         let grpc_listener = bind(config.grpc_addr, "OTLP/gRPC").await?;
         let http_listener = bind(config.http_addr, "OTLP/HTTP").await?;
-        let grpc_addr = grpc_listener.local_addr().context("reading the gRPC address")?;
-        let http_addr = http_listener.local_addr().context("reading the HTTP address")?;
+        let grpc_addr = grpc_listener
+            .local_addr()
+            .context("reading the gRPC address")?;
+        let http_addr = http_listener
+            .local_addr()
+            .context("reading the HTTP address")?;
         let shared = Arc::new(Shared::new(&config));
         let (stop, stopped) = watch::channel(false);
 
         let grpc_service = RejectionCounting {
-            inner: TraceServiceServer::new(OtlpGrpc { shared: shared.clone() })
-                .max_decoding_message_size(config.max_payload_bytes)
-                .accept_compressed(CompressionEncoding::Gzip)
-                .send_compressed(CompressionEncoding::Gzip),
+            inner: TraceServiceServer::new(OtlpGrpc {
+                shared: shared.clone(),
+            })
+            .max_decoding_message_size(config.max_payload_bytes)
+            .accept_compressed(CompressionEncoding::Gzip)
+            .send_compressed(CompressionEncoding::Gzip),
             shared: shared.clone(),
         };
         let grpc_task = {
@@ -252,7 +258,9 @@ impl Drop for Lineage {
 
 fn reachable(addr: SocketAddr) -> SocketAddr {
     match addr.ip() {
-        IpAddr::V4(ip) if ip.is_unspecified() => SocketAddr::new(Ipv4Addr::LOCALHOST.into(), addr.port()),
+        IpAddr::V4(ip) if ip.is_unspecified() => {
+            SocketAddr::new(Ipv4Addr::LOCALHOST.into(), addr.port())
+        }
         IpAddr::V6(ip) if ip.is_unspecified() => {
             SocketAddr::new(std::net::Ipv6Addr::LOCALHOST.into(), addr.port())
         }
@@ -340,13 +348,19 @@ fn inspect_grpc_response(shared: &Shared, response: GrpcResponse) -> GrpcRespons
         // expect ResourceExhausted for that.
         tonic::Code::OutOfRange if status.message().contains("too large") => {
             shared.reject(RejectReason::TooLarge);
-            tonic::Status::resource_exhausted(format!("OTLP payload too large: {}", status.message()))
-                .into_http()
+            tonic::Status::resource_exhausted(format!(
+                "OTLP payload too large: {}",
+                status.message()
+            ))
+            .into_http()
         }
         tonic::Code::Internal => {
             shared.reject(RejectReason::Malformed);
-            tonic::Status::invalid_argument(format!("malformed OTLP protobuf: {}", status.message()))
-                .into_http()
+            tonic::Status::invalid_argument(format!(
+                "malformed OTLP protobuf: {}",
+                status.message()
+            ))
+            .into_http()
         }
         tonic::Code::Unimplemented if status.message().contains("compress") => {
             shared.reject(RejectReason::UnsupportedEncoding);
@@ -375,7 +389,12 @@ fn router(shared: Arc<Shared>) -> Router {
 }
 
 fn text(status: StatusCode, body: String) -> Response {
-    (status, [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], body).into_response()
+    (
+        status,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        body,
+    )
+        .into_response()
 }
 
 fn payload_error(shared: &Shared, error: PayloadError) -> Response {
@@ -403,13 +422,24 @@ async fn read_body(body: Body, limit: usize) -> Result<Vec<u8>, PayloadError> {
         bytes.extend_from_slice(&chunk);
     }
     if seen > limit {
-        return Err(PayloadError::TooLarge { size: seen as u64, limit });
+        return Err(PayloadError::TooLarge {
+            size: seen as u64,
+            limit,
+        });
     }
     Ok(bytes)
 }
 
-async fn post_traces(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Body) -> Response {
-    let header_text = |name| headers.get(name).and_then(|v: &HeaderValue| v.to_str().ok());
+async fn post_traces(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let header_text = |name| {
+        headers
+            .get(name)
+            .and_then(|v: &HeaderValue| v.to_str().ok())
+    };
     let format = match PayloadFormat::from_content_type(header_text(header::CONTENT_TYPE)) {
         Ok(format) => format,
         Err(e) => return payload_error(&shared, e),
@@ -438,7 +468,12 @@ async fn post_traces(State(shared): State<Arc<Shared>>, headers: HeaderMap, body
 
 async fn get_metrics(State(shared): State<Arc<Shared>>) -> Response {
     let body = metrics::render(&shared.store());
-    (StatusCode::OK, [(header::CONTENT_TYPE, metrics::CONTENT_TYPE)], body).into_response()
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, metrics::CONTENT_TYPE)],
+        body,
+    )
+        .into_response()
 }
 
 async fn get_report(State(shared): State<Arc<Shared>>) -> Response {
@@ -464,7 +499,10 @@ fn find_trace(shared: &Shared, trace_id: &str) -> Result<TraceView, (StatusCode,
         ));
     };
     shared.store().trace(id).ok_or_else(|| {
-        (StatusCode::NOT_FOUND, format!("trace {trace_id} is not held (never received, or evicted)"))
+        (
+            StatusCode::NOT_FOUND,
+            format!("trace {trace_id} is not held (never received, or evicted)"),
+        )
     })
 }
 
@@ -473,7 +511,10 @@ fn find_request(shared: &Shared, key: &str) -> Result<RequestView, (StatusCode, 
     store.request(key).ok_or_else(|| {
         (
             StatusCode::NOT_FOUND,
-            format!("no held trace carries {}={key:?}", store.config().business_key),
+            format!(
+                "no held trace carries {}={key:?}",
+                store.config().business_key
+            ),
         )
     })
 }
@@ -485,7 +526,10 @@ async fn get_trace(State(shared): State<Arc<Shared>>, Path(trace_id): Path<Strin
     }
 }
 
-async fn get_trace_dump(State(shared): State<Arc<Shared>>, Path(trace_id): Path<String>) -> Response {
+async fn get_trace_dump(
+    State(shared): State<Arc<Shared>>,
+    Path(trace_id): Path<String>,
+) -> Response {
     match find_trace(&shared, &trace_id) {
         Ok(view) => text(StatusCode::OK, crate::view::dump_trace(&view)),
         Err((status, message)) => text(status, message + "\n"),
@@ -509,7 +553,10 @@ async fn get_request_dump(State(shared): State<Arc<Shared>>, Path(key): Path<Str
     }
 }
 
-async fn get_trace_page(State(shared): State<Arc<Shared>>, Path(trace_id): Path<String>) -> Response {
+async fn get_trace_page(
+    State(shared): State<Arc<Shared>>,
+    Path(trace_id): Path<String>,
+) -> Response {
     match find_trace(&shared, &trace_id) {
         Ok(view) => Html(html::trace_page(&view)).into_response(),
         Err((status, message)) => (status, Html(html::not_found_page(&message))).into_response(),

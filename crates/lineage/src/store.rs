@@ -56,7 +56,10 @@ impl Trace {
 
     pub fn position(&self, span_id: SpanId) -> Option<u32> {
         if self.spans.len() <= INDEX_FROM {
-            self.spans.iter().position(|s| s.span_id == span_id).map(|p| p as u32)
+            self.spans
+                .iter()
+                .position(|s| s.span_id == span_id)
+                .map(|p| p as u32)
         } else {
             self.index.get(&span_id).copied()
         }
@@ -72,13 +75,16 @@ impl Trace {
                     self.index.insert(s.span_id, i as u32);
                 }
             } else {
-                self.index.insert(self.spans[position as usize].span_id, position);
+                self.index
+                    .insert(self.spans[position as usize].span_id, position);
             }
         }
     }
 
     pub fn key(&self, slot: u16) -> Option<&str> {
-        (slot > 0).then(|| self.keys.get(slot as usize - 1).map(|k| &**k)).flatten()
+        (slot > 0)
+            .then(|| self.keys.get(slot as usize - 1).map(|k| &**k))
+            .flatten()
     }
 
     pub fn arrival(&self, span: &SpanRec) -> u64 {
@@ -235,7 +241,9 @@ impl Tally {
     /// Updates a key and counts each (key, boundary) break once, as soon as
     /// the key has both a request and an orphan fragment at that boundary.
     fn mark_key(&mut self, key: &str, update: impl FnOnce(&mut KeyEntry)) {
-        let Some(entry) = self.keys.get_mut(key) else { return };
+        let Some(entry) = self.keys.get_mut(key) else {
+            return;
+        };
         update(entry);
         if entry.has_request {
             let new = entry.broken & !entry.counted;
@@ -274,7 +282,11 @@ impl Store {
         config.max_traces = config.max_traces.max(1);
         config.max_spans = config.max_spans.max(1);
         let mut services = Interner::new(MAX_SERVICES, "(other services)");
-        let entry_services = config.entry_services.iter().map(|s| services.intern(s)).collect();
+        let entry_services = config
+            .entry_services
+            .iter()
+            .map(|s| services.intern(s))
+            .collect();
         Store {
             config,
             traces: IdMap::default(),
@@ -284,7 +296,10 @@ impl Store {
             spans_held: 0,
             services,
             names: Interner::new(MAX_SPAN_NAMES, "(other span names)"),
-            tally: Tally { entry_services, ..Tally::default() },
+            tally: Tally {
+                entry_services,
+                ..Tally::default()
+            },
         }
     }
 
@@ -299,7 +314,10 @@ impl Store {
     }
 
     pub(crate) fn insert(&mut self, prepared: Prepared<'_>, now: u64) -> IngestOutcome {
-        let mut outcome = IngestOutcome { rejected: prepared.rejected, ..IngestOutcome::default() };
+        let mut outcome = IngestOutcome {
+            rejected: prepared.rejected,
+            ..IngestOutcome::default()
+        };
         self.tally.rejected_spans += prepared.rejected;
         let mut late_traces = Vec::new();
         for span in prepared.spans {
@@ -315,7 +333,8 @@ impl Store {
                 Entry::Occupied(e) => e.into_mut(),
                 Entry::Vacant(e) => {
                     self.next_incarnation += 1;
-                    self.open_order.push_back((span.trace_id, self.next_incarnation));
+                    self.open_order
+                        .push_back((span.trace_id, self.next_incarnation));
                     e.insert(Trace::new(self.next_incarnation, now))
                 }
             };
@@ -330,11 +349,13 @@ impl Store {
             }
             if !span.links.is_empty() {
                 span_flags |= flags::LINKS;
-                trace.links.extend(span.links.iter().map(|&(trace_id, span_id)| LinkRec {
-                    span: position,
-                    trace_id,
-                    span_id,
-                }));
+                trace
+                    .links
+                    .extend(span.links.iter().map(|&(trace_id, span_id)| LinkRec {
+                        span: position,
+                        trace_id,
+                        span_id,
+                    }));
             }
             let offset_us = now.saturating_sub(trace.first_arrival) / 1_000;
             trace.push(SpanRec {
@@ -385,13 +406,21 @@ impl Store {
     /// Evicts the oldest settled trace, or else force-settles and evicts the oldest open one.
     fn evict_oldest(&mut self) -> bool {
         while let Some((id, incarnation)) = self.settled_order.pop_front() {
-            if self.traces.get(&id).is_some_and(|t| t.incarnation == incarnation) {
+            if self
+                .traces
+                .get(&id)
+                .is_some_and(|t| t.incarnation == incarnation)
+            {
                 self.evict(id);
                 return true;
             }
         }
         while let Some((id, incarnation)) = self.open_order.pop_front() {
-            if self.traces.get(&id).is_some_and(|t| t.incarnation == incarnation && !t.settled) {
+            if self
+                .traces
+                .get(&id)
+                .is_some_and(|t| t.incarnation == incarnation && !t.settled)
+            {
                 self.evict(id);
                 return true;
             }
@@ -400,7 +429,9 @@ impl Store {
     }
 
     fn evict(&mut self, id: TraceId) {
-        let Some(mut trace) = self.traces.remove(&id) else { return };
+        let Some(mut trace) = self.traces.remove(&id) else {
+            return;
+        };
         self.tally.account(&mut trace);
         if trace.settled {
             self.tally.evictions.settled += 1;
@@ -456,7 +487,9 @@ impl Store {
         if !ids.is_empty() {
             let traces = &self.traces;
             self.open_order.retain(|(id, incarnation)| {
-                traces.get(id).is_some_and(|t| t.incarnation == *incarnation && !t.settled)
+                traces
+                    .get(id)
+                    .is_some_and(|t| t.incarnation == *incarnation && !t.settled)
             });
         }
         ids.len()
@@ -558,13 +591,18 @@ impl Store {
             } else {
                 BTreeMap::new()
             },
-            held: Held { traces: self.traces.len() as u64, spans: self.spans_held },
+            held: Held {
+                traces: self.traces.len() as u64,
+                spans: self.spans_held,
+            },
         }
     }
 
     /// The span tree of a trace, with each span classified as of now.
     pub fn trace(&self, trace_id: TraceId) -> Option<TraceView> {
-        self.traces.get(&trace_id).map(|t| view::trace_view(self, trace_id, t))
+        self.traces
+            .get(&trace_id)
+            .map(|t| view::trace_view(self, trace_id, t))
     }
 
     /// Same as [`Store::trace`] with a 32-digit hex id.
@@ -574,8 +612,14 @@ impl Store {
 
     /// The traces holding spans with this business key, oldest first.
     pub fn request_traces(&self, key: &str) -> Vec<TraceView> {
-        let Some(entry) = self.tally.keys.get(key) else { return Vec::new() };
-        let mut views: Vec<TraceView> = entry.traces.iter().filter_map(|&id| self.trace(id)).collect();
+        let Some(entry) = self.tally.keys.get(key) else {
+            return Vec::new();
+        };
+        let mut views: Vec<TraceView> = entry
+            .traces
+            .iter()
+            .filter_map(|&id| self.trace(id))
+            .collect();
         views.sort_by(|a, b| {
             (a.start_unix_nanos, &a.trace_id).cmp(&(b.start_unix_nanos, &b.trace_id))
         });
@@ -595,13 +639,14 @@ impl Store {
 
     /// Text span dump of every fragment of one business key.
     pub fn request_dump(&self, key: &str) -> Option<String> {
-        self.request(key).map(|r| view::dump_request(&self.config.business_key, &r))
+        self.request(key)
+            .map(|r| view::dump_request(&self.config.business_key, &r))
     }
 
     /// Most recently started traces, newest first.
     pub(crate) fn recent_traces(&self, limit: usize) -> Vec<(TraceId, &Trace)> {
         let mut all: Vec<(TraceId, &Trace)> = self.traces.iter().map(|(&id, t)| (id, t)).collect();
-        all.sort_by(|a, b| (b.1.first_arrival, b.0).cmp(&(a.1.first_arrival, a.0)));
+        all.sort_by_key(|&(id, t)| std::cmp::Reverse((t.first_arrival, id)));
         all.truncate(limit);
         all
     }
@@ -651,7 +696,13 @@ fn key_slot(
     match keys.get_mut(key) {
         Some(entry) => entry.traces.push(trace_id),
         None => {
-            keys.insert(key.into(), KeyEntry { traces: vec![trace_id], ..KeyEntry::default() });
+            keys.insert(
+                key.into(),
+                KeyEntry {
+                    traces: vec![trace_id],
+                    ..KeyEntry::default()
+                },
+            );
         }
     }
     trace.keys.len() as u16

@@ -35,7 +35,8 @@ pub struct TraceView {
 /// The span heading one fragment of a trace, with what the fragment is.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct FragmentView {
-    /// Index of the top span in `TraceView::spans`.
+    pub trace_id: String,
+    /// Index of the top span in `TraceView::spans` of its trace.
     pub index: usize,
     pub span_id: String,
     pub service: String,
@@ -94,8 +95,9 @@ pub struct RequestView {
     pub key: String,
     /// Entry roots carrying the key.
     pub requests: u64,
-    /// Fragments carrying the key, across all traces.
-    pub fragments: u64,
+    /// Fragments carrying the key, across all traces, by start time: each
+    /// names its top span (entry root, linked root or break span) and status.
+    pub fragments: Vec<FragmentView>,
     /// Boundary of each orphan fragment carrying the key, by start time.
     pub breaks: Vec<Boundary>,
     /// E.g. `1 request → 4 fragments, 3 breaks: http, async, messaging`.
@@ -112,7 +114,10 @@ pub(crate) fn trace_view(store: &Store, trace_id: TraceId, trace: &Trace) -> Tra
     let mut children: Vec<Vec<u32>> = vec![Vec::new(); n];
     let mut is_top_level = vec![false; n];
     for (i, span) in trace.spans.iter().enumerate() {
-        match (span.parent_id != 0).then(|| trace.position(span.parent_id)).flatten() {
+        match (span.parent_id != 0)
+            .then(|| trace.position(span.parent_id))
+            .flatten()
+        {
             Some(p) if p as usize != i => children[p as usize].push(i as u32),
             _ => is_top_level[i] = true,
         }
@@ -125,7 +130,9 @@ pub(crate) fn trace_view(store: &Store, trace_id: TraceId, trace: &Trace) -> Tra
         list.sort_by(by_start);
     }
     // Tops first; then fragment heads inside parent cycles, which no top reaches.
-    let mut starts: Vec<u32> = (0..n as u32).filter(|&i| is_top_level[i as usize]).collect();
+    let mut starts: Vec<u32> = (0..n as u32)
+        .filter(|&i| is_top_level[i as usize])
+        .collect();
     starts.sort_by(by_start);
     let mut cycle_heads: Vec<u32> = (0..n as u32)
         .filter(|&i| !is_top_level[i as usize] && classification.top[i as usize] == i)
@@ -211,6 +218,7 @@ pub(crate) fn trace_view(store: &Store, trace_id: TraceId, trace: &Trace) -> Tra
             let span = &trace.spans[i as usize];
             let class = store.tally.class_of(trace, i);
             FragmentView {
+                trace_id: format_trace_id(trace_id),
                 index: pos,
                 span_id: format_span_id(span.span_id),
                 service: store.service_name(span.service).to_owned(),
@@ -226,7 +234,8 @@ pub(crate) fn trace_view(store: &Store, trace_id: TraceId, trace: &Trace) -> Tra
             }
         })
         .collect();
-    fragments.sort_by(|a, b| (a.start_unix_nanos, &a.span_id).cmp(&(b.start_unix_nanos, &b.span_id)));
+    fragments
+        .sort_by(|a, b| (a.start_unix_nanos, &a.span_id).cmp(&(b.start_unix_nanos, &b.span_id)));
 
     let mut business_keys: Vec<String> = trace.keys.iter().map(|k| k.to_string()).collect();
     business_keys.sort();
@@ -245,17 +254,30 @@ pub(crate) fn trace_view(store: &Store, trace_id: TraceId, trace: &Trace) -> Tra
 }
 
 pub(crate) fn request_view(key: &str, traces: Vec<TraceView>) -> RequestView {
-    let mut mine: Vec<&FragmentView> = traces
+    let mut mine: Vec<FragmentView> = traces
         .iter()
         .flat_map(|t| t.fragments.iter())
         .filter(|f| f.business_key.as_deref() == Some(key))
+        .cloned()
         .collect();
-    mine.sort_by(|a, b| (a.start_unix_nanos, &a.span_id).cmp(&(b.start_unix_nanos, &b.span_id)));
+    mine.sort_by(|a, b| {
+        (a.start_unix_nanos, &a.trace_id, &a.span_id).cmp(&(
+            b.start_unix_nanos,
+            &b.trace_id,
+            &b.span_id,
+        ))
+    });
     let requests = mine.iter().filter(|f| f.is_request).count() as u64;
     let breaks: Vec<Boundary> = mine.iter().filter_map(|f| f.boundary).collect();
-    let fragments = mine.len() as u64;
-    let summary = summary_line(requests, fragments, &breaks);
-    RequestView { key: key.to_owned(), requests, fragments, breaks, summary, traces }
+    let summary = summary_line(requests, mine.len() as u64, &breaks);
+    RequestView {
+        key: key.to_owned(),
+        requests,
+        fragments: mine,
+        breaks,
+        summary,
+        traces,
+    }
 }
 
 fn plural(n: u64, one: &str, many: &str) -> String {
@@ -298,7 +320,11 @@ pub(crate) fn marker(span: &SpanView) -> String {
 }
 
 fn format_duration_ms(ms: f64) -> String {
-    if ms >= 1000.0 { format!("{:.2} s", ms / 1000.0) } else { format!("{ms:.2} ms") }
+    if ms >= 1000.0 {
+        format!("{:.2} s", ms / 1000.0)
+    } else {
+        format!("{ms:.2} ms")
+    }
 }
 
 /// The text span dump of one trace: a header line, then one line per span,
@@ -325,11 +351,25 @@ pub fn dump_trace(trace: &TraceView) -> String {
         .iter()
         .map(|s| {
             let indent = "  ".repeat(s.depth.min(MAX_INDENT_DEPTH) as usize + 1);
-            let deep = if s.depth > MAX_INDENT_DEPTH { format!("[{}] ", s.depth) } else { String::new() };
-            format!("{indent}{deep}{} {} {}", s.service, s.kind.to_uppercase(), s.name)
+            let deep = if s.depth > MAX_INDENT_DEPTH {
+                format!("[{}] ", s.depth)
+            } else {
+                String::new()
+            };
+            format!(
+                "{indent}{deep}{} {} {}",
+                s.service,
+                s.kind.to_uppercase(),
+                s.name
+            )
         })
         .collect();
-    let width = lefts.iter().map(|l| l.chars().count()).max().unwrap_or(0).min(72);
+    let width = lefts
+        .iter()
+        .map(|l| l.chars().count())
+        .max()
+        .unwrap_or(0)
+        .min(72);
     for (span, left) in trace.spans.iter().zip(&lefts) {
         let pad = width.saturating_sub(left.chars().count());
         let mut line = format!(
@@ -352,7 +392,10 @@ pub fn dump_trace(trace: &TraceView) -> String {
 
 /// The text span dump of all fragments of one business key.
 pub fn dump_request(business_key: &str, request: &RequestView) -> String {
-    let mut out = format!("request {business_key}={}: {}\n", request.key, request.summary);
+    let mut out = format!(
+        "request {business_key}={}: {}\n",
+        request.key, request.summary
+    );
     for trace in &request.traces {
         out.push('\n');
         out.push_str(&dump_trace(trace));

@@ -5,6 +5,7 @@ mod ci;
 mod infra;
 mod report;
 mod table;
+mod traps;
 
 use std::process::ExitCode;
 
@@ -67,6 +68,9 @@ enum Command {
     Diff { step: String },
     /// Run every step and write the book's measured tables and pictures.
     Report,
+    /// Reproduce the book's five silent failures (`traps/`) and write what
+    /// lineage measured into book/src/generated/silent-failures.md.
+    Traps,
     /// Check every include and anchor of the book, then build it.
     Book {
         /// Check only (the default, and the only mode).
@@ -85,6 +89,7 @@ fn main() -> ExitCode {
         Command::Ci { kafka, requests, no_tests } => ci::run(&kafka, requests, no_tests),
         Command::Diff { step } => ci::show_diff(&step),
         Command::Report => report::generate(),
+        Command::Traps => traps::write(),
         Command::Book { check: _ } => book::check(&stitch_harness::project_root()).map(|()| {
             println!("book: every include resolves, and mdbook built it into book/build");
             ExitCode::SUCCESS

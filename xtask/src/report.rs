@@ -95,6 +95,8 @@ pub fn generate() -> anyhow::Result<ExitCode> {
         table::demo_table(&demo_runs).markdown()
     );
     write(&generated_dir().join("demo.md"), &demo)?;
+    eprintln!("running the silent-failure traps…");
+    write(&generated_dir().join("silent-failures.md"), &crate::traps::generate()?)?;
     eprintln!("wrote {} and {}", generated_dir().display(), images_dir().display());
     Ok(ExitCode::SUCCESS)
 }

@@ -62,6 +62,14 @@ pub(crate) struct KafkaArgs {
 
 /// Parses the command line and runs one service until SIGINT/SIGTERM.
 pub fn run(step: &str, boundaries: Boundaries) -> ExitCode {
+    run_with(step, boundaries, |_| {})
+}
+
+/// [`run`], with the telemetry options changed by `telemetry` before the
+/// pipeline starts. It exists for `traps/`, which reproduce the silent failures
+/// of the book (`book/src/silent-failures.md`) on the final flow; the steps
+/// always run with the defaults.
+pub fn run_with(step: &str, boundaries: Boundaries, telemetry: fn(&mut stitch_telemetry::Options)) -> ExitCode {
     let cli = Cli::parse();
     let service = match &cli.role {
         Role::Gateway { .. } => "gateway",
@@ -76,12 +84,16 @@ pub fn run(step: &str, boundaries: Boundaries) -> ExitCode {
         }
     };
     let outcome = runtime.block_on(async {
-        let telemetry = stitch_telemetry::init(&stitch_telemetry::Options {
+        let mut options = stitch_telemetry::Options {
             service: service.to_owned(),
             otlp_endpoint: cli.otlp_endpoint.clone(),
             filter: cli.log.clone(),
             resource: vec![("stitch.step".to_owned(), step.to_owned())],
-        })?;
+            install_propagator: true,
+            export_delay: Some(stitch_telemetry::EXPORT_DELAY),
+        };
+        telemetry(&mut options);
+        let telemetry = stitch_telemetry::init(&options)?;
         let served = match cli.role {
             Role::Gateway { listen, worker_url } => crate::gateway::serve(listen, worker_url, boundaries).await,
             Role::Worker { listen, kafka } => crate::worker::serve(listen, kafka, boundaries).await,

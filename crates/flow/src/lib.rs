@@ -13,7 +13,7 @@ mod kafka;
 mod worker;
 
 pub use boundary::Boundaries;
-pub use cli::run;
+pub use cli::{run, run_with};
 
 /// Attribute that carries the business key on the spans of one request: lineage
 /// regroups trace fragments by it to show one request shattered into pieces.

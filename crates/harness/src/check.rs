@@ -27,6 +27,24 @@ pub struct CheckOptions {
     pub concurrency: usize,
 }
 
+/// What a trap of `book/src/silent-failures.md` changes in a run: another
+/// binary with the step's flow, or extra arguments for its services. Steps
+/// run with the default, which changes nothing.
+#[derive(Debug, Clone, Default)]
+pub struct Variant {
+    /// Runs this package's binary instead of the step's (or its solution's).
+    pub package: Option<String>,
+    /// Appended to the command line of each service, e.g. `--log info,reqwest=off`.
+    pub service_args: Vec<String>,
+    /// Names the run's log directory (see [`log_dir`]); the package's name by default.
+    pub name: Option<String>,
+}
+
+/// Where a run keeps its services' logs (`gateway.log`, `worker.log`, …).
+pub fn log_dir(name: &str) -> std::path::PathBuf {
+    crate::run_dir().join("runs").join(name)
+}
+
 /// One request the gateway accepted.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Order {
@@ -72,7 +90,13 @@ struct Services {
 }
 
 impl Services {
-    fn start(binary: &std::path::Path, otlp: &str, bootstrap: &str, logs: &std::path::Path) -> anyhow::Result<Services> {
+    fn start(
+        binary: &std::path::Path,
+        otlp: &str,
+        bootstrap: &str,
+        logs: &std::path::Path,
+        extra_args: &[String],
+    ) -> anyhow::Result<Services> {
         let [gateway, worker, consumer] = [free_port()?, free_port()?, free_port()?];
         let gateway_addr: SocketAddr = ([127, 0, 0, 1], gateway).into();
         let worker_addr: SocketAddr = ([127, 0, 0, 1], worker).into();
@@ -88,6 +112,7 @@ impl Services {
             let mut argv = vec![role.to_owned()];
             argv.extend(args);
             argv.extend(["--otlp-endpoint".to_owned(), otlp.to_owned()]);
+            argv.extend(extra_args.iter().cloned());
             let expression = duct::cmd(binary, argv).env_remove("RUST_LOG").env_remove("OTEL_EXPORTER_OTLP_ENDPOINT");
             let child = Child::start(role, expression, &logs.join(format!("{role}.log")))?;
             // The consumer answers 200 only once its partitions are assigned.
@@ -128,10 +153,15 @@ fn spinner(message: impl Into<std::borrow::Cow<'static, str>>) -> ProgressBar {
 
 /// Runs a step end to end and returns what lineage measured.
 pub fn run(options: &CheckOptions) -> anyhow::Result<CheckRun> {
-    let package = options.step.package(options.solution);
+    run_variant(options, &Variant::default())
+}
+
+/// [`run`], changed as `variant` says.
+pub fn run_variant(options: &CheckOptions, variant: &Variant) -> anyhow::Result<CheckRun> {
+    let package = variant.package.clone().unwrap_or_else(|| options.step.package(options.solution));
     cargo_build(&[&package])?;
     cargo_build(&["stitch-broker"])?;
-    let logs = crate::run_dir().join("runs").join(&package);
+    let logs = log_dir(variant.name.as_deref().unwrap_or(&package));
     std::fs::create_dir_all(&logs)?;
 
     let runtime = tokio::runtime::Runtime::new().context("starting the tokio runtime")?;
@@ -151,7 +181,8 @@ pub fn run(options: &CheckOptions) -> anyhow::Result<CheckRun> {
     })?;
 
     let starting = spinner(format!("starting {package} (gateway, worker, consumer)"));
-    let services = Services::start(&binary(&package), &lineage.otlp_grpc_endpoint(), broker.bootstrap(), &logs);
+    let services =
+        Services::start(&binary(&package), &lineage.otlp_grpc_endpoint(), broker.bootstrap(), &logs, &variant.service_args);
     starting.finish_and_clear();
     let services = services?;
 
@@ -266,7 +297,7 @@ fn drive_and_measure(
 }
 
 /// Reads one request's fragments from lineage.
-fn request_shape(lineage: &lineage::Lineage, order_id: &str) -> RequestShape {
+pub fn request_shape(lineage: &lineage::Lineage, order_id: &str) -> RequestShape {
     let traces = lineage.request_traces(order_id);
     let spans = traces.iter().map(|trace| trace.spans.len()).sum();
     let chain = match traces.as_slice() {

@@ -44,7 +44,27 @@ fn tansu_binary() -> PathBuf {
         .get_or_init(|| {
             let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
             let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../Cargo.toml");
-            let status = std::process::Command::new(cargo)
+            let mut build = std::process::Command::new(cargo);
+            // cargo test sets these for the test; ring's build script
+            // watches CARGO_MANIFEST_DIR, and seeing it change would make
+            // this build, and the next ordinary one, recompile ring and
+            // everything above it (rustls, reqwest, tansu).
+            for (name, _) in std::env::vars_os() {
+                let name = name.to_string_lossy();
+                if name.starts_with("CARGO_MANIFEST_")
+                    || name.starts_with("CARGO_PKG_")
+                    || name.starts_with("CARGO_BIN_")
+                    || [
+                        "CARGO_CRATE_NAME",
+                        "CARGO_PRIMARY_PACKAGE",
+                        "CARGO_TARGET_TMPDIR",
+                    ]
+                    .contains(&name.as_ref())
+                {
+                    build.env_remove(name.as_ref());
+                }
+            }
+            let status = build
                 .args(["build", "--quiet", "-p", "stitch-broker", "--manifest-path"])
                 .arg(&manifest)
                 .arg("--target-dir")

@@ -38,6 +38,14 @@ pub struct Options {
     pub filter: String,
     /// Extra resource attributes, e.g. which step produced the spans.
     pub resource: Vec<(String, String)>,
+    /// Installs the global W3C propagator. Every service sets it; only
+    /// `traps/no-propagator` clears it, to show what its absence does.
+    pub install_propagator: bool,
+    /// How often the batch processor exports: [`EXPORT_DELAY`] in the
+    /// services. `None` keeps the SDK's default (5 s, or
+    /// `OTEL_BSP_SCHEDULE_DELAY`), as `traps/no-shutdown` does to show what a
+    /// short-lived job that never shuts down loses.
+    pub export_delay: Option<Duration>,
 }
 
 /// A running telemetry pipeline. Call [`Telemetry::shutdown`] before the process
@@ -47,13 +55,16 @@ pub struct Telemetry {
     provider: SdkTracerProvider,
 }
 
-/// Installs the global propagator, the OTLP exporter and the tracing subscriber.
+/// Installs the global propagator (unless [`Options::install_propagator`] is
+/// false), the OTLP exporter and the tracing subscriber.
 ///
 /// Must run inside a tokio runtime: the tonic channel spawns its worker there.
 pub fn init(options: &Options) -> anyhow::Result<Telemetry> {
     // Without a global propagator, every inject/extract in the workshop is a
     // silent no-op: the tracing layer does not install one.
-    global::set_text_map_propagator(TraceContextPropagator::new());
+    if options.install_propagator {
+        global::set_text_map_propagator(TraceContextPropagator::new());
+    }
 
     let exporter = SpanExporter::builder()
         .with_tonic()
@@ -61,9 +72,11 @@ pub fn init(options: &Options) -> anyhow::Result<Telemetry> {
         .with_timeout(Duration::from_secs(3))
         .build()
         .with_context(|| format!("building the OTLP exporter for {}", options.otlp_endpoint))?;
-    let processor = BatchSpanProcessor::builder(exporter)
-        .with_batch_config(BatchConfigBuilder::default().with_scheduled_delay(EXPORT_DELAY).build())
-        .build();
+    let batch = match options.export_delay {
+        Some(delay) => BatchConfigBuilder::default().with_scheduled_delay(delay),
+        None => BatchConfigBuilder::default(),
+    };
+    let processor = BatchSpanProcessor::builder(exporter).with_batch_config(batch.build()).build();
     let mut resource = Resource::builder().with_service_name(options.service.clone());
     for (key, value) in &options.resource {
         resource = resource.with_attribute(opentelemetry::KeyValue::new(key.clone(), value.clone()));

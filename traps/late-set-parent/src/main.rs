@@ -1,0 +1,1 @@
+stitch_flow::main!(trap_late_set_parent);

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use stitch_harness::kafka::{Broker, BrokerKind, BrokerOptions};
-use stitch_harness::process::{Child, binary, cargo_build, wait_until};
+use stitch_harness::process::{Child, binary, build_broker, cargo_build, wait_until};
 
 const KAFKA_PORT: u16 = 9092;
 const LINEAGE_GRPC_PORT: u16 = 4317;
@@ -56,7 +56,8 @@ pub fn up(kafka: BrokerKind) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     let _ = std::fs::remove_file(pid_file());
-    cargo_build(&["lineage", "stitch-broker"])?;
+    cargo_build(&["lineage"])?;
+    build_broker()?;
     let logs = state_dir();
 
     let lineage = Child::start(

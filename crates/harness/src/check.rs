@@ -9,7 +9,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
 
 use crate::kafka::{Broker, BrokerKind, BrokerOptions};
-use crate::process::{Child, binary, cargo_build, free_port, wait_until};
+use crate::process::{Child, binary, build_broker, cargo_build, free_port, wait_until};
 use crate::step::Step;
 
 /// The promise of the workshop: a request is connected in lineage within 30 s
@@ -160,7 +160,7 @@ pub fn run(options: &CheckOptions) -> anyhow::Result<CheckRun> {
 pub fn run_variant(options: &CheckOptions, variant: &Variant) -> anyhow::Result<CheckRun> {
     let package = variant.package.clone().unwrap_or_else(|| options.step.package(options.solution));
     cargo_build(&[&package])?;
-    cargo_build(&["stitch-broker"])?;
+    build_broker()?;
     let logs = log_dir(variant.name.as_deref().unwrap_or(&package));
     std::fs::create_dir_all(&logs)?;
 

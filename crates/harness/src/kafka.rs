@@ -3,8 +3,7 @@
 //! Two brokers speak the same protocol on `127.0.0.1`:
 //!
 //! - [`BrokerKind::Tansu`]: `stitch-broker`, an in-memory broker built by
-//!   cargo with the rest of the workspace. Starts in milliseconds, needs
-//!   nothing else.
+//!   cargo from `crates/broker`. Starts in milliseconds, needs nothing else.
 //! - [`BrokerKind::Apache`]: Apache Kafka in KRaft mode, one JVM, its jars
 //!   resolved from Maven Central once (see [`install_apache_kafka`]) and its
 //!   configuration taken from `infra/kafka/`.
@@ -420,6 +419,12 @@ pub fn install_apache_kafka(cache_dir: &Path, infra_dir: &Path) -> Result<PathBu
         );
     }
 
+    if fs::read_to_string(&marker).is_ok_and(|done| done == pom) {
+        // Another process finished first, and its broker may be loading
+        // classes from those jars right now: keep them.
+        let _ = fs::remove_dir_all(&partial);
+        return Ok(libs);
+    }
     if libs.exists() {
         fs::remove_dir_all(&libs).with_context(|| format!("removing {}", libs.display()))?;
     }
@@ -529,7 +534,8 @@ fn probe_config(bootstrap: &str) -> ClientConfig {
 fn tansu_command(opts: &BrokerOptions, bootstrap: &str) -> Result<Expression> {
     if !opts.tansu_binary.is_file() {
         bail!(
-            "stitch-broker not found at {}: build it with `cargo build -p stitch-broker`",
+            "stitch-broker not found at {}: build it with \
+             `cargo build --manifest-path crates/broker/Cargo.toml --target-dir target`",
             opts.tansu_binary.display()
         );
     }

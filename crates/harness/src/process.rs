@@ -124,16 +124,32 @@ pub fn free_port() -> anyhow::Result<u16> {
     Ok(listener.local_addr()?.port())
 }
 
-/// Builds workspace packages with the cargo that runs us, showing cargo's own progress.
-pub fn cargo_build(packages: &[&str]) -> anyhow::Result<()> {
+/// A cargo command, run by the cargo that runs us, without the variables
+/// `cargo test` sets for a test: build scripts (ring's) watch
+/// `CARGO_MANIFEST_DIR`, and seeing it change would rebuild half the graph.
+fn cargo(args: Vec<std::ffi::OsString>) -> duct::Expression {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
-    let mut args = vec!["build".to_owned(), "--quiet".to_owned()];
-    for package in packages {
-        args.push("--package".to_owned());
-        args.push((*package).to_owned());
+    let mut expression = duct::cmd(cargo, args).dir(crate::project_root());
+    for (name, _) in std::env::vars_os() {
+        let name = name.to_string_lossy().into_owned();
+        let set_for_a_test = ["CARGO_MANIFEST_", "CARGO_PKG_", "CARGO_BIN_", "CARGO_CRATE_NAME", "CARGO_PRIMARY_PACKAGE", "CARGO_TARGET_TMPDIR"]
+            .iter()
+            .any(|prefix| name.starts_with(prefix));
+        if set_for_a_test {
+            expression = expression.env_remove(name);
+        }
     }
-    let status = duct::cmd(cargo, args)
-        .dir(crate::project_root())
+    expression
+}
+
+/// Builds workspace packages, showing cargo's own output.
+pub fn cargo_build(packages: &[&str]) -> anyhow::Result<()> {
+    let mut args: Vec<std::ffi::OsString> = vec!["build".into(), "--quiet".into()];
+    for package in packages {
+        args.push("--package".into());
+        args.push((*package).into());
+    }
+    let status = cargo(args)
         .stdout_to_stderr()
         .unchecked()
         .run()
@@ -145,10 +161,38 @@ pub fn cargo_build(packages: &[&str]) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Builds the embedded broker, which is a workspace of its own (see
+/// `crates/broker/Cargo.toml`), into the same target directory.
+pub fn build_broker() -> anyhow::Result<()> {
+    let manifest = crate::project_root().join("crates").join("broker").join("Cargo.toml");
+    let status = cargo(vec![
+        "build".into(),
+        "--quiet".into(),
+        "--manifest-path".into(),
+        manifest.into(),
+        "--target-dir".into(),
+        target_dir().into(),
+    ])
+    .stdout_to_stderr()
+    .unchecked()
+    .run()
+    .context("running cargo build for stitch-broker")?
+    .status;
+    if !status.success() {
+        bail!("cargo build of stitch-broker failed (see the compiler output above)");
+    }
+    Ok(())
+}
+
+fn target_dir() -> PathBuf {
+    match std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from) {
+        Some(dir) if dir.is_absolute() => dir,
+        Some(dir) => crate::project_root().join(dir),
+        None => crate::project_root().join("target"),
+    }
+}
+
 /// Path of a binary built by [`cargo_build`] in the dev profile.
 pub fn binary(name: &str) -> PathBuf {
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| crate::project_root().join("target"));
-    target.join("debug").join(name)
+    target_dir().join("debug").join(name)
 }

@@ -1,9 +1,9 @@
 //! Both brokers, end to end: start, create a topic, produce with headers,
 //! consume in a group, commit, stop.
 //!
-//! The Tansu tests build `stitch-broker` with cargo when needed; the Apache
-//! tests need `java` and `mvn` and download Kafka's jars into
-//! `~/.cache/stitch` on their first run.
+//! The Tansu tests build `stitch-broker` with cargo (a no-op when it is
+//! fresh); the Apache tests need `java` and `mvn` and download Kafka's jars
+//! into the stitch cache (`~/.cache/stitch`) on their first run.
 
 use std::{
     collections::BTreeMap,
@@ -19,8 +19,9 @@ use rdkafka::{
     message::{BorrowedHeaders, Header, Headers, OwnedHeaders},
     producer::{FutureProducer, FutureRecord},
 };
-use stitch_harness::kafka::{
-    Broker, BrokerKind, BrokerOptions, default_cache_dir, ensure_topic, free_port,
+use stitch_harness::{
+    kafka::{Broker, BrokerKind, BrokerOptions, default_cache_dir, ensure_topic, free_port},
+    process,
 };
 
 const MESSAGES: usize = 20;
@@ -28,51 +29,14 @@ const PARTITIONS: i32 = 2;
 /// Bytes that are not UTF-8 in any position.
 const NOT_UTF8: &[u8] = &[0xff, 0xfe, 0x00, 0x80, 0xc3, 0x28];
 
-fn target_dir() -> PathBuf {
-    // CARGO_TARGET_TMPDIR is <target>/tmp, which also honours CARGO_TARGET_DIR.
-    Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .parent()
-        .expect("target dir")
-        .to_owned()
-}
-
-/// `stitch-broker` lives in another package, so `CARGO_BIN_EXE_*` cannot
+/// `stitch-broker` is a workspace of its own, so `CARGO_BIN_EXE_*` cannot
 /// name it; build it once per test binary (a no-op when it is fresh).
 fn tansu_binary() -> PathBuf {
     static BUILT: OnceLock<PathBuf> = OnceLock::new();
     BUILT
         .get_or_init(|| {
-            let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-            let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../Cargo.toml");
-            let mut build = std::process::Command::new(cargo);
-            // cargo test sets these for the test; ring's build script
-            // watches CARGO_MANIFEST_DIR, and seeing it change would make
-            // this build, and the next ordinary one, recompile ring and
-            // everything above it (rustls, reqwest, tansu).
-            for (name, _) in std::env::vars_os() {
-                let name = name.to_string_lossy();
-                if name.starts_with("CARGO_MANIFEST_")
-                    || name.starts_with("CARGO_PKG_")
-                    || name.starts_with("CARGO_BIN_")
-                    || [
-                        "CARGO_CRATE_NAME",
-                        "CARGO_PRIMARY_PACKAGE",
-                        "CARGO_TARGET_TMPDIR",
-                    ]
-                    .contains(&name.as_ref())
-                {
-                    build.env_remove(name.as_ref());
-                }
-            }
-            let status = build
-                .args(["build", "--quiet", "-p", "stitch-broker", "--manifest-path"])
-                .arg(&manifest)
-                .arg("--target-dir")
-                .arg(target_dir())
-                .status()
-                .expect("running cargo build -p stitch-broker");
-            assert!(status.success(), "cargo build -p stitch-broker failed");
-            target_dir().join("debug").join("stitch-broker")
+            process::build_broker().expect("building stitch-broker");
+            process::binary("stitch-broker")
         })
         .clone()
 }

@@ -266,16 +266,20 @@ fn round_trip(kind: BrokerKind) {
     eprintln!("{kind}: stopped in {:.1?}", stopping.elapsed());
     assert!(!process_exists(pid), "process {pid} is gone");
     TcpListener::bind(("127.0.0.1", port)).expect("port is free again");
+    // Kept when an assertion fails, for its logs.
+    let _ = std::fs::remove_dir_all(&opts.work_dir);
 }
 
 fn port_in_use(kind: BrokerKind) {
     let taken = TcpListener::bind(("127.0.0.1", 0)).unwrap();
     let port = taken.local_addr().unwrap().port();
-    let err = Broker::start(&options(kind, "port-in-use", port))
+    let opts = options(kind, "port-in-use", port);
+    let err = Broker::start(&opts)
         .expect_err("a taken port is refused")
         .to_string();
     assert!(err.contains(&port.to_string()), "{err}");
     assert!(err.contains("already in use"), "{err}");
+    let _ = std::fs::remove_dir_all(&opts.work_dir);
 }
 
 #[test]
@@ -316,16 +320,18 @@ fn stitch_broker_explains_a_port_in_use() {
 
 #[test]
 fn stop_leaves_nothing_behind_on_drop() {
-    let broker = Broker::start(&options(BrokerKind::Tansu, "drop", free_port().unwrap()))
-        .expect("broker starts");
+    let opts = options(BrokerKind::Tansu, "drop", free_port().unwrap());
+    let broker = Broker::start(&opts).expect("broker starts");
     let pid = broker.pid();
     drop(broker);
     assert!(!process_exists(pid), "dropping a Broker kills and reaps it");
+    let _ = std::fs::remove_dir_all(&opts.work_dir);
 }
 
 #[test]
 fn check_alive_reports_a_broker_that_died() {
-    let mut broker = Broker::start(&options(BrokerKind::Tansu, "dies", 0)).expect("broker starts");
+    let opts = options(BrokerKind::Tansu, "dies", 0);
+    let mut broker = Broker::start(&opts).expect("broker starts");
     broker.check_alive().expect("alive after start");
     // SAFETY: signals our own child, which has not been reaped yet.
     assert_eq!(
@@ -345,4 +351,6 @@ fn check_alive_reports_a_broker_that_died() {
         err.contains("serving Kafka from memory"),
         "log tail quoted: {err}"
     );
+    drop(broker);
+    let _ = std::fs::remove_dir_all(&opts.work_dir);
 }

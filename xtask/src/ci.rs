@@ -30,7 +30,10 @@ pub fn run(kafka: &str, requests: usize, no_tests: bool) -> anyhow::Result<ExitC
     let mut runs = Vec::new();
 
     for step in steps.iter().filter(|step| step.has_solution()) {
-        proofs.push(Proof { name: format!("{}: solution changes only the lesson", step.short_name()), problems: lesson_only(step) });
+        proofs.push(Proof {
+            name: format!("{}: solution changes only the lesson", step.short_name()),
+            problems: lesson_only(step),
+        });
     }
     if !no_tests {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
@@ -40,8 +43,22 @@ pub fn run(kafka: &str, requests: usize, no_tests: bool) -> anyhow::Result<ExitC
             .run()
             .context("running cargo test")?
             .status;
-        let problems = if status.success() { vec![] } else { vec!["cargo test --workspace failed (see above)".to_owned()] };
+        let problems =
+            if status.success() { vec![] } else { vec!["cargo test --workspace failed (see above)".to_owned()] };
         proofs.push(Proof { name: "cargo test --workspace".to_owned(), problems });
+        // The two-opentelemetry-versions trap is a workspace of its own, so
+        // that its second opentelemetry never enters ours.
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+        let target = std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| "target".to_owned());
+        let status =
+            duct::cmd!(cargo, "test", "--manifest-path", "traps/two-otel-versions/Cargo.toml", "--target-dir", target)
+                .dir(project_root())
+                .unchecked()
+                .run()
+                .context("running cargo test for traps/two-otel-versions")?
+                .status;
+        let problems = if status.success() { vec![] } else { vec!["its tests failed (see above)".to_owned()] };
+        proofs.push(Proof { name: "traps/two-otel-versions tests".to_owned(), problems });
     }
     for &kafka in &brokers {
         for step in &steps {
@@ -49,7 +66,11 @@ pub fn run(kafka: &str, requests: usize, no_tests: bool) -> anyhow::Result<ExitC
                 if solution && !step.has_solution() {
                     continue;
                 }
-                let name = format!("{} {} on {kafka}", step.short_name(), if solution { "solution passes" } else { "unsolved fails" });
+                let name = format!(
+                    "{} {} on {kafka}",
+                    step.short_name(),
+                    if solution { "solution passes" } else { "unsolved fails" }
+                );
                 eprintln!("\n── {name}");
                 let options = CheckOptions { step: step.clone(), solution, requests, kafka, concurrency: 8 };
                 let problems = match check::run(&options) {
@@ -72,10 +93,16 @@ pub fn run(kafka: &str, requests: usize, no_tests: bool) -> anyhow::Result<ExitC
     }
 
     if brokers.contains(&crate::report::KAFKA) && requests == crate::report::REQUESTS {
-        proofs.push(Proof { name: "book: measured results are current".to_owned(), problems: crate::report::stale(&runs) });
+        proofs.push(Proof {
+            name: "book: measured results are current".to_owned(),
+            problems: crate::report::stale(&runs),
+        });
     }
     let book = crate::book::check(&project_root()).err().map(|err| format!("{err:#}"));
-    proofs.push(Proof { name: "book: every include resolves and mdbook builds it".to_owned(), problems: book.into_iter().collect() });
+    proofs.push(Proof {
+        name: "book: every include resolves and mdbook builds it".to_owned(),
+        problems: book.into_iter().collect(),
+    });
 
     println!("\nStep proofs:");
     let failed = proofs.iter().filter(|proof| !proof.problems.is_empty()).count();
@@ -125,7 +152,11 @@ fn prove_unsolved(step: &Step, run: &CheckRun, verdict: &Verdict) -> Vec<String>
     for (boundary, min) in &expectation.min_break_rate {
         let Some(row) = verdict.boundaries.iter().find(|row| &row.boundary == boundary) else { continue };
         if row.break_rate < *min {
-            problems.push(format!("{boundary} breaks in {} of requests, expected at least {}", percent(row.break_rate), percent(*min)));
+            problems.push(format!(
+                "{boundary} breaks in {} of requests, expected at least {}",
+                percent(row.break_rate),
+                percent(*min)
+            ));
         }
         if row.cause.as_deref() != Some("root-in-internal-service") {
             problems.push(format!("{boundary} break has cause {:?}, expected root-in-internal-service", row.cause));

@@ -81,7 +81,7 @@ pub fn up(kafka: BrokerKind) -> anyhow::Result<ExitCode> {
         port: KAFKA_PORT,
         work_dir: logs.join("kafka"),
         tansu_binary: binary("stitch-broker"),
-        cache_dir: stitch_harness::cache_dir(),
+        cache_dir: stitch_harness::kafka::default_cache_dir(),
     });
     let broker = match broker {
         Ok(broker) => broker,
@@ -94,8 +94,13 @@ pub fn up(kafka: BrokerKind) -> anyhow::Result<ExitCode> {
     record("kafka", &[broker.pid()])?;
     std::mem::forget(broker);
 
-    println!("up: Kafka ({kafka}) on 127.0.0.1:{KAFKA_PORT}, lineage on 127.0.0.1:{LINEAGE_GRPC_PORT} (OTLP/gRPC) and http://127.0.0.1:{LINEAGE_HTTP_PORT} (OTLP/HTTP, report, pages)");
-    println!("logs in {}; run a step with e.g. `cargo run -p step-01-http -- gateway`; stop with `cargo xtask down`", logs.display());
+    println!(
+        "up: Kafka ({kafka}) on 127.0.0.1:{KAFKA_PORT}, lineage on 127.0.0.1:{LINEAGE_GRPC_PORT} (OTLP/gRPC) and http://127.0.0.1:{LINEAGE_HTTP_PORT} (OTLP/HTTP, report, pages)"
+    );
+    println!(
+        "logs in {}; run a step with e.g. `cargo run -p step-01-http -- gateway`; stop with `cargo xtask down`",
+        logs.display()
+    );
     Ok(ExitCode::SUCCESS)
 }
 

@@ -84,7 +84,9 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Up { kafka } => infra::up(kafka),
         Command::Down => infra::down(),
-        Command::Check { step, solution, requests, kafka, json } => check_command(&step, solution, requests, kafka, json),
+        Command::Check { step, solution, requests, kafka, json } => {
+            check_command(&step, solution, requests, kafka, json)
+        }
         Command::Demo { requests, kafka } => demo(requests, kafka),
         Command::Ci { kafka, requests, no_tests } => ci::run(&kafka, requests, no_tests),
         Command::Diff { step } => ci::show_diff(&step),
@@ -104,7 +106,13 @@ fn main() -> ExitCode {
     }
 }
 
-fn check_command(query: &str, solution: bool, requests: usize, kafka: BrokerKind, json: bool) -> anyhow::Result<ExitCode> {
+fn check_command(
+    query: &str,
+    solution: bool,
+    requests: usize,
+    kafka: BrokerKind,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
     let step = step::find(query)?;
     if solution && !step.has_solution() {
         anyhow::bail!("{} has no solution: it is the baseline, nothing to fix yet", step.short_name());

@@ -46,7 +46,13 @@ pub fn stable_block(step: &Step, run: &CheckRun, verdict: &Verdict) -> String {
 }
 
 fn section(step: &Step, run: &CheckRun, verdict: &Verdict) -> String {
-    let title = if run.solution { "The solution" } else if step.has_solution() { "Before the fix" } else { "The baseline" };
+    let title = if run.solution {
+        "The solution"
+    } else if step.has_solution() {
+        "Before the fix"
+    } else {
+        "The baseline"
+    };
     let completeness = &run.report.completeness;
     format!(
         "#### {title}: `cargo xtask check {}{}`\n\n{} requests on {}.\n\n{}\n\nCompleteness latency (entry span end → last connected span): p50 {:.0} ms, p99 {:.0} ms. Timings vary from run to run and machine to machine.\n\nOne request, as lineage prints it:\n\n```text\n{}\n```\n",
@@ -75,7 +81,13 @@ pub fn generate() -> anyhow::Result<ExitCode> {
                 continue;
             }
             eprintln!("running {}…", step.package(solution));
-            let run = check::run(&CheckOptions { step: step.clone(), solution, requests: REQUESTS, kafka: KAFKA, concurrency: 8 })?;
+            let run = check::run(&CheckOptions {
+                step: step.clone(),
+                solution,
+                requests: REQUESTS,
+                kafka: KAFKA,
+                concurrency: 8,
+            })?;
             let verdict = verdict::judge(step, &run);
             sections.push(section(step, &run, &verdict));
             if step.number == 0 {
@@ -130,7 +142,14 @@ pub fn stale(runs: &[(Step, CheckRun, Verdict)]) -> Vec<String> {
 fn screenshot(html: &str, png: &Path) -> anyhow::Result<()> {
     let chromium = ["chromium", "chromium-browser", "google-chrome"]
         .into_iter()
-        .find(|name| duct::cmd!("which", name).stdout_null().stderr_null().unchecked().run().is_ok_and(|out| out.status.success()))
+        .find(|name| {
+            duct::cmd!("which", name)
+                .stdout_null()
+                .stderr_null()
+                .unchecked()
+                .run()
+                .is_ok_and(|out| out.status.success())
+        })
         .context("no headless Chromium for the book's pictures: `apt-get install chromium`")?;
     let dir = stitch_harness::run_dir().join("report");
     std::fs::create_dir_all(&dir)?;

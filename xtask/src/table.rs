@@ -59,8 +59,7 @@ impl Table {
     /// The same table as Markdown.
     pub fn markdown(&self) -> String {
         let line = |row: &Vec<String>| format!("| {} |", row.join(" | "));
-        let rule: Vec<&str> =
-            self.numeric.iter().map(|&numeric| if numeric { "---:" } else { "---" }).collect();
+        let rule: Vec<&str> = self.numeric.iter().map(|&numeric| if numeric { "---:" } else { "---" }).collect();
         let mut out = vec![line(&self.header), format!("| {} |", rule.join(" | "))];
         out.extend(self.rows.iter().map(line));
         out.join("\n")

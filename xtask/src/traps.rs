@@ -149,11 +149,7 @@ fn two_versions(last: &Step) -> anyhow::Result<String> {
 
 /// The blocks of a `cargo tree -d` output whose first line starts with `prefix`.
 fn tree_blocks(tree: &str, prefix: &str) -> Vec<String> {
-    tree.split("\n\n")
-        .map(str::trim)
-        .filter(|block| block.starts_with(prefix))
-        .map(str::to_owned)
-        .collect()
+    tree.split("\n\n").map(str::trim).filter(|block| block.starts_with(prefix)).map(str::to_owned).collect()
 }
 
 /// A run of a trap that is not a flow, in the shape the verdict reads.
@@ -243,8 +239,7 @@ fn late_set_parent(last: &Step, baseline: &Baseline) -> anyhow::Result<String> {
     let (run, verdict) = flow(last, &variant)?;
     let worker_log = check::log_dir("trap-late-set-parent").join("worker.log");
     let log = std::fs::read_to_string(&worker_log).with_context(|| format!("reading {}", worker_log.display()))?;
-    let warnings: Vec<String> =
-        log.lines().map(strip_ansi).filter(|line| line.contains(SET_PARENT_WARNING)).collect();
+    let warnings: Vec<String> = log.lines().map(strip_ansi).filter(|line| line.contains(SET_PARENT_WARNING)).collect();
     let example = warnings
         .first()
         .map(|line| line.find("WARN").map_or(line.as_str(), |at| &line[at..]).to_owned())
@@ -269,12 +264,18 @@ fn no_shutdown() -> anyhow::Result<String> {
         entry_services: vec!["orders-job".to_owned()],
         ..lineage::Config::ephemeral()
     }))?;
-    let mut table = Table::new(&["job", "spans emitted", "spans lineage received", "job ran for"], &[false, true, true, true]);
+    let mut table =
+        Table::new(&["job", "spans emitted", "spans lineage received", "job ran for"], &[false, true, true, true]);
     let mut outcome = Ok(());
     for shutdown in [false, true] {
         eprintln!("running trap-no-shutdown{}…", if shutdown { " --shutdown" } else { "" });
         lineage.reset();
-        let mut args = vec!["--spans".to_owned(), REQUESTS.to_string(), "--otlp-endpoint".to_owned(), lineage.otlp_grpc_endpoint()];
+        let mut args = vec![
+            "--spans".to_owned(),
+            REQUESTS.to_string(),
+            "--otlp-endpoint".to_owned(),
+            lineage.otlp_grpc_endpoint(),
+        ];
         if shutdown {
             args.push("--shutdown".to_owned());
         }

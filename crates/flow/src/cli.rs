@@ -97,9 +97,7 @@ pub fn run_with(step: &str, boundaries: Boundaries, telemetry: fn(&mut stitch_te
         let served = match cli.role {
             Role::Gateway { listen, worker_url } => crate::gateway::serve(listen, worker_url, boundaries).await,
             Role::Worker { listen, kafka } => crate::worker::serve(listen, kafka, boundaries).await,
-            Role::Consumer { listen, kafka, group } => {
-                crate::consumer::serve(listen, kafka, group, boundaries).await
-            }
+            Role::Consumer { listen, kafka, group } => crate::consumer::serve(listen, kafka, group, boundaries).await,
         };
         telemetry.shutdown().await;
         served
@@ -117,7 +115,9 @@ pub fn run_with(step: &str, boundaries: Boundaries, telemetry: fn(&mut stitch_te
 pub(crate) async fn bind(listen: SocketAddr) -> anyhow::Result<tokio::net::TcpListener> {
     tokio::net::TcpListener::bind(listen).await.map_err(|err| {
         if err.kind() == std::io::ErrorKind::AddrInUse {
-            anyhow::anyhow!("{listen} is already in use: stop what listens there (`cargo xtask down`?) or pass --listen")
+            anyhow::anyhow!(
+                "{listen} is already in use: stop what listens there (`cargo xtask down`?) or pass --listen"
+            )
         } else {
             anyhow::anyhow!("cannot listen on {listen}: {err}")
         }
@@ -147,10 +147,8 @@ pub(crate) async fn shutdown_signal() {
 
 /// The span of one inbound HTTP request, named after its route.
 pub(crate) fn server_span(request: &http::Request<axum::body::Body>) -> tracing::Span {
-    let route = request
-        .extensions()
-        .get::<axum::extract::MatchedPath>()
-        .map_or(request.uri().path(), |path| path.as_str());
+    let route =
+        request.extensions().get::<axum::extract::MatchedPath>().map_or(request.uri().path(), |path| path.as_str());
     let name = format!("{} {route}", request.method());
     tracing::info_span!(
         "request",

@@ -33,7 +33,11 @@ pub(crate) async fn serve(
         get(move || {
             let assigned = assigned.load(Ordering::Acquire);
             async move {
-                if assigned { (StatusCode::OK, "ok") } else { (StatusCode::SERVICE_UNAVAILABLE, "waiting for partitions") }
+                if assigned {
+                    (StatusCode::OK, "ok")
+                } else {
+                    (StatusCode::SERVICE_UNAVAILABLE, "waiting for partitions")
+                }
             }
         }),
     );

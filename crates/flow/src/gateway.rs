@@ -48,9 +48,10 @@ pub(crate) async fn serve(listen: SocketAddr, worker_url: String, boundaries: Bo
     let gateway = Arc::new(Gateway {
         client: (boundaries.http_client)(),
         worker_url: worker_url.trim_end_matches('/').to_owned(),
-        run: std::process::id() ^ (std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |elapsed| elapsed.subsec_nanos())),
+        run: std::process::id()
+            ^ (std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |elapsed| elapsed.subsec_nanos())),
         next_order: AtomicU64::new(1),
     });
     let app = Router::new()
@@ -59,11 +60,9 @@ pub(crate) async fn serve(listen: SocketAddr, worker_url: String, boundaries: Bo
         .layer(
             // The gateway is the entry: it starts a new trace for every request
             // and, on purpose, continues none that a caller presents.
-            TraceLayer::new_for_http()
-                .make_span_with(crate::cli::server_span)
-                .on_response(|response: &http::Response<_>, _latency, span: &Span| {
-                    crate::cli::on_response(response.status(), span)
-                }),
+            TraceLayer::new_for_http().make_span_with(crate::cli::server_span).on_response(
+                |response: &http::Response<_>, _latency, span: &Span| crate::cli::on_response(response.status(), span),
+            ),
         )
         .route("/healthz", get(|| async { "ok" }));
     let listener = crate::cli::bind(listen).await?;

@@ -19,10 +19,8 @@ const PARTITIONS: i32 = 2;
 /// Creates the topic unless it exists. Some brokers (Tansu) never auto-create
 /// topics, and a producer to a missing topic only times out.
 pub(crate) async fn ensure_topic(bootstrap: &str, topic: &str) -> anyhow::Result<()> {
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .create()
-        .context("creating the Kafka admin client")?;
+    let admin: AdminClient<DefaultClientContext> =
+        ClientConfig::new().set("bootstrap.servers", bootstrap).create().context("creating the Kafka admin client")?;
     let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
     let results = admin
         .create_topics(&[NewTopic::new(topic, PARTITIONS, TopicReplication::Fixed(1))], &options)

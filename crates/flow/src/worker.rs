@@ -36,7 +36,8 @@ struct Worker {
 
 pub(crate) async fn serve(listen: SocketAddr, kafka: KafkaArgs, boundaries: Boundaries) -> anyhow::Result<()> {
     crate::kafka::ensure_topic(&kafka.bootstrap, &kafka.topic).await?;
-    let worker = Arc::new(Worker { producer: crate::kafka::producer(&kafka.bootstrap)?, topic: kafka.topic, boundaries });
+    let worker =
+        Arc::new(Worker { producer: crate::kafka::producer(&kafka.bootstrap)?, topic: kafka.topic, boundaries });
     let continue_http = boundaries.continue_http;
     let app = Router::new()
         .route("/work", post(accept_work))

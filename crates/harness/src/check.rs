@@ -103,9 +103,33 @@ impl Services {
         let consumer_addr: SocketAddr = ([127, 0, 0, 1], consumer).into();
         let group = format!("stitch-{}", std::process::id());
         let roles: [(&str, Vec<String>, SocketAddr); 3] = [
-            ("consumer", vec!["--listen".into(), consumer_addr.to_string(), "--kafka".into(), bootstrap.into(), "--group".into(), group], consumer_addr),
-            ("worker", vec!["--listen".into(), worker_addr.to_string(), "--kafka".into(), bootstrap.into()], worker_addr),
-            ("gateway", vec!["--listen".into(), gateway_addr.to_string(), "--worker-url".into(), format!("http://{worker_addr}")], gateway_addr),
+            (
+                "consumer",
+                vec![
+                    "--listen".into(),
+                    consumer_addr.to_string(),
+                    "--kafka".into(),
+                    bootstrap.into(),
+                    "--group".into(),
+                    group,
+                ],
+                consumer_addr,
+            ),
+            (
+                "worker",
+                vec!["--listen".into(), worker_addr.to_string(), "--kafka".into(), bootstrap.into()],
+                worker_addr,
+            ),
+            (
+                "gateway",
+                vec![
+                    "--listen".into(),
+                    gateway_addr.to_string(),
+                    "--worker-url".into(),
+                    format!("http://{worker_addr}"),
+                ],
+                gateway_addr,
+            ),
         ];
         let mut children = Vec::new();
         for (role, args, addr) in roles {
@@ -177,12 +201,17 @@ pub fn run_variant(options: &CheckOptions, variant: &Variant) -> anyhow::Result<
         port: 0,
         work_dir: logs.join("kafka"),
         tansu_binary: binary("stitch-broker"),
-        cache_dir: crate::cache_dir(),
+        cache_dir: crate::kafka::default_cache_dir(),
     })?;
 
     let starting = spinner(format!("starting {package} (gateway, worker, consumer)"));
-    let services =
-        Services::start(&binary(&package), &lineage.otlp_grpc_endpoint(), broker.bootstrap(), &logs, &variant.service_args);
+    let services = Services::start(
+        &binary(&package),
+        &lineage.otlp_grpc_endpoint(),
+        broker.bootstrap(),
+        &logs,
+        &variant.service_args,
+    );
     starting.finish_and_clear();
     let services = services?;
 

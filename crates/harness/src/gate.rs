@@ -11,11 +11,11 @@ use crate::verdict::percent;
 
 /// A request of the final solution, from the root down: `service:kind`.
 pub const EXPECTED_CHAIN: [&str; 6] = [
-    "gateway:server",   // POST /orders
-    "gateway:client",   // the call to the worker
-    "worker:server",    // POST /work
-    "worker:internal",  // the deferred work
-    "worker:producer",  // orders publish
+    "gateway:server",    // POST /orders
+    "gateway:client",    // the call to the worker
+    "worker:server",     // POST /work
+    "worker:internal",   // the deferred work
+    "worker:producer",   // orders publish
     "consumer:consumer", // orders process
 ];
 

@@ -130,8 +130,7 @@ impl Broker {
     /// The process's stdout and stderr go to [`Broker::log_path`] in
     /// `opts.work_dir`; errors quote the end of that log.
     pub fn start(opts: &BrokerOptions) -> Result<Broker> {
-        fs::create_dir_all(&opts.work_dir)
-            .with_context(|| format!("creating work dir {}", opts.work_dir.display()))?;
+        fs::create_dir_all(&opts.work_dir).with_context(|| format!("creating work dir {}", opts.work_dir.display()))?;
         let port = match opts.port {
             0 => free_port()?,
             port => {
@@ -164,13 +163,7 @@ impl Broker {
             .unchecked()
             .start()
             .with_context(|| format!("starting the {} broker", opts.kind))?;
-        let broker = Broker {
-            kind: opts.kind,
-            bootstrap,
-            pid: handle.pids()[0],
-            log_path,
-            handle: Some(handle),
-        };
+        let broker = Broker { kind: opts.kind, bootstrap, pid: handle.pids()[0], log_path, handle: Some(handle) };
         let ready = broker.wait_ready(port, started + timeout, timeout);
         spinner.finish_and_clear();
         // On error `broker` drops here, which kills the process.
@@ -276,16 +269,11 @@ impl Broker {
         // An open port is not a working broker: Apache Kafka accepts
         // connections before it has registered itself, and answers metadata
         // with no brokers until then.
-        let client: BaseConsumer = probe_config(&self.bootstrap)
-            .create()
-            .context("creating a Kafka client")?;
+        let client: BaseConsumer = probe_config(&self.bootstrap).create().context("creating a Kafka client")?;
         loop {
             self.ensure_running()?;
             if let Ok(metadata) = client.fetch_metadata(None, Duration::from_secs(1))
-                && metadata
-                    .brokers()
-                    .iter()
-                    .any(|b| b.port() == i32::from(port))
+                && metadata.brokers().iter().any(|b| b.port() == i32::from(port))
             {
                 break;
             }
@@ -308,10 +296,7 @@ impl Broker {
             self.ensure_running()?;
             let mut partitions = TopicPartitionList::new();
             partitions.add_partition("stitch-harness-warmup", 0);
-            if group_client
-                .committed_offsets(partitions, Duration::from_secs(2))
-                .is_ok()
-            {
+            if group_client.committed_offsets(partitions, Duration::from_secs(2)).is_ok() {
                 return Ok(());
             }
             if Instant::now() > deadline {
@@ -355,23 +340,17 @@ pub fn default_cache_dir() -> PathBuf {
 pub fn install_apache_kafka(cache_dir: &Path, infra_dir: &Path) -> Result<PathBuf> {
     // Tests start brokers from parallel threads; one download is enough.
     static INSTALLING: Mutex<()> = Mutex::new(());
-    let _guard = INSTALLING
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    let _guard = INSTALLING.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
 
     let pom_path = infra_dir.join("pom.xml");
-    let pom =
-        fs::read_to_string(&pom_path).with_context(|| format!("reading {}", pom_path.display()))?;
+    let pom = fs::read_to_string(&pom_path).with_context(|| format!("reading {}", pom_path.display()))?;
     let libs = cache_dir.join("libs");
     let marker = cache_dir.join("installed-from-pom.xml");
     if libs.is_dir() && fs::read_to_string(&marker).is_ok_and(|done| done == pom) {
         return Ok(libs);
     }
 
-    require_tool(
-        "mvn",
-        "Maven (`mvn`) is needed once, to download Apache Kafka's jars",
-    )?;
+    require_tool("mvn", "Maven (`mvn`) is needed once, to download Apache Kafka's jars")?;
     fs::create_dir_all(cache_dir).with_context(|| format!("creating {}", cache_dir.display()))?;
     let _ = fs::remove_file(&marker);
     // Another process may be installing into the same cache: each copies
@@ -379,9 +358,7 @@ pub fn install_apache_kafka(cache_dir: &Path, infra_dir: &Path) -> Result<PathBu
     let partial = cache_dir.join(format!("libs.partial-{}", std::process::id()));
     let _ = fs::remove_dir_all(&partial);
 
-    let spinner = spinner(format!(
-        "downloading Apache Kafka {APACHE_KAFKA_VERSION} with Maven (first run only)…"
-    ));
+    let spinner = spinner(format!("downloading Apache Kafka {APACHE_KAFKA_VERSION} with Maven (first run only)…"));
     let started = Instant::now();
     let output = cmd!(
         "mvn",
@@ -428,16 +405,11 @@ pub fn install_apache_kafka(cache_dir: &Path, infra_dir: &Path) -> Result<PathBu
     if libs.exists() {
         fs::remove_dir_all(&libs).with_context(|| format!("removing {}", libs.display()))?;
     }
-    fs::rename(&partial, &libs)
-        .with_context(|| format!("moving {} to {}", partial.display(), libs.display()))?;
+    fs::rename(&partial, &libs).with_context(|| format!("moving {} to {}", partial.display(), libs.display()))?;
     let marker_partial = cache_dir.join(format!("installed.partial-{}", std::process::id()));
     fs::write(&marker_partial, &pom)?;
     fs::rename(&marker_partial, &marker)?;
-    eprintln!(
-        "Apache Kafka {APACHE_KAFKA_VERSION} installed in {} ({:.1?})",
-        libs.display(),
-        started.elapsed()
-    );
+    eprintln!("Apache Kafka {APACHE_KAFKA_VERSION} installed in {} ({:.1?})", libs.display(), started.elapsed());
     Ok(libs)
 }
 
@@ -447,9 +419,8 @@ pub fn install_apache_kafka(cache_dir: &Path, infra_dir: &Path) -> Result<PathBu
 ///
 /// An existing topic with another partition count is an error.
 pub fn ensure_topic(bootstrap: &str, topic: &str, partitions: i32) -> Result<()> {
-    let admin: AdminClient<DefaultClientContext> = probe_config(bootstrap)
-        .create()
-        .context("creating a Kafka admin client")?;
+    let admin: AdminClient<DefaultClientContext> =
+        probe_config(bootstrap).create().context("creating a Kafka admin client")?;
     let new_topic = NewTopic::new(topic, partitions, TopicReplication::Fixed(1));
     let options = AdminOptions::new()
         .request_timeout(Some(Duration::from_secs(10)))
@@ -479,11 +450,7 @@ pub fn ensure_topic(bootstrap: &str, topic: &str, partitions: i32) -> Result<()>
                              not {partitions}"
                         );
                     }
-                    let led = t
-                        .partitions()
-                        .iter()
-                        .filter(|p| p.error().is_none() && p.leader() >= 0)
-                        .count();
+                    let led = t.partitions().iter().filter(|p| p.error().is_none() && p.leader() >= 0).count();
                     if found != 0 && led == found {
                         return Ok(());
                     }
@@ -551,12 +518,7 @@ fn tansu_command(opts: &BrokerOptions, bootstrap: &str) -> Result<Expression> {
 
 /// Writes the run's `server.properties`, formats the data directory, and
 /// returns the command that runs the broker.
-fn apache_command(
-    opts: &BrokerOptions,
-    libs: &Path,
-    port: u16,
-    log_path: &Path,
-) -> Result<Expression> {
+fn apache_command(opts: &BrokerOptions, libs: &Path, port: u16, log_path: &Path) -> Result<Expression> {
     let infra = infra_dir();
     let controller_port = loop {
         let candidate = free_port()?;
@@ -566,31 +528,23 @@ fn apache_command(
     };
     let data_dir = opts.work_dir.join("kafka-data");
     if data_dir.exists() {
-        fs::remove_dir_all(&data_dir)
-            .with_context(|| format!("removing {}", data_dir.display()))?;
+        fs::remove_dir_all(&data_dir).with_context(|| format!("removing {}", data_dir.display()))?;
     }
     let template_path = infra.join("server.properties");
-    let template = fs::read_to_string(&template_path)
-        .with_context(|| format!("reading {}", template_path.display()))?;
+    let template =
+        fs::read_to_string(&template_path).with_context(|| format!("reading {}", template_path.display()))?;
     let properties = render_properties(
         &template,
         &[
             ("node.id", "1".to_owned()),
-            (
-                "listeners",
-                format!("PLAINTEXT://{HOST}:{port},CONTROLLER://{HOST}:{controller_port}"),
-            ),
+            ("listeners", format!("PLAINTEXT://{HOST}:{port},CONTROLLER://{HOST}:{controller_port}")),
             ("advertised.listeners", format!("PLAINTEXT://{HOST}:{port}")),
-            (
-                "controller.quorum.voters",
-                format!("1@{HOST}:{controller_port}"),
-            ),
+            ("controller.quorum.voters", format!("1@{HOST}:{controller_port}")),
             ("log.dirs", data_dir.display().to_string()),
         ],
     );
     let properties_path = opts.work_dir.join("server.properties");
-    fs::write(&properties_path, properties)
-        .with_context(|| format!("writing {}", properties_path.display()))?;
+    fs::write(&properties_path, properties).with_context(|| format!("writing {}", properties_path.display()))?;
 
     let java = |main_class: &str, args: &[&OsStr]| {
         let mut argv: Vec<OsString> = vec![
@@ -601,11 +555,7 @@ fn apache_command(
             "-XX:+UseSerialGC".into(),
             "-XX:TieredStopAtLevel=1".into(),
             "-Djava.awt.headless=true".into(),
-            format!(
-                "-Dlog4j2.configurationFile={}",
-                infra.join("log4j2.properties").display()
-            )
-            .into(),
+            format!("-Dlog4j2.configurationFile={}", infra.join("log4j2.properties").display()).into(),
             "-cp".into(),
             // The JVM expands the wildcard itself; no shell is involved.
             libs.join("*").into_os_string(),
@@ -618,13 +568,7 @@ fn apache_command(
     let spinner = spinner("formatting Apache Kafka storage…".to_owned());
     let formatted = java(
         "kafka.tools.StorageTool",
-        &[
-            "format".as_ref(),
-            "-t".as_ref(),
-            KRAFT_CLUSTER_ID.as_ref(),
-            "-c".as_ref(),
-            properties_path.as_os_str(),
-        ],
+        &["format".as_ref(), "-t".as_ref(), KRAFT_CLUSTER_ID.as_ref(), "-c".as_ref(), properties_path.as_os_str()],
     )
     .stdin_null()
     .stderr_to_stdout()
@@ -646,10 +590,7 @@ fn apache_command(
 }
 
 fn append(path: &Path) -> Result<File> {
-    File::options()
-        .append(true)
-        .open(path)
-        .with_context(|| format!("opening {}", path.display()))
+    File::options().append(true).open(path).with_context(|| format!("opening {}", path.display()))
 }
 
 /// `template` with the value of each key in `overrides` replaced (or
@@ -690,13 +631,7 @@ fn require_java() -> Result<()> {
 }
 
 fn require_tool(program: &str, why: &str) -> Result<()> {
-    match cmd!(program, "-version")
-        .stdin_null()
-        .stdout_null()
-        .stderr_null()
-        .unchecked()
-        .run()
-    {
+    match cmd!(program, "-version").stdin_null().stdout_null().stderr_null().unchecked().run() {
         Ok(_) => Ok(()),
         Err(err) if err.kind() == ErrorKind::NotFound => {
             bail!("{why}, but `{program}` is not on PATH: {INSTALL_HINT}")
@@ -708,9 +643,7 @@ fn require_tool(program: &str, why: &str) -> Result<()> {
 fn spinner(message: String) -> ProgressBar {
     let spinner = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
     spinner.set_style(
-        ProgressStyle::with_template("{spinner} {msg} {elapsed}")
-            .expect("static template")
-            .tick_chars("⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏ "),
+        ProgressStyle::with_template("{spinner} {msg} {elapsed}").expect("static template").tick_chars("⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏ "),
     );
     spinner.set_message(message);
     spinner.enable_steady_tick(Duration::from_millis(100));
@@ -737,11 +670,7 @@ fn log_tail(path: &Path) -> String {
 
 fn tail(text: &str, lines: usize) -> String {
     let all: Vec<&str> = text.lines().collect();
-    all[all.len().saturating_sub(lines)..]
-        .iter()
-        .map(|line| format!("  | {line}"))
-        .collect::<Vec<_>>()
-        .join("\n")
+    all[all.len().saturating_sub(lines)..].iter().map(|line| format!("  | {line}")).collect::<Vec<_>>().join("\n")
 }
 
 #[cfg(test)]
@@ -760,24 +689,17 @@ mod tests {
     fn pom_resolves_the_version_the_launcher_expects() {
         let pom = fs::read_to_string(infra_dir().join("pom.xml")).unwrap();
         assert!(
-            pom.contains(&format!(
-                "<kafka.version>{APACHE_KAFKA_VERSION}</kafka.version>"
-            )),
+            pom.contains(&format!("<kafka.version>{APACHE_KAFKA_VERSION}</kafka.version>")),
             "infra/kafka/pom.xml and APACHE_KAFKA_VERSION disagree"
         );
     }
 
     #[test]
     fn properties_keep_comments_and_replace_per_run_keys() {
-        let template =
-            "# listeners=commented\nlisteners=PLAINTEXT://x:1\nlog.dirs = /tmp/a\nfoo=bar\n";
+        let template = "# listeners=commented\nlisteners=PLAINTEXT://x:1\nlog.dirs = /tmp/a\nfoo=bar\n";
         let out = render_properties(
             template,
-            &[
-                ("listeners", "PLAINTEXT://y:2".to_owned()),
-                ("log.dirs", "/w".to_owned()),
-                ("node.id", "1".to_owned()),
-            ],
+            &[("listeners", "PLAINTEXT://y:2".to_owned()), ("log.dirs", "/w".to_owned()), ("node.id", "1".to_owned())],
         );
         assert!(out.contains("# listeners=commented\n"));
         assert!(out.contains("\nlisteners=PLAINTEXT://y:2\n"));
@@ -790,13 +712,7 @@ mod tests {
     #[test]
     fn every_per_run_key_is_in_the_committed_properties() {
         let template = fs::read_to_string(infra_dir().join("server.properties")).unwrap();
-        for key in [
-            "node.id",
-            "listeners",
-            "advertised.listeners",
-            "controller.quorum.voters",
-            "log.dirs",
-        ] {
+        for key in ["node.id", "listeners", "advertised.listeners", "controller.quorum.voters", "log.dirs"] {
             assert!(
                 template.lines().any(|l| l.starts_with(&format!("{key}="))),
                 "{key} missing from infra/kafka/server.properties"

@@ -46,7 +46,13 @@ impl Child {
     pub fn check_alive(&self) -> anyhow::Result<()> {
         let Some(handle) = &self.handle else { bail!("{} was stopped", self.name) };
         if let Some(output) = handle.try_wait()? {
-            bail!("{} exited ({}); last lines of {}:\n{}", self.name, output.status, self.log.display(), log_tail(&self.log, 15));
+            bail!(
+                "{} exited ({}); last lines of {}:\n{}",
+                self.name,
+                output.status,
+                self.log.display(),
+                log_tail(&self.log, 15)
+            );
         }
         Ok(())
     }
@@ -132,9 +138,16 @@ fn cargo(args: Vec<std::ffi::OsString>) -> duct::Expression {
     let mut expression = duct::cmd(cargo, args).dir(crate::project_root());
     for (name, _) in std::env::vars_os() {
         let name = name.to_string_lossy().into_owned();
-        let set_for_a_test = ["CARGO_MANIFEST_", "CARGO_PKG_", "CARGO_BIN_", "CARGO_CRATE_NAME", "CARGO_PRIMARY_PACKAGE", "CARGO_TARGET_TMPDIR"]
-            .iter()
-            .any(|prefix| name.starts_with(prefix));
+        let set_for_a_test = [
+            "CARGO_MANIFEST_",
+            "CARGO_PKG_",
+            "CARGO_BIN_",
+            "CARGO_CRATE_NAME",
+            "CARGO_PRIMARY_PACKAGE",
+            "CARGO_TARGET_TMPDIR",
+        ]
+        .iter()
+        .any(|prefix| name.starts_with(prefix));
         if set_for_a_test {
             expression = expression.env_remove(name);
         }
@@ -149,12 +162,7 @@ pub fn cargo_build(packages: &[&str]) -> anyhow::Result<()> {
         args.push("--package".into());
         args.push((*package).into());
     }
-    let status = cargo(args)
-        .stdout_to_stderr()
-        .unchecked()
-        .run()
-        .context("running cargo build")?
-        .status;
+    let status = cargo(args).stdout_to_stderr().unchecked().run().context("running cargo build")?.status;
     if !status.success() {
         bail!("cargo build of {} failed (see the compiler output above)", packages.join(", "));
     }

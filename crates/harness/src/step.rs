@@ -112,14 +112,10 @@ pub fn find(query: &str) -> anyhow::Result<Step> {
     let steps = all()?;
     let wanted = query.trim_start_matches("step-");
     let number = wanted.split('-').next().and_then(|n| n.parse::<u8>().ok());
-    steps
-        .iter()
-        .find(|step| step.name == query || number == Some(step.number))
-        .cloned()
-        .with_context(|| {
-            let known: Vec<String> = steps.iter().map(Step::short_name).collect();
-            format!("no step {query:?}; known steps: {}", known.join(", "))
-        })
+    steps.iter().find(|step| step.name == query || number == Some(step.number)).cloned().with_context(|| {
+        let known: Vec<String> = steps.iter().map(Step::short_name).collect();
+        format!("no step {query:?}; known steps: {}", known.join(", "))
+    })
 }
 
 /// Checks the metadata of every step against what lineage can measure.

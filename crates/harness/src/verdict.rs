@@ -81,7 +81,10 @@ pub fn judge(step: &Step, run: &CheckRun) -> Verdict {
                 orphans: service.orphans,
                 orphan_rate: service.orphan_rate,
                 target,
-                causes: Cause::ALL.iter().map(|&cause| (cause.as_str().to_owned(), service.causes.get(cause))).collect(),
+                causes: Cause::ALL
+                    .iter()
+                    .map(|&cause| (cause.as_str().to_owned(), service.causes.get(cause)))
+                    .collect(),
                 boundaries: Boundary::ALL
                     .iter()
                     .map(|&boundary| (boundary.as_str().to_owned(), service.boundaries.get(boundary)))
@@ -100,7 +103,8 @@ pub fn judge(step: &Step, run: &CheckRun) -> Verdict {
         .iter()
         .map(|&name| {
             let row = report.boundaries.iter().find(|row| row.boundary.as_str() == name);
-            let (breaks, requests, break_rate) = row.map_or((0, report.requests, 0.0), |row| (row.breaks, row.requests, row.break_rate));
+            let (breaks, requests, break_rate) =
+                row.map_or((0, report.requests, 0.0), |row| (row.breaks, row.requests, row.break_rate));
             let target = step.meta.targets.boundaries.get(name).copied();
             let passed = target.map(|max| break_rate < max);
             if passed == Some(false) {

@@ -45,8 +45,7 @@ fn options(kind: BrokerKind, name: &str, port: u16) -> BrokerOptions {
     BrokerOptions {
         kind,
         port,
-        work_dir: Path::new(env!("CARGO_TARGET_TMPDIR"))
-            .join(format!("kafka-{name}-{kind}-{}", std::process::id())),
+        work_dir: Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("kafka-{name}-{kind}-{}", std::process::id())),
         tansu_binary: match kind {
             BrokerKind::Tansu => tansu_binary(),
             BrokerKind::Apache => PathBuf::new(),
@@ -67,19 +66,10 @@ struct Record {
 }
 
 fn record(i: usize) -> Record {
-    let trace_id = format!(
-        "{:032x}",
-        0x4bf9_2f35_77b3_4da6_a3ce_929d_0e0e_4736_u128 + i as u128
-    );
+    let trace_id = format!("{:032x}", 0x4bf9_2f35_77b3_4da6_a3ce_929d_0e0e_4736_u128 + i as u128);
     let mut headers = vec![
-        (
-            "traceparent".to_owned(),
-            Some(format!("00-{trace_id}-00f067aa0ba902b7-01").into_bytes()),
-        ),
-        (
-            "tracestate".to_owned(),
-            Some(b"stitch=t61rcWkgMzE".to_vec()),
-        ),
+        ("traceparent".to_owned(), Some(format!("00-{trace_id}-00f067aa0ba902b7-01").into_bytes())),
+        ("tracestate".to_owned(), Some(b"stitch=t61rcWkgMzE".to_vec())),
         ("binary".to_owned(), Some(NOT_UTF8.to_vec())),
         ("seq".to_owned(), Some(i.to_string().into_bytes())),
         ("empty".to_owned(), Some(Vec::new())),
@@ -92,21 +82,12 @@ fn record(i: usize) -> Record {
     }
     let mut payload = format!("order #{i} ✓ ").into_bytes();
     payload.extend_from_slice(NOT_UTF8);
-    Record {
-        key: (i != 7).then(|| format!("key-{i}").into_bytes()),
-        payload: (i != 11).then_some(payload),
-        headers,
-    }
+    Record { key: (i != 7).then(|| format!("key-{i}").into_bytes()), payload: (i != 11).then_some(payload), headers }
 }
 
 fn headers_of(headers: Option<&BorrowedHeaders>) -> Vec<(String, Option<Vec<u8>>)> {
     headers
-        .map(|headers| {
-            headers
-                .iter()
-                .map(|h| (h.key.to_owned(), h.value.map(<[u8]>::to_vec)))
-                .collect()
-        })
+        .map(|headers| headers.iter().map(|h| (h.key.to_owned(), h.value.map(<[u8]>::to_vec))).collect())
         .unwrap_or_default()
 }
 
@@ -114,21 +95,11 @@ fn round_trip(kind: BrokerKind) {
     let opts = options(kind, "round-trip", 0);
     let started = Instant::now();
     let broker = Broker::start(&opts).expect("broker starts");
-    eprintln!(
-        "{kind}: ready in {:.1?} on {}",
-        started.elapsed(),
-        broker.bootstrap()
-    );
+    eprintln!("{kind}: ready in {:.1?} on {}", started.elapsed(), broker.bootstrap());
     let mut broker = broker;
     broker.check_alive().expect("broker alive");
     let pid = broker.pid();
-    let port: u16 = broker
-        .bootstrap()
-        .rsplit(':')
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let port: u16 = broker.bootstrap().rsplit(':').next().unwrap().parse().unwrap();
     assert!(process_exists(pid));
 
     let topic = "stitch.orders";
@@ -148,10 +119,7 @@ fn round_trip(kind: BrokerKind) {
     for (i, r) in sent.iter().enumerate() {
         let mut headers = OwnedHeaders::new();
         for (key, value) in &r.headers {
-            headers = headers.insert(Header {
-                key,
-                value: value.as_deref(),
-            });
+            headers = headers.insert(Header { key, value: value.as_deref() });
         }
         let mut rec: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(topic).headers(headers);
         if let Some(key) = &r.key {
@@ -171,11 +139,7 @@ fn round_trip(kind: BrokerKind) {
         assert!(delivered.offset >= 0);
         *partitions_used.entry(delivered.partition).or_default() += 1;
     }
-    assert_eq!(
-        partitions_used.len(),
-        2,
-        "keys land on both partitions: {partitions_used:?}"
-    );
+    assert_eq!(partitions_used.len(), 2, "keys land on both partitions: {partitions_used:?}");
     eprintln!("{kind}: produced at {:.1?}", started.elapsed());
 
     let group = format!("stitch-test-{kind}-{}", std::process::id());
@@ -207,54 +171,29 @@ fn round_trip(kind: BrokerKind) {
             .and_then(|(_, v)| std::str::from_utf8(v.as_deref()?).ok()?.parse().ok())
             .expect("seq header");
         next_offsets.insert(message.partition(), message.offset() + 1);
-        assert!(
-            received.insert(seq, got).is_none(),
-            "message {seq} delivered twice"
-        );
+        assert!(received.insert(seq, got).is_none(), "message {seq} delivered twice");
     }
-    eprintln!(
-        "{kind}: consumed {} at {:.1?}",
-        received.len(),
-        started.elapsed()
-    );
-    assert_eq!(
-        received.len(),
-        MESSAGES,
-        "all messages consumed within 30 s"
-    );
+    eprintln!("{kind}: consumed {} at {:.1?}", received.len(), started.elapsed());
+    assert_eq!(received.len(), MESSAGES, "all messages consumed within 30 s");
     for (i, expected) in sent.iter().enumerate() {
-        assert_eq!(
-            &received[&i], expected,
-            "message {i} round-trips byte for byte"
-        );
+        assert_eq!(&received[&i], expected, "message {i} round-trips byte for byte");
     }
 
-    consumer
-        .commit_consumer_state(CommitMode::Sync)
-        .expect("commit");
+    consumer.commit_consumer_state(CommitMode::Sync).expect("commit");
     drop(consumer);
 
     // A fresh member of the group, without joining it, reads what the
     // coordinator stored.
-    let checker: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", broker.bootstrap())
-        .set("group.id", &group)
-        .create()
-        .unwrap();
+    let checker: BaseConsumer =
+        ClientConfig::new().set("bootstrap.servers", broker.bootstrap()).set("group.id", &group).create().unwrap();
     let mut wanted = TopicPartitionList::new();
     for partition in 0..PARTITIONS {
         wanted.add_partition(topic, partition);
     }
-    let committed = checker
-        .committed_offsets(wanted, Duration::from_secs(10))
-        .expect("committed offsets");
+    let committed = checker.committed_offsets(wanted, Duration::from_secs(10)).expect("committed offsets");
     for partition in 0..PARTITIONS {
         let offset = committed.find_partition(topic, partition).unwrap().offset();
-        assert_eq!(
-            offset,
-            Offset::Offset(next_offsets[&partition]),
-            "committed offset of partition {partition}"
-        );
+        assert_eq!(offset, Offset::Offset(next_offsets[&partition]), "committed offset of partition {partition}");
     }
     let total: i64 = next_offsets.values().sum();
     assert_eq!(total, MESSAGES as i64, "offsets account for every message");
@@ -274,9 +213,7 @@ fn port_in_use(kind: BrokerKind) {
     let taken = TcpListener::bind(("127.0.0.1", 0)).unwrap();
     let port = taken.local_addr().unwrap().port();
     let opts = options(kind, "port-in-use", port);
-    let err = Broker::start(&opts)
-        .expect_err("a taken port is refused")
-        .to_string();
+    let err = Broker::start(&opts).expect_err("a taken port is refused").to_string();
     assert!(err.contains(&port.to_string()), "{err}");
     assert!(err.contains("already in use"), "{err}");
     let _ = std::fs::remove_dir_all(&opts.work_dir);
@@ -306,16 +243,11 @@ fn apache_refuses_a_port_in_use() {
 fn stitch_broker_explains_a_port_in_use() {
     let taken = TcpListener::bind(("127.0.0.1", 0)).unwrap();
     let port = taken.local_addr().unwrap().port();
-    let output = std::process::Command::new(tansu_binary())
-        .args(["--listen", &format!("127.0.0.1:{port}")])
-        .output()
-        .unwrap();
+    let output =
+        std::process::Command::new(tansu_binary()).args(["--listen", &format!("127.0.0.1:{port}")]).output().unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(!output.status.success(), "{stderr}");
-    assert!(
-        stderr.contains(&format!("127.0.0.1:{port} is already in use")),
-        "{stderr}"
-    );
+    assert!(stderr.contains(&format!("127.0.0.1:{port} is already in use")), "{stderr}");
 }
 
 #[test]
@@ -334,10 +266,7 @@ fn check_alive_reports_a_broker_that_died() {
     let mut broker = Broker::start(&opts).expect("broker starts");
     broker.check_alive().expect("alive after start");
     // SAFETY: signals our own child, which has not been reaped yet.
-    assert_eq!(
-        unsafe { libc::kill(broker.pid() as libc::pid_t, libc::SIGKILL) },
-        0
-    );
+    assert_eq!(unsafe { libc::kill(broker.pid() as libc::pid_t, libc::SIGKILL) }, 0);
     let deadline = Instant::now() + Duration::from_secs(5);
     let err = loop {
         match broker.check_alive() {
@@ -347,10 +276,7 @@ fn check_alive_reports_a_broker_that_died() {
         }
     };
     assert!(err.contains("exited unexpectedly"), "{err}");
-    assert!(
-        err.contains("serving Kafka from memory"),
-        "log tail quoted: {err}"
-    );
+    assert!(err.contains("serving Kafka from memory"), "log tail quoted: {err}");
     drop(broker);
     let _ = std::fs::remove_dir_all(&opts.work_dir);
 }

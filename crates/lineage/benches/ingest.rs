@@ -16,9 +16,7 @@ use prost::Message;
 const BATCHES: u64 = 64;
 
 fn encoded_batches() -> Vec<Vec<u8>> {
-    (0..BATCHES)
-        .map(|b| workload::batch(b).encode_to_vec())
-        .collect()
+    (0..BATCHES).map(|b| workload::batch(b).encode_to_vec()).collect()
 }
 
 /// Store work only: requests are decoded before the clock starts.
@@ -62,10 +60,7 @@ fn run(batches: &[Vec<u8>], iters: u64, settle: bool) -> Duration {
 fn ingest(c: &mut Criterion) {
     let batches = encoded_batches();
     let bytes: usize = batches.iter().map(Vec::len).sum::<usize>() / batches.len();
-    eprintln!(
-        "batch of {} spans: {bytes} bytes of protobuf",
-        workload::SPANS_PER_BATCH
-    );
+    eprintln!("batch of {} spans: {bytes} bytes of protobuf", workload::SPANS_PER_BATCH);
     let mut group = c.benchmark_group("ingest");
     group.throughput(Throughput::Elements(workload::SPANS_PER_BATCH as u64));
     group.bench_function("decode_512", |b| {
@@ -79,12 +74,8 @@ fn ingest(c: &mut Criterion) {
     group.bench_function("ingest_and_settle_512_predecoded", |b| {
         b.iter_custom(|iters| run_predecoded(&requests, iters))
     });
-    group.bench_function("decode_and_ingest_512", |b| {
-        b.iter_custom(|iters| run(&batches, iters, false))
-    });
-    group.bench_function("decode_ingest_and_settle_512", |b| {
-        b.iter_custom(|iters| run(&batches, iters, true))
-    });
+    group.bench_function("decode_and_ingest_512", |b| b.iter_custom(|iters| run(&batches, iters, false)));
+    group.bench_function("decode_ingest_and_settle_512", |b| b.iter_custom(|iters| run(&batches, iters, true)));
     group.finish();
 }
 

@@ -28,10 +28,7 @@ unsafe impl GlobalAlloc for Counting {
     }
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        LIVE.fetch_add(
-            new_size as isize - layout.size() as isize,
-            Ordering::Relaxed,
-        );
+        LIVE.fetch_add(new_size as isize - layout.size() as isize, Ordering::Relaxed);
         unsafe { System.realloc(ptr, layout, new_size) }
     }
 }
@@ -42,21 +39,13 @@ static ALLOCATOR: Counting = Counting;
 const SPANS: usize = 100_000;
 
 fn main() {
-    let batches: Vec<Vec<u8>> = (0..SPANS.div_ceil(workload::SPANS_PER_BATCH) as u64)
-        .map(|b| workload::batch(b).encode_to_vec())
-        .collect();
+    let batches: Vec<Vec<u8>> =
+        (0..SPANS.div_ceil(workload::SPANS_PER_BATCH) as u64).map(|b| workload::batch(b).encode_to_vec()).collect();
     let before = LIVE.load(Ordering::Relaxed);
-    let mut store = Store::new(Config {
-        max_spans: 1_000_000,
-        max_traces: 1_000_000,
-        ..Config::ephemeral()
-    });
+    let mut store = Store::new(Config { max_spans: 1_000_000, max_traces: 1_000_000, ..Config::ephemeral() });
     let now = 1_700_000_000_000_000_000u64;
     for (i, bytes) in batches.iter().enumerate() {
-        let request =
-            opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest::decode(
-                &bytes[..],
-            )
+        let request = opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest::decode(&bytes[..])
             .expect("valid batch");
         store.ingest(&request, now + i as u64 * 1_000_000);
     }
@@ -64,18 +53,9 @@ fn main() {
     let open = LIVE.load(Ordering::Relaxed) - before;
     store.settle_all();
     let settled = LIVE.load(Ordering::Relaxed) - before;
-    println!(
-        "spans held:               {held} in {} traces",
-        store.held_traces()
-    );
-    println!(
-        "heap held, open traces:   {open} bytes = {:.1} bytes/span",
-        open as f64 / held as f64
-    );
-    println!(
-        "heap held, settled:       {settled} bytes = {:.1} bytes/span",
-        settled as f64 / held as f64
-    );
+    println!("spans held:               {held} in {} traces", store.held_traces());
+    println!("heap held, open traces:   {open} bytes = {:.1} bytes/span", open as f64 / held as f64);
+    println!("heap held, settled:       {settled} bytes = {:.1} bytes/span", settled as f64 / held as f64);
     let report = store.report();
     assert_eq!(report.spans_settled, held);
 }

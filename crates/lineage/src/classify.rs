@@ -65,11 +65,7 @@ pub(crate) fn classify(trace: &Trace) -> Classification {
                     // member with the smallest span id is the break span, which
                     // keeps the result independent of arrival order.
                     let from = path.iter().rposition(|&p| p == current).unwrap_or(0);
-                    let member = path[from..]
-                        .iter()
-                        .copied()
-                        .min_by_key(|&i| spans[i].span_id)
-                        .unwrap_or(current);
+                    let member = path[from..].iter().copied().min_by_key(|&i| spans[i].span_id).unwrap_or(current);
                     break member as u32;
                 }
                 UNSEEN => {}
@@ -95,10 +91,7 @@ pub(crate) fn classify(trace: &Trace) -> Classification {
 }
 
 /// What the fragment headed by `top` is.
-pub(crate) fn fragment_class(
-    top: &SpanRec,
-    is_entry_service: impl Fn(u32) -> bool,
-) -> FragmentClass {
+pub(crate) fn fragment_class(top: &SpanRec, is_entry_service: impl Fn(u32) -> bool) -> FragmentClass {
     if top.parent_id == 0 {
         if is_entry_service(top.service) {
             return FragmentClass::Request;
@@ -106,15 +99,9 @@ pub(crate) fn fragment_class(
         if top.has(flags::LINKS) {
             return FragmentClass::Linked;
         }
-        return FragmentClass::Broken {
-            cause: Cause::RootInInternalService,
-            boundary: boundary_of(top),
-        };
+        return FragmentClass::Broken { cause: Cause::RootInInternalService, boundary: boundary_of(top) };
     }
-    FragmentClass::Broken {
-        cause: Cause::MissingParent,
-        boundary: boundary_of(top),
-    }
+    FragmentClass::Broken { cause: Cause::MissingParent, boundary: boundary_of(top) }
 }
 
 pub(crate) fn boundary_of(span: &SpanRec) -> Boundary {

@@ -2,9 +2,7 @@
 //! histogram for percentiles (about 1 % relative error, fixed memory).
 
 /// Upper bounds (seconds) of the exported `lineage_completeness_seconds` buckets.
-pub const PROMETHEUS_BUCKETS: [f64; 12] = [
-    0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
-];
+pub const PROMETHEUS_BUCKETS: [f64; 12] = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0];
 
 /// Each fine bucket spans a factor of `GROWTH` in microseconds.
 const GROWTH: f64 = 1.02;
@@ -37,10 +35,7 @@ impl Default for LatencyHistogram {
 impl LatencyHistogram {
     pub fn record(&mut self, nanos: u64) {
         let seconds = nanos as f64 / 1e9;
-        if let Some(i) = PROMETHEUS_BUCKETS
-            .iter()
-            .position(|&bound| seconds <= bound)
-        {
+        if let Some(i) = PROMETHEUS_BUCKETS.iter().position(|&bound| seconds <= bound) {
             self.coarse[i] += 1;
         }
         self.fine[fine_index(nanos)] += 1;

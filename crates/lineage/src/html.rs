@@ -14,10 +14,8 @@ const MAX_ROWS: usize = 2_000;
 const MAX_INDENT_DEPTH: u32 = 20;
 
 /// Colour-blind-friendly hues; red is left out because it marks breaks.
-const PALETTE: [&str; 10] = [
-    "#4e79a7", "#f28e2b", "#59a14f", "#b07aa1", "#76b7b2", "#edc948", "#9c755f", "#86bcb6",
-    "#8c8c8c", "#d4a6c8",
-];
+const PALETTE: [&str; 10] =
+    ["#4e79a7", "#f28e2b", "#59a14f", "#b07aa1", "#76b7b2", "#edc948", "#9c755f", "#86bcb6", "#8c8c8c", "#d4a6c8"];
 
 const STYLE: &str = r#"
 :root{--ink:#1d2330;--muted:#687085;--line:#e3e6ec;--bad:#c62828;--badbg:#fdecec;--link:#1f5fbf;--linkbg:#edf3fd}
@@ -125,9 +123,7 @@ struct Palette(Vec<String>);
 
 impl Palette {
     fn for_traces<'a>(traces: impl Iterator<Item = &'a TraceView>) -> Palette {
-        let services: BTreeSet<&str> = traces
-            .flat_map(|t| t.spans.iter().map(|s| s.service.as_str()))
-            .collect();
+        let services: BTreeSet<&str> = traces.flat_map(|t| t.spans.iter().map(|s| s.service.as_str())).collect();
         Palette(services.into_iter().map(str::to_owned).collect())
     }
 
@@ -163,16 +159,9 @@ struct Axis {
 
 impl Axis {
     fn for_traces<'a>(traces: impl Iterator<Item = &'a TraceView> + Clone) -> Axis {
-        let start = traces
-            .clone()
-            .map(|t| t.start_unix_nanos)
-            .min()
-            .unwrap_or(0);
+        let start = traces.clone().map(|t| t.start_unix_nanos).min().unwrap_or(0);
         let end = traces.map(|t| t.end_unix_nanos).max().unwrap_or(start);
-        Axis {
-            start,
-            span: (end.saturating_sub(start)).max(1) as f64,
-        }
+        Axis { start, span: (end.saturating_sub(start)).max(1) as f64 }
     }
 
     fn percent(&self, at: u64) -> f64 {
@@ -182,12 +171,7 @@ impl Axis {
     fn header(&self) -> String {
         let mut ticks = String::new();
         for q in [0.0, 0.25, 0.5, 0.75, 1.0] {
-            let _ = write!(
-                ticks,
-                "<span style=\"left:{:.2}%\">{}</span>",
-                q * 100.0,
-                format_ms(self.span * q / 1e6)
-            );
+            let _ = write!(ticks, "<span style=\"left:{:.2}%\">{}</span>", q * 100.0, format_ms(self.span * q / 1e6));
         }
         format!(
             "<div class=\"row axis\"><div>span</div><div class=\"ticks\">{ticks}</div>\
@@ -240,14 +224,7 @@ fn span_row(out: &mut String, span: &SpanView, axis: &Axis, palette: &Palette) {
     );
 }
 
-fn trace_card(
-    out: &mut String,
-    trace: &TraceView,
-    heading: &str,
-    axis: &Axis,
-    palette: &Palette,
-    budget: &mut usize,
-) {
+fn trace_card(out: &mut String, trace: &TraceView, heading: &str, axis: &Axis, palette: &Palette, budget: &mut usize) {
     let class = if trace.orphans > 0 {
         "card broken"
     } else if trace.linked > 0 {
@@ -255,10 +232,7 @@ fn trace_card(
     } else {
         "card request"
     };
-    let _ = writeln!(
-        out,
-        "<section class=\"{class}\"><h2>{heading}</h2><div class=\"wf\">"
-    );
+    let _ = writeln!(out, "<section class=\"{class}\"><h2>{heading}</h2><div class=\"wf\">");
     out.push_str(&axis.header());
     let shown = trace.spans.len().min(*budget);
     for span in &trace.spans[..shown] {
@@ -285,11 +259,7 @@ fn fragment_tags(trace: &TraceView) -> String {
             LineageStatus::Linked => ("tag link", "⇢ linked".to_owned()),
             LineageStatus::Orphan => (
                 "tag bad",
-                format!(
-                    "✗ {} / {}",
-                    f.cause.map_or("?", |c| c.as_str()),
-                    f.boundary.map_or("?", |b| b.as_str())
-                ),
+                format!("✗ {} / {}", f.cause.map_or("?", |c| c.as_str()), f.boundary.map_or("?", |b| b.as_str())),
             ),
         };
         let _ = write!(tags, "<span class=\"{class}\">{}</span>", escape(&text));
@@ -304,12 +274,7 @@ fn trace_heading(trace: &TraceView, label: &str) -> String {
          <span class=\"meta\">{top} · {n} span{s} · {state}</span>",
         id = trace.trace_id,
         tags = fragment_tags(trace),
-        top = top.map_or(String::new(), |f| escape(&format!(
-            "{} {} {}",
-            f.service,
-            f.kind.to_uppercase(),
-            f.name
-        ))),
+        top = top.map_or(String::new(), |f| escape(&format!("{} {} {}", f.service, f.kind.to_uppercase(), f.name))),
         n = trace.spans.len(),
         s = if trace.spans.len() == 1 { "" } else { "s" },
         state = if trace.settled { "settled" } else { "open" },
@@ -329,13 +294,7 @@ pub(crate) fn trace_page(trace: &TraceView) -> String {
     let keys: Vec<String> = trace
         .business_keys
         .iter()
-        .map(|k| {
-            format!(
-                "<a href=\"/requests/{}\">{}</a>",
-                encode_segment(k),
-                escape(k)
-            )
-        })
+        .map(|k| format!("<a href=\"/requests/{}\">{}</a>", encode_segment(k), escape(k)))
         .collect();
     let _ = writeln!(
         body,
@@ -347,22 +306,11 @@ pub(crate) fn trace_page(trace: &TraceView) -> String {
         trace.orphans,
         trace.fragments.len(),
         if trace.fragments.len() == 1 { "" } else { "s" },
-        if keys.is_empty() {
-            String::new()
-        } else {
-            format!(" · key {}", keys.join(", "))
-        },
+        if keys.is_empty() { String::new() } else { format!(" · key {}", keys.join(", ")) },
     );
     body.push_str(&palette.legend());
     let mut budget = MAX_ROWS;
-    trace_card(
-        &mut body,
-        trace,
-        &trace_heading(trace, ""),
-        &axis,
-        &palette,
-        &mut budget,
-    );
+    trace_card(&mut body, trace, &trace_heading(trace, ""), &axis, &palette, &mut budget);
     let _ = writeln!(
         body,
         "<p class=\"note\"><a href=\"/api/traces/{id}\">JSON</a> · <a href=\"/api/traces/{id}/dump\">text dump</a></p>",
@@ -387,19 +335,8 @@ pub(crate) fn request_page(business_key: &str, request: &RequestView) -> String 
     body.push_str(&palette.legend());
     let mut budget = MAX_ROWS;
     for (i, trace) in request.traces.iter().enumerate() {
-        let label = format!(
-            "<span class=\"tag\">fragment {} of {}</span>",
-            i + 1,
-            request.traces.len()
-        );
-        trace_card(
-            &mut body,
-            trace,
-            &trace_heading(trace, &label),
-            &axis,
-            &palette,
-            &mut budget,
-        );
+        let label = format!("<span class=\"tag\">fragment {} of {}</span>", i + 1, request.traces.len());
+        trace_card(&mut body, trace, &trace_heading(trace, &label), &axis, &palette, &mut budget);
     }
     let _ = writeln!(
         body,
@@ -456,10 +393,7 @@ pub(crate) fn index_page(store: &Store, report: &Report) -> String {
     let _ = writeln!(
         body,
         "</table><p class=\"note\">completeness latency: p50 {:.1} ms · p99 {:.1} ms · max {:.1} ms ({} requests)</p></section></div>",
-        report.completeness.p50_ms,
-        report.completeness.p99_ms,
-        report.completeness.max_ms,
-        report.completeness.count
+        report.completeness.p50_ms, report.completeness.p99_ms, report.completeness.max_ms, report.completeness.count
     );
 
     let _ = writeln!(
@@ -475,11 +409,7 @@ pub(crate) fn index_page(store: &Store, report: &Report) -> String {
             encode_segment(key),
             escape(key),
             traces,
-            if traces > 1 {
-                " <span class=\"tag bad\">shattered</span>"
-            } else {
-                ""
-            }
+            if traces > 1 { " <span class=\"tag bad\">shattered</span>" } else { "" }
         );
     }
     body.push_str(
@@ -488,13 +418,8 @@ pub(crate) fn index_page(store: &Store, report: &Report) -> String {
     );
     for (id, trace) in store.recent_traces(50) {
         let first = trace.spans.iter().min_by_key(|s| (s.start, s.span_id));
-        let label = first.map_or(String::new(), |s| {
-            format!(
-                "{} {}",
-                store.service_name(s.service),
-                store.span_name(s.name)
-            )
-        });
+        let label =
+            first.map_or(String::new(), |s| format!("{} {}", store.service_name(s.service), store.span_name(s.name)));
         let _ = writeln!(
             body,
             "<tr><td><a class=\"mono\" href=\"/traces/{id}\">{id}</a></td><td>{}</td><td class=\"num\">{}</td><td>{}</td></tr>",
@@ -514,9 +439,6 @@ pub(crate) fn index_page(store: &Store, report: &Report) -> String {
 pub(crate) fn not_found_page(message: &str) -> String {
     page(
         "lineage · not found",
-        &format!(
-            "<div class=\"crumbs\"><a href=\"/\">lineage</a></div><h1>Not found</h1><p>{}</p>",
-            escape(message)
-        ),
+        &format!("<div class=\"crumbs\"><a href=\"/\">lineage</a></div><h1>Not found</h1><p>{}</p>", escape(message)),
     )
 }

@@ -59,18 +59,11 @@ impl PayloadFormat {
         let Some(content_type) = content_type else {
             return Err(PayloadError::UnsupportedContentType("none".into()));
         };
-        let mime = content_type
-            .split(';')
-            .next()
-            .unwrap_or("")
-            .trim()
-            .to_ascii_lowercase();
+        let mime = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
         match mime.as_str() {
             "application/x-protobuf" | "application/protobuf" => Ok(PayloadFormat::Protobuf),
             "application/json" => Ok(PayloadFormat::Json),
-            _ => Err(PayloadError::UnsupportedContentType(
-                content_type.to_owned(),
-            )),
+            _ => Err(PayloadError::UnsupportedContentType(content_type.to_owned())),
         }
     }
 
@@ -89,9 +82,7 @@ pub enum PayloadError {
     TooLarge { size: u64, limit: usize },
     #[error("payload exceeds the limit of {limit} bytes")]
     TooLargeStream { limit: usize },
-    #[error(
-        "unsupported content type {0:?}: OTLP/HTTP accepts application/x-protobuf or application/json"
-    )]
+    #[error("unsupported content type {0:?}: OTLP/HTTP accepts application/x-protobuf or application/json")]
     UnsupportedContentType(String),
     #[error("unsupported content encoding {0:?}: send gzip or uncompressed bodies")]
     UnsupportedEncoding(String),
@@ -108,9 +99,7 @@ pub enum PayloadError {
 impl PayloadError {
     pub fn reason(&self) -> RejectReason {
         match self {
-            PayloadError::TooLarge { .. } | PayloadError::TooLargeStream { .. } => {
-                RejectReason::TooLarge
-            }
+            PayloadError::TooLarge { .. } | PayloadError::TooLargeStream { .. } => RejectReason::TooLarge,
             PayloadError::UnsupportedContentType(_) => RejectReason::UnsupportedContentType,
             PayloadError::UnsupportedEncoding(_) => RejectReason::UnsupportedEncoding,
             PayloadError::BadGzip(_)
@@ -157,10 +146,7 @@ pub fn decode_payload(
     limit: usize,
 ) -> Result<ExportTraceServiceRequest, PayloadError> {
     if body.len() > limit {
-        return Err(PayloadError::TooLarge {
-            size: body.len() as u64,
-            limit,
-        });
+        return Err(PayloadError::TooLarge { size: body.len() as u64, limit });
     }
     match encoding {
         ContentEncoding::Identity => decode_request(body, format),
@@ -179,16 +165,12 @@ pub fn decode_payload(
 }
 
 /// Decodes an uncompressed OTLP trace export request.
-pub fn decode_request(
-    body: &[u8],
-    format: PayloadFormat,
-) -> Result<ExportTraceServiceRequest, PayloadError> {
+pub fn decode_request(body: &[u8], format: PayloadFormat) -> Result<ExportTraceServiceRequest, PayloadError> {
     match format {
-        PayloadFormat::Protobuf => ExportTraceServiceRequest::decode(body)
-            .map_err(|e| PayloadError::MalformedProtobuf(e.to_string())),
-        PayloadFormat::Json => {
-            serde_json::from_slice(body).map_err(|e| PayloadError::MalformedJson(e.to_string()))
+        PayloadFormat::Protobuf => {
+            ExportTraceServiceRequest::decode(body).map_err(|e| PayloadError::MalformedProtobuf(e.to_string()))
         }
+        PayloadFormat::Json => serde_json::from_slice(body).map_err(|e| PayloadError::MalformedJson(e.to_string())),
     }
 }
 
@@ -271,20 +253,10 @@ pub(crate) struct Prepared<'a> {
 const UNKNOWN_SERVICE: &str = "unknown_service";
 
 /// Extracts what the store needs from every span; invalid ids reject the span only.
-pub(crate) fn prepare<'a>(
-    request: &'a ExportTraceServiceRequest,
-    business_key: &str,
-) -> Prepared<'a> {
-    let total: usize = request
-        .resource_spans
-        .iter()
-        .flat_map(|rs| rs.scope_spans.iter())
-        .map(|ss| ss.spans.len())
-        .sum();
-    let mut prepared = Prepared {
-        spans: Vec::with_capacity(total),
-        rejected: 0,
-    };
+pub(crate) fn prepare<'a>(request: &'a ExportTraceServiceRequest, business_key: &str) -> Prepared<'a> {
+    let total: usize =
+        request.resource_spans.iter().flat_map(|rs| rs.scope_spans.iter()).map(|ss| ss.spans.len()).sum();
+    let mut prepared = Prepared { spans: Vec::with_capacity(total), rejected: 0 };
     for resource_spans in &request.resource_spans {
         let service = resource_spans
             .resource
@@ -292,15 +264,10 @@ pub(crate) fn prepare<'a>(
             .and_then(|r| string_attribute(&r.attributes, "service.name"))
             .filter(|s| !s.is_empty())
             .unwrap_or(UNKNOWN_SERVICE);
-        for span in resource_spans
-            .scope_spans
-            .iter()
-            .flat_map(|ss| ss.spans.iter())
-        {
-            let (Some(trace_id), Some(span_id)) = (
-                trace_id_from_bytes(&span.trace_id),
-                span_id_from_bytes(&span.span_id),
-            ) else {
+        for span in resource_spans.scope_spans.iter().flat_map(|ss| ss.spans.iter()) {
+            let (Some(trace_id), Some(span_id)) =
+                (trace_id_from_bytes(&span.trace_id), span_id_from_bytes(&span.span_id))
+            else {
                 prepared.rejected += 1;
                 continue;
             };
@@ -324,12 +291,7 @@ pub(crate) fn prepare<'a>(
             let links = span
                 .links
                 .iter()
-                .filter_map(|link| {
-                    Some((
-                        trace_id_from_bytes(&link.trace_id)?,
-                        span_id_from_bytes(&link.span_id)?,
-                    ))
-                })
+                .filter_map(|link| Some((trace_id_from_bytes(&link.trace_id)?, span_id_from_bytes(&link.span_id)?)))
                 .collect();
             prepared.spans.push(IncomingSpan {
                 trace_id,
@@ -351,15 +313,10 @@ pub(crate) fn prepare<'a>(
 }
 
 fn string_attribute<'a>(attributes: &'a [KeyValue], key: &str) -> Option<&'a str> {
-    attributes
-        .iter()
-        .find(|kv| kv.key == key)
-        .and_then(|kv| match &kv.value {
-            Some(AnyValue {
-                value: Some(any_value::Value::StringValue(s)),
-            }) => Some(s.as_str()),
-            _ => None,
-        })
+    attributes.iter().find(|kv| kv.key == key).and_then(|kv| match &kv.value {
+        Some(AnyValue { value: Some(any_value::Value::StringValue(s)) }) => Some(s.as_str()),
+        _ => None,
+    })
 }
 
 fn key_value(value: &AnyValue) -> Option<Cow<'_, str>> {
@@ -376,14 +333,8 @@ mod tests {
 
     #[test]
     fn content_type_parsing() {
-        assert_eq!(
-            PayloadFormat::from_content_type(Some("application/json; charset=utf-8")),
-            Ok(PayloadFormat::Json)
-        );
-        assert_eq!(
-            PayloadFormat::from_content_type(Some("Application/X-Protobuf")),
-            Ok(PayloadFormat::Protobuf)
-        );
+        assert_eq!(PayloadFormat::from_content_type(Some("application/json; charset=utf-8")), Ok(PayloadFormat::Json));
+        assert_eq!(PayloadFormat::from_content_type(Some("Application/X-Protobuf")), Ok(PayloadFormat::Protobuf));
         assert!(PayloadFormat::from_content_type(Some("text/plain")).is_err());
         assert!(PayloadFormat::from_content_type(None).is_err());
     }
@@ -395,31 +346,18 @@ mod tests {
         let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
         encoder.write_all(&zeros).unwrap();
         let compressed = encoder.finish().unwrap();
-        let err = decode_payload(
-            &compressed,
-            PayloadFormat::Protobuf,
-            ContentEncoding::Gzip,
-            4096,
-        )
-        .unwrap_err();
+        let err = decode_payload(&compressed, PayloadFormat::Protobuf, ContentEncoding::Gzip, 4096).unwrap_err();
         assert_eq!(err.reason(), RejectReason::TooLarge);
     }
 
     #[test]
     fn garbage_is_malformed_not_a_panic() {
         for format in [PayloadFormat::Protobuf, PayloadFormat::Json] {
-            let err = decode_payload(&[0xff, 0x01, 0x02], format, ContentEncoding::Identity, 1024)
-                .unwrap_err();
+            let err = decode_payload(&[0xff, 0x01, 0x02], format, ContentEncoding::Identity, 1024).unwrap_err();
             assert_eq!(err.reason(), RejectReason::Malformed);
             assert_eq!(err.http_status(), 400);
         }
-        let err = decode_payload(
-            b"not gzip",
-            PayloadFormat::Json,
-            ContentEncoding::Gzip,
-            1024,
-        )
-        .unwrap_err();
+        let err = decode_payload(b"not gzip", PayloadFormat::Json, ContentEncoding::Gzip, 1024).unwrap_err();
         assert_eq!(err.reason(), RejectReason::Malformed);
     }
 }

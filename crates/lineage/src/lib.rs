@@ -66,23 +66,17 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 pub use ingest::{
-    ContentEncoding, INVALID_ID, IngestOutcome, PayloadError, PayloadFormat, RejectReason,
-    decode_payload, decode_request, encode_response,
+    ContentEncoding, INVALID_ID, IngestOutcome, PayloadError, PayloadFormat, RejectReason, decode_payload,
+    decode_request, encode_response,
 };
 pub use metrics::{CONTENT_TYPE as METRICS_CONTENT_TYPE, render as render_metrics};
-pub use model::{
-    Boundary, Cause, LineageStatus, SpanId, TraceId, format_span_id, format_trace_id,
-    parse_trace_id,
-};
+pub use model::{Boundary, Cause, LineageStatus, SpanId, TraceId, format_span_id, format_trace_id, parse_trace_id};
 pub use report::{
-    BoundaryCounts, BoundaryReport, CauseCounts, CompletenessReport, Evictions, Held, Report,
-    ServiceReport,
+    BoundaryCounts, BoundaryReport, CauseCounts, CompletenessReport, Evictions, Held, Report, ServiceReport,
 };
 pub use server::Lineage;
 pub use store::Store;
-pub use view::{
-    FragmentView, LinkView, RequestView, SpanView, TraceView, dump_request, dump_trace,
-};
+pub use view::{FragmentView, LinkView, RequestView, SpanView, TraceView, dump_request, dump_trace};
 
 /// The definition of the metric, as in the crate docs and `lineage --help`.
 pub const METRIC_DEFINITION: &str = include_str!("metric.md");

@@ -47,11 +47,7 @@ struct Args {
     http_port: u16,
 
     /// Service whose root spans are requests; repeat or comma-separate for several [default: gateway].
-    #[arg(
-        long = "entry-service",
-        env = "LINEAGE_ENTRY_SERVICES",
-        value_delimiter = ','
-    )]
+    #[arg(long = "entry-service", env = "LINEAGE_ENTRY_SERVICES", value_delimiter = ',')]
     entry_services: Vec<String>,
 
     /// Span attribute holding the business key (string or int values).
@@ -85,22 +81,16 @@ struct Args {
 
 fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
-    let split = text
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(text.len());
+    let split = text.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(text.len());
     let (number, unit) = text.split_at(split);
-    let value: f64 = number
-        .parse()
-        .map_err(|_| format!("not a duration: {text:?} (try 2s or 500ms)"))?;
+    let value: f64 = number.parse().map_err(|_| format!("not a duration: {text:?} (try 2s or 500ms)"))?;
     let seconds = match unit.trim() {
         "ms" => value / 1e3,
         "s" | "" => value,
         "m" | "min" => value * 60.0,
         "h" => value * 3600.0,
         other => {
-            return Err(format!(
-                "unknown unit {other:?} in {text:?}: use ms, s, m or h"
-            ));
+            return Err(format!("unknown unit {other:?} in {text:?}: use ms, s, m or h"));
         }
     };
     Duration::try_from_secs_f64(seconds).map_err(|e| format!("{text:?}: {e}"))
@@ -108,41 +98,32 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
 
 fn parse_size(text: &str) -> Result<usize, String> {
     let text = text.trim();
-    let split = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
+    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
     let (number, unit) = text.split_at(split);
-    let value: usize = number
-        .parse()
-        .map_err(|_| format!("not a size: {text:?} (try 8MiB)"))?;
+    let value: usize = number.parse().map_err(|_| format!("not a size: {text:?} (try 8MiB)"))?;
     let factor = match unit.trim().to_ascii_lowercase().as_str() {
         "" | "b" => 1,
         "k" | "kb" | "kib" => 1 << 10,
         "m" | "mb" | "mib" => 1 << 20,
         "g" | "gb" | "gib" => 1 << 30,
         other => {
-            return Err(format!(
-                "unknown unit {other:?} in {text:?}: use KiB, MiB or GiB"
-            ));
+            return Err(format!("unknown unit {other:?} in {text:?}: use KiB, MiB or GiB"));
         }
     };
-    value
-        .checked_mul(factor)
-        .ok_or_else(|| format!("{text:?} is too large"))
+    value.checked_mul(factor).ok_or_else(|| format!("{text:?} is too large"))
 }
 
 async fn stop_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(term) => term,
-                Err(_) => {
-                    let _ = ctrl_c.await;
-                    return;
-                }
-            };
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(term) => term,
+            Err(_) => {
+                let _ = ctrl_c.await;
+                return;
+            }
+        };
         tokio::select! {
             _ = ctrl_c => {}
             _ = term.recv() => {}
@@ -164,12 +145,8 @@ async fn main() -> anyhow::Result<()> {
         )
         .init();
 
-    let mut entry_services: Vec<String> = args
-        .entry_services
-        .into_iter()
-        .map(|s| s.trim().to_owned())
-        .filter(|s| !s.is_empty())
-        .collect();
+    let mut entry_services: Vec<String> =
+        args.entry_services.into_iter().map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect();
     if entry_services.is_empty() {
         entry_services = Config::default().entry_services;
     }

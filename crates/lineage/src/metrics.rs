@@ -66,37 +66,20 @@ fn snapshot(store: &Store) -> Snapshot {
         traces_open: store.open_traces() as u64,
         spans_received: tally.spans_received,
         traces_settled: tally.traces_settled,
-        evictions: [
-            ("settled", tally.evictions.settled),
-            ("unsettled", tally.evictions.unsettled),
-        ],
+        evictions: [("settled", tally.evictions.settled), ("unsettled", tally.evictions.unsettled)],
         late_spans: tally.late_spans,
         duplicate_spans: tally.duplicate_spans,
-        rejected_payloads: tally
-            .rejected_payloads
-            .iter()
-            .map(|(r, &n)| (r.as_str(), n))
-            .collect(),
+        rejected_payloads: tally.rejected_payloads.iter().map(|(r, &n)| (r.as_str(), n)).collect(),
         rejected_spans: tally.rejected_spans,
     }
 }
 
-fn counter(
-    encoder: &mut DescriptorEncoder,
-    name: &str,
-    help: &str,
-    value: u64,
-) -> Result<(), std::fmt::Error> {
+fn counter(encoder: &mut DescriptorEncoder, name: &str, help: &str, value: u64) -> Result<(), std::fmt::Error> {
     let metric = ConstCounter::new(value);
     metric.encode(encoder.encode_descriptor(name, help, None, MetricType::Counter)?)
 }
 
-fn gauge(
-    encoder: &mut DescriptorEncoder,
-    name: &str,
-    help: &str,
-    value: i64,
-) -> Result<(), std::fmt::Error> {
+fn gauge(encoder: &mut DescriptorEncoder, name: &str, help: &str, value: i64) -> Result<(), std::fmt::Error> {
     let metric = ConstGauge::new(value);
     metric.encode(encoder.encode_descriptor(name, help, None, MetricType::Gauge)?)
 }
@@ -116,8 +99,7 @@ impl Collector for Snapshot {
                 MetricType::Counter,
             )?;
             for (service, c) in &self.services {
-                ConstCounter::new(c.spans)
-                    .encode(family.encode_family(&[("service", service.as_str())])?)?;
+                ConstCounter::new(c.spans).encode(family.encode_family(&[("service", service.as_str())])?)?;
             }
         }
         {
@@ -130,11 +112,8 @@ impl Collector for Snapshot {
             for (service, c) in &self.services {
                 for cause in Cause::ALL {
                     for boundary in Boundary::ALL {
-                        let labels = [
-                            ("service", service.as_str()),
-                            ("cause", cause.as_str()),
-                            ("boundary", boundary.as_str()),
-                        ];
+                        let labels =
+                            [("service", service.as_str()), ("cause", cause.as_str()), ("boundary", boundary.as_str())];
                         ConstCounter::new(c.orphans_by[cause.index()][boundary.index()])
                             .encode(family.encode_family(&labels)?)?;
                     }
@@ -149,8 +128,7 @@ impl Collector for Snapshot {
                 MetricType::Counter,
             )?;
             for (service, c) in &self.services {
-                ConstCounter::new(c.linked)
-                    .encode(family.encode_family(&[("service", service.as_str())])?)?;
+                ConstCounter::new(c.linked).encode(family.encode_family(&[("service", service.as_str())])?)?;
             }
         }
         {
@@ -165,12 +143,7 @@ impl Collector for Snapshot {
                     .encode(family.encode_family(&[("service", service.as_str())])?)?;
             }
         }
-        counter(
-            e,
-            "lineage_requests",
-            "Root spans of entry services in settled traces.",
-            self.requests,
-        )?;
+        counter(e, "lineage_requests", "Root spans of entry services in settled traces.", self.requests)?;
         {
             let mut family = e.encode_descriptor(
                 "lineage_boundary_breaks",
@@ -207,36 +180,11 @@ impl Collector for Snapshot {
             &self.completeness_buckets,
             None,
         )?;
-        gauge(
-            e,
-            "lineage_traces_held",
-            "Traces held in memory.",
-            as_gauge(self.traces_held),
-        )?;
-        gauge(
-            e,
-            "lineage_spans_held",
-            "Spans held in memory.",
-            as_gauge(self.spans_held),
-        )?;
-        gauge(
-            e,
-            "lineage_traces_open",
-            "Traces held and not settled yet.",
-            as_gauge(self.traces_open),
-        )?;
-        counter(
-            e,
-            "lineage_spans_received",
-            "Spans accepted (first copies).",
-            self.spans_received,
-        )?;
-        counter(
-            e,
-            "lineage_traces_settled",
-            "Traces settled.",
-            self.traces_settled,
-        )?;
+        gauge(e, "lineage_traces_held", "Traces held in memory.", as_gauge(self.traces_held))?;
+        gauge(e, "lineage_spans_held", "Spans held in memory.", as_gauge(self.spans_held))?;
+        gauge(e, "lineage_traces_open", "Traces held and not settled yet.", as_gauge(self.traces_open))?;
+        counter(e, "lineage_spans_received", "Spans accepted (first copies).", self.spans_received)?;
+        counter(e, "lineage_traces_settled", "Traces settled.", self.traces_settled)?;
         {
             let mut family = e.encode_descriptor(
                 "lineage_evictions",
@@ -248,12 +196,7 @@ impl Collector for Snapshot {
                 ConstCounter::new(n).encode(family.encode_family(&[("state", state)])?)?;
             }
         }
-        counter(
-            e,
-            "lineage_late_spans",
-            "Spans that arrived after their trace settled.",
-            self.late_spans,
-        )?;
+        counter(e, "lineage_late_spans", "Spans that arrived after their trace settled.", self.late_spans)?;
         counter(
             e,
             "lineage_duplicate_spans",
@@ -278,8 +221,7 @@ impl Collector for Snapshot {
                 None,
                 MetricType::Counter,
             )?;
-            ConstCounter::new(self.rejected_spans)
-                .encode(family.encode_family(&[("reason", INVALID_ID)])?)?;
+            ConstCounter::new(self.rejected_spans).encode(family.encode_family(&[("reason", INVALID_ID)])?)?;
         }
         Ok(())
     }

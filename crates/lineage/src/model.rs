@@ -236,8 +236,7 @@ pub(crate) struct IdHashBuilder {
 impl Default for IdHashBuilder {
     fn default() -> Self {
         // The seed keeps crafted ids from colliding on purpose.
-        let seed =
-            std::collections::hash_map::RandomState::new().hash_one(0x006c_696e_6561_6765_u64);
+        let seed = std::collections::hash_map::RandomState::new().hash_one(0x006c_696e_6561_6765_u64);
         IdHashBuilder { seed }
     }
 }
@@ -298,13 +297,7 @@ pub(crate) struct Interner {
 
 impl Interner {
     pub fn new(limit: usize, overflow_label: &'static str) -> Interner {
-        Interner {
-            ids: HashMap::new(),
-            strings: Vec::new(),
-            limit,
-            overflow: None,
-            overflow_label,
-        }
+        Interner { ids: HashMap::new(), strings: Vec::new(), limit, overflow: None, overflow_label }
     }
 
     pub fn intern(&mut self, value: &str) -> u32 {

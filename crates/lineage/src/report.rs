@@ -92,11 +92,7 @@ impl BoundaryCounts {
     }
 
     pub(crate) fn from_array(counts: [u64; 3]) -> BoundaryCounts {
-        BoundaryCounts {
-            http: counts[0],
-            async_: counts[1],
-            messaging: counts[2],
-        }
+        BoundaryCounts { http: counts[0], async_: counts[1], messaging: counts[2] }
     }
 
     pub fn total(&self) -> u64 {
@@ -160,11 +156,7 @@ impl Report {
 
     /// Orphan spans / settled spans over all services.
     pub fn orphan_rate(&self) -> f64 {
-        if self.spans_settled == 0 {
-            0.0
-        } else {
-            self.orphans() as f64 / self.spans_settled as f64
-        }
+        if self.spans_settled == 0 { 0.0 } else { self.orphans() as f64 / self.spans_settled as f64 }
     }
 }
 

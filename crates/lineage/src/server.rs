@@ -15,12 +15,8 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use futures::StreamExt;
-use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
-    TraceService, TraceServiceServer,
-};
-use opentelemetry_proto::tonic::collector::trace::v1::{
-    ExportTraceServiceRequest, ExportTraceServiceResponse,
-};
+use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{TraceService, TraceServiceServer};
+use opentelemetry_proto::tonic::collector::trace::v1::{ExportTraceServiceRequest, ExportTraceServiceResponse};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -30,8 +26,7 @@ use tonic::server::NamedService;
 use crate::Config;
 use crate::html;
 use crate::ingest::{
-    ContentEncoding, IngestOutcome, PayloadError, PayloadFormat, RejectReason, decode_payload,
-    encode_response, prepare,
+    ContentEncoding, IngestOutcome, PayloadError, PayloadFormat, RejectReason, decode_payload, encode_response, prepare,
 };
 use crate::metrics;
 use crate::model::{now_unix_nanos, parse_trace_id};
@@ -88,9 +83,7 @@ pub struct Lineage {
 async fn bind(addr: SocketAddr, what: &str) -> anyhow::Result<TcpListener> {
     TcpListener::bind(addr).await.map_err(|e| {
         if e.kind() == std::io::ErrorKind::AddrInUse {
-            anyhow::anyhow!(
-                "{addr} is already in use (is another lineage running? try `cargo xtask down`)"
-            )
+            anyhow::anyhow!("{addr} is already in use (is another lineage running? try `cargo xtask down`)")
         } else {
             anyhow::Error::new(e).context(format!("cannot listen on {addr} for {what}"))
         }
@@ -102,22 +95,16 @@ impl Lineage {
     pub async fn start(config: Config) -> anyhow::Result<Lineage> {
         let grpc_listener = bind(config.grpc_addr, "OTLP/gRPC").await?;
         let http_listener = bind(config.http_addr, "OTLP/HTTP").await?;
-        let grpc_addr = grpc_listener
-            .local_addr()
-            .context("reading the gRPC address")?;
-        let http_addr = http_listener
-            .local_addr()
-            .context("reading the HTTP address")?;
+        let grpc_addr = grpc_listener.local_addr().context("reading the gRPC address")?;
+        let http_addr = http_listener.local_addr().context("reading the HTTP address")?;
         let shared = Arc::new(Shared::new(&config));
         let (stop, stopped) = watch::channel(false);
 
         let grpc_service = RejectionCounting {
-            inner: TraceServiceServer::new(OtlpGrpc {
-                shared: shared.clone(),
-            })
-            .max_decoding_message_size(config.max_payload_bytes)
-            .accept_compressed(CompressionEncoding::Gzip)
-            .send_compressed(CompressionEncoding::Gzip),
+            inner: TraceServiceServer::new(OtlpGrpc { shared: shared.clone() })
+                .max_decoding_message_size(config.max_payload_bytes)
+                .accept_compressed(CompressionEncoding::Gzip)
+                .send_compressed(CompressionEncoding::Gzip),
             shared: shared.clone(),
         };
         let grpc_task = {
@@ -138,9 +125,7 @@ impl Lineage {
         let http_task = {
             let stopped = stopped.clone();
             tokio::spawn(async move {
-                let result = axum::serve(http_listener, app)
-                    .with_graceful_shutdown(until_stopped(stopped))
-                    .await;
+                let result = axum::serve(http_listener, app).with_graceful_shutdown(until_stopped(stopped)).await;
                 if let Err(e) = result {
                     tracing::error!("HTTP server failed: {e}");
                 }
@@ -172,13 +157,7 @@ impl Lineage {
         };
 
         tracing::info!(%grpc_addr, %http_addr, "lineage listening");
-        Ok(Lineage {
-            shared,
-            grpc_addr,
-            http_addr,
-            stop,
-            tasks: vec![grpc_task, http_task, ticker_task],
-        })
+        Ok(Lineage { shared, grpc_addr, http_addr, stop, tasks: vec![grpc_task, http_task, ticker_task] })
     }
 
     pub fn grpc_addr(&self) -> SocketAddr {
@@ -258,12 +237,8 @@ impl Drop for Lineage {
 
 fn reachable(addr: SocketAddr) -> SocketAddr {
     match addr.ip() {
-        IpAddr::V4(ip) if ip.is_unspecified() => {
-            SocketAddr::new(Ipv4Addr::LOCALHOST.into(), addr.port())
-        }
-        IpAddr::V6(ip) if ip.is_unspecified() => {
-            SocketAddr::new(std::net::Ipv6Addr::LOCALHOST.into(), addr.port())
-        }
+        IpAddr::V4(ip) if ip.is_unspecified() => SocketAddr::new(Ipv4Addr::LOCALHOST.into(), addr.port()),
+        IpAddr::V6(ip) if ip.is_unspecified() => SocketAddr::new(std::net::Ipv6Addr::LOCALHOST.into(), addr.port()),
         _ => addr,
     }
 }
@@ -309,10 +284,7 @@ type GrpcResponse = axum::http::Response<tonic::body::Body>;
 
 impl<S> tonic::codegen::Service<GrpcRequest> for RejectionCounting<S>
 where
-    S: tonic::codegen::Service<GrpcRequest, Response = GrpcResponse, Error = Infallible>
-        + Clone
-        + Send
-        + 'static,
+    S: tonic::codegen::Service<GrpcRequest, Response = GrpcResponse, Error = Infallible> + Clone + Send + 'static,
     S::Future: Send + 'static,
 {
     type Response = GrpcResponse;
@@ -348,19 +320,11 @@ fn inspect_grpc_response(shared: &Shared, response: GrpcResponse) -> GrpcRespons
         // expect ResourceExhausted for that.
         tonic::Code::OutOfRange if status.message().contains("too large") => {
             shared.reject(RejectReason::TooLarge);
-            tonic::Status::resource_exhausted(format!(
-                "OTLP payload too large: {}",
-                status.message()
-            ))
-            .into_http()
+            tonic::Status::resource_exhausted(format!("OTLP payload too large: {}", status.message())).into_http()
         }
         tonic::Code::Internal => {
             shared.reject(RejectReason::Malformed);
-            tonic::Status::invalid_argument(format!(
-                "malformed OTLP protobuf: {}",
-                status.message()
-            ))
-            .into_http()
+            tonic::Status::invalid_argument(format!("malformed OTLP protobuf: {}", status.message())).into_http()
         }
         tonic::Code::Unimplemented if status.message().contains("compress") => {
             shared.reject(RejectReason::UnsupportedEncoding);
@@ -389,12 +353,7 @@ fn router(shared: Arc<Shared>) -> Router {
 }
 
 fn text(status: StatusCode, body: String) -> Response {
-    (
-        status,
-        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
-        body,
-    )
-        .into_response()
+    (status, [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], body).into_response()
 }
 
 fn payload_error(shared: &Shared, error: PayloadError) -> Response {
@@ -422,24 +381,13 @@ async fn read_body(body: Body, limit: usize) -> Result<Vec<u8>, PayloadError> {
         bytes.extend_from_slice(&chunk);
     }
     if seen > limit {
-        return Err(PayloadError::TooLarge {
-            size: seen as u64,
-            limit,
-        });
+        return Err(PayloadError::TooLarge { size: seen as u64, limit });
     }
     Ok(bytes)
 }
 
-async fn post_traces(
-    State(shared): State<Arc<Shared>>,
-    headers: HeaderMap,
-    body: Body,
-) -> Response {
-    let header_text = |name| {
-        headers
-            .get(name)
-            .and_then(|v: &HeaderValue| v.to_str().ok())
-    };
+async fn post_traces(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Body) -> Response {
+    let header_text = |name| headers.get(name).and_then(|v: &HeaderValue| v.to_str().ok());
     let format = match PayloadFormat::from_content_type(header_text(header::CONTENT_TYPE)) {
         Ok(format) => format,
         Err(e) => return payload_error(&shared, e),
@@ -458,22 +406,13 @@ async fn post_traces(
         Err(e) => return payload_error(&shared, e),
     };
     let outcome = shared.ingest(&request);
-    (
-        StatusCode::OK,
-        [(header::CONTENT_TYPE, format.content_type())],
-        encode_response(&outcome.response(), format),
-    )
+    (StatusCode::OK, [(header::CONTENT_TYPE, format.content_type())], encode_response(&outcome.response(), format))
         .into_response()
 }
 
 async fn get_metrics(State(shared): State<Arc<Shared>>) -> Response {
     let body = metrics::render(&shared.store());
-    (
-        StatusCode::OK,
-        [(header::CONTENT_TYPE, metrics::CONTENT_TYPE)],
-        body,
-    )
-        .into_response()
+    (StatusCode::OK, [(header::CONTENT_TYPE, metrics::CONTENT_TYPE)], body).into_response()
 }
 
 async fn get_report(State(shared): State<Arc<Shared>>) -> Response {
@@ -498,24 +437,16 @@ fn find_trace(shared: &Shared, trace_id: &str) -> Result<TraceView, (StatusCode,
             format!("malformed trace id {trace_id:?}: expected 32 hex digits, not all zero"),
         ));
     };
-    shared.store().trace(id).ok_or_else(|| {
-        (
-            StatusCode::NOT_FOUND,
-            format!("trace {trace_id} is not held (never received, or evicted)"),
-        )
-    })
+    shared
+        .store()
+        .trace(id)
+        .ok_or_else(|| (StatusCode::NOT_FOUND, format!("trace {trace_id} is not held (never received, or evicted)")))
 }
 
 fn find_request(shared: &Shared, key: &str) -> Result<RequestView, (StatusCode, String)> {
     let store = shared.store();
     store.request(key).ok_or_else(|| {
-        (
-            StatusCode::NOT_FOUND,
-            format!(
-                "no held trace carries {}={key:?}",
-                store.config().business_key
-            ),
-        )
+        (StatusCode::NOT_FOUND, format!("no held trace carries {}={key:?}", store.config().business_key))
     })
 }
 
@@ -526,10 +457,7 @@ async fn get_trace(State(shared): State<Arc<Shared>>, Path(trace_id): Path<Strin
     }
 }
 
-async fn get_trace_dump(
-    State(shared): State<Arc<Shared>>,
-    Path(trace_id): Path<String>,
-) -> Response {
+async fn get_trace_dump(State(shared): State<Arc<Shared>>, Path(trace_id): Path<String>) -> Response {
     match find_trace(&shared, &trace_id) {
         Ok(view) => text(StatusCode::OK, crate::view::dump_trace(&view)),
         Err((status, message)) => text(status, message + "\n"),
@@ -553,10 +481,7 @@ async fn get_request_dump(State(shared): State<Arc<Shared>>, Path(key): Path<Str
     }
 }
 
-async fn get_trace_page(
-    State(shared): State<Arc<Shared>>,
-    Path(trace_id): Path<String>,
-) -> Response {
+async fn get_trace_page(State(shared): State<Arc<Shared>>, Path(trace_id): Path<String>) -> Response {
     match find_trace(&shared, &trace_id) {
         Ok(view) => Html(html::trace_page(&view)).into_response(),
         Err((status, message)) => (status, Html(html::not_found_page(&message))).into_response(),

@@ -10,12 +10,11 @@ use crate::classify::{Classification, FragmentClass, classify, fragment_class};
 use crate::histogram::LatencyHistogram;
 use crate::ingest::{INVALID_ID, IngestOutcome, Prepared, RejectReason, prepare};
 use crate::model::{
-    Boundary, Cause, IdMap, Interner, LinkRec, SpanId, SpanRec, TraceId, flags, now_unix_nanos,
-    parse_trace_id,
+    Boundary, Cause, IdMap, Interner, LinkRec, SpanId, SpanRec, TraceId, flags, now_unix_nanos, parse_trace_id,
 };
 use crate::report::{
-    BoundaryCounts, BoundaryReport, CauseCounts, CompletenessReport, Evictions, Held, Report,
-    ServiceReport, ratio, round_ms,
+    BoundaryCounts, BoundaryReport, CauseCounts, CompletenessReport, Evictions, Held, Report, ServiceReport, ratio,
+    round_ms,
 };
 use crate::view::{self, RequestView, TraceView};
 
@@ -56,10 +55,7 @@ impl Trace {
 
     pub fn position(&self, span_id: SpanId) -> Option<u32> {
         if self.spans.len() <= INDEX_FROM {
-            self.spans
-                .iter()
-                .position(|s| s.span_id == span_id)
-                .map(|p| p as u32)
+            self.spans.iter().position(|s| s.span_id == span_id).map(|p| p as u32)
         } else {
             self.index.get(&span_id).copied()
         }
@@ -75,16 +71,13 @@ impl Trace {
                     self.index.insert(s.span_id, i as u32);
                 }
             } else {
-                self.index
-                    .insert(self.spans[position as usize].span_id, position);
+                self.index.insert(self.spans[position as usize].span_id, position);
             }
         }
     }
 
     pub fn key(&self, slot: u16) -> Option<&str> {
-        (slot > 0)
-            .then(|| self.keys.get(slot as usize - 1).map(|k| &**k))
-            .flatten()
+        (slot > 0).then(|| self.keys.get(slot as usize - 1).map(|k| &**k)).flatten()
     }
 
     pub fn arrival(&self, span: &SpanRec) -> u64 {
@@ -282,11 +275,7 @@ impl Store {
         config.max_traces = config.max_traces.max(1);
         config.max_spans = config.max_spans.max(1);
         let mut services = Interner::new(MAX_SERVICES, "(other services)");
-        let entry_services = config
-            .entry_services
-            .iter()
-            .map(|s| services.intern(s))
-            .collect();
+        let entry_services = config.entry_services.iter().map(|s| services.intern(s)).collect();
         Store {
             config,
             traces: IdMap::default(),
@@ -296,10 +285,7 @@ impl Store {
             spans_held: 0,
             services,
             names: Interner::new(MAX_SPAN_NAMES, "(other span names)"),
-            tally: Tally {
-                entry_services,
-                ..Tally::default()
-            },
+            tally: Tally { entry_services, ..Tally::default() },
         }
     }
 
@@ -314,10 +300,7 @@ impl Store {
     }
 
     pub(crate) fn insert(&mut self, prepared: Prepared<'_>, now: u64) -> IngestOutcome {
-        let mut outcome = IngestOutcome {
-            rejected: prepared.rejected,
-            ..IngestOutcome::default()
-        };
+        let mut outcome = IngestOutcome { rejected: prepared.rejected, ..IngestOutcome::default() };
         self.tally.rejected_spans += prepared.rejected;
         let mut late_traces = Vec::new();
         for span in prepared.spans {
@@ -333,8 +316,7 @@ impl Store {
                 Entry::Occupied(e) => e.into_mut(),
                 Entry::Vacant(e) => {
                     self.next_incarnation += 1;
-                    self.open_order
-                        .push_back((span.trace_id, self.next_incarnation));
+                    self.open_order.push_back((span.trace_id, self.next_incarnation));
                     e.insert(Trace::new(self.next_incarnation, now))
                 }
             };
@@ -349,13 +331,11 @@ impl Store {
             }
             if !span.links.is_empty() {
                 span_flags |= flags::LINKS;
-                trace
-                    .links
-                    .extend(span.links.iter().map(|&(trace_id, span_id)| LinkRec {
-                        span: position,
-                        trace_id,
-                        span_id,
-                    }));
+                trace.links.extend(span.links.iter().map(|&(trace_id, span_id)| LinkRec {
+                    span: position,
+                    trace_id,
+                    span_id,
+                }));
             }
             let offset_us = now.saturating_sub(trace.first_arrival) / 1_000;
             trace.push(SpanRec {
@@ -406,21 +386,13 @@ impl Store {
     /// Evicts the oldest settled trace, or else force-settles and evicts the oldest open one.
     fn evict_oldest(&mut self) -> bool {
         while let Some((id, incarnation)) = self.settled_order.pop_front() {
-            if self
-                .traces
-                .get(&id)
-                .is_some_and(|t| t.incarnation == incarnation)
-            {
+            if self.traces.get(&id).is_some_and(|t| t.incarnation == incarnation) {
                 self.evict(id);
                 return true;
             }
         }
         while let Some((id, incarnation)) = self.open_order.pop_front() {
-            if self
-                .traces
-                .get(&id)
-                .is_some_and(|t| t.incarnation == incarnation && !t.settled)
-            {
+            if self.traces.get(&id).is_some_and(|t| t.incarnation == incarnation && !t.settled) {
                 self.evict(id);
                 return true;
             }
@@ -455,8 +427,7 @@ impl Store {
         let quiet = duration_nanos(self.config.quiet_period);
         let max_age = duration_nanos(self.config.max_age);
         self.settle_where(|t| {
-            now >= t.last_arrival.saturating_add(quiet)
-                || now >= t.first_arrival.saturating_add(max_age)
+            now >= t.last_arrival.saturating_add(quiet) || now >= t.first_arrival.saturating_add(max_age)
         })
     }
 
@@ -470,9 +441,7 @@ impl Store {
             .open_order
             .iter()
             .filter(|(id, incarnation)| {
-                self.traces
-                    .get(id)
-                    .is_some_and(|t| t.incarnation == *incarnation && !t.settled && due(t))
+                self.traces.get(id).is_some_and(|t| t.incarnation == *incarnation && !t.settled && due(t))
             })
             .map(|&(id, _)| id)
             .collect();
@@ -487,9 +456,7 @@ impl Store {
         if !ids.is_empty() {
             let traces = &self.traces;
             self.open_order.retain(|(id, incarnation)| {
-                traces
-                    .get(id)
-                    .is_some_and(|t| t.incarnation == *incarnation && !t.settled)
+                traces.get(id).is_some_and(|t| t.incarnation == *incarnation && !t.settled)
             });
         }
         ids.len()
@@ -540,9 +507,7 @@ impl Store {
                 orphans: c.orphans,
                 orphan_rate: ratio(c.orphans, c.spans),
                 causes: CauseCounts {
-                    root_in_internal_service: c.orphans_by[Cause::RootInInternalService.index()]
-                        .iter()
-                        .sum(),
+                    root_in_internal_service: c.orphans_by[Cause::RootInInternalService.index()].iter().sum(),
                     missing_parent: c.orphans_by[Cause::MissingParent.index()].iter().sum(),
                 },
                 boundaries: BoundaryCounts::from_array(std::array::from_fn(|b| {
@@ -581,28 +546,19 @@ impl Store {
             late_spans: tally.late_spans,
             duplicate_spans: tally.duplicate_spans,
             evictions: tally.evictions,
-            rejected: tally
-                .rejected_payloads
-                .iter()
-                .map(|(reason, &n)| (reason.as_str().to_owned(), n))
-                .collect(),
+            rejected: tally.rejected_payloads.iter().map(|(reason, &n)| (reason.as_str().to_owned(), n)).collect(),
             rejected_spans: if tally.rejected_spans > 0 {
                 BTreeMap::from([(INVALID_ID.to_owned(), tally.rejected_spans)])
             } else {
                 BTreeMap::new()
             },
-            held: Held {
-                traces: self.traces.len() as u64,
-                spans: self.spans_held,
-            },
+            held: Held { traces: self.traces.len() as u64, spans: self.spans_held },
         }
     }
 
     /// The span tree of a trace, with each span classified as of now.
     pub fn trace(&self, trace_id: TraceId) -> Option<TraceView> {
-        self.traces
-            .get(&trace_id)
-            .map(|t| view::trace_view(self, trace_id, t))
+        self.traces.get(&trace_id).map(|t| view::trace_view(self, trace_id, t))
     }
 
     /// Same as [`Store::trace`] with a 32-digit hex id.
@@ -615,14 +571,8 @@ impl Store {
         let Some(entry) = self.tally.keys.get(key) else {
             return Vec::new();
         };
-        let mut views: Vec<TraceView> = entry
-            .traces
-            .iter()
-            .filter_map(|&id| self.trace(id))
-            .collect();
-        views.sort_by(|a, b| {
-            (a.start_unix_nanos, &a.trace_id).cmp(&(b.start_unix_nanos, &b.trace_id))
-        });
+        let mut views: Vec<TraceView> = entry.traces.iter().filter_map(|&id| self.trace(id)).collect();
+        views.sort_by(|a, b| (a.start_unix_nanos, &a.trace_id).cmp(&(b.start_unix_nanos, &b.trace_id)));
         views
     }
 
@@ -639,8 +589,7 @@ impl Store {
 
     /// Text span dump of every fragment of one business key.
     pub fn request_dump(&self, key: &str) -> Option<String> {
-        self.request(key)
-            .map(|r| view::dump_request(&self.config.business_key, &r))
+        self.request(key).map(|r| view::dump_request(&self.config.business_key, &r))
     }
 
     /// Most recently started traces, newest first.
@@ -680,12 +629,7 @@ impl Store {
 }
 
 /// The slot (index + 1) of `key` in the trace, registering the trace under the key.
-fn key_slot(
-    trace: &mut Trace,
-    keys: &mut HashMap<Box<str>, KeyEntry>,
-    trace_id: TraceId,
-    key: &str,
-) -> u16 {
+fn key_slot(trace: &mut Trace, keys: &mut HashMap<Box<str>, KeyEntry>, trace_id: TraceId, key: &str) -> u16 {
     if let Some(i) = trace.keys.iter().position(|k| &**k == key) {
         return i as u16 + 1;
     }
@@ -696,13 +640,7 @@ fn key_slot(
     match keys.get_mut(key) {
         Some(entry) => entry.traces.push(trace_id),
         None => {
-            keys.insert(
-                key.into(),
-                KeyEntry {
-                    traces: vec![trace_id],
-                    ..KeyEntry::default()
-                },
-            );
+            keys.insert(key.into(), KeyEntry { traces: vec![trace_id], ..KeyEntry::default() });
         }
     }
     trace.keys.len() as u16

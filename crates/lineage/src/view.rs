@@ -5,9 +5,7 @@ use std::fmt::Write;
 use serde::{Deserialize, Serialize};
 
 use crate::classify::{FragmentClass, classify};
-use crate::model::{
-    Boundary, Cause, LineageStatus, TraceId, format_span_id, format_trace_id, kind, status_code,
-};
+use crate::model::{Boundary, Cause, LineageStatus, TraceId, format_span_id, format_trace_id, kind, status_code};
 use crate::store::{Store, Trace};
 
 /// One trace as a tree.
@@ -114,10 +112,7 @@ pub(crate) fn trace_view(store: &Store, trace_id: TraceId, trace: &Trace) -> Tra
     let mut children: Vec<Vec<u32>> = vec![Vec::new(); n];
     let mut is_top_level = vec![false; n];
     for (i, span) in trace.spans.iter().enumerate() {
-        match (span.parent_id != 0)
-            .then(|| trace.position(span.parent_id))
-            .flatten()
-        {
+        match (span.parent_id != 0).then(|| trace.position(span.parent_id)).flatten() {
             Some(p) if p as usize != i => children[p as usize].push(i as u32),
             _ => is_top_level[i] = true,
         }
@@ -130,13 +125,10 @@ pub(crate) fn trace_view(store: &Store, trace_id: TraceId, trace: &Trace) -> Tra
         list.sort_by(by_start);
     }
     // Tops first; then fragment heads inside parent cycles, which no top reaches.
-    let mut starts: Vec<u32> = (0..n as u32)
-        .filter(|&i| is_top_level[i as usize])
-        .collect();
+    let mut starts: Vec<u32> = (0..n as u32).filter(|&i| is_top_level[i as usize]).collect();
     starts.sort_by(by_start);
-    let mut cycle_heads: Vec<u32> = (0..n as u32)
-        .filter(|&i| !is_top_level[i as usize] && classification.top[i as usize] == i)
-        .collect();
+    let mut cycle_heads: Vec<u32> =
+        (0..n as u32).filter(|&i| !is_top_level[i as usize] && classification.top[i as usize] == i).collect();
     cycle_heads.sort_by(by_start);
     starts.extend(cycle_heads);
 
@@ -165,10 +157,8 @@ pub(crate) fn trace_view(store: &Store, trace_id: TraceId, trace: &Trace) -> Tra
 
     let mut links: Vec<Vec<LinkView>> = vec![Vec::new(); n];
     for link in &trace.links {
-        links[link.span as usize].push(LinkView {
-            trace_id: format_trace_id(link.trace_id),
-            span_id: format_span_id(link.span_id),
-        });
+        links[link.span as usize]
+            .push(LinkView { trace_id: format_trace_id(link.trace_id), span_id: format_span_id(link.span_id) });
     }
 
     let mut counts = [0u64; 3];
@@ -234,8 +224,7 @@ pub(crate) fn trace_view(store: &Store, trace_id: TraceId, trace: &Trace) -> Tra
             }
         })
         .collect();
-    fragments
-        .sort_by(|a, b| (a.start_unix_nanos, &a.span_id).cmp(&(b.start_unix_nanos, &b.span_id)));
+    fragments.sort_by(|a, b| (a.start_unix_nanos, &a.span_id).cmp(&(b.start_unix_nanos, &b.span_id)));
 
     let mut business_keys: Vec<String> = trace.keys.iter().map(|k| k.to_string()).collect();
     business_keys.sort();
@@ -261,23 +250,12 @@ pub(crate) fn request_view(key: &str, traces: Vec<TraceView>) -> RequestView {
         .cloned()
         .collect();
     mine.sort_by(|a, b| {
-        (a.start_unix_nanos, &a.trace_id, &a.span_id).cmp(&(
-            b.start_unix_nanos,
-            &b.trace_id,
-            &b.span_id,
-        ))
+        (a.start_unix_nanos, &a.trace_id, &a.span_id).cmp(&(b.start_unix_nanos, &b.trace_id, &b.span_id))
     });
     let requests = mine.iter().filter(|f| f.is_request).count() as u64;
     let breaks: Vec<Boundary> = mine.iter().filter_map(|f| f.boundary).collect();
     let summary = summary_line(requests, mine.len() as u64, &breaks);
-    RequestView {
-        key: key.to_owned(),
-        requests,
-        fragments: mine,
-        breaks,
-        summary,
-        traces,
-    }
+    RequestView { key: key.to_owned(), requests, fragments: mine, breaks, summary, traces }
 }
 
 fn plural(n: u64, one: &str, many: &str) -> String {
@@ -304,11 +282,9 @@ const MAX_INDENT_DEPTH: u32 = 24;
 /// What the dump prints at the end of a span's line.
 pub(crate) fn marker(span: &SpanView) -> String {
     match (span.status, span.is_break) {
-        (LineageStatus::Orphan, true) => format!(
-            "✗ BREAK {}/{}",
-            span.cause.map_or("?", |c| c.as_str()),
-            span.boundary.map_or("?", |b| b.as_str())
-        ),
+        (LineageStatus::Orphan, true) => {
+            format!("✗ BREAK {}/{}", span.cause.map_or("?", |c| c.as_str()), span.boundary.map_or("?", |b| b.as_str()))
+        }
         (LineageStatus::Orphan, false) => "· orphan".to_owned(),
         (LineageStatus::Linked, _) if !span.links.is_empty() && span.parent_span_id.is_none() => {
             let link = &span.links[0];
@@ -320,11 +296,7 @@ pub(crate) fn marker(span: &SpanView) -> String {
 }
 
 fn format_duration_ms(ms: f64) -> String {
-    if ms >= 1000.0 {
-        format!("{:.2} s", ms / 1000.0)
-    } else {
-        format!("{ms:.2} ms")
-    }
+    if ms >= 1000.0 { format!("{:.2} s", ms / 1000.0) } else { format!("{ms:.2} ms") }
 }
 
 /// The text span dump of one trace: a header line, then one line per span,
@@ -351,25 +323,11 @@ pub fn dump_trace(trace: &TraceView) -> String {
         .iter()
         .map(|s| {
             let indent = "  ".repeat(s.depth.min(MAX_INDENT_DEPTH) as usize + 1);
-            let deep = if s.depth > MAX_INDENT_DEPTH {
-                format!("[{}] ", s.depth)
-            } else {
-                String::new()
-            };
-            format!(
-                "{indent}{deep}{} {} {}",
-                s.service,
-                s.kind.to_uppercase(),
-                s.name
-            )
+            let deep = if s.depth > MAX_INDENT_DEPTH { format!("[{}] ", s.depth) } else { String::new() };
+            format!("{indent}{deep}{} {} {}", s.service, s.kind.to_uppercase(), s.name)
         })
         .collect();
-    let width = lefts
-        .iter()
-        .map(|l| l.chars().count())
-        .max()
-        .unwrap_or(0)
-        .min(72);
+    let width = lefts.iter().map(|l| l.chars().count()).max().unwrap_or(0).min(72);
     for (span, left) in trace.spans.iter().zip(&lefts) {
         let pad = width.saturating_sub(left.chars().count());
         let mut line = format!(
@@ -392,10 +350,7 @@ pub fn dump_trace(trace: &TraceView) -> String {
 
 /// The text span dump of all fragments of one business key.
 pub fn dump_request(business_key: &str, request: &RequestView) -> String {
-    let mut out = format!(
-        "request {business_key}={}: {}\n",
-        request.key, request.summary
-    );
+    let mut out = format!("request {business_key}={}: {}\n", request.key, request.summary);
     for trace in &request.traces {
         out.push('\n');
         out.push_str(&dump_trace(trace));

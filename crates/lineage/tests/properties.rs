@@ -43,11 +43,7 @@ fn span_gen() -> impl Strategy<Value = Gen> {
         0..3u64,
         0..SERVICES.len(),
         0..KINDS.len(),
-        prop_oneof![
-            Just(Parent::Root),
-            (0..64usize).prop_map(Parent::Held),
-            Just(Parent::Missing)
-        ],
+        prop_oneof![Just(Parent::Root), (0..64usize).prop_map(Parent::Held), Just(Parent::Missing)],
         any::<bool>(),
         prop::bool::weighted(0.15),
         prop::option::of(0..4u8),
@@ -65,25 +61,14 @@ fn span_gen() -> impl Strategy<Value = Gen> {
 
 fn build(forest: &[Gen]) -> Vec<SpanSpec> {
     let ids_of = |trace: u64| -> Vec<u64> {
-        forest
-            .iter()
-            .enumerate()
-            .filter(|(_, g)| g.trace == trace)
-            .map(|(i, _)| i as u64 + 1)
-            .collect()
+        forest.iter().enumerate().filter(|(_, g)| g.trace == trace).map(|(i, _)| i as u64 + 1).collect()
     };
     forest
         .iter()
         .enumerate()
         .map(|(i, g)| {
-            let mut spec = span(
-                g.trace + 1,
-                i as u64 + 1,
-                SERVICES[g.service],
-                KINDS[g.kind],
-                "op",
-            )
-            .at(i as u64, i as u64 + 3);
+            let mut spec =
+                span(g.trace + 1, i as u64 + 1, SERVICES[g.service], KINDS[g.kind], "op").at(i as u64, i as u64 + 3);
             match g.parent {
                 Parent::Root => {}
                 Parent::Held(n) => {
@@ -107,10 +92,8 @@ fn build(forest: &[Gen]) -> Vec<SpanSpec> {
 }
 
 fn ingest_in_batches(specs: &[SpanSpec], batch: usize) -> (Store, Report) {
-    let mut store = Store::new(Config {
-        entry_services: vec!["gateway".into(), "frontend".into()],
-        ..Config::ephemeral()
-    });
+    let mut store =
+        Store::new(Config { entry_services: vec!["gateway".into(), "frontend".into()], ..Config::ephemeral() });
     for chunk in specs.chunks(batch.max(1)) {
         store.ingest(&request(chunk.to_vec()), BASE);
     }
@@ -123,10 +106,7 @@ fn check_invariants(report: &Report) {
     let mut total = 0;
     for s in &report.services {
         assert_eq!(s.connected + s.linked + s.orphans, s.spans, "{}", s.service);
-        assert_eq!(
-            s.causes.root_in_internal_service + s.causes.missing_parent,
-            s.orphans
-        );
+        assert_eq!(s.causes.root_in_internal_service + s.causes.missing_parent, s.orphans);
         assert_eq!(s.boundaries.total(), s.orphans);
         assert!((0.0..=1.0).contains(&s.orphan_rate));
         total += s.spans;

@@ -14,31 +14,20 @@ use prost::Message;
 use tonic::codec::CompressionEncoding;
 
 async fn start() -> Lineage {
-    Lineage::start(Config::ephemeral())
-        .await
-        .expect("lineage starts")
+    Lineage::start(Config::ephemeral()).await.expect("lineage starts")
 }
 
 async fn grpc(lineage: &Lineage) -> TraceServiceClient<tonic::transport::Channel> {
-    TraceServiceClient::connect(lineage.otlp_grpc_endpoint())
-        .await
-        .expect("gRPC connects")
+    TraceServiceClient::connect(lineage.otlp_grpc_endpoint()).await.expect("gRPC connects")
 }
 
 fn url(lineage: &Lineage, path: &str) -> String {
     format!("{}{path}", lineage.http_endpoint())
 }
 
-async fn post(
-    lineage: &Lineage,
-    body: Vec<u8>,
-    content_type: &str,
-    encoding: Option<&str>,
-) -> (u16, Vec<u8>) {
-    let mut request = reqwest::Client::new()
-        .post(url(lineage, "/v1/traces"))
-        .header("content-type", content_type)
-        .body(body);
+async fn post(lineage: &Lineage, body: Vec<u8>, content_type: &str, encoding: Option<&str>) -> (u16, Vec<u8>) {
+    let mut request =
+        reqwest::Client::new().post(url(lineage, "/v1/traces")).header("content-type", content_type).body(body);
     if let Some(encoding) = encoding {
         request = request.header("content-encoding", encoding);
     }
@@ -50,11 +39,8 @@ async fn post(
 async fn get(lineage: &Lineage, path: &str) -> (u16, String, String) {
     let response = reqwest::get(url(lineage, path)).await.expect("HTTP GET");
     let status = response.status().as_u16();
-    let content_type = response
-        .headers()
-        .get("content-type")
-        .map(|v| v.to_str().unwrap().to_owned())
-        .unwrap_or_default();
+    let content_type =
+        response.headers().get("content-type").map(|v| v.to_str().unwrap().to_owned()).unwrap_or_default();
     (status, content_type, response.text().await.unwrap())
 }
 
@@ -72,23 +58,15 @@ async fn grpc_round_trip_with_partial_success() {
     zero.span.span_id = vec![0; 8];
     let mut spans = connected_chain(1, 0, "1001");
     spans.push(zero);
-    let response = client
-        .export(request(spans))
-        .await
-        .expect("export")
-        .into_inner();
+    let response = client.export(request(spans)).await.expect("export").into_inner();
     let partial = response.partial_success.expect("partial success");
     assert_eq!(partial.rejected_spans, 1);
     assert!(partial.error_message.contains("invalid-id"));
 
     // Collectors send gzip by default.
-    let mut gzip_client = grpc(&lineage)
-        .await
-        .send_compressed(CompressionEncoding::Gzip);
+    let mut gzip_client = grpc(&lineage).await.send_compressed(CompressionEncoding::Gzip);
     let response = gzip_client
-        .export(request(vec![
-            server(3, 1, "worker", "POST /work").order("1001"),
-        ]))
+        .export(request(vec![server(3, 1, "worker", "POST /work").order("1001")]))
         .await
         .expect("gzip export")
         .into_inner();
@@ -142,82 +120,48 @@ mod raw {
         type Item = ExportTraceServiceResponse;
         type Error = Status;
         fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Self::Item>, Status> {
-            ExportTraceServiceResponse::decode(src)
-                .map(Some)
-                .map_err(|e| Status::internal(e.to_string()))
+            ExportTraceServiceResponse::decode(src).map(Some).map_err(|e| Status::internal(e.to_string()))
         }
     }
 
-    pub async fn export(
-        endpoint: String,
-        body: Vec<u8>,
-    ) -> Result<ExportTraceServiceResponse, Status> {
-        let channel = tonic::transport::Endpoint::new(endpoint)
-            .unwrap()
-            .connect()
-            .await
-            .unwrap();
+    pub async fn export(endpoint: String, body: Vec<u8>) -> Result<ExportTraceServiceResponse, Status> {
+        let channel = tonic::transport::Endpoint::new(endpoint).unwrap().connect().await.unwrap();
         let mut grpc = tonic::client::Grpc::new(channel);
         grpc.ready().await.unwrap();
         let path = tonic::codegen::http::uri::PathAndQuery::from_static(
             "/opentelemetry.proto.collector.trace.v1.TraceService/Export",
         );
-        grpc.unary(tonic::Request::new(body), path, RawCodec)
-            .await
-            .map(|r| r.into_inner())
+        grpc.unary(tonic::Request::new(body), path, RawCodec).await.map(|r| r.into_inner())
     }
 }
 
 /// A protobuf request whose span name is not UTF-8.
 fn invalid_utf8_protobuf() -> Vec<u8> {
     let marker = "MARKER-NAME";
-    let mut bytes =
-        request(vec![server(1, 1, "gateway", "ok").attr("note", marker)]).encode_to_vec();
-    let at = bytes
-        .windows(marker.len())
-        .position(|w| w == marker.as_bytes())
-        .unwrap();
+    let mut bytes = request(vec![server(1, 1, "gateway", "ok").attr("note", marker)]).encode_to_vec();
+    let at = bytes.windows(marker.len()).position(|w| w == marker.as_bytes()).unwrap();
     bytes[at..at + 4].copy_from_slice(&[0xff, 0xfe, 0xc0, 0x80]);
     bytes
 }
 
 #[tokio::test]
 async fn grpc_refuses_malformed_and_oversized_payloads() {
-    let lineage = Lineage::start(Config {
-        max_payload_bytes: 64 << 10,
-        ..Config::ephemeral()
-    })
-    .await
-    .unwrap();
+    let lineage = Lineage::start(Config { max_payload_bytes: 64 << 10, ..Config::ephemeral() }).await.unwrap();
     let endpoint = lineage.otlp_grpc_endpoint();
 
-    let status = raw::export(endpoint.clone(), vec![0xff; 37])
-        .await
-        .unwrap_err();
+    let status = raw::export(endpoint.clone(), vec![0xff; 37]).await.unwrap_err();
     assert_eq!(status.code(), tonic::Code::InvalidArgument, "{status:?}");
-    assert!(
-        status.message().starts_with("malformed OTLP protobuf"),
-        "{}",
-        status.message()
-    );
+    assert!(status.message().starts_with("malformed OTLP protobuf"), "{}", status.message());
 
-    let status = raw::export(endpoint.clone(), invalid_utf8_protobuf())
-        .await
-        .unwrap_err();
+    let status = raw::export(endpoint.clone(), invalid_utf8_protobuf()).await.unwrap_err();
     assert_eq!(status.code(), tonic::Code::InvalidArgument, "{status:?}");
     assert!(status.message().contains("UTF-8"), "{}", status.message());
 
-    let big: Vec<SpanSpec> = (1..2_000)
-        .map(|i| internal(1, i, "worker", &"x".repeat(64)))
-        .collect();
+    let big: Vec<SpanSpec> = (1..2_000).map(|i| internal(1, i, "worker", &"x".repeat(64))).collect();
     let mut client = grpc(&lineage).await;
     let status = client.export(request(big)).await.unwrap_err();
     assert_eq!(status.code(), tonic::Code::ResourceExhausted, "{status:?}");
-    assert!(
-        status.message().contains("the limit is: 65536 bytes"),
-        "{}",
-        status.message()
-    );
+    assert!(status.message().contains("the limit is: 65536 bytes"), "{}", status.message());
 
     let report = lineage.report();
     assert_eq!(report.rejected.get("malformed"), Some(&2));
@@ -226,12 +170,7 @@ async fn grpc_refuses_malformed_and_oversized_payloads() {
     assert_eq!(report.held.traces, 0);
 
     // The receiver still works afterwards.
-    let response = raw::export(
-        endpoint,
-        request(connected_chain(5, 0, "1")).encode_to_vec(),
-    )
-    .await
-    .unwrap();
+    let response = raw::export(endpoint, request(connected_chain(5, 0, "1")).encode_to_vec()).await.unwrap();
     assert_eq!(response.partial_success, None);
     assert_eq!(lineage.report().spans_received, 6);
     lineage.shutdown().await;
@@ -243,12 +182,7 @@ async fn http_protobuf_and_gzip_round_trip() {
     let body = request(connected_chain(1, 0, "1")).encode_to_vec();
     let (status, response) = post(&lineage, body, "application/x-protobuf", None).await;
     assert_eq!(status, 200);
-    assert_eq!(
-        ExportTraceServiceResponse::decode(&response[..])
-            .unwrap()
-            .partial_success,
-        None
-    );
+    assert_eq!(ExportTraceServiceResponse::decode(&response[..]).unwrap().partial_success, None);
 
     let body = gzip(&request(connected_chain(2, 0, "2")).encode_to_vec());
     let (status, _) = post(&lineage, body, "application/x-protobuf", Some("gzip")).await;
@@ -259,10 +193,7 @@ async fn http_protobuf_and_gzip_round_trip() {
     let body = request(vec![zero, server(3, 2, "worker", "good")]).encode_to_vec();
     let (status, response) = post(&lineage, body, "application/x-protobuf", None).await;
     assert_eq!(status, 200);
-    let partial = ExportTraceServiceResponse::decode(&response[..])
-        .unwrap()
-        .partial_success
-        .unwrap();
+    let partial = ExportTraceServiceResponse::decode(&response[..]).unwrap().partial_success.unwrap();
     assert_eq!(partial.rejected_spans, 1);
 
     lineage.settle_now();
@@ -292,13 +223,7 @@ async fn http_json_round_trip() {
          "name":"zero trace id","kind":1,
          "startTimeUnixNano":"1544712660000000000","endTimeUnixNano":"1544712661000000000"}
       ]}]}]}"#;
-    let (status, response) = post(
-        &lineage,
-        json.as_bytes().to_vec(),
-        "application/json; charset=utf-8",
-        None,
-    )
-    .await;
+    let (status, response) = post(&lineage, json.as_bytes().to_vec(), "application/json; charset=utf-8", None).await;
     assert_eq!(status, 200, "{}", String::from_utf8_lossy(&response));
     let response: serde_json::Value = serde_json::from_slice(&response).unwrap();
     assert_eq!(response["partialSuccess"]["rejectedSpans"], "1");
@@ -320,17 +245,10 @@ async fn http_json_round_trip() {
 
 #[tokio::test]
 async fn http_refusals_are_clear_counted_and_harmless() {
-    let lineage = Lineage::start(Config {
-        max_payload_bytes: 64 << 10,
-        ..Config::ephemeral()
-    })
-    .await
-    .unwrap();
+    let lineage = Lineage::start(Config { max_payload_bytes: 64 << 10, ..Config::ephemeral() }).await.unwrap();
     let good = request(connected_chain(1, 0, "1")).encode_to_vec();
     let json_good = serde_json::to_string(&request(connected_chain(1, 0, "1"))).unwrap();
-    let big: Vec<SpanSpec> = (1..2_000)
-        .map(|i| internal(1, i, "worker", &"x".repeat(64)))
-        .collect();
+    let big: Vec<SpanSpec> = (1..2_000).map(|i| internal(1, i, "worker", &"x".repeat(64))).collect();
     let big = request(big).encode_to_vec();
     let invalid_utf8_json = {
         let mut bytes = json_good.clone().into_bytes();
@@ -357,30 +275,9 @@ async fn http_refusals_are_clear_counted_and_harmless() {
             400,
             "malformed OTLP protobuf",
         ),
-        (
-            "invalid UTF-8 protobuf",
-            invalid_utf8_protobuf(),
-            "application/x-protobuf",
-            None,
-            400,
-            "UTF-8",
-        ),
-        (
-            "broken JSON",
-            b"{\"resourceSpans\": [".to_vec(),
-            "application/json",
-            None,
-            400,
-            "malformed OTLP JSON",
-        ),
-        (
-            "invalid UTF-8 JSON",
-            invalid_utf8_json,
-            "application/json",
-            None,
-            400,
-            "malformed OTLP JSON",
-        ),
+        ("invalid UTF-8 protobuf", invalid_utf8_protobuf(), "application/x-protobuf", None, 400, "UTF-8"),
+        ("broken JSON", b"{\"resourceSpans\": [".to_vec(), "application/json", None, 400, "malformed OTLP JSON"),
+        ("invalid UTF-8 JSON", invalid_utf8_json, "application/json", None, 400, "malformed OTLP JSON"),
         (
             "JSON bad hex id",
             json_good.replace("7a00", "zz00").into_bytes(),
@@ -389,14 +286,7 @@ async fn http_refusals_are_clear_counted_and_harmless() {
             400,
             "malformed OTLP JSON",
         ),
-        (
-            "wrong content type",
-            good.clone(),
-            "text/plain",
-            None,
-            415,
-            "unsupported content type",
-        ),
+        ("wrong content type", good.clone(), "text/plain", None, 415, "unsupported content type"),
         (
             "unsupported encoding",
             good.clone(),
@@ -405,30 +295,9 @@ async fn http_refusals_are_clear_counted_and_harmless() {
             415,
             "unsupported content encoding",
         ),
-        (
-            "not gzip",
-            good.clone(),
-            "application/x-protobuf",
-            Some("gzip"),
-            400,
-            "malformed gzip",
-        ),
-        (
-            "oversized",
-            big.clone(),
-            "application/x-protobuf",
-            None,
-            413,
-            "exceeds the limit of 65536 bytes",
-        ),
-        (
-            "oversized once inflated",
-            gzip(&big),
-            "application/x-protobuf",
-            Some("gzip"),
-            413,
-            "exceeds the limit",
-        ),
+        ("not gzip", good.clone(), "application/x-protobuf", Some("gzip"), 400, "malformed gzip"),
+        ("oversized", big.clone(), "application/x-protobuf", None, 413, "exceeds the limit of 65536 bytes"),
+        ("oversized once inflated", gzip(&big), "application/x-protobuf", Some("gzip"), 413, "exceeds the limit"),
     ];
     for (name, body, content_type, encoding, expected, reason) in &cases {
         let (status, response) = post(&lineage, body.clone(), content_type, *encoding).await;
@@ -444,10 +313,7 @@ async fn http_refusals_are_clear_counted_and_harmless() {
     assert_eq!(report.rejected.get("unsupported-encoding"), Some(&1));
     assert_eq!(report.rejected.get("too-large"), Some(&2));
     let (_, _, metrics) = get(&lineage, "/metrics").await;
-    assert!(
-        metrics.contains("lineage_rejected_payloads_total{reason=\"malformed\"} 7"),
-        "{metrics}"
-    );
+    assert!(metrics.contains("lineage_rejected_payloads_total{reason=\"malformed\"} 7"), "{metrics}");
 
     let (status, _) = post(&lineage, good, "application/x-protobuf", None).await;
     assert_eq!(status, 200);
@@ -465,11 +331,7 @@ async fn api_and_pages() {
     client.export(request(spans)).await.unwrap();
 
     let (status, body) = {
-        let r = reqwest::Client::new()
-            .post(url(&lineage, "/api/settle"))
-            .send()
-            .await
-            .unwrap();
+        let r = reqwest::Client::new().post(url(&lineage, "/api/settle")).send().await.unwrap();
         (r.status().as_u16(), r.text().await.unwrap())
     };
     assert_eq!((status, body.as_str()), (200, "settled 2 traces\n"));
@@ -478,14 +340,7 @@ async fn api_and_pages() {
     assert_eq!((status, content_type.as_str()), (200, "application/json"));
     let report: Report = serde_json::from_str(&body).unwrap();
     assert_eq!(report, lineage.report());
-    assert_eq!(
-        report
-            .boundaries
-            .iter()
-            .map(|b| b.boundary)
-            .collect::<Vec<_>>(),
-        Boundary::ALL
-    );
+    assert_eq!(report.boundaries.iter().map(|b| b.boundary).collect::<Vec<_>>(), Boundary::ALL);
     let raw: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(raw["services"][2]["causes"]["root-in-internal-service"], 2);
     assert_eq!(raw["services"][2]["boundaries"]["async"], 0);
@@ -506,8 +361,7 @@ async fn api_and_pages() {
     assert_eq!(status, 404);
     assert!(body.contains("is not held"), "{body}");
 
-    let (status, content_type, dump) =
-        get(&lineage, &format!("/api/traces/{}/dump", trace_hex(2))).await;
+    let (status, content_type, dump) = get(&lineage, &format!("/api/traces/{}/dump", trace_hex(2))).await;
     assert_eq!(status, 200);
     assert!(content_type.starts_with("text/plain"));
     assert_eq!(Some(dump.clone()), lineage.trace_dump(&trace_hex(2)));
@@ -516,14 +370,8 @@ async fn api_and_pages() {
     let (status, _, body) = get(&lineage, "/api/requests/1001").await;
     assert_eq!(status, 200);
     let request_view: lineage::RequestView = serde_json::from_str(&body).unwrap();
-    assert_eq!(
-        request_view.summary,
-        "1 request → 2 fragments, 1 break: http"
-    );
-    assert_eq!(
-        request_view.traces.len(),
-        lineage.request_traces("1001").len()
-    );
+    assert_eq!(request_view.summary, "1 request → 2 fragments, 1 break: http");
+    assert_eq!(request_view.traces.len(), lineage.request_traces("1001").len());
     let (status, _, dump) = get(&lineage, "/api/requests/1001/dump").await;
     assert_eq!(status, 200);
     assert_eq!(Some(dump), lineage.request_dump("1001"));
@@ -531,11 +379,7 @@ async fn api_and_pages() {
     assert_eq!(status, 404);
     assert!(body.contains("order.id"), "{body}");
 
-    for path in [
-        "/".to_owned(),
-        format!("/traces/{}", trace_hex(2)),
-        "/requests/1001".to_owned(),
-    ] {
+    for path in ["/".to_owned(), format!("/traces/{}", trace_hex(2)), "/requests/1001".to_owned()] {
         let (status, content_type, html) = get(&lineage, &path).await;
         assert_eq!(status, 200, "{path}");
         assert!(content_type.starts_with("text/html"), "{path}");
@@ -552,16 +396,9 @@ async fn api_and_pages() {
     let (status, content_type, metrics) = get(&lineage, "/metrics").await;
     assert_eq!(status, 200);
     assert!(content_type.starts_with("text/plain; version=0.0.4"));
-    assert!(
-        metrics.contains("lineage_orphan_rate{service=\"worker\"} 0.4"),
-        "{metrics}"
-    );
+    assert!(metrics.contains("lineage_orphan_rate{service=\"worker\"} 0.4"), "{metrics}");
 
-    let r = reqwest::Client::new()
-        .post(url(&lineage, "/api/reset"))
-        .send()
-        .await
-        .unwrap();
+    let r = reqwest::Client::new().post(url(&lineage, "/api/reset")).send().await.unwrap();
     assert_eq!(r.status().as_u16(), 200);
     assert_eq!(lineage.report().spans_received, 0);
     assert!(lineage.trace(&trace_hex(2)).is_none());
@@ -570,17 +407,9 @@ async fn api_and_pages() {
 
 #[tokio::test]
 async fn background_ticker_settles_quiet_traces() {
-    let lineage = Lineage::start(Config {
-        quiet_period: Duration::from_millis(150),
-        ..Config::ephemeral()
-    })
-    .await
-    .unwrap();
-    grpc(&lineage)
-        .await
-        .export(request(connected_chain(1, 0, "1")))
-        .await
-        .unwrap();
+    let lineage =
+        Lineage::start(Config { quiet_period: Duration::from_millis(150), ..Config::ephemeral() }).await.unwrap();
+    grpc(&lineage).await.export(request(connected_chain(1, 0, "1"))).await.unwrap();
     let deadline = Instant::now() + Duration::from_secs(10);
     while lineage.report().traces_settled == 0 {
         assert!(Instant::now() < deadline, "trace never settled");
@@ -593,41 +422,26 @@ async fn background_ticker_settles_quiet_traces() {
 #[tokio::test]
 async fn ports_in_use_are_named() {
     let first = start().await;
-    let error = Lineage::start(Config {
-        grpc_addr: first.grpc_addr(),
-        ..Config::ephemeral()
-    })
-    .await
-    .err()
-    .expect("second bind fails");
+    let error = Lineage::start(Config { grpc_addr: first.grpc_addr(), ..Config::ephemeral() })
+        .await
+        .err()
+        .expect("second bind fails");
     let message = error.to_string();
     assert_eq!(
         message,
-        format!(
-            "{} is already in use (is another lineage running? try `cargo xtask down`)",
-            first.grpc_addr()
-        )
+        format!("{} is already in use (is another lineage running? try `cargo xtask down`)", first.grpc_addr())
     );
-    let error = Lineage::start(Config {
-        http_addr: first.http_addr(),
-        ..Config::ephemeral()
-    })
-    .await
-    .err()
-    .expect("second bind fails");
-    assert!(
-        error
-            .to_string()
-            .starts_with(&first.http_addr().to_string())
-    );
+    let error = Lineage::start(Config { http_addr: first.http_addr(), ..Config::ephemeral() })
+        .await
+        .err()
+        .expect("second bind fails");
+    assert!(error.to_string().starts_with(&first.http_addr().to_string()));
     assert!(first.otlp_grpc_endpoint().starts_with("http://127.0.0.1:"));
     first.shutdown().await;
 }
 
 fn hash(trace: &[u8]) -> u64 {
-    trace.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
-        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
-    })
+    trace.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3))
 }
 
 /// Many requests, each whole trace either intact or broken in its own trace.
@@ -636,11 +450,7 @@ fn workload() -> Vec<SpanSpec> {
     for i in 0..200u64 {
         let key = format!("{i}");
         let t = i * 10 + 1;
-        spans.extend(
-            connected_chain(t, 0, &key)
-                .into_iter()
-                .take(if i % 3 == 0 { 6 } else { 3 }),
-        );
+        spans.extend(connected_chain(t, 0, &key).into_iter().take(if i % 3 == 0 { 6 } else { 3 }));
         match i % 5 {
             0 => spans.push(server(t + 1, 1, "worker", "POST /work").order(&key)),
             1 => spans.push(internal(t + 2, 1, "worker", "job").order(&key)),
@@ -676,10 +486,7 @@ async fn scale_out_by_trace_id_adds_up() {
     }
     let whole = single.report();
     let parts = [shards[0].report(), shards[1].report()];
-    assert!(
-        parts.iter().all(|p| p.spans_settled > 0),
-        "both shards got traces"
-    );
+    assert!(parts.iter().all(|p| p.spans_settled > 0), "both shards got traces");
 
     let sum = |f: &dyn Fn(&Report) -> u64| parts.iter().map(f).sum::<u64>();
     assert_eq!(sum(&|r| r.spans_settled), whole.spans_settled);
@@ -687,38 +494,20 @@ async fn scale_out_by_trace_id_adds_up() {
     assert_eq!(sum(&|r| r.linked()), whole.linked());
     assert_eq!(sum(&|r| r.traces_settled), whole.traces_settled);
     for boundary in Boundary::ALL {
-        assert_eq!(
-            sum(&|r| r.unattributed_breaks.get(boundary)),
-            whole.unattributed_breaks.get(boundary)
-        );
+        assert_eq!(sum(&|r| r.unattributed_breaks.get(boundary)), whole.unattributed_breaks.get(boundary));
     }
     for service in &whole.services {
         let of = |r: &Report| r.service(&service.service).cloned();
         let parts: Vec<_> = parts.iter().filter_map(of).collect();
         assert_eq!(parts.iter().map(|s| s.spans).sum::<u64>(), service.spans);
-        assert_eq!(
-            parts.iter().map(|s| s.orphans).sum::<u64>(),
-            service.orphans
-        );
+        assert_eq!(parts.iter().map(|s| s.orphans).sum::<u64>(), service.orphans);
         assert_eq!(parts.iter().map(|s| s.linked).sum::<u64>(), service.linked);
-        assert_eq!(
-            parts.iter().map(|s| s.connected).sum::<u64>(),
-            service.connected
-        );
+        assert_eq!(parts.iter().map(|s| s.connected).sum::<u64>(), service.connected);
         for cause in lineage::Cause::ALL {
-            assert_eq!(
-                parts.iter().map(|s| s.causes.get(cause)).sum::<u64>(),
-                service.causes.get(cause)
-            );
+            assert_eq!(parts.iter().map(|s| s.causes.get(cause)).sum::<u64>(), service.causes.get(cause));
         }
         for boundary in Boundary::ALL {
-            assert_eq!(
-                parts
-                    .iter()
-                    .map(|s| s.boundaries.get(boundary))
-                    .sum::<u64>(),
-                service.boundaries.get(boundary)
-            );
+            assert_eq!(parts.iter().map(|s| s.boundaries.get(boundary)).sum::<u64>(), service.boundaries.get(boundary));
         }
     }
     assert!(whole.orphans() > 0 && whole.linked() > 0);
@@ -736,10 +525,7 @@ async fn scale_out_by_trace_id_adds_up() {
 
 #[test]
 fn binary_help_documents_every_flag_and_port() {
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_lineage"))
-        .arg("--help")
-        .output()
-        .unwrap();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_lineage")).arg("--help").output().unwrap();
     assert!(output.status.success());
     let help = String::from_utf8(output.stdout).unwrap();
     for needle in [

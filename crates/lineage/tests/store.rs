@@ -21,10 +21,7 @@ type Row = (String, LineageStatus, Option<Cause>, Option<Boundary>, bool);
 
 fn statuses(store: &Store, trace: u64) -> Vec<Row> {
     let view = store.trace_hex(&trace_hex(trace)).expect("trace held");
-    view.spans
-        .iter()
-        .map(|s| (s.name.clone(), s.status, s.cause, s.boundary, s.is_break))
-        .collect()
+    view.spans.iter().map(|s| (s.name.clone(), s.status, s.cause, s.boundary, s.is_break)).collect()
 }
 
 #[test]
@@ -43,12 +40,7 @@ fn connected_chain_has_no_orphans() {
     }
     assert_eq!(report.service("worker").unwrap().spans, 3);
     assert_eq!(report.service("consumer").unwrap().spans, 1);
-    assert!(
-        report
-            .boundaries
-            .iter()
-            .all(|b| b.breaks == 0 && b.requests == 1)
-    );
+    assert!(report.boundaries.iter().all(|b| b.breaks == 0 && b.requests == 1));
     assert_eq!(report.completeness.count, 1);
 }
 
@@ -73,14 +65,7 @@ fn roots_in_internal_services_break_at_their_boundary() {
     let worker = report.service("worker").unwrap();
     assert_eq!((worker.spans, worker.orphans), (3, 3));
     assert_eq!(worker.causes.root_in_internal_service, 3);
-    assert_eq!(
-        (
-            worker.boundaries.http,
-            worker.boundaries.async_,
-            worker.boundaries.messaging
-        ),
-        (2, 1, 0)
-    );
+    assert_eq!((worker.boundaries.http, worker.boundaries.async_, worker.boundaries.messaging), (2, 1, 0));
     assert_eq!(worker.orphan_rate, 1.0);
     let consumer = report.service("consumer").unwrap();
     assert_eq!((consumer.orphans, consumer.boundaries.messaging), (3, 3));
@@ -92,23 +77,11 @@ fn roots_in_internal_services_break_at_their_boundary() {
     let http = statuses(&store, 10);
     assert_eq!(
         http[0],
-        (
-            "POST /work".into(),
-            LineageStatus::Orphan,
-            Some(Cause::RootInInternalService),
-            Some(Boundary::Http),
-            true
-        )
+        ("POST /work".into(), LineageStatus::Orphan, Some(Cause::RootInInternalService), Some(Boundary::Http), true)
     );
     assert_eq!(
         http[1],
-        (
-            "price".into(),
-            LineageStatus::Orphan,
-            Some(Cause::RootInInternalService),
-            Some(Boundary::Http),
-            false
-        )
+        ("price".into(), LineageStatus::Orphan, Some(Cause::RootInInternalService), Some(Boundary::Http), false)
     );
     assert_eq!(statuses(&store, 11)[0].3, Some(Boundary::Async));
     assert_eq!(statuses(&store, 12)[0].3, Some(Boundary::Messaging));
@@ -147,43 +120,25 @@ fn linked_root_and_descendants_are_not_orphans() {
     let mut store = store();
     let mut spans = connected_chain(1, 0, "1");
     spans.truncate(5);
-    spans.push(
-        consumer(2, 10, "consumer", "orders process")
-            .link(1, 5)
-            .attr("messaging.system", "kafka"),
-    );
+    spans.push(consumer(2, 10, "consumer", "orders process").link(1, 5).attr("messaging.system", "kafka"));
     spans.push(internal(2, 11, "consumer", "store").parent(10));
     store.ingest(&request(spans), BASE);
     let report = settle(&mut store);
     let consumer = report.service("consumer").unwrap();
-    assert_eq!(
-        (consumer.spans, consumer.linked, consumer.orphans),
-        (2, 2, 0)
-    );
+    assert_eq!((consumer.spans, consumer.linked, consumer.orphans), (2, 2, 0));
     assert_eq!(report.orphans(), 0);
     assert_eq!(report.linked(), 2);
     let view = store.trace_hex(&trace_hex(2)).unwrap();
     assert_eq!(view.fragments.len(), 1);
     assert_eq!(view.fragments[0].status, LineageStatus::Linked);
     assert_eq!(view.spans[0].links.len(), 1);
-    assert!(
-        store
-            .trace_dump(&trace_hex(2))
-            .unwrap()
-            .contains("⇢ LINKED")
-    );
+    assert!(store.trace_dump(&trace_hex(2)).unwrap().contains("⇢ LINKED"));
 }
 
 #[test]
 fn late_spans_are_counted_once_without_recounting() {
     let mut store = store();
-    store.ingest(
-        &request(vec![
-            server(1, 1, "gateway", "GET /"),
-            client(1, 2, "gateway", "call").parent(1),
-        ]),
-        BASE,
-    );
+    store.ingest(&request(vec![server(1, 1, "gateway", "GET /"), client(1, 2, "gateway", "call").parent(1)]), BASE);
     let before = settle(&mut store);
     assert_eq!(before.spans_settled, 2);
     let outcome = store.ingest(
@@ -223,14 +178,7 @@ fn duplicate_spans_are_kept_once() {
     // A duplicate after settling is a duplicate, not a late span.
     store.ingest(&request(vec![chain[0].clone()]), BASE + 10_000 * MS);
     let report = store.report();
-    assert_eq!(
-        (
-            report.duplicate_spans,
-            report.late_spans,
-            report.spans_settled
-        ),
-        (8, 0, 6)
-    );
+    assert_eq!((report.duplicate_spans, report.late_spans, report.spans_settled), (8, 0, 6));
 }
 
 #[test]
@@ -269,15 +217,7 @@ fn parent_cycles_are_missing_parents_and_terminate() {
 fn deep_chain(trace: u64, n: u64) -> Vec<SpanSpec> {
     let mut spans = vec![server(trace, 1, "gateway", "GET /deep")];
     for i in 2..=n {
-        spans.push(
-            internal(
-                trace,
-                i,
-                if i % 2 == 0 { "worker" } else { "gateway" },
-                "step",
-            )
-            .parent(i - 1),
-        );
+        spans.push(internal(trace, i, if i % 2 == 0 { "worker" } else { "gateway" }, "step").parent(i - 1));
     }
     spans
 }
@@ -304,11 +244,7 @@ fn ten_thousand_span_traces_deep_and_wide_are_fast() {
     assert_eq!(view.spans.last().unwrap().depth, (n - 1) as u32);
     assert_eq!(dump.lines().count(), n as usize + 1);
     // Deep spans stop indenting, so the dump stays small.
-    assert!(
-        dump.len() < 200 * n as usize,
-        "dump is {} bytes",
-        dump.len()
-    );
+    assert!(dump.len() < 200 * n as usize, "dump is {} bytes", dump.len());
     // The flat tree round-trips through JSON without recursion limits.
     let json = serde_json::to_string(&view).unwrap();
     let back: lineage::TraceView = serde_json::from_str(&json).unwrap();
@@ -318,10 +254,8 @@ fn ten_thousand_span_traces_deep_and_wide_are_fast() {
 
 #[test]
 fn two_entry_services() {
-    let mut store = Store::new(Config {
-        entry_services: vec!["gateway".into(), "frontend".into()],
-        ..Config::ephemeral()
-    });
+    let mut store =
+        Store::new(Config { entry_services: vec!["gateway".into(), "frontend".into()], ..Config::ephemeral() });
     store.ingest(
         &request(vec![
             server(1, 1, "gateway", "GET /"),
@@ -345,18 +279,12 @@ fn shattered(key: &str, base_trace: u64) -> Vec<SpanSpec> {
         server(t, 1, "gateway", "POST /orders").at(0, 30).order(key),
         client(t, 2, "gateway", "POST /work").parent(1).at(2, 25),
         // http: the worker did not extract the context.
-        server(t + 1, 3, "worker", "POST /work")
-            .at(3, 24)
-            .order(key),
+        server(t + 1, 3, "worker", "POST /work").at(3, 24).order(key),
         client(t + 1, 4, "worker", "publish").parent(3).at(5, 6),
         // async: a spawned task lost it.
-        internal(t + 2, 5, "worker", "price in background")
-            .at(8, 20)
-            .order(key),
+        internal(t + 2, 5, "worker", "price in background").at(8, 20).order(key),
         // messaging: the consumer did not extract it from the headers.
-        consumer(t + 3, 6, "consumer", "orders process")
-            .at(40, 60)
-            .order(key),
+        consumer(t + 3, 6, "consumer", "orders process").at(40, 60).order(key),
         internal(t + 3, 7, "consumer", "store").parent(6).at(41, 55),
     ]
 }
@@ -372,22 +300,15 @@ fn shattered_request_is_regrouped_by_business_key() {
     assert_eq!(report.requests, 2);
     for boundary in Boundary::ALL {
         let b = report.boundary(boundary);
-        assert_eq!(
-            (b.breaks, b.requests, b.break_rate),
-            (1, 2, 0.5),
-            "{boundary}"
-        );
+        assert_eq!((b.breaks, b.requests, b.break_rate), (1, 2, 0.5), "{boundary}");
     }
     assert_eq!(report.unattributed_breaks.total(), 0);
 
     let request = store.request("1001").unwrap();
     assert_eq!(request.traces.len(), 4);
     assert_eq!((request.requests, request.fragments.len()), (1, 4));
-    let tops: Vec<(&str, Option<Boundary>)> = request
-        .fragments
-        .iter()
-        .map(|f| (f.service.as_str(), f.boundary))
-        .collect();
+    let tops: Vec<(&str, Option<Boundary>)> =
+        request.fragments.iter().map(|f| (f.service.as_str(), f.boundary)).collect();
     assert_eq!(
         tops,
         [
@@ -398,31 +319,13 @@ fn shattered_request_is_regrouped_by_business_key() {
         ]
     );
     assert_eq!(request.fragments[1].trace_id, trace_hex(101));
-    assert_eq!(
-        request.breaks,
-        vec![Boundary::Http, Boundary::Async, Boundary::Messaging]
-    );
-    assert_eq!(
-        request.summary,
-        "1 request → 4 fragments, 3 breaks: http, async, messaging"
-    );
+    assert_eq!(request.breaks, vec![Boundary::Http, Boundary::Async, Boundary::Messaging]);
+    assert_eq!(request.summary, "1 request → 4 fragments, 3 breaks: http, async, messaging");
     let dump = store.request_dump("1001").unwrap();
-    assert!(
-        dump.starts_with("request order.id=1001: 1 request → 4 fragments"),
-        "{dump}"
-    );
-    assert!(
-        dump.contains("✗ BREAK root-in-internal-service/http"),
-        "{dump}"
-    );
-    assert!(
-        dump.contains("✗ BREAK root-in-internal-service/async"),
-        "{dump}"
-    );
-    assert!(
-        dump.contains("✗ BREAK root-in-internal-service/messaging"),
-        "{dump}"
-    );
+    assert!(dump.starts_with("request order.id=1001: 1 request → 4 fragments"), "{dump}");
+    assert!(dump.contains("✗ BREAK root-in-internal-service/http"), "{dump}");
+    assert!(dump.contains("✗ BREAK root-in-internal-service/async"), "{dump}");
+    assert!(dump.contains("✗ BREAK root-in-internal-service/messaging"), "{dump}");
     assert!(dump.contains("· orphan"), "{dump}");
 
     let fixed = store.request("1002").unwrap();
@@ -453,16 +356,10 @@ fn breaks_count_each_key_and_boundary_once_and_cap_at_one() {
 #[test]
 fn break_before_its_request_settles_is_still_counted() {
     let mut store = store();
-    store.ingest(
-        &request(vec![server(2, 1, "worker", "POST /work").order("9")]),
-        BASE,
-    );
+    store.ingest(&request(vec![server(2, 1, "worker", "POST /work").order("9")]), BASE);
     assert_eq!(store.settle_all(), 1);
     assert_eq!(store.report().boundary(Boundary::Http).breaks, 0);
-    store.ingest(
-        &request(vec![server(1, 1, "gateway", "POST /orders").order("9")]),
-        BASE + MS,
-    );
+    store.ingest(&request(vec![server(1, 1, "gateway", "POST /orders").order("9")]), BASE + MS);
     let report = settle(&mut store);
     assert_eq!(report.boundary(Boundary::Http).breaks, 1);
 }
@@ -475,10 +372,7 @@ fn completeness_latency_runs_from_root_end_to_last_connected_arrival() {
     store.ingest(&request(chain[..3].to_vec()), BASE + 60 * MS);
     store.ingest(&request(chain[3..].to_vec()), BASE + 300 * MS);
     // An orphan arriving later does not count: it is not connected.
-    store.ingest(
-        &request(vec![internal(1, 50, "worker", "lost").parent(404)]),
-        BASE + 900 * MS,
-    );
+    store.ingest(&request(vec![internal(1, 50, "worker", "lost").parent(404)]), BASE + 900 * MS);
     let report = settle(&mut store);
     let c = &report.completeness;
     assert_eq!(c.count, 1);
@@ -501,24 +395,14 @@ fn traces_settle_after_quiet_period_or_max_age() {
     let s = 1_000 * MS;
     store.ingest(&request(vec![server(1, 1, "gateway", "a")]), BASE);
     assert_eq!(store.settle_due(BASE + s), 0);
-    store.ingest(
-        &request(vec![client(1, 2, "gateway", "b").parent(1)]),
-        BASE + s,
-    );
-    assert_eq!(
-        store.settle_due(BASE + 2 * s + s / 2),
-        0,
-        "quiet period restarts with each span"
-    );
+    store.ingest(&request(vec![client(1, 2, "gateway", "b").parent(1)]), BASE + s);
+    assert_eq!(store.settle_due(BASE + 2 * s + s / 2), 0, "quiet period restarts with each span");
     assert_eq!(store.settle_due(BASE + 3 * s), 1);
     assert_eq!(store.report().traces_open, 0);
 
     // A trace that never goes quiet settles at max age.
     for i in 0..40u64 {
-        store.ingest(
-            &request(vec![internal(2, i + 1, "gateway", "tick")]),
-            BASE + i * s,
-        );
+        store.ingest(&request(vec![internal(2, i + 1, "gateway", "tick")]), BASE + i * s);
         let settled = store.settle_due(BASE + i * s);
         assert_eq!(settled, usize::from(i == 30), "at {i} s");
     }
@@ -527,18 +411,9 @@ fn traces_settle_after_quiet_period_or_max_age() {
 
 #[test]
 fn eviction_prefers_settled_traces_and_force_settles_otherwise() {
-    let mut store = Store::new(Config {
-        max_traces: 2,
-        ..Config::ephemeral()
-    });
-    store.ingest(
-        &request(vec![server(1, 1, "gateway", "a").order("k1")]),
-        BASE,
-    );
-    store.ingest(
-        &request(vec![server(2, 1, "worker", "b").order("k1")]),
-        BASE + 1,
-    );
+    let mut store = Store::new(Config { max_traces: 2, ..Config::ephemeral() });
+    store.ingest(&request(vec![server(1, 1, "gateway", "a").order("k1")]), BASE);
+    store.ingest(&request(vec![server(2, 1, "worker", "b").order("k1")]), BASE + 1);
     store.settle_all();
     store.ingest(&request(vec![server(3, 1, "gateway", "c")]), BASE + 2);
     let report = store.report();
@@ -551,33 +426,18 @@ fn eviction_prefers_settled_traces_and_force_settles_otherwise() {
     store.ingest(&request(vec![server(4, 1, "gateway", "d")]), BASE + 3);
     store.ingest(&request(vec![server(5, 1, "gateway", "e")]), BASE + 4);
     let report = store.report();
-    assert_eq!(
-        report.evictions,
-        lineage::Evictions {
-            settled: 2,
-            unsettled: 1
-        }
-    );
+    assert_eq!(report.evictions, lineage::Evictions { settled: 2, unsettled: 1 });
     assert_eq!(report.requests, 2, "the force-settled trace was counted");
-    assert!(
-        store.request("k1").is_none(),
-        "the key index follows evictions"
-    );
+    assert!(store.request("k1").is_none(), "the key index follows evictions");
     assert_eq!(report.held.traces, 2);
 
-    let mut store = Store::new(Config {
-        max_spans: 10,
-        ..Config::ephemeral()
-    });
+    let mut store = Store::new(Config { max_spans: 10, ..Config::ephemeral() });
     for t in 0..10 {
         store.ingest(&request(connected_chain(t, 0, "x")), BASE + t);
         assert!(store.held_spans() <= 10);
     }
     let report = settle(&mut store);
-    assert_eq!(
-        report.spans_settled, 60,
-        "evicted spans were counted before leaving"
-    );
+    assert_eq!(report.spans_settled, 60, "evicted spans were counted before leaving");
     assert_eq!(report.spans_received, 60);
 }
 
@@ -593,19 +453,12 @@ fn invalid_ids_reject_single_spans() {
     let mut short_parent = server(1, 8, "gateway", "bad");
     short_parent.span.parent_span_id = vec![1, 2, 3];
     let good = server(1, 1, "gateway", "good");
-    let outcome = store.ingest(
-        &request(vec![empty_trace, good, zero_span, zero_trace, short_parent]),
-        BASE,
-    );
+    let outcome = store.ingest(&request(vec![empty_trace, good, zero_span, zero_trace, short_parent]), BASE);
     assert_eq!((outcome.accepted, outcome.rejected), (1, 4));
     let response = outcome.response();
     let partial = response.partial_success.unwrap();
     assert_eq!(partial.rejected_spans, 4);
-    assert!(
-        partial.error_message.contains("invalid-id"),
-        "{}",
-        partial.error_message
-    );
+    assert!(partial.error_message.contains("invalid-id"), "{}", partial.error_message);
     let report = settle(&mut store);
     assert_eq!(report.rejected_spans.get("invalid-id"), Some(&4));
     assert_eq!(report.spans_settled, 1);
@@ -674,13 +527,7 @@ fn views_carry_the_tree() {
     let dump = store.trace_dump(&trace_hex(1)).unwrap();
     let first = dump.lines().nth(1).unwrap();
     assert!(first.starts_with("  gateway SERVER POST /orders"), "{dump}");
-    assert!(
-        dump.lines()
-            .nth(6)
-            .unwrap()
-            .starts_with("          consumer CONSUMER"),
-        "{dump}"
-    );
+    assert!(dump.lines().nth(6).unwrap().starts_with("          consumer CONSUMER"), "{dump}");
     assert!(!dump.contains("BREAK"));
     assert!(store.trace_dump("not-a-trace-id").is_none());
     assert!(store.trace_dump(&trace_hex(999)).is_none());

@@ -81,10 +81,7 @@ pub fn init(options: &Options) -> anyhow::Result<Telemetry> {
     for (key, value) in &options.resource {
         resource = resource.with_attribute(opentelemetry::KeyValue::new(key.clone(), value.clone()));
     }
-    let provider = SdkTracerProvider::builder()
-        .with_span_processor(processor)
-        .with_resource(resource.build())
-        .build();
+    let provider = SdkTracerProvider::builder().with_span_processor(processor).with_resource(resource.build()).build();
     let tracer = provider.tracer(options.service.clone());
 
     let filter = EnvFilter::try_from_default_env()

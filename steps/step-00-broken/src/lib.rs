@@ -3,7 +3,7 @@
 //! Nothing to edit here: run it, and read where the trace breaks.
 
 pub mod http;
-pub mod spawn;
 pub mod messaging;
+pub mod spawn;
 
 stitch_flow::boundaries!();

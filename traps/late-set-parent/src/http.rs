@@ -75,9 +75,8 @@ mod tests {
     #[test]
     fn a_span_the_filter_disabled_has_no_parent_to_set() {
         with_telemetry(tracing_subscriber::filter::LevelFilter::WARN, || {
-            let parent = global::get_text_map_propagator(|propagator| {
-                propagator.extract(&HeaderExtractor(&caller_headers()))
-            });
+            let parent =
+                global::get_text_map_propagator(|propagator| propagator.extract(&HeaderExtractor(&caller_headers())));
             let span = tracing::info_span!("request", otel.kind = "server");
             let result = span.set_parent(parent);
             assert!(matches!(result, Err(SetParentError::SpanDisabled)), "got {result:?}");

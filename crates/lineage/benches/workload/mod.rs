@@ -12,11 +12,7 @@ pub const SPANS_PER_BATCH: usize = 512;
 pub const SPANS_PER_TRACE: usize = 8;
 
 fn kv(key: &str, value: any_value::Value) -> KeyValue {
-    KeyValue {
-        key: key.to_owned(),
-        value: Some(AnyValue { value: Some(value) }),
-        ..KeyValue::default()
-    }
+    KeyValue { key: key.to_owned(), value: Some(AnyValue { value: Some(value) }), ..KeyValue::default() }
 }
 
 fn s(key: &str, value: &str) -> KeyValue {
@@ -32,10 +28,7 @@ fn resource(service: &str) -> Resource {
         attributes: vec![
             s("service.name", service),
             s("service.version", "1.4.2"),
-            s(
-                "service.instance.id",
-                "6f1c2a0e-3b7d-4c55-9f1e-2d8a7b6c5e4f",
-            ),
+            s("service.instance.id", "6f1c2a0e-3b7d-4c55-9f1e-2d8a7b6c5e4f"),
             s("host.name", "stitch-node-1"),
             s("telemetry.sdk.name", "opentelemetry"),
             s("telemetry.sdk.language", "rust"),
@@ -58,10 +51,7 @@ const SHAPE: [(&str, SpanKind, &str, Option<usize>); SPANS_PER_TRACE] = [
 ];
 
 fn attributes(kind: SpanKind, name: &str, order: u64) -> Vec<KeyValue> {
-    let mut attributes = vec![
-        s("order.id", &order.to_string()),
-        s("code.function", "handle"),
-    ];
+    let mut attributes = vec![s("order.id", &order.to_string()), s("code.function", "handle")];
     match kind {
         SpanKind::Server | SpanKind::Client => attributes.extend([
             s("http.request.method", "POST"),
@@ -76,14 +66,7 @@ fn attributes(kind: SpanKind, name: &str, order: u64) -> Vec<KeyValue> {
         SpanKind::Producer | SpanKind::Consumer => attributes.extend([
             s("messaging.system", "kafka"),
             s("messaging.destination.name", "orders"),
-            s(
-                "messaging.operation.type",
-                if kind == SpanKind::Producer {
-                    "publish"
-                } else {
-                    "process"
-                },
-            ),
+            s("messaging.operation.type", if kind == SpanKind::Producer { "publish" } else { "process" }),
             i("messaging.kafka.message.offset", order as i64),
             s("messaging.kafka.message.key", &order.to_string()),
         ]),
@@ -115,14 +98,9 @@ pub fn batch(batch: u64) -> ExportTraceServiceRequest {
     for t in 0..traces {
         let trace_number = batch * traces + t + 1;
         let mut trace_id = [0u8; 16];
-        trace_id[..8]
-            .copy_from_slice(&(trace_number.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1).to_be_bytes());
+        trace_id[..8].copy_from_slice(&(trace_number.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1).to_be_bytes());
         trace_id[8..].copy_from_slice(&trace_number.to_be_bytes());
-        let span_id = |k: usize| {
-            ((trace_number << 4) | k as u64 | 0x1000_0000_0000_0000)
-                .to_be_bytes()
-                .to_vec()
-        };
+        let span_id = |k: usize| ((trace_number << 4) | k as u64 | 0x1000_0000_0000_0000).to_be_bytes().to_vec();
         for (k, (service, kind, name, parent)) in SHAPE.iter().enumerate() {
             let span = Span {
                 trace_id: trace_id.to_vec(),
@@ -133,10 +111,7 @@ pub fn batch(batch: u64) -> ExportTraceServiceRequest {
                 start_time_unix_nano: start + k as u64 * 1_000_000,
                 end_time_unix_nano: start + (k as u64 + 2) * 1_000_000,
                 attributes: attributes(*kind, name, trace_number),
-                status: Some(Status {
-                    code: 1,
-                    message: String::new(),
-                }),
+                status: Some(Status { code: 1, message: String::new() }),
                 flags: 0x301,
                 ..Span::default()
             };

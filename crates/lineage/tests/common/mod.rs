@@ -89,9 +89,7 @@ impl SpanSpec {
     pub fn attr_int(mut self, key: &str, value: i64) -> Self {
         self.span.attributes.push(KeyValue {
             key: key.to_owned(),
-            value: Some(AnyValue {
-                value: Some(any_value::Value::IntValue(value)),
-            }),
+            value: Some(AnyValue { value: Some(any_value::Value::IntValue(value)) }),
             ..KeyValue::default()
         });
         self
@@ -111,10 +109,7 @@ impl SpanSpec {
     }
 
     pub fn error(mut self) -> Self {
-        self.span.status = Some(Status {
-            code: 2,
-            message: "boom".to_owned(),
-        });
+        self.span.status = Some(Status { code: 2, message: "boom".to_owned() });
         self
     }
 }
@@ -122,9 +117,7 @@ impl SpanSpec {
 pub fn string_kv(key: &str, value: &str) -> KeyValue {
     KeyValue {
         key: key.to_owned(),
-        value: Some(AnyValue {
-            value: Some(any_value::Value::StringValue(value.to_owned())),
-        }),
+        value: Some(AnyValue { value: Some(any_value::Value::StringValue(value.to_owned())) }),
         ..KeyValue::default()
     }
 }
@@ -158,19 +151,10 @@ pub fn request(spans: impl IntoIterator<Item = SpanSpec>) -> ExportTraceServiceR
 /// worker PRODUCER → consumer CONSUMER, all in one trace (span ids base+1..base+6).
 pub fn connected_chain(trace: u64, base: u64, key: &str) -> Vec<SpanSpec> {
     vec![
-        server(trace, base + 1, "gateway", "POST /orders")
-            .at(0, 50)
-            .order(key),
-        client(trace, base + 2, "gateway", "POST /work")
-            .parent(base + 1)
-            .at(5, 40),
-        server(trace, base + 3, "worker", "POST /work")
-            .parent(base + 2)
-            .at(6, 39)
-            .order(key),
-        internal(trace, base + 4, "worker", "price order")
-            .parent(base + 3)
-            .at(10, 20),
+        server(trace, base + 1, "gateway", "POST /orders").at(0, 50).order(key),
+        client(trace, base + 2, "gateway", "POST /work").parent(base + 1).at(5, 40),
+        server(trace, base + 3, "worker", "POST /work").parent(base + 2).at(6, 39).order(key),
+        internal(trace, base + 4, "worker", "price order").parent(base + 3).at(10, 20),
         producer(trace, base + 5, "worker", "orders publish")
             .parent(base + 3)
             .at(21, 22)

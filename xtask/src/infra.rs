@@ -34,8 +34,16 @@ fn read_pids() -> Vec<(String, u32)> {
 }
 
 fn alive(pid: u32) -> bool {
-    // SAFETY: signal 0 only checks that the process exists.
-    unsafe { libc::kill(pid as libc::pid_t, 0) == 0 }
+    let pid = pid as libc::pid_t;
+    // SAFETY: waitpid with WNOHANG reaps the process only if it is our own
+    // exited child (when `up` fails half-way); otherwise it returns at once.
+    // Signal 0 only checks that the process exists.
+    unsafe {
+        if libc::waitpid(pid, std::ptr::null_mut(), libc::WNOHANG) == pid {
+            return false;
+        }
+        libc::kill(pid, 0) == 0
+    }
 }
 
 fn record(name: &str, pids: &[u32]) -> anyhow::Result<()> {

@@ -92,6 +92,9 @@ pub fn generate() -> anyhow::Result<ExitCode> {
             sections.push(section(step, &run, &verdict));
             if step.number == 0 {
                 screenshot(&run.sample_page, &images_dir().join("shattered.png"))?;
+                // The introduction explains the table on the baseline's run.
+                let table = format!("{HEADER}\n{}\n", stable_block(step, &run, &verdict));
+                write(&generated_dir().join("step-00-table.md"), &table)?;
             }
             if solution && Some(&step.name) == last.as_ref() {
                 screenshot(&run.sample_page, &images_dir().join("stitched.png"))?;

@@ -93,6 +93,8 @@ pub fn init(options: &Options) -> anyhow::Result<Telemetry> {
         .with(
             tracing_subscriber::fmt::layer()
                 .with_writer(std::io::stderr)
+                // Colour for a terminal, plain text for the log files checks keep.
+                .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
                 .with_target(false)
                 .with_filter(tracing_subscriber::filter::LevelFilter::INFO),
         )

@@ -19,8 +19,9 @@ fn encoded_batches() -> Vec<Vec<u8>> {
     (0..BATCHES).map(|b| workload::batch(b).encode_to_vec()).collect()
 }
 
-/// Store work only: requests are decoded before the clock starts.
-fn run_predecoded(requests: &[ExportTraceServiceRequest], iters: u64) -> Duration {
+/// Times `iters` rounds of `work` on one store, emptied every `BATCHES`
+/// rounds so it stays within its bounds.
+fn timed(iters: u64, mut work: impl FnMut(&mut Store, usize, u64)) -> Duration {
     let mut store = Store::new(Config::ephemeral());
     let mut elapsed = Duration::ZERO;
     let now = 1_700_000_000_000_000_000u64;
@@ -30,31 +31,28 @@ fn run_predecoded(requests: &[ExportTraceServiceRequest], iters: u64) -> Duratio
             store.reset();
         }
         let started = Instant::now();
-        black_box(store.ingest(&requests[n], now + i));
-        store.settle_all();
+        work(&mut store, n, now + i);
         elapsed += started.elapsed();
     }
     elapsed
 }
 
+/// Store work only: requests are decoded before the clock starts.
+fn run_predecoded(requests: &[ExportTraceServiceRequest], iters: u64) -> Duration {
+    timed(iters, |store, n, now| {
+        black_box(store.ingest(&requests[n], now));
+        store.settle_all();
+    })
+}
+
 fn run(batches: &[Vec<u8>], iters: u64, settle: bool) -> Duration {
-    let mut store = Store::new(Config::ephemeral());
-    let mut elapsed = Duration::ZERO;
-    let now = 1_700_000_000_000_000_000u64;
-    for i in 0..iters {
-        let n = (i % BATCHES) as usize;
-        if n == 0 && i > 0 {
-            store.reset();
-        }
-        let started = Instant::now();
+    timed(iters, |store, n, now| {
         let request = ExportTraceServiceRequest::decode(&batches[n][..]).expect("valid batch");
-        black_box(store.ingest(&request, now + i));
+        black_box(store.ingest(&request, now));
         if settle {
             store.settle_all();
         }
-        elapsed += started.elapsed();
-    }
-    elapsed
+    })
 }
 
 fn ingest(c: &mut Criterion) {

@@ -5,6 +5,7 @@ mod ci;
 mod infra;
 mod report;
 mod table;
+mod tags;
 mod traps;
 
 use std::process::ExitCode;
@@ -68,6 +69,8 @@ enum Command {
     Diff { step: String },
     /// Run every step and write the book's measured tables and pictures.
     Report,
+    /// Build a local `workshop` branch with a tag per step start and solution.
+    Tags,
     /// Reproduce the book's five silent failures (`traps/`) and write what
     /// lineage measured into book/src/generated/silent-failures.md.
     Traps,
@@ -91,6 +94,7 @@ fn main() -> ExitCode {
         Command::Ci { kafka, requests, no_tests } => ci::run(&kafka, requests, no_tests),
         Command::Diff { step } => ci::show_diff(&step),
         Command::Report => report::generate(),
+        Command::Tags => tags::run(),
         Command::Traps => traps::write(),
         Command::Book { check: _ } => book::check(&stitch_harness::project_root()).map(|()| {
             println!("book: every include resolves, and mdbook built it into book/build");

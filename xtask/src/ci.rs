@@ -11,7 +11,7 @@ use stitch_harness::check::{self, CheckOptions, CheckRun};
 use stitch_harness::kafka::BrokerKind;
 use stitch_harness::step::{self, Step};
 use stitch_harness::verdict::{self, Verdict, percent};
-use stitch_harness::{gate, project_root};
+use stitch_harness::{gate, process, project_root};
 
 /// One proof and what was wrong with it.
 struct Proof {
@@ -36,29 +36,22 @@ pub fn run(kafka: &str, requests: usize, no_tests: bool) -> anyhow::Result<ExitC
         });
     }
     if !no_tests {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
-        let status = duct::cmd!(cargo, "test", "--workspace", "--no-fail-fast")
-            .dir(project_root())
-            .unchecked()
-            .run()
-            .context("running cargo test")?
-            .status;
-        let problems =
-            if status.success() { vec![] } else { vec!["cargo test --workspace failed (see above)".to_owned()] };
-        proofs.push(Proof { name: "cargo test --workspace".to_owned(), problems });
         // The two-opentelemetry-versions trap is a workspace of its own, so
         // that its second opentelemetry never enters ours.
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
-        let target = std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| "target".to_owned());
-        let status =
-            duct::cmd!(cargo, "test", "--manifest-path", "traps/two-otel-versions/Cargo.toml", "--target-dir", target)
-                .dir(project_root())
-                .unchecked()
-                .run()
-                .context("running cargo test for traps/two-otel-versions")?
-                .status;
-        let problems = if status.success() { vec![] } else { vec!["its tests failed (see above)".to_owned()] };
-        proofs.push(Proof { name: "traps/two-otel-versions tests".to_owned(), problems });
+        let two_versions = project_root().join("traps").join("two-otel-versions").join("Cargo.toml");
+        let target_dir = process::target_dir();
+        let suites: [(&str, &[&dyn AsRef<std::ffi::OsStr>]); 2] = [
+            ("cargo test --workspace", &[&"test", &"--workspace", &"--no-fail-fast"]),
+            (
+                "traps/two-otel-versions tests",
+                &[&"test", &"--manifest-path", &two_versions, &"--target-dir", &target_dir],
+            ),
+        ];
+        for (name, args) in suites {
+            let status = process::cargo(args).unchecked().run().with_context(|| format!("running {name}"))?.status;
+            let problems = if status.success() { vec![] } else { vec![format!("{name} failed (see above)")] };
+            proofs.push(Proof { name: name.to_owned(), problems });
+        }
     }
     for &kafka in &brokers {
         for step in &steps {

@@ -99,8 +99,7 @@ pub fn up(kafka: BrokerKind) -> anyhow::Result<ExitCode> {
             return Err(err);
         }
     };
-    record("kafka", &[broker.pid()])?;
-    std::mem::forget(broker);
+    record("kafka", &broker.detach())?;
 
     println!(
         "up: Kafka ({kafka}) on 127.0.0.1:{KAFKA_PORT}, lineage on 127.0.0.1:{LINEAGE_GRPC_PORT} (OTLP/gRPC) and http://127.0.0.1:{LINEAGE_HTTP_PORT} (OTLP/HTTP, report, pages)"

@@ -9,7 +9,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
 
 use crate::kafka::{Broker, BrokerKind, BrokerOptions};
-use crate::process::{Child, binary, build_broker, cargo_build, free_port, wait_until};
+use crate::process::{Child, binary, build_broker, cargo_build, free_port, spinner, wait_until};
 use crate::step::Step;
 
 /// The promise of the workshop: a request is connected in lineage within 30 s
@@ -169,12 +169,6 @@ fn healthy(addr: SocketAddr) -> bool {
     stream.read_exact(&mut head).is_ok() && head.ends_with(b"200")
 }
 
-fn spinner(message: impl Into<std::borrow::Cow<'static, str>>) -> ProgressBar {
-    let bar = ProgressBar::new_spinner().with_message(message);
-    bar.enable_steady_tick(Duration::from_millis(120));
-    bar
-}
-
 /// Runs a step end to end and returns what lineage measured.
 pub fn run(options: &CheckOptions) -> anyhow::Result<CheckRun> {
     run_variant(options, &Variant::default())
@@ -217,7 +211,7 @@ pub fn run_variant(options: &CheckOptions, variant: &Variant) -> anyhow::Result<
 
     let outcome = drive_and_measure(&runtime, &lineage, &services, &mut broker, options);
     services.stop();
-    let _ = broker.stop();
+    broker.stop();
     let outcome = outcome.map(|(orders, failed, started)| {
         lineage.settle_now();
         let shapes = orders.iter().map(|order| request_shape(&lineage, &order.order_id)).collect();

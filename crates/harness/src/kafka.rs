@@ -12,9 +12,8 @@
 
 use std::{
     ffi::{OsStr, OsString},
-    fmt,
-    fs::{self, File},
-    io::{self, ErrorKind, Read, Seek, SeekFrom},
+    fmt, fs,
+    io::ErrorKind,
     net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream},
     path::{Path, PathBuf},
     str::FromStr,
@@ -23,9 +22,9 @@ use std::{
     time::{Duration, Instant},
 };
 
+use crate::process::{Child, free_port, log_tail, spinner, tail};
 use anyhow::{Context, Result, anyhow, bail};
-use duct::{Expression, Handle, cmd};
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use duct::{Expression, cmd};
 use rdkafka::{
     ClientConfig, TopicPartitionList,
     admin::{AdminClient, AdminOptions, NewTopic, TopicReplication},
@@ -51,6 +50,9 @@ const TANSU_READY_TIMEOUT: Duration = Duration::from_secs(20);
 /// Kafka flushes and closes its logs on SIGTERM, which takes a couple of
 /// seconds on a single node.
 const STOP_GRACE: Duration = Duration::from_secs(10);
+
+/// Lines of the broker's log quoted in an error.
+const LOG_LINES: usize = 30;
 
 const INSTALL_HINT: &str = "install them with `apt-get install openjdk-17-jre-headless maven`, \
      or use `--kafka tansu`, which needs nothing beyond cargo";
@@ -117,9 +119,7 @@ pub struct BrokerOptions {
 pub struct Broker {
     kind: BrokerKind,
     bootstrap: String,
-    pid: u32,
-    log_path: PathBuf,
-    handle: Option<Handle>,
+    process: Child,
 }
 
 impl Broker {
@@ -140,30 +140,21 @@ impl Broker {
         };
         let bootstrap = format!("{HOST}:{port}");
         let log_path = opts.work_dir.join(format!("kafka-{}.log", opts.kind));
-        File::create(&log_path).with_context(|| format!("creating {}", log_path.display()))?;
 
         let (expression, timeout) = match opts.kind {
             BrokerKind::Tansu => (tansu_command(opts, &bootstrap)?, TANSU_READY_TIMEOUT),
             BrokerKind::Apache => {
                 require_java()?;
                 let libs = install_apache_kafka(&opts.cache_dir, &infra_dir())?;
-                let expression = apache_command(opts, &libs, port, &log_path)?;
+                let expression = apache_command(opts, &libs, port)?;
                 (expression, APACHE_READY_TIMEOUT)
             }
         };
 
         let spinner = spinner(format!("starting {}…", opts.kind.description()));
         let started = Instant::now();
-        let handle = expression
-            .stdin_null()
-            // Outer redirections apply first: stderr joins stdout after
-            // stdout has been pointed at the log.
-            .stderr_to_stdout()
-            .stdout_file(append(&log_path)?)
-            .unchecked()
-            .start()
-            .with_context(|| format!("starting the {} broker", opts.kind))?;
-        let broker = Broker { kind: opts.kind, bootstrap, pid: handle.pids()[0], log_path, handle: Some(handle) };
+        let process = Child::start(&format!("the {} broker", opts.kind), expression, &log_path)?;
+        let broker = Broker { kind: opts.kind, bootstrap, process };
         let ready = broker.wait_ready(port, started + timeout, timeout);
         spinner.finish_and_clear();
         // On error `broker` drops here, which kills the process.
@@ -183,63 +174,29 @@ impl Broker {
 
     /// Fails, quoting the end of the broker's log, if the process has exited.
     pub fn check_alive(&mut self) -> Result<()> {
-        self.ensure_running()
+        self.process.check_alive()
     }
 
     /// The file that receives the broker's stdout and stderr.
     pub fn log_path(&self) -> &Path {
-        &self.log_path
+        self.process.log()
     }
 
     /// Process id of the broker (the JVM for Apache Kafka).
     pub fn pid(&self) -> u32 {
-        self.pid
+        self.process.pids()[0]
     }
 
     /// Stops the broker: SIGTERM, then SIGKILL if it is still running after
     /// a few seconds. Returns once the process has been reaped.
-    pub fn stop(mut self) -> Result<()> {
-        let Some(handle) = self.handle.take() else {
-            return Ok(());
-        };
-        if handle.try_wait()?.is_some() {
-            return Ok(());
-        }
-        // SAFETY: kill(2) has no memory effects; the pid is our unreaped
-        // child, so it cannot name another process.
-        if unsafe { libc::kill(self.pid as libc::pid_t, libc::SIGTERM) } != 0 {
-            let err = io::Error::last_os_error();
-            if err.raw_os_error() != Some(libc::ESRCH) {
-                return Err(err).context(format!("sending SIGTERM to pid {}", self.pid));
-            }
-        }
-        let deadline = Instant::now() + STOP_GRACE;
-        while Instant::now() < deadline {
-            if handle.try_wait()?.is_some() {
-                return Ok(());
-            }
-            thread::sleep(Duration::from_millis(50));
-        }
-        handle.kill()?;
-        handle.wait()?;
-        Ok(())
+    pub fn stop(mut self) {
+        self.process.stop(STOP_GRACE);
     }
 
-    fn ensure_running(&self) -> Result<()> {
-        let status = match &self.handle {
-            None => "stopped".to_owned(),
-            Some(handle) => match handle.try_wait()? {
-                None => return Ok(()),
-                Some(output) => output.status.to_string(),
-            },
-        };
-        Err(anyhow!(
-            "the {} broker (pid {}) exited unexpectedly ({status}); last lines of {}:\n{}",
-            self.kind,
-            self.pid,
-            self.log_path.display(),
-            log_tail(&self.log_path),
-        ))
+    /// Leaves the broker running after this value is gone (for `cargo xtask
+    /// up`); returns its pids, which whoever stops it later needs.
+    pub fn detach(self) -> Vec<u32> {
+        self.process.detach()
     }
 
     fn wait_ready(&self, port: u16, deadline: Instant, timeout: Duration) -> Result<()> {
@@ -247,8 +204,8 @@ impl Broker {
             anyhow!(
                 "the {} broker did not {what} within {timeout:?}; last lines of {}:\n{}",
                 self.kind,
-                self.log_path.display(),
-                log_tail(&self.log_path),
+                self.log_path().display(),
+                log_tail(self.log_path(), LOG_LINES),
             )
         };
         let addr = SocketAddr::from((HOST, port));
@@ -256,7 +213,7 @@ impl Broker {
         // Until the port is open a Kafka client would sit in its reconnect
         // backoff; plain connects find the moment sooner.
         loop {
-            self.ensure_running()?;
+            self.process.check_alive()?;
             if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
                 break;
             }
@@ -271,7 +228,7 @@ impl Broker {
         // with no brokers until then.
         let client: BaseConsumer = probe_config(&self.bootstrap).create().context("creating a Kafka client")?;
         loop {
-            self.ensure_running()?;
+            self.process.check_alive()?;
             if let Ok(metadata) = client.fetch_metadata(None, Duration::from_secs(1))
                 && metadata.brokers().iter().any(|b| b.port() == i32::from(port))
             {
@@ -293,7 +250,7 @@ impl Broker {
             .create()
             .context("creating a Kafka client")?;
         loop {
-            self.ensure_running()?;
+            self.process.check_alive()?;
             let mut partitions = TopicPartitionList::new();
             partitions.add_partition("stitch-harness-warmup", 0);
             if group_client.committed_offsets(partitions, Duration::from_secs(2)).is_ok() {
@@ -303,17 +260,6 @@ impl Broker {
                 return Err(timed_out("answer a consumer group request"));
             }
             thread::sleep(Duration::from_millis(100));
-        }
-    }
-}
-
-impl Drop for Broker {
-    fn drop(&mut self) {
-        if let Some(handle) = self.handle.take() {
-            // Scratch data only, so no need for a graceful stop; what matters
-            // is that no broker outlives the harness, even on a panic.
-            let _ = handle.kill();
-            let _ = handle.wait();
         }
     }
 }
@@ -466,12 +412,6 @@ pub fn ensure_topic(bootstrap: &str, topic: &str, partitions: i32) -> Result<()>
     bail!("topic {topic:?} on {bootstrap} did not become ready within 30 s: {last}")
 }
 
-/// A TCP port on 127.0.0.1 that nothing listens on right now.
-pub fn free_port() -> Result<u16> {
-    let listener = TcpListener::bind((HOST, 0)).context("finding a free port on 127.0.0.1")?;
-    Ok(listener.local_addr()?.port())
-}
-
 fn ensure_port_free(port: u16) -> Result<()> {
     match TcpListener::bind((HOST, port)) {
         Ok(_) => Ok(()),
@@ -518,8 +458,10 @@ fn tansu_command(opts: &BrokerOptions, bootstrap: &str) -> Result<Expression> {
 
 /// Writes the run's `server.properties`, formats the data directory, and
 /// returns the command that runs the broker.
-fn apache_command(opts: &BrokerOptions, libs: &Path, port: u16, log_path: &Path) -> Result<Expression> {
+fn apache_command(opts: &BrokerOptions, libs: &Path, port: u16) -> Result<Expression> {
     let infra = infra_dir();
+    // Formatting has a log of its own: the broker's log is started afresh.
+    let log_path = &opts.work_dir.join("kafka-format.log");
     let controller_port = loop {
         let candidate = free_port()?;
         if candidate != port {
@@ -572,7 +514,7 @@ fn apache_command(opts: &BrokerOptions, libs: &Path, port: u16, log_path: &Path)
     )
     .stdin_null()
     .stderr_to_stdout()
-    .stdout_file(append(log_path)?)
+    .stdout_path(log_path)
     .unchecked()
     .run()
     .context("running kafka.tools.StorageTool")?;
@@ -583,14 +525,10 @@ fn apache_command(opts: &BrokerOptions, libs: &Path, port: u16, log_path: &Path)
             data_dir.display(),
             formatted.status,
             log_path.display(),
-            log_tail(log_path),
+            log_tail(log_path, LOG_LINES),
         );
     }
     Ok(java("kafka.Kafka", &[properties_path.as_os_str()]))
-}
-
-fn append(path: &Path) -> Result<File> {
-    File::options().append(true).open(path).with_context(|| format!("opening {}", path.display()))
 }
 
 /// `template` with the value of each key in `overrides` replaced (or
@@ -638,39 +576,6 @@ fn require_tool(program: &str, why: &str) -> Result<()> {
         }
         Err(err) => Err(err).context(format!("running `{program} -version`")),
     }
-}
-
-fn spinner(message: String) -> ProgressBar {
-    let spinner = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
-    spinner.set_style(
-        ProgressStyle::with_template("{spinner} {msg} {elapsed}").expect("static template").tick_chars("⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏ "),
-    );
-    spinner.set_message(message);
-    spinner.enable_steady_tick(Duration::from_millis(100));
-    spinner
-}
-
-/// The last lines of a log file, for error messages.
-fn log_tail(path: &Path) -> String {
-    const MAX_BYTES: u64 = 16 * 1024;
-    let read = || -> io::Result<String> {
-        let mut file = File::open(path)?;
-        let len = file.metadata()?.len();
-        file.seek(SeekFrom::Start(len.saturating_sub(MAX_BYTES)))?;
-        let mut bytes = Vec::new();
-        file.read_to_end(&mut bytes)?;
-        Ok(String::from_utf8_lossy(&bytes).into_owned())
-    };
-    match read() {
-        Ok(text) if text.trim().is_empty() => "  (the log is empty)".to_owned(),
-        Ok(text) => tail(&text, 30),
-        Err(err) => format!("  (cannot read the log: {err})"),
-    }
-}
-
-fn tail(text: &str, lines: usize) -> String {
-    let all: Vec<&str> = text.lines().collect();
-    all[all.len().saturating_sub(lines)..].iter().map(|line| format!("  | {line}")).collect::<Vec<_>>().join("\n")
 }
 
 #[cfg(test)]

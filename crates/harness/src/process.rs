@@ -5,8 +5,12 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 
+/// Lines of a child's log an error quotes: enough for a stack trace's head.
+const QUOTED_LOG_LINES: usize = 20;
+
 /// A running child process with its output in a log file. Dropping it stops
 /// the process: a check that fails half-way leaves nothing running.
+#[derive(Debug)]
 pub struct Child {
     name: String,
     handle: Option<duct::Handle>,
@@ -14,7 +18,7 @@ pub struct Child {
 }
 
 impl Child {
-    /// Starts `expression` with stdout and stderr appended to `log`.
+    /// Starts `expression` with stdout and stderr written to `log`, afresh.
     pub fn start(name: &str, expression: duct::Expression, log: &Path) -> anyhow::Result<Child> {
         if let Some(dir) = log.parent() {
             std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
@@ -47,11 +51,11 @@ impl Child {
         let Some(handle) = &self.handle else { bail!("{} was stopped", self.name) };
         if let Some(output) = handle.try_wait()? {
             bail!(
-                "{} exited ({}); last lines of {}:\n{}",
+                "{} exited unexpectedly ({}); last lines of {}:\n{}",
                 self.name,
                 output.status,
                 self.log.display(),
-                log_tail(&self.log, 15)
+                log_tail(&self.log, QUOTED_LOG_LINES)
             );
         }
         Ok(())
@@ -92,15 +96,43 @@ impl Drop for Child {
     }
 }
 
-/// The last `lines` lines of a log file, or a note that it is unreadable.
+/// The last `lines` lines of a log file, for error messages. Reads at most
+/// the last 16 KiB: a broker's log can be large.
 pub fn log_tail(path: &Path, lines: usize) -> String {
-    match std::fs::read_to_string(path) {
-        Ok(text) => {
-            let all: Vec<&str> = text.lines().collect();
-            all[all.len().saturating_sub(lines)..].join("\n")
-        }
-        Err(err) => format!("(cannot read {}: {err})", path.display()),
+    use std::io::{Read as _, Seek as _};
+    const MAX_BYTES: u64 = 16 * 1024;
+    let read = || -> std::io::Result<String> {
+        let mut file = std::fs::File::open(path)?;
+        let len = file.metadata()?.len();
+        file.seek(std::io::SeekFrom::Start(len.saturating_sub(MAX_BYTES)))?;
+        let mut bytes = Vec::new();
+        file.read_to_end(&mut bytes)?;
+        Ok(String::from_utf8_lossy(&bytes).into_owned())
+    };
+    match read() {
+        Ok(text) if text.trim().is_empty() => "  (the log is empty)".to_owned(),
+        Ok(text) => tail(&text, lines),
+        Err(err) => format!("  (cannot read {}: {err})", path.display()),
     }
+}
+
+/// The last `lines` lines of `text`, indented and marked as quoted output.
+pub fn tail(text: &str, lines: usize) -> String {
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].iter().map(|line| format!("  | {line}")).collect::<Vec<_>>().join("\n")
+}
+
+/// A spinner on stderr with the time elapsed, for waits of a second or more.
+pub fn spinner(message: impl Into<std::borrow::Cow<'static, str>>) -> indicatif::ProgressBar {
+    let spinner = indicatif::ProgressBar::with_draw_target(None, indicatif::ProgressDrawTarget::stderr());
+    spinner.set_style(
+        indicatif::ProgressStyle::with_template("{spinner} {msg} {elapsed}")
+            .expect("static template")
+            .tick_chars("⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏ "),
+    );
+    spinner.set_message(message);
+    spinner.enable_steady_tick(std::time::Duration::from_millis(100));
+    spinner
 }
 
 /// Polls `ready` every 50 ms until it returns true, the child dies, or `timeout`.
@@ -117,24 +149,25 @@ pub fn wait_until(child: &Child, timeout: Duration, mut ready: impl FnMut() -> b
                 child.name,
                 timeout,
                 child.log.display(),
-                log_tail(&child.log, 15)
+                log_tail(&child.log, QUOTED_LOG_LINES)
             );
         }
         std::thread::sleep(Duration::from_millis(50));
     }
 }
 
-/// A port nobody listens on right now.
+/// A TCP port on 127.0.0.1 that nothing listens on right now.
 pub fn free_port() -> anyhow::Result<u16> {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").context("finding a free port")?;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").context("finding a free port on 127.0.0.1")?;
     Ok(listener.local_addr()?.port())
 }
 
 /// A cargo command, run by the cargo that runs us, without the variables
 /// `cargo test` sets for a test: build scripts (ring's) watch
 /// `CARGO_MANIFEST_DIR`, and seeing it change would rebuild half the graph.
-fn cargo(args: Vec<std::ffi::OsString>) -> duct::Expression {
+pub fn cargo(args: &[&dyn AsRef<std::ffi::OsStr>]) -> duct::Expression {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    let args = args.iter().map(|arg| arg.as_ref().to_owned());
     let mut expression = duct::cmd(cargo, args).dir(crate::project_root());
     for (name, _) in std::env::vars_os() {
         let name = name.to_string_lossy().into_owned();
@@ -157,14 +190,18 @@ fn cargo(args: Vec<std::ffi::OsString>) -> duct::Expression {
 
 /// Builds workspace packages, showing cargo's own output.
 pub fn cargo_build(packages: &[&str]) -> anyhow::Result<()> {
-    let mut args: Vec<std::ffi::OsString> = vec!["build".into(), "--quiet".into()];
+    let mut args: Vec<&dyn AsRef<std::ffi::OsStr>> = vec![&"build", &"--quiet"];
     for package in packages {
-        args.push("--package".into());
-        args.push((*package).into());
+        args.extend([&"--package" as &dyn AsRef<std::ffi::OsStr>, package]);
     }
+    run_build(&args, &packages.join(", "))
+}
+
+/// Runs a cargo build with its output on stderr; `what` names it in errors.
+fn run_build(args: &[&dyn AsRef<std::ffi::OsStr>], what: &str) -> anyhow::Result<()> {
     let status = cargo(args).stdout_to_stderr().unchecked().run().context("running cargo build")?.status;
     if !status.success() {
-        bail!("cargo build of {} failed (see the compiler output above)", packages.join(", "));
+        bail!("cargo build of {what} failed (see the compiler output above)");
     }
     Ok(())
 }
@@ -173,26 +210,11 @@ pub fn cargo_build(packages: &[&str]) -> anyhow::Result<()> {
 /// `crates/broker/Cargo.toml`), into the same target directory.
 pub fn build_broker() -> anyhow::Result<()> {
     let manifest = crate::project_root().join("crates").join("broker").join("Cargo.toml");
-    let status = cargo(vec![
-        "build".into(),
-        "--quiet".into(),
-        "--manifest-path".into(),
-        manifest.into(),
-        "--target-dir".into(),
-        target_dir().into(),
-    ])
-    .stdout_to_stderr()
-    .unchecked()
-    .run()
-    .context("running cargo build for stitch-broker")?
-    .status;
-    if !status.success() {
-        bail!("cargo build of stitch-broker failed (see the compiler output above)");
-    }
-    Ok(())
+    run_build(&[&"build", &"--quiet", &"--manifest-path", &manifest, &"--target-dir", &target_dir()], "stitch-broker")
 }
 
-fn target_dir() -> PathBuf {
+/// The target directory builds go to: `CARGO_TARGET_DIR`, or `target/`.
+pub fn target_dir() -> PathBuf {
     match std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from) {
         Some(dir) if dir.is_absolute() => dir,
         Some(dir) => crate::project_root().join(dir),

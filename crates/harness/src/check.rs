@@ -216,14 +216,7 @@ pub fn run_variant(options: &CheckOptions, variant: &Variant) -> anyhow::Result<
         lineage.settle_now();
         let shapes = orders.iter().map(|order| request_shape(&lineage, &order.order_id)).collect();
         let sample_dump = orders.first().and_then(|order| lineage.request_dump(&order.order_id)).unwrap_or_default();
-        let sample_page = orders
-            .first()
-            .map(|order| {
-                let url = format!("{}/requests/{}", lineage.http_endpoint(), order.order_id);
-                runtime.block_on(async { reqwest::get(&url).await?.error_for_status()?.text().await })
-            })
-            .and_then(Result::ok)
-            .unwrap_or_default();
+        let sample_page = orders.first().and_then(|order| lineage.request_page(&order.order_id)).unwrap_or_default();
         CheckRun {
             step: options.step.short_name(),
             solution: options.solution,

@@ -208,6 +208,11 @@ impl Lineage {
         self.shared.store().request(key)
     }
 
+    /// The HTML page `GET /requests/{key}` serves: a waterfall per fragment.
+    pub fn request_page(&self, key: &str) -> Option<String> {
+        self.request(key).map(|view| html::request_page(&self.shared.business_key, &view))
+    }
+
     pub fn trace(&self, trace_id_hex: &str) -> Option<TraceView> {
         self.shared.store().trace_hex(trace_id_hex)
     }

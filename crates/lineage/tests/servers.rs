@@ -390,6 +390,8 @@ async fn api_and_pages() {
     assert!(html.contains("1 request → 2 fragments, 1 break: http"));
     assert!(html.contains("BREAK root-in-internal-service/http"));
     assert!(html.contains("fragment 2 of 2"));
+    assert_eq!(lineage.request_page("1001").as_deref(), Some(html.as_str()), "in process, the same page");
+    assert_eq!(lineage.request_page("404"), None);
     let (status, _, _) = get(&lineage, "/traces/nothing").await;
     assert_eq!(status, 400);
 

@@ -54,13 +54,19 @@ fn section(step: &Step, run: &CheckRun, verdict: &Verdict) -> String {
         "The baseline"
     };
     let completeness = &run.report.completeness;
+    // A stage's measurements vary from run to run (what a sampler keeps, how
+    // long a proxy takes): they stay outside the stable block.
+    let evidence = run.evidence.as_ref().map_or_else(String::new, |evidence| {
+        let notes: String = evidence.notes.iter().map(|note| format!("- {note}\n")).collect();
+        format!("\n\nWhat the stage measured:\n\n{notes}\n{}", table::evidence_table(evidence).markdown())
+    });
     format!(
         "#### {title}: `cargo xtask check {}{}`\n\n{} requests on {}.\n\n{}\n\nCompleteness latency (entry span end → last connected span): p50 {:.0} ms, p99 {:.0} ms. Timings vary from run to run and machine to machine.\n\nOne request, as lineage prints it:\n\n```text\n{}\n```\n",
         step.short_name(),
         if run.solution { " --solution" } else { "" },
         run.requests_sent,
         run.kafka,
-        stable_block(step, run, verdict),
+        stable_block(step, run, verdict) + &evidence,
         completeness.p50_ms,
         completeness.p99_ms,
         run.sample_dump.trim_end()
@@ -73,7 +79,7 @@ pub fn generate() -> anyhow::Result<ExitCode> {
     std::fs::create_dir_all(generated_dir())?;
     std::fs::create_dir_all(images_dir())?;
     let mut demo_runs = Vec::new();
-    let last = steps.last().map(|step| step.name.clone());
+    let last = Some(step::final_flow()?.name);
     for step in &steps {
         let mut sections = vec![HEADER.to_owned()];
         for solution in [false, true] {

@@ -1,7 +1,7 @@
 //! What a check prints: one screen, tables first, the hint last.
 
 use serde_json::json;
-use stitch_harness::check::CheckRun;
+use stitch_harness::check::{CheckRun, Evidence};
 use stitch_harness::step::Step;
 use stitch_harness::verdict::{Verdict, percent};
 
@@ -151,6 +151,9 @@ pub fn print_check(step: &Step, run: &CheckRun, verdict: &Verdict) {
         }
         println!();
     }
+    if let Some(evidence) = &run.evidence {
+        print_evidence(evidence);
+    }
     if verdict.passed {
         println!("PASSED: every judged orphan and break rate is under its target.");
     } else {
@@ -161,6 +164,25 @@ pub fn print_check(step: &Step, run: &CheckRun, verdict: &Verdict) {
         println!("\nhint:{}", step.meta.hint.trim_end().replace('\n', "\n  "));
         println!("chapter: {}", step.meta.chapter);
     }
+}
+
+/// What the step's stage measured: its notes, then one row per claim.
+pub fn evidence_table(evidence: &Evidence) -> Table {
+    let mut table = Table::new(&["claim", "measured", ""], &[false, false, false]);
+    for assertion in &evidence.assertions {
+        table.row(vec![assertion.claim.clone(), assertion.measured.clone(), mark(Some(assertion.passed))]);
+    }
+    table
+}
+
+fn print_evidence(evidence: &Evidence) {
+    for note in &evidence.notes {
+        println!("  {note}");
+    }
+    if !evidence.notes.is_empty() {
+        println!();
+    }
+    println!("{}\n", evidence_table(evidence).render());
 }
 
 /// The `--json` object: one per run.
@@ -181,6 +203,7 @@ pub fn json(step: &Step, run: &CheckRun, verdict: &Verdict) -> serde_json::Value
         "completeness_p99_ms": run.report.completeness.p99_ms,
         "failures": verdict.failures,
         "sample": run.orders.first(),
+        "evidence": run.evidence,
     })
 }
 

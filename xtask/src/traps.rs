@@ -46,7 +46,7 @@ pub fn write() -> anyhow::Result<ExitCode> {
 /// Runs every trap for real and returns the Markdown of
 /// `book/src/generated/silent-failures.md`.
 pub fn generate() -> anyhow::Result<String> {
-    let last = step::all()?.pop().context("no steps")?;
+    let last = step::final_flow()?;
     let baseline = Baseline::load()?;
     let sections = [
         HEADER.to_owned(),
@@ -166,6 +166,7 @@ fn measured(name: &str, lineage: &lineage::Lineage, orders: Vec<Order>, started:
         sample_dump,
         sample_page: String::new(),
         elapsed_seconds: started.elapsed().as_secs_f64(),
+        evidence: None,
     }
 }
 

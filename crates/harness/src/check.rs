@@ -40,6 +40,83 @@ pub struct Variant {
     pub name: Option<String>,
 }
 
+/// What a later step adds around the flow: a collector tier between the
+/// services and lineage, a proxy in front of the worker, a browser, a long job.
+/// A run calls the hooks in the order they are declared here; `stop` always.
+pub trait Stage {
+    /// Services lineage treats as entries (roots there are not orphans).
+    fn entry_services(&self) -> Vec<String> {
+        vec!["gateway".to_owned()]
+    }
+    /// Starts what the stage needs, once lineage listens.
+    fn start(&mut self, env: &StageEnv) -> anyhow::Result<()>;
+    /// Where the services export their spans, when not straight to lineage.
+    fn otlp_endpoint(&self) -> Option<String> {
+        None
+    }
+    /// Arguments appended to one role's command line (`gateway`, `worker`, `consumer`).
+    fn service_args(&self, _role: &str) -> Vec<String> {
+        Vec::new()
+    }
+    /// Called once the worker listens: the URL the gateway should call it at,
+    /// when something (a proxy) sits in between.
+    fn worker_url(&mut self, _worker: SocketAddr, _env: &StageEnv) -> anyhow::Result<Option<String>> {
+        Ok(None)
+    }
+    /// After the baseline requests: the stage's own traffic (an error, a slow
+    /// request, a browser). Its orders join the run's.
+    fn drive(&mut self, _env: &StageEnv, _gateway: SocketAddr) -> anyhow::Result<Vec<Order>> {
+        Ok(Vec::new())
+    }
+    /// Once the spans reached lineage: what the stage measured.
+    fn measure(&mut self, env: &StageEnv, lineage: &lineage::Lineage, orders: &[Order]) -> anyhow::Result<Evidence>;
+    /// Fails when one of the stage's processes died.
+    fn check_alive(&self) -> anyhow::Result<()> {
+        Ok(())
+    }
+    /// Stops everything `start` started. Runs on every path out of a run.
+    fn stop(&mut self);
+}
+
+/// What a stage's hooks get to know about the run.
+#[derive(Debug, Clone)]
+pub struct StageEnv {
+    /// This run's log directory; a stage keeps its processes' logs here.
+    pub logs: std::path::PathBuf,
+    /// Lineage's OTLP/gRPC endpoint, `http://127.0.0.1:port`.
+    pub lineage_otlp: String,
+    /// Lineage's HTTP base URL (OTLP/HTTP, report, pages).
+    pub lineage_http: String,
+    pub solution: bool,
+    /// The baseline requests the run drives.
+    pub requests: usize,
+}
+
+/// What a stage measured beyond lineage's report.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Evidence {
+    /// What the stage asserts; a failed one fails the run.
+    pub assertions: Vec<Assertion>,
+    /// Lines worth printing in the report (a config value, a routing summary).
+    pub notes: Vec<String>,
+    /// Everything measured, for `--json` and the book's generated tables.
+    pub data: serde_json::Value,
+}
+
+/// One measured claim of a stage.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Assertion {
+    pub claim: String,
+    pub measured: String,
+    pub passed: bool,
+}
+
+impl Assertion {
+    pub fn new(claim: impl Into<String>, measured: impl Into<String>, passed: bool) -> Assertion {
+        Assertion { claim: claim.into(), measured: measured.into(), passed }
+    }
+}
+
 /// Where a run keeps its services' logs (`gateway.log`, `worker.log`, …).
 pub fn log_dir(name: &str) -> std::path::PathBuf {
     crate::run_dir().join("runs").join(name)
@@ -81,6 +158,9 @@ pub struct CheckRun {
     pub sample_page: String,
     /// Seconds from the first request to the final report.
     pub elapsed_seconds: f64,
+    /// What the step's stage measured, when it has one.
+    #[serde(default)]
+    pub evidence: Option<Evidence>,
 }
 
 /// The services of the flow, started as three processes of the step's binary.
@@ -94,15 +174,17 @@ impl Services {
         binary: &std::path::Path,
         otlp: &str,
         bootstrap: &str,
-        logs: &std::path::Path,
+        env: &StageEnv,
         extra_args: &[String],
+        mut stage: Option<&mut (dyn Stage + '_)>,
     ) -> anyhow::Result<Services> {
+        let logs = &env.logs;
         let [gateway, worker, consumer] = [free_port()?, free_port()?, free_port()?];
         let gateway_addr: SocketAddr = ([127, 0, 0, 1], gateway).into();
         let worker_addr: SocketAddr = ([127, 0, 0, 1], worker).into();
         let consumer_addr: SocketAddr = ([127, 0, 0, 1], consumer).into();
         let group = format!("stitch-{}", std::process::id());
-        let roles: [(&str, Vec<String>, SocketAddr); 3] = [
+        let roles: [(&str, Vec<String>, SocketAddr); 2] = [
             (
                 "consumer",
                 vec![
@@ -120,29 +202,30 @@ impl Services {
                 vec!["--listen".into(), worker_addr.to_string(), "--kafka".into(), bootstrap.into()],
                 worker_addr,
             ),
-            (
-                "gateway",
-                vec![
-                    "--listen".into(),
-                    gateway_addr.to_string(),
-                    "--worker-url".into(),
-                    format!("http://{worker_addr}"),
-                ],
-                gateway_addr,
-            ),
         ];
         let mut children = Vec::new();
-        for (role, args, addr) in roles {
+        let start = |role: &str, args: Vec<String>, addr: SocketAddr, stage: &Option<&mut (dyn Stage + '_)>| {
             let mut argv = vec![role.to_owned()];
             argv.extend(args);
             argv.extend(["--otlp-endpoint".to_owned(), otlp.to_owned()]);
             argv.extend(extra_args.iter().cloned());
+            argv.extend(stage.as_ref().map(|stage| stage.service_args(role)).unwrap_or_default());
             let expression = duct::cmd(binary, argv).env_remove("RUST_LOG").env_remove("OTEL_EXPORTER_OTLP_ENDPOINT");
             let child = Child::start(role, expression, &logs.join(format!("{role}.log")))?;
             // The consumer answers 200 only once its partitions are assigned.
             wait_until(&child, Duration::from_secs(60), || healthy(addr))?;
-            children.push(child);
+            anyhow::Ok(child)
+        };
+        for (role, args, addr) in roles {
+            children.push(start(role, args, addr, &stage)?);
         }
+        let worker_url = match stage.as_deref_mut() {
+            Some(stage) => stage.worker_url(worker_addr, env)?,
+            None => None,
+        };
+        let worker_url = worker_url.unwrap_or_else(|| format!("http://{worker_addr}"));
+        let args = vec!["--listen".into(), gateway_addr.to_string(), "--worker-url".into(), worker_url];
+        children.push(start("gateway", args, gateway_addr, &stage)?);
         Ok(Services { children, gateway: gateway_addr })
     }
 
@@ -169,13 +252,24 @@ fn healthy(addr: SocketAddr) -> bool {
     stream.read_exact(&mut head).is_ok() && head.ends_with(b"200")
 }
 
-/// Runs a step end to end and returns what lineage measured.
+/// Runs a step end to end and returns what lineage (and the step's stage,
+/// when it has one) measured.
 pub fn run(options: &CheckOptions) -> anyhow::Result<CheckRun> {
     run_variant(options, &Variant::default())
 }
 
 /// [`run`], changed as `variant` says.
 pub fn run_variant(options: &CheckOptions, variant: &Variant) -> anyhow::Result<CheckRun> {
+    let mut stage = crate::stages::for_step(&options.step, options.solution)?;
+    run_staged(options, variant, stage.as_deref_mut())
+}
+
+/// [`run_variant`] with the stage given rather than the step's.
+pub fn run_staged(
+    options: &CheckOptions,
+    variant: &Variant,
+    mut stage: Option<&mut (dyn Stage + '_)>,
+) -> anyhow::Result<CheckRun> {
     let package = variant.package.clone().unwrap_or_else(|| options.step.package(options.solution));
     cargo_build(&[&package])?;
     build_broker()?;
@@ -183,56 +277,89 @@ pub fn run_variant(options: &CheckOptions, variant: &Variant) -> anyhow::Result<
     std::fs::create_dir_all(&logs)?;
 
     let runtime = tokio::runtime::Runtime::new().context("starting the tokio runtime")?;
+    let entry_services = stage.as_ref().map_or_else(|| vec!["gateway".to_owned()], |stage| stage.entry_services());
     let lineage = runtime.block_on(lineage::Lineage::start(lineage::Config {
         grpc_addr: ([127, 0, 0, 1], 0).into(),
         http_addr: ([127, 0, 0, 1], 0).into(),
         quiet_period: Duration::from_secs(2),
+        entry_services,
         ..lineage::Config::default()
     }))?;
+    let env = StageEnv {
+        logs: logs.clone(),
+        lineage_otlp: lineage.otlp_grpc_endpoint(),
+        lineage_http: lineage.http_endpoint(),
+        solution: options.solution,
+        requests: options.requests,
+    };
 
+    let outcome = run_started(&runtime, &lineage, options, &package, &env, variant, stage.as_deref_mut());
+    if let Some(stage) = stage {
+        stage.stop();
+    }
+    runtime.block_on(lineage.shutdown());
+    outcome
+}
+
+fn run_started(
+    runtime: &tokio::runtime::Runtime,
+    lineage: &lineage::Lineage,
+    options: &CheckOptions,
+    package: &str,
+    env: &StageEnv,
+    variant: &Variant,
+    mut stage: Option<&mut (dyn Stage + '_)>,
+) -> anyhow::Result<CheckRun> {
+    if let Some(stage) = stage.as_deref_mut() {
+        stage.start(env)?;
+    }
     let mut broker = Broker::start(&BrokerOptions {
         kind: options.kafka,
         port: 0,
-        work_dir: logs.join("kafka"),
+        work_dir: env.logs.join("kafka"),
         tansu_binary: binary("stitch-broker"),
         cache_dir: crate::kafka::default_cache_dir(),
     })?;
 
+    let otlp = stage.as_ref().and_then(|stage| stage.otlp_endpoint()).unwrap_or_else(|| env.lineage_otlp.clone());
     let starting = spinner(format!("starting {package} (gateway, worker, consumer)"));
-    let services = Services::start(
-        &binary(&package),
-        &lineage.otlp_grpc_endpoint(),
-        broker.bootstrap(),
-        &logs,
-        &variant.service_args,
-    );
+    let services =
+        Services::start(&binary(package), &otlp, broker.bootstrap(), env, &variant.service_args, stage.as_deref_mut());
     starting.finish_and_clear();
-    let services = services?;
+    let services = match services {
+        Ok(services) => services,
+        Err(err) => {
+            broker.stop();
+            return Err(err);
+        }
+    };
 
-    let outcome = drive_and_measure(&runtime, &lineage, &services, &mut broker, options);
+    let outcome = drive_and_measure(runtime, lineage, &services, &mut broker, options, env, stage.as_deref_mut());
     services.stop();
     broker.stop();
-    let outcome = outcome.map(|(orders, failed, started)| {
-        lineage.settle_now();
-        let shapes = orders.iter().map(|order| request_shape(&lineage, &order.order_id)).collect();
-        let sample_dump = orders.first().and_then(|order| lineage.request_dump(&order.order_id)).unwrap_or_default();
-        let sample_page = orders.first().and_then(|order| lineage.request_page(&order.order_id)).unwrap_or_default();
-        CheckRun {
-            step: options.step.short_name(),
-            solution: options.solution,
-            kafka: options.kafka.to_string(),
-            requests_sent: options.requests,
-            requests_failed: failed,
-            orders,
-            shapes,
-            report: lineage.report(),
-            sample_dump,
-            sample_page,
-            elapsed_seconds: started.elapsed().as_secs_f64(),
-        }
-    });
-    runtime.block_on(lineage.shutdown());
-    outcome
+    let (orders, failed, started) = outcome?;
+    lineage.settle_now();
+    let evidence = match stage {
+        Some(stage) => Some(stage.measure(env, lineage, &orders)?),
+        None => None,
+    };
+    let shapes = orders.iter().map(|order| request_shape(lineage, &order.order_id)).collect();
+    let sample_dump = orders.first().and_then(|order| lineage.request_dump(&order.order_id)).unwrap_or_default();
+    let sample_page = orders.first().and_then(|order| lineage.request_page(&order.order_id)).unwrap_or_default();
+    Ok(CheckRun {
+        step: options.step.short_name(),
+        solution: options.solution,
+        kafka: options.kafka.to_string(),
+        requests_sent: options.requests,
+        requests_failed: failed,
+        orders,
+        shapes,
+        report: lineage.report(),
+        sample_dump,
+        sample_page,
+        elapsed_seconds: started.elapsed().as_secs_f64(),
+        evidence,
+    })
 }
 
 type Driven = (Vec<Order>, usize, Instant);
@@ -243,6 +370,8 @@ fn drive_and_measure(
     services: &Services,
     broker: &mut Broker,
     options: &CheckOptions,
+    env: &StageEnv,
+    mut stage: Option<&mut (dyn Stage + '_)>,
 ) -> anyhow::Result<Driven> {
     let started = Instant::now();
     let bar = ProgressBar::new(options.requests as u64).with_style(
@@ -281,6 +410,10 @@ fn drive_and_measure(
             Err(err) => failures.push(format!("{err:#}")),
         }
     }
+    if let Some(stage) = stage.as_deref_mut() {
+        stage.check_alive()?;
+        orders.extend(stage.drive(env, services.gateway)?);
+    }
     if orders.is_empty() {
         bail!("no request succeeded; first error: {}", failures.first().map_or("none", String::as_str));
     }
@@ -305,6 +438,9 @@ fn drive_and_measure(
             break;
         }
         services.check_alive()?;
+        if let Some(stage) = stage.as_deref() {
+            stage.check_alive()?;
+        }
         std::thread::sleep(Duration::from_millis(100));
     }
     waiting.finish_and_clear();

@@ -9,6 +9,7 @@ pub mod check;
 pub mod gate;
 pub mod kafka;
 pub mod process;
+pub mod stages;
 pub mod step;
 pub mod verdict;
 

@@ -23,6 +23,10 @@ pub struct StepMeta {
     /// The files a learner edits, relative to the step's directory.
     pub lesson: Vec<String>,
     pub hint: String,
+    /// What the step adds around the flow (see [`crate::stages`]); none for
+    /// steps 0–3.
+    #[serde(default)]
+    pub stage: Option<String>,
     pub targets: Targets,
     pub unsolved: Expectation,
     /// Absent for step 0, which has nothing to solve.
@@ -107,6 +111,13 @@ pub fn all() -> anyhow::Result<Vec<Step>> {
     Ok(steps)
 }
 
+/// The step whose solution is the final flow: the last one without a stage.
+/// The CI gate and the traps run on its solution; later steps only add
+/// around it.
+pub fn final_flow() -> anyhow::Result<Step> {
+    all()?.into_iter().filter(|step| step.meta.stage.is_none()).last().context("no steps")
+}
+
 /// Finds a step by `3`, `step-3`, `step-03` or `step-03-kafka`.
 pub fn find(query: &str) -> anyhow::Result<Step> {
     let steps = all()?;
@@ -125,6 +136,11 @@ pub fn validate(steps: &[Step]) -> anyhow::Result<()> {
         for boundary in names.chain(step.meta.unsolved.min_break_rate.keys()) {
             if !BOUNDARIES.contains(&boundary.as_str()) {
                 bail!("{}: unknown boundary {boundary:?} (lineage knows {BOUNDARIES:?})", step.name);
+            }
+        }
+        if let Some(stage) = &step.meta.stage {
+            if !crate::stages::NAMES.contains(&stage.as_str()) {
+                bail!("{}: unknown stage {stage:?} (known: {:?})", step.name, crate::stages::NAMES);
             }
         }
         for file in &step.meta.lesson {

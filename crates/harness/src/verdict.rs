@@ -126,6 +126,12 @@ pub fn judge(step: &Step, run: &CheckRun) -> Verdict {
         })
         .collect();
 
+    if let Some(evidence) = &run.evidence {
+        for assertion in evidence.assertions.iter().filter(|assertion| !assertion.passed) {
+            failures.push(format!("{}: measured {}", assertion.claim, assertion.measured));
+        }
+    }
+
     Verdict { passed: failures.is_empty(), services, boundaries, failures }
 }
 

@@ -1,0 +1,17 @@
+//! The stages of the later steps: what each adds around the flow. A step names
+//! its stage in `step.toml` (`stage = "…"`); steps 0–3 have none.
+
+use crate::check::Stage;
+use crate::step::Step;
+
+/// Every stage a `step.toml` may name.
+pub const NAMES: &[&str] = &[];
+
+/// The stage a step runs with, if any.
+pub fn for_step(step: &Step, solution: bool) -> anyhow::Result<Option<Box<dyn Stage>>> {
+    let _ = solution;
+    match step.meta.stage.as_deref() {
+        None => Ok(None),
+        Some(other) => anyhow::bail!("{}: unknown stage {other:?}", step.name),
+    }
+}

@@ -19,4 +19,7 @@ pub struct Boundaries {
     /// Queue, consumer side: called for each message received, after its span
     /// is created and before it is entered.
     pub continue_message: fn(&Span, Option<&BorrowedHeaders>),
+    /// The boundary to the sampler: how a failed order shows on its span.
+    /// Tail sampling keeps a trace for its error only if the status says so.
+    pub record_failure: fn(&Span, &str),
 }

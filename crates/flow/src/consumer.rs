@@ -76,7 +76,7 @@ pub(crate) async fn serve(
             span.record(crate::BUSINESS_KEY, key);
         }
         (boundaries.continue_message)(&span, message.headers());
-        process(message.payload()).instrument(span).await;
+        process(message.payload(), boundaries.record_failure).instrument(span).await;
         // A message that failed to process is still committed: the failure is
         // on its span, and redelivering it would only fail again.
         if let Err(err) = consumer.commit_message(&message, CommitMode::Async) {
@@ -86,21 +86,15 @@ pub(crate) async fn serve(
     Ok(())
 }
 
-async fn process(payload: Option<&[u8]>) {
+async fn process(payload: Option<&[u8]>, record_failure: fn(&tracing::Span, &str)) {
     let span = tracing::Span::current();
     let order: WorkOrder = match payload.map(serde_json::from_slice) {
         Some(Ok(order)) => order,
-        Some(Err(err)) => return fail(&span, &format!("undecodable order: {err}")),
-        None => return fail(&span, "message without a payload"),
+        Some(Err(err)) => return (record_failure)(&span, &format!("undecodable order: {err}")),
+        None => return (record_failure)(&span, "message without a payload"),
     };
     span.record(crate::BUSINESS_KEY, order.order_id.as_str());
     if order.fail {
-        fail(&span, "payment declined");
+        (record_failure)(&span, "payment declined");
     }
-}
-
-fn fail(span: &tracing::Span, reason: &str) {
-    span.record("otel.status_code", "ERROR");
-    span.record("otel.status_description", reason);
-    tracing::warn!(parent: span, reason, "order failed");
 }

@@ -10,6 +10,7 @@ mod cli;
 mod consumer;
 mod gateway;
 mod kafka;
+pub mod status;
 mod worker;
 
 pub use boundary::Boundaries;
@@ -25,6 +26,10 @@ pub const BUSINESS_KEY: &str = "order.id";
 #[macro_export]
 macro_rules! boundaries {
     () => {
+        $crate::boundaries!(status = $crate::status);
+    };
+    (status = $status:path) => {
+        use $status as status_module;
         /// The boundary hooks this step runs the flow with.
         pub const BOUNDARIES: $crate::Boundaries = $crate::Boundaries {
             http_client: http::client,
@@ -32,6 +37,7 @@ macro_rules! boundaries {
             spawn: spawn::spawn,
             inject_message: messaging::inject,
             continue_message: messaging::continue_trace,
+            record_failure: status_module::record_failure,
         };
     };
 }

@@ -70,6 +70,9 @@ pub fn run(kafka: &str, requests: usize, no_tests: bool) -> anyhow::Result<ExitC
                     if solution { "solution passes" } else { "unsolved fails" }
                 );
                 eprintln!("\n── {name}");
+                // A stage's step drives what its step.toml asks for (the tier
+                // needs enough traffic for 1% to be a count).
+                let requests = if step.meta.stage.is_some() { step.default_requests() } else { requests };
                 let options = CheckOptions { step: step.clone(), solution, requests, kafka, concurrency: 8 };
                 let problems = match check::run(&options) {
                     Ok(run) => {
@@ -90,6 +93,23 @@ pub fn run(kafka: &str, requests: usize, no_tests: bool) -> anyhow::Result<ExitC
         }
     }
 
+    if let Some(&kafka) = brokers.first() {
+        let name = format!("step 0 through the tail-sampling tier on {kafka}: sampling cannot repair lineage");
+        eprintln!("\n── {name}");
+        let problems = match stitch_harness::tier::run_cannot_repair(crate::report::TIER_REQUESTS, kafka) {
+            Ok(run) => match &run.evidence {
+                Some(evidence) => evidence
+                    .assertions
+                    .iter()
+                    .filter(|assertion| !assertion.passed)
+                    .map(|assertion| format!("{}: measured {}", assertion.claim, assertion.measured))
+                    .collect(),
+                None => vec!["the tier measured nothing".to_owned()],
+            },
+            Err(err) => vec![format!("the run failed: {err:#}")],
+        };
+        proofs.push(Proof { name, problems });
+    }
     if brokers.contains(&crate::report::KAFKA) && requests == crate::report::REQUESTS {
         proofs.push(Proof {
             name: "book: measured results are current".to_owned(),

@@ -10,6 +10,7 @@ mod traps;
 
 use std::process::ExitCode;
 
+use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use stitch_harness::check::{self, CheckOptions};
 use stitch_harness::kafka::BrokerKind;
@@ -29,6 +30,10 @@ enum Command {
         #[arg(long, default_value = "tansu")]
         kafka: BrokerKind,
     },
+    /// Fetch or build, and cache, the components the later steps start: the
+    /// collector and Jaeger (from the Go module proxy), Apache Kafka (from
+    /// Maven Central). Every check does this on demand; this does it up front.
+    Deps,
     /// Stop what `up` started. Safe to run when nothing runs.
     Down,
     /// Run a step end to end and judge its orphan rates.
@@ -38,8 +43,9 @@ enum Command {
         /// Run the step's solution instead of the learner's crate.
         #[arg(long)]
         solution: bool,
-        #[arg(long, default_value_t = 200)]
-        requests: usize,
+        /// Requests to drive: 200, or what the step's step.toml says.
+        #[arg(long)]
+        requests: Option<usize>,
         #[arg(long, default_value = "tansu")]
         kafka: BrokerKind,
         /// Print one JSON object on stdout instead of the tables.
@@ -65,10 +71,22 @@ enum Command {
         #[arg(long)]
         no_tests: bool,
     },
+    /// Step 0's broken flow through step 4's tail-sampling tier: what reaches
+    /// the backend is orphan fragments, sampled one by one, never a request.
+    SamplingCannotRepair {
+        #[arg(long, default_value_t = 2000)]
+        requests: usize,
+        #[arg(long, default_value = "tansu")]
+        kafka: BrokerKind,
+    },
     /// Show what a step's solution changes: the lesson, and nothing else.
     Diff { step: String },
     /// Run every step and write the book's measured tables and pictures.
-    Report,
+    Report {
+        /// Only this step (`step-7`, `7`, …): its chapter's include and pictures.
+        #[arg(long)]
+        step: Option<String>,
+    },
     /// Build a local `workshop` branch with a tag per step start and solution.
     Tags,
     /// Reproduce the book's five silent failures (`traps/`) and write what
@@ -87,13 +105,15 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Up { kafka } => infra::up(kafka),
         Command::Down => infra::down(),
+        Command::Deps => deps(),
         Command::Check { step, solution, requests, kafka, json } => {
             check_command(&step, solution, requests, kafka, json)
         }
         Command::Demo { requests, kafka } => demo(requests, kafka),
         Command::Ci { kafka, requests, no_tests } => ci::run(&kafka, requests, no_tests),
         Command::Diff { step } => ci::show_diff(&step),
-        Command::Report => report::generate(),
+        Command::SamplingCannotRepair { requests, kafka } => sampling_cannot_repair(requests, kafka),
+        Command::Report { step } => report::generate(step.as_deref()),
         Command::Tags => tags::run(),
         Command::Traps => traps::write(),
         Command::Book { check: _ } => book::check(&stitch_harness::project_root()).map(|()| {
@@ -113,11 +133,12 @@ fn main() -> ExitCode {
 fn check_command(
     query: &str,
     solution: bool,
-    requests: usize,
+    requests: Option<usize>,
     kafka: BrokerKind,
     json: bool,
 ) -> anyhow::Result<ExitCode> {
     let step = step::find(query)?;
+    let requests = requests.unwrap_or_else(|| step.default_requests());
     if solution && !step.has_solution() {
         anyhow::bail!("{} has no solution: it is the baseline, nothing to fix yet", step.short_name());
     }
@@ -131,9 +152,29 @@ fn check_command(
     Ok(if verdict.passed { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
 
+fn sampling_cannot_repair(requests: usize, kafka: BrokerKind) -> anyhow::Result<ExitCode> {
+    let run = stitch_harness::tier::run_cannot_repair(requests, kafka)?;
+    let evidence = run.evidence.as_ref().context("the tier measured nothing")?;
+    println!("\nStep 0's broken flow through the tail-sampling tier, {} requests on {kafka}:\n", run.requests_sent);
+    table::print_evidence(evidence);
+    let passed = evidence.assertions.iter().all(|assertion| assertion.passed);
+    println!("{}", if passed { "As expected: sampling kept fragments, never a request." } else { "UNEXPECTED: see above." });
+    Ok(if passed { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+fn deps() -> anyhow::Result<ExitCode> {
+    let collector = stitch_harness::otelcol::install_collector()?;
+    println!("collector: {}", collector.display());
+    let jaeger = stitch_harness::otelcol::install_jaeger()?;
+    println!("jaeger:    {}", jaeger.display());
+    Ok(ExitCode::SUCCESS)
+}
+
 fn demo(requests: usize, kafka: BrokerKind) -> anyhow::Result<ExitCode> {
     let mut runs = Vec::new();
-    for step in step::all()? {
+    // The lesson of the four boundaries; the later steps add a tier, a proxy
+    // or a browser around the same flow and have checks of their own.
+    for step in step::all()?.into_iter().filter(|step| step.meta.stage.is_none()) {
         let solution = step.has_solution();
         eprintln!("running {} ({})…", step.package(solution), step.meta.title);
         let run = check::run(&CheckOptions { step: step.clone(), solution, requests, kafka, concurrency: 8 })?;

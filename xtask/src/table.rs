@@ -175,9 +175,9 @@ pub fn evidence_table(evidence: &Evidence) -> Table {
     table
 }
 
-fn print_evidence(evidence: &Evidence) {
+pub fn print_evidence(evidence: &Evidence) {
     for note in &evidence.notes {
-        println!("  {note}");
+        println!("  {}", note.replace('\n', "\n    "));
     }
     if !evidence.notes.is_empty() {
         println!();

@@ -9,6 +9,10 @@ use tracing::Span;
 pub struct Boundaries {
     /// HTTP hop, client side: the client the gateway calls the worker with.
     pub http_client: fn() -> reqwest_middleware::ClientWithMiddleware,
+    /// The edge, on the gateway: called for each request it receives, after
+    /// its span is created and before it is entered. Decides whether a trace
+    /// context the caller presents is continued, linked, or ignored.
+    pub continue_at_edge: fn(&Span, &http::HeaderMap, &crate::EdgePolicy),
     /// HTTP hop, server side: called for each request the worker receives,
     /// after its span is created and before it is entered.
     pub continue_http: fn(&Span, &http::HeaderMap),

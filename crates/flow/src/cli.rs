@@ -29,6 +29,8 @@ enum Role {
         /// Base URL of the worker.
         #[arg(long, default_value = "http://127.0.0.1:8081")]
         worker_url: String,
+        #[command(flatten)]
+        edge: crate::gateway::EdgeArgs,
     },
     /// Handles `POST /work`, then hands deferred work to a task that publishes to Kafka.
     Worker {
@@ -95,7 +97,9 @@ pub fn run_with(step: &str, boundaries: Boundaries, telemetry: fn(&mut stitch_te
         telemetry(&mut options);
         let telemetry = stitch_telemetry::init(&options)?;
         let served = match cli.role {
-            Role::Gateway { listen, worker_url } => crate::gateway::serve(listen, worker_url, boundaries).await,
+            Role::Gateway { listen, worker_url, edge } => {
+                crate::gateway::serve(listen, worker_url, edge, boundaries).await
+            }
             Role::Worker { listen, kafka } => crate::worker::serve(listen, kafka, boundaries).await,
             Role::Consumer { listen, kafka, group } => crate::consumer::serve(listen, kafka, group, boundaries).await,
         };

@@ -1,4 +1,5 @@
-//! The entry service. Every request starts a trace here.
+//! The entry service. Every request starts a trace here, unless a trusted
+//! page started it already (step 7): the gateway can also serve that page.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -14,8 +15,69 @@ use tower_http::trace::TraceLayer;
 use tracing::Span;
 use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
-use crate::Boundaries;
 use crate::worker::WorkOrder;
+use crate::{Boundaries, EdgePolicy};
+
+/// The page the gateway can serve (step 7) and who may continue a trace here.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub(crate) struct EdgeArgs {
+    /// Origin whose pages may continue a trace at the gateway (`Origin`
+    /// header); repeat for several. Any other caller's context is only linked.
+    #[arg(long = "trusted-origin", value_parser = parse_origin)]
+    pub trusted_origins: Vec<String>,
+    /// Serves this directory's files (the order page and its bundle) at `/`.
+    #[arg(long, value_name = "DIR")]
+    pub frontend: Option<std::path::PathBuf>,
+    /// Where the page exports its spans (an OTLP/HTTP traces URL that allows
+    /// the page's origin).
+    #[arg(long, default_value = "http://127.0.0.1:4318/v1/traces", requires = "frontend")]
+    pub frontend_otlp: String,
+    /// Cross-origin API the page sends `traceparent` to: its allowlist, one
+    /// origin per flag. Same-origin calls always carry it.
+    #[arg(long = "propagate-to", value_parser = parse_origin, requires = "frontend")]
+    pub propagate_to: Vec<String>,
+    /// Another endpoint the page calls with each order, as NAME=URL (a partner
+    /// API, an analytics beacon); repeat for several.
+    #[arg(long = "frontend-call", value_parser = parse_call, requires = "frontend")]
+    pub calls: Vec<(String, String)>,
+}
+
+/// What the page reads from `GET /config.json`: everything it may talk to is
+/// decided here, by the server, never by the page's URL.
+#[derive(Debug, Serialize)]
+struct PageConfig<'a> {
+    otlp_traces_url: &'a str,
+    propagate_to: &'a [String],
+    calls: Vec<PageCall<'a>>,
+}
+
+#[derive(Debug, Serialize)]
+struct PageCall<'a> {
+    name: &'a str,
+    url: &'a str,
+}
+
+/// An origin as browsers send it in `Origin`: scheme, host, port; no path.
+fn parse_origin(text: &str) -> Result<String, String> {
+    let origin = text.trim().trim_end_matches('/');
+    let valid = origin.split_once("://").is_some_and(|(scheme, rest)| {
+        matches!(scheme, "http" | "https") && !rest.is_empty() && !rest.contains(['/', '?', '#', '*'])
+    });
+    if valid {
+        Ok(origin.to_owned())
+    } else {
+        Err(format!("not an origin: {text:?} (scheme://host[:port], e.g. http://127.0.0.1:8080)"))
+    }
+}
+
+fn parse_call(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((name, url)) if !name.is_empty() && (url.starts_with("http://") || url.starts_with("https://")) => {
+            Ok((name.to_owned(), url.to_owned()))
+        }
+        _ => Err(format!("expected NAME=URL with an http(s) URL, got {text:?}")),
+    }
+}
 
 struct Gateway {
     client: reqwest_middleware::ClientWithMiddleware,
@@ -44,7 +106,12 @@ struct OrderAccepted {
     trace_id: String,
 }
 
-pub(crate) async fn serve(listen: SocketAddr, worker_url: String, boundaries: Boundaries) -> anyhow::Result<()> {
+pub(crate) async fn serve(
+    listen: SocketAddr,
+    worker_url: String,
+    edge: EdgeArgs,
+    boundaries: Boundaries,
+) -> anyhow::Result<()> {
     let gateway = Arc::new(Gateway {
         client: (boundaries.http_client)(),
         worker_url: worker_url.trim_end_matches('/').to_owned(),
@@ -54,20 +121,48 @@ pub(crate) async fn serve(listen: SocketAddr, worker_url: String, boundaries: Bo
                 .map_or(0, |elapsed| elapsed.subsec_nanos())),
         next_order: AtomicU64::new(1),
     });
-    let app = Router::new()
+    let policy = Arc::new(EdgePolicy::new(edge.trusted_origins.clone()));
+    let continue_at_edge = boundaries.continue_at_edge;
+    let edge_policy = policy.clone();
+    let mut app = Router::new()
         .route("/orders", post(create_order))
         .with_state(gateway)
         .layer(
-            // The gateway is the entry: it starts a new trace for every request
-            // and, on purpose, continues none that a caller presents.
-            TraceLayer::new_for_http().make_span_with(crate::cli::server_span).on_response(
-                |response: &http::Response<_>, _latency, span: &Span| crate::cli::on_response(response.status(), span),
-            ),
+            // The gateway is the edge: whether a trace a caller presents is
+            // continued here is the step's `continue_at_edge` (steps 0–6:
+            // never, every request starts a new trace).
+            TraceLayer::new_for_http()
+                .make_span_with(move |request: &http::Request<axum::body::Body>| {
+                    let span = crate::cli::server_span(request);
+                    continue_at_edge(&span, request.headers(), &edge_policy);
+                    span
+                })
+                .on_response(|response: &http::Response<_>, _latency, span: &Span| {
+                    crate::cli::on_response(response.status(), span)
+                }),
         )
         .route("/healthz", get(|| async { "ok" }));
+    if let Some(dir) = &edge.frontend {
+        if !dir.join("index.html").is_file() {
+            anyhow::bail!(
+                "--frontend {}: no index.html there (the page is frontend/; build its bundle with `npm ci && npm run build` in it)",
+                dir.display()
+            );
+        }
+        let config = serde_json::to_string(&PageConfig {
+            otlp_traces_url: &edge.frontend_otlp,
+            propagate_to: &edge.propagate_to,
+            calls: edge.calls.iter().map(|(name, url)| PageCall { name, url }).collect(),
+        })?;
+        let config = move || async move { ([(http::header::CONTENT_TYPE, "application/json")], config) };
+        app = app.route("/config.json", get(config)).fallback_service(tower_http::services::ServeDir::new(dir));
+    }
     let listener = crate::cli::bind(listen).await?;
-    tracing::info!(%listen, worker = %worker_url, "gateway listening");
+    tracing::info!(%listen, worker = %worker_url, trusted = ?edge.trusted_origins, frontend = ?edge.frontend, "gateway listening");
     axum::serve(listener, app).with_graceful_shutdown(crate::cli::shutdown_signal()).await?;
+    if policy.untrusted() > 0 {
+        tracing::info!(linked = policy.untrusted(), "contexts from untrusted callers were linked, not continued");
+    }
     Ok(())
 }
 

@@ -8,6 +8,7 @@
 mod boundary;
 mod cli;
 mod consumer;
+pub mod edge;
 mod gateway;
 mod kafka;
 pub mod status;
@@ -15,6 +16,7 @@ mod worker;
 
 pub use boundary::Boundaries;
 pub use cli::{run, run_with};
+pub use edge::EdgePolicy;
 
 /// Attribute that carries the business key on the spans of one request: lineage
 /// regroups trace fragments by it to show one request shattered into pieces.
@@ -22,16 +24,24 @@ pub const BUSINESS_KEY: &str = "order.id";
 
 /// Builds the step's `BOUNDARIES` from the `http`, `spawn` and `messaging`
 /// modules in scope, so a step's `lib.rs` names only where each boundary
-/// comes from.
+/// comes from. `status` and `edge` default to the flow's own modules.
 #[macro_export]
 macro_rules! boundaries {
     () => {
-        $crate::boundaries!(status = $crate::status);
+        $crate::boundaries!(status = $crate::status, edge = $crate::edge);
     };
     (status = $status:path) => {
+        $crate::boundaries!(status = $status, edge = $crate::edge);
+    };
+    (edge = $edge:path) => {
+        $crate::boundaries!(status = $crate::status, edge = $edge);
+    };
+    (status = $status:path, edge = $edge:path) => {
+        use $edge as edge_module;
         use $status as status_module;
         /// The boundary hooks this step runs the flow with.
         pub const BOUNDARIES: $crate::Boundaries = $crate::Boundaries {
+            continue_at_edge: edge_module::continue_trace,
             http_client: http::client,
             continue_http: http::continue_trace,
             spawn: spawn::spawn,

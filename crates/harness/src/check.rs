@@ -48,6 +48,20 @@ pub trait Stage {
     fn entry_services(&self) -> Vec<String> {
         vec!["gateway".to_owned()]
     }
+    /// Page origins lineage's OTLP/HTTP receiver accepts spans from (CORS).
+    fn lineage_cors_origins(&self) -> Vec<String> {
+        Vec::new()
+    }
+    /// The gateway's port, when the stage must know it before lineage starts
+    /// (a page served by the gateway exports from the gateway's origin).
+    fn gateway_port(&self) -> Option<u16> {
+        None
+    }
+    /// How many of the run's requests the harness drives itself; a stage that
+    /// brings its own traffic (a browser) drives them in `drive` instead.
+    fn baseline_requests(&self, requests: usize) -> usize {
+        requests
+    }
     /// Starts what the stage needs, once lineage listens.
     fn start(&mut self, env: &StageEnv) -> anyhow::Result<()>;
     /// Where the services export their spans, when not straight to lineage.
@@ -179,7 +193,11 @@ impl Services {
         mut stage: Option<&mut (dyn Stage + '_)>,
     ) -> anyhow::Result<Services> {
         let logs = &env.logs;
-        let [gateway, worker, consumer] = [free_port()?, free_port()?, free_port()?];
+        let gateway = match stage.as_ref().and_then(|stage| stage.gateway_port()) {
+            Some(port) => port,
+            None => free_port()?,
+        };
+        let [worker, consumer] = [free_port()?, free_port()?];
         let gateway_addr: SocketAddr = ([127, 0, 0, 1], gateway).into();
         let worker_addr: SocketAddr = ([127, 0, 0, 1], worker).into();
         let consumer_addr: SocketAddr = ([127, 0, 0, 1], consumer).into();
@@ -283,6 +301,7 @@ pub fn run_staged(
         http_addr: ([127, 0, 0, 1], 0).into(),
         quiet_period: Duration::from_secs(2),
         entry_services,
+        cors_origins: stage.as_ref().map(|stage| stage.lineage_cors_origins()).unwrap_or_default(),
         ..lineage::Config::default()
     }))?;
     let env = StageEnv {
@@ -374,7 +393,8 @@ fn drive_and_measure(
     mut stage: Option<&mut (dyn Stage + '_)>,
 ) -> anyhow::Result<Driven> {
     let started = Instant::now();
-    let bar = ProgressBar::new(options.requests as u64).with_style(
+    let baseline = stage.as_ref().map_or(options.requests, |stage| stage.baseline_requests(options.requests));
+    let bar = ProgressBar::new(baseline as u64).with_style(
         ProgressStyle::with_template("{msg:>12} [{bar:30}] {pos}/{len} requests ({per_sec})")
             .expect("valid template")
             .progress_chars("=> "),
@@ -383,7 +403,7 @@ fn drive_and_measure(
     let url = format!("http://{}/orders", services.gateway);
     let client = reqwest::Client::builder().timeout(Duration::from_secs(10)).build()?;
     let results: Vec<anyhow::Result<Order>> = runtime.block_on(
-        futures::stream::iter(0..options.requests)
+        futures::stream::iter(0..baseline)
             .map(|_| {
                 let request = client.post(&url).send();
                 let bar = bar.clone();

@@ -5,11 +5,15 @@
 //! `cargo xtask` is a thin command line over this crate; the CI gate tests use
 //! it directly.
 
+pub mod browser;
 pub mod check;
 pub mod gate;
 pub mod kafka;
+pub mod mesh;
 pub mod process;
+pub mod otelcol;
 pub mod stages;
+pub mod tier;
 pub mod step;
 pub mod verdict;
 

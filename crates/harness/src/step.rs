@@ -11,6 +11,9 @@ use crate::project_root;
 /// A boundary where lineage can break, named as lineage names it.
 pub const BOUNDARIES: [&str; 3] = ["http", "async", "messaging"];
 
+/// Requests a run drives, for steps that do not say otherwise.
+pub const DEFAULT_REQUESTS: usize = 200;
+
 /// What a step's `step.toml` says.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -27,6 +30,9 @@ pub struct StepMeta {
     /// steps 0–3.
     #[serde(default)]
     pub stage: Option<String>,
+    /// Requests a run drives unless told otherwise (200 when absent).
+    #[serde(default)]
+    pub requests: Option<usize>,
     pub targets: Targets,
     pub unsolved: Expectation,
     /// Absent for step 0, which has nothing to solve.
@@ -83,6 +89,11 @@ impl Step {
             (Some(solved), true) => solved,
             _ => &self.meta.unsolved,
         }
+    }
+
+    /// Requests a run drives when the command line does not say.
+    pub fn default_requests(&self) -> usize {
+        self.meta.requests.unwrap_or(DEFAULT_REQUESTS)
     }
 
     /// `step-1`, as people type it.

@@ -11,7 +11,9 @@
 //!   - `POST /v1/traces`: OTLP/HTTP, `application/x-protobuf` or
 //!     `application/json`, optionally `Content-Encoding: gzip`. Refusals:
 //!     400 malformed, 413 too large, 415 unsupported content type or
-//!     encoding, with the reason as plain text.
+//!     encoding, with the reason as plain text. A browser page may export
+//!     only from an origin in [`Config::cors_origins`]: its preflight
+//!     (`OPTIONS /v1/traces`) is answered, any other origin gets 403.
 //!   - `GET /metrics`: Prometheus text exposition.
 //!   - `GET /api/report`: [`Report`] as JSON.
 //!   - `GET /api/traces/{trace_id}` ([`TraceView`]), `GET /api/traces/{trace_id}/dump` (text).
@@ -106,6 +108,10 @@ pub struct Config {
     pub max_spans: usize,
     /// Largest OTLP payload accepted, compressed or not.
     pub max_payload_bytes: usize,
+    /// Browser origins (`http://host:port`) allowed to export to
+    /// `POST /v1/traces` across origins; a request whose `Origin` is not
+    /// listed is refused. Empty: no page may export.
+    pub cors_origins: Vec<String>,
 }
 
 impl Default for Config {
@@ -120,6 +126,7 @@ impl Default for Config {
             max_traces: 50_000,
             max_spans: 500_000,
             max_payload_bytes: 8 << 20,
+            cors_origins: Vec::new(),
         }
     }
 }

@@ -74,6 +74,11 @@ struct Args {
     #[arg(long, env = "LINEAGE_MAX_PAYLOAD", default_value = "8MiB", value_parser = parse_size)]
     max_payload: usize,
 
+    /// Browser origin allowed to export to POST /v1/traces (e.g. http://127.0.0.1:8080);
+    /// repeat or comma-separate for several [default: none, every page is refused].
+    #[arg(long = "cors-origin", env = "LINEAGE_CORS_ORIGINS", value_delimiter = ',', value_parser = parse_origin)]
+    cors_origins: Vec<String>,
+
     /// Log filter (error, warn, info, debug, trace, or a tracing directive).
     #[arg(long, env = "LINEAGE_LOG", default_value = "info")]
     log_level: String,
@@ -94,6 +99,18 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
         }
     };
     Duration::try_from_secs_f64(seconds).map_err(|e| format!("{text:?}: {e}"))
+}
+
+/// An origin as browsers send it: scheme, host and port, nothing after.
+fn parse_origin(text: &str) -> Result<String, String> {
+    let origin = text.trim().trim_end_matches('/');
+    let Some((scheme, rest)) = origin.split_once("://") else {
+        return Err(format!("not an origin: {text:?} (try http://127.0.0.1:8080)"));
+    };
+    if !matches!(scheme, "http" | "https") || rest.is_empty() || rest.contains(['/', '?', '#', '*']) {
+        return Err(format!("not an origin: {text:?}: scheme://host[:port], no path and no wildcard"));
+    }
+    Ok(origin.to_owned())
 }
 
 fn parse_size(text: &str) -> Result<usize, String> {
@@ -160,6 +177,7 @@ async fn main() -> anyhow::Result<()> {
         max_traces: args.max_traces,
         max_spans: args.max_spans,
         max_payload_bytes: args.max_payload,
+        cors_origins: args.cors_origins,
     };
     let lineage = Lineage::start(config.clone()).await?;
     let http = lineage.http_endpoint();
@@ -175,6 +193,9 @@ async fn main() -> anyhow::Result<()> {
         config.quiet_period,
         config.max_age
     );
+    if !config.cors_origins.is_empty() {
+        println!("lineage: pages may export from {}", config.cors_origins.join(", "));
+    }
     stop_signal().await;
     println!("lineage: shutting down");
     lineage.shutdown().await;
@@ -201,6 +222,14 @@ mod tests {
         assert_eq!(parse_size("64k"), Ok(64 << 10));
         assert_eq!(parse_size("1000"), Ok(1000));
         assert!(parse_size("lots").is_err());
+    }
+
+    #[test]
+    fn origins() {
+        assert_eq!(parse_origin("http://127.0.0.1:8080/"), Ok("http://127.0.0.1:8080".to_owned()));
+        assert!(parse_origin("127.0.0.1:8080").is_err());
+        assert!(parse_origin("http://127.0.0.1:8080/app").is_err());
+        assert!(parse_origin("http://*.example.com").is_err());
     }
 
     #[test]

@@ -41,6 +41,7 @@ pub(crate) struct Shared {
     store: Mutex<Store>,
     business_key: String,
     max_payload_bytes: usize,
+    cors_origins: Vec<String>,
 }
 
 impl Shared {
@@ -49,6 +50,7 @@ impl Shared {
             store: Mutex::new(Store::new(config.clone())),
             business_key: config.business_key.clone(),
             max_payload_bytes: config.max_payload_bytes,
+            cors_origins: config.cors_origins.clone(),
         }
     }
 
@@ -341,7 +343,7 @@ fn inspect_grpc_response(shared: &Shared, response: GrpcResponse) -> GrpcRespons
 
 fn router(shared: Arc<Shared>) -> Router {
     Router::new()
-        .route("/v1/traces", post(post_traces))
+        .route("/v1/traces", post(post_traces).options(preflight_traces))
         .route("/metrics", get(get_metrics))
         .route("/api/report", get(get_report))
         .route("/api/settle", post(post_settle))
@@ -391,24 +393,73 @@ async fn read_body(body: Body, limit: usize) -> Result<Vec<u8>, PayloadError> {
     Ok(bytes)
 }
 
+/// What a cross-origin page gets: `Ok(None)` without an `Origin` (not a
+/// browser), the origin to echo when it is allowed, the refused one otherwise.
+fn cors_origin(shared: &Shared, headers: &HeaderMap) -> Result<Option<HeaderValue>, HeaderValue> {
+    let Some(origin) = headers.get(header::ORIGIN) else { return Ok(None) };
+    let allowed = origin.to_str().is_ok_and(|origin| shared.cors_origins.iter().any(|allowed| allowed == origin));
+    if allowed { Ok(Some(origin.clone())) } else { Err(origin.clone()) }
+}
+
+fn refused_origin(origin: &HeaderValue) -> Response {
+    text(StatusCode::FORBIDDEN, format!("origin {origin:?} may not export here (lineage --cors-origin)\n"))
+}
+
+fn with_cors(mut response: Response, origin: Option<HeaderValue>) -> Response {
+    if let Some(origin) = origin {
+        let headers = response.headers_mut();
+        headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
+        headers.insert(header::VARY, HeaderValue::from_static("origin"));
+    }
+    response
+}
+
+/// The preflight a page's OTLP exporter sends before its JSON or protobuf POST.
+async fn preflight_traces(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Response {
+    match cors_origin(&shared, &headers) {
+        Ok(origin) => {
+            let mut response = StatusCode::NO_CONTENT.into_response();
+            let allow = response.headers_mut();
+            allow.insert(header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static("POST"));
+            allow.insert(
+                header::ACCESS_CONTROL_ALLOW_HEADERS,
+                HeaderValue::from_static("content-type, content-encoding"),
+            );
+            allow.insert(header::ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("600"));
+            with_cors(response, origin)
+        }
+        Err(refused) => refused_origin(&refused),
+    }
+}
+
 async fn post_traces(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Body) -> Response {
+    // CORS only stops a browser from reading the answer; a refused origin's
+    // spans must not be ingested either.
+    let origin = match cors_origin(&shared, &headers) {
+        Ok(origin) => origin,
+        Err(refused) => return refused_origin(&refused),
+    };
+    with_cors(ingest_traces(&shared, &headers, body).await, origin)
+}
+
+async fn ingest_traces(shared: &Shared, headers: &HeaderMap, body: Body) -> Response {
     let header_text = |name| headers.get(name).and_then(|v: &HeaderValue| v.to_str().ok());
     let format = match PayloadFormat::from_content_type(header_text(header::CONTENT_TYPE)) {
         Ok(format) => format,
-        Err(e) => return payload_error(&shared, e),
+        Err(e) => return payload_error(shared, e),
     };
     let encoding = match ContentEncoding::from_header(header_text(header::CONTENT_ENCODING)) {
         Ok(encoding) => encoding,
-        Err(e) => return payload_error(&shared, e),
+        Err(e) => return payload_error(shared, e),
     };
     let limit = shared.max_payload_bytes;
     let bytes = match read_body(body, limit).await {
         Ok(bytes) => bytes,
-        Err(e) => return payload_error(&shared, e),
+        Err(e) => return payload_error(shared, e),
     };
     let request = match decode_payload(&bytes, format, encoding, limit) {
         Ok(request) => request,
-        Err(e) => return payload_error(&shared, e),
+        Err(e) => return payload_error(shared, e),
     };
     let outcome = shared.ingest(&request);
     (StatusCode::OK, [(header::CONTENT_TYPE, format.content_type())], encode_response(&outcome.response(), format))

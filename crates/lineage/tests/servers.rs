@@ -553,3 +553,54 @@ fn binary_help_documents_every_flag_and_port() {
         assert!(help.contains(needle), "--help lacks {needle}:\n{help}");
     }
 }
+
+#[tokio::test]
+async fn browser_pages_export_only_from_allowed_origins() {
+    let page = "http://127.0.0.1:8080";
+    let lineage = Lineage::start(Config { cors_origins: vec![page.to_owned()], ..Config::ephemeral() }).await.unwrap();
+    let client = reqwest::Client::new();
+    let traces = url(&lineage, "/v1/traces");
+    let body = || serde_json::to_vec(&request(connected_chain(1, 0, "1"))).unwrap();
+
+    // The allowed page: its preflight is answered and its spans are ingested.
+    let preflight = client
+        .request(reqwest::Method::OPTIONS, &traces)
+        .header("origin", page)
+        .header("access-control-request-method", "POST")
+        .header("access-control-request-headers", "content-type")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(preflight.status(), 204);
+    assert_eq!(preflight.headers()["access-control-allow-origin"], page);
+    assert!(preflight.headers()["access-control-allow-headers"].to_str().unwrap().contains("content-type"));
+    let allowed = client
+        .post(&traces)
+        .header("origin", page)
+        .header("content-type", "application/json")
+        .body(body())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(allowed.status(), 200);
+    assert_eq!(allowed.headers()["access-control-allow-origin"], page);
+
+    // Any other page: refused before ingestion, preflight or not.
+    for method in [reqwest::Method::OPTIONS, reqwest::Method::POST] {
+        let refused = client
+            .request(method, &traces)
+            .header("origin", "http://127.0.0.1:9999")
+            .header("content-type", "application/json")
+            .body(body())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(refused.status(), 403);
+        assert!(refused.headers().get("access-control-allow-origin").is_none());
+    }
+    // A client that is not a browser sends no Origin and is not concerned.
+    let (status, _) = post(&lineage, body(), "application/json", None).await;
+    assert_eq!(status, 200);
+    assert_eq!(lineage.report().spans_received, 6);
+    lineage.shutdown().await;
+}

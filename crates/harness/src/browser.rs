@@ -1,0 +1,538 @@
+//! Step 7's stage: the order page in headless Chromium, traced with OTel-JS.
+//!
+//! The gateway serves the page (`frontend/`, same origin) and lineage accepts
+//! its spans across origins. Three small servers stand for what else a page
+//! calls: a partner API on the propagation allowlist that answers CORS for
+//! `traceparent`, the same API without that answer, and a third party that is
+//! not on the list. Each records the `traceparent` it receives. After the
+//! browser, as many untrusted callers post to the gateway with a context of
+//! their own and a foreign `Origin`: the gateway must link it, not continue it.
+//!
+//! The browser is Debian's `chromium`, driven by npm's `playwright-core`
+//! (`frontend/test/drive.mjs`); nothing downloads a browser.
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::check::{Assertion, Evidence, Order, Stage, StageEnv};
+use crate::process::{Child, free_port, log_tail};
+
+/// The service name of the page's spans.
+pub const FRONTEND_SERVICE: &str = "frontend";
+/// The browser the stage drives; `STITCH_CHROMIUM` overrides it.
+pub const CHROMIUM: &str = "/usr/bin/chromium";
+
+const HOW_TO_GET_NODE: &str = "step 7 drives a real browser: it needs Node.js 20 or newer with npm \
+     (`apt-get install nodejs npm`) and Chromium (`apt-get install chromium`)";
+
+/// How a recording server answers a page from another origin.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Cors {
+    /// On the page's allowlist, and answers the preflight for `traceparent`.
+    Allowlisted,
+    /// On the allowlist, but its preflight answer omits
+    /// `Access-Control-Allow-Headers`: the browser must block the call.
+    WithoutAllowHeaders,
+    /// Not on the allowlist: any origin may read it, nothing is propagated to it.
+    ThirdParty,
+}
+
+/// What one recording server saw.
+#[derive(Debug, Default)]
+struct Hits {
+    preflights: u64,
+    /// The `traceparent` of each request after the preflight, if any.
+    traceparents: Vec<Option<String>>,
+}
+
+struct Recorder {
+    name: &'static str,
+    cors: Cors,
+    addr: SocketAddr,
+    hits: Arc<Mutex<Hits>>,
+}
+
+impl Recorder {
+    fn origin(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    fn hits<T>(&self, read: impl FnOnce(&Hits) -> T) -> T {
+        read(&self.hits.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+}
+
+/// What the page reported for one order (`frontend/test/drive.mjs`).
+#[derive(Debug, Clone, Deserialize)]
+struct PageOrder {
+    page_trace_id: String,
+    #[serde(default)]
+    order_id: Option<String>,
+    /// The trace id the gateway answered with.
+    #[serde(default)]
+    trace_id: Option<String>,
+    #[serde(default)]
+    calls: Vec<PageCall>,
+    #[serde(default)]
+    error: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+struct PageCall {
+    name: String,
+    #[serde(default)]
+    blocked: bool,
+}
+
+/// One request from a caller the gateway must not trust.
+#[derive(Debug, Clone)]
+struct Probe {
+    presented_trace_id: String,
+    presented_span_id: String,
+    /// The trace id the gateway answered with.
+    trace_id: String,
+}
+
+pub struct BrowserStage {
+    gateway_port: u16,
+    runtime: Option<tokio::runtime::Runtime>,
+    recorders: Vec<Recorder>,
+    lineage_http: String,
+    driver: Option<Child>,
+    page_orders: Vec<PageOrder>,
+    probes: Vec<Probe>,
+    screenshot: Option<PathBuf>,
+}
+
+impl BrowserStage {
+    pub fn new() -> anyhow::Result<BrowserStage> {
+        Ok(BrowserStage {
+            gateway_port: free_port()?,
+            runtime: None,
+            recorders: Vec::new(),
+            lineage_http: String::new(),
+            driver: None,
+            page_orders: Vec::new(),
+            probes: Vec::new(),
+            screenshot: None,
+        })
+    }
+
+    fn page_origin(&self) -> String {
+        format!("http://127.0.0.1:{}", self.gateway_port)
+    }
+
+    fn recorder(&self, cors: Cors) -> &Recorder {
+        self.recorders.iter().find(|recorder| recorder.cors == cors).expect("every recorder starts in `start`")
+    }
+
+    fn frontend_dir() -> PathBuf {
+        crate::project_root().join("frontend")
+    }
+
+    /// `npm ci` when `node_modules` is missing, then the bundle, every run.
+    fn build_page(env: &StageEnv) -> anyhow::Result<()> {
+        let version = duct::cmd!("node", "--version").stdout_capture().stderr_null().unchecked().run();
+        let major = version
+            .ok()
+            .filter(|output| output.status.success())
+            .and_then(|output| String::from_utf8(output.stdout).ok())
+            .and_then(|text| text.trim().trim_start_matches('v').split('.').next()?.parse::<u32>().ok());
+        match major {
+            None => bail!("node is not installed: {HOW_TO_GET_NODE}"),
+            Some(major) if major < 20 => bail!("node {major} is too old: {HOW_TO_GET_NODE}"),
+            Some(_) => {}
+        }
+        let dir = Self::frontend_dir();
+        let npm = |args: &[&str], log: &str| -> anyhow::Result<()> {
+            let log = env.logs.join(log);
+            let file = std::fs::File::create(&log).with_context(|| format!("creating {}", log.display()))?;
+            let output = duct::cmd("npm", args)
+                .dir(&dir)
+                .env("PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD", "1")
+                .stdin_null()
+                .stdout_file(file.try_clone()?)
+                .stderr_file(file)
+                .unchecked()
+                .run()
+                .with_context(|| format!("running npm {} ({HOW_TO_GET_NODE})", args.join(" ")))?;
+            if !output.status.success() {
+                bail!("npm {} failed in {}:\n{}", args.join(" "), dir.display(), log_tail(&log, 20));
+            }
+            Ok(())
+        };
+        if !dir.join("node_modules").is_dir() {
+            npm(&["ci", "--no-audit", "--no-fund"], "npm-ci.log")?;
+        }
+        npm(&["run", "build"], "npm-build.log")
+    }
+
+    fn start_recorders(&mut self) -> anyhow::Result<()> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .context("starting the recording servers' runtime")?;
+        let page_origin = self.page_origin();
+        for (name, cors) in [
+            ("partner", Cors::Allowlisted),
+            ("partner-without-cors", Cors::WithoutAllowHeaders),
+            ("third-party", Cors::ThirdParty),
+        ] {
+            let hits = Arc::new(Mutex::new(Hits::default()));
+            let listener = runtime
+                .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+                .context("binding a recording server on 127.0.0.1")?;
+            let addr = listener.local_addr()?;
+            let state = Arc::new((cors, page_origin.clone(), hits.clone()));
+            let app = axum::Router::new().fallback(record).with_state(state);
+            runtime.spawn(async move {
+                let _ = axum::serve(listener, app).await;
+            });
+            self.recorders.push(Recorder { name, cors, addr, hits });
+        }
+        self.runtime = Some(runtime);
+        Ok(())
+    }
+
+    /// Runs the page in Chromium until it placed `orders` orders.
+    fn run_browser(&mut self, env: &StageEnv, gateway: SocketAddr, orders: usize) -> anyhow::Result<Vec<PageOrder>> {
+        let chromium = std::env::var("STITCH_CHROMIUM").unwrap_or_else(|_| CHROMIUM.to_owned());
+        if !std::path::Path::new(&chromium).is_file() {
+            bail!("no Chromium at {chromium}: `apt-get install chromium`, or point STITCH_CHROMIUM at one");
+        }
+        let out = env.logs.join("browser-orders.json");
+        let screenshot = env.logs.join("page.png");
+        let _ = std::fs::remove_file(&out);
+        let script = Self::frontend_dir().join("test").join("drive.mjs");
+        let expression = duct::cmd!(
+            "node",
+            script,
+            "--url",
+            format!("http://{gateway}/"),
+            "--orders",
+            orders.to_string(),
+            "--out",
+            &out,
+            "--screenshot",
+            &screenshot
+        )
+        .dir(Self::frontend_dir())
+        .env("STITCH_CHROMIUM", &chromium)
+        .env("PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD", "1");
+        let driver = self.driver.insert(Child::start("browser", expression, &env.logs.join("browser.log"))?);
+        let deadline = Instant::now() + Duration::from_secs(60) + Duration::from_millis(500) * orders as u32;
+        while driver.check_alive().is_ok() {
+            if Instant::now() >= deadline {
+                driver.stop(Duration::from_secs(2));
+                bail!("the browser did not finish its orders in time; see {}", env.logs.join("browser.log").display());
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let log = driver.log().to_owned();
+        self.driver = None;
+        let text = std::fs::read_to_string(&out).with_context(|| {
+            format!("the browser wrote no results; last lines of {}:\n{}", log.display(), log_tail(&log, 20))
+        })?;
+        self.screenshot = screenshot.is_file().then_some(screenshot);
+        serde_json::from_str(&text).with_context(|| format!("reading {}", out.display()))
+    }
+
+    /// Callers the gateway does not trust, each presenting a context of its own.
+    fn send_probes(&self, gateway: SocketAddr, count: usize) -> anyhow::Result<Vec<Probe>> {
+        let runtime = self.runtime.as_ref().context("the stage was not started")?;
+        let origin = self.recorder(Cors::ThirdParty).origin();
+        let url = format!("http://{gateway}/orders");
+        runtime.block_on(async {
+            let client = reqwest::Client::builder().timeout(Duration::from_secs(10)).build()?;
+            let mut probes = Vec::with_capacity(count);
+            for index in 0..count {
+                let (trace_id, span_id) = random_context(index);
+                let response = client
+                    .post(&url)
+                    .header("origin", &origin)
+                    .header("traceparent", format!("00-{trace_id}-{span_id}-01"))
+                    .send()
+                    .await
+                    .context("gateway unreachable")?;
+                if !response.status().is_success() {
+                    bail!("the gateway answered an untrusted caller {}", response.status());
+                }
+                let order: Order = response.json().await.context("the gateway's answer is not an order")?;
+                probes.push(Probe {
+                    presented_trace_id: trace_id,
+                    presented_span_id: span_id,
+                    trace_id: order.trace_id,
+                });
+            }
+            Ok(probes)
+        })
+    }
+}
+
+/// Ids no one else uses, without a random-number crate: the clock, the pid and
+/// the index through the standard library's seeded hasher.
+fn random_context(index: usize) -> (String, String) {
+    use std::hash::{BuildHasher as _, Hasher as _};
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_usize(index);
+    hasher
+        .write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos());
+    let high = hasher.finish();
+    hasher.write_u32(std::process::id());
+    let low = hasher.finish();
+    hasher.write_u8(1);
+    let span = hasher.finish();
+    (format!("{high:016x}{low:016x}"), format!("{span:016x}"))
+}
+
+type RecorderState = Arc<(Cors, String, Arc<Mutex<Hits>>)>;
+
+/// Every request to a recording server: answer CORS as its kind does, and
+/// write down the `traceparent` it carried.
+async fn record(State(state): State<RecorderState>, method: Method, headers: HeaderMap) -> Response {
+    let (cors, page_origin, hits) = &*state;
+    let from_page = headers.get(header::ORIGIN).is_some_and(|origin| origin == page_origin.as_str());
+    let mut hits = hits.lock().unwrap_or_else(PoisonError::into_inner);
+    let mut response = if method == Method::OPTIONS {
+        hits.preflights += 1;
+        StatusCode::NO_CONTENT.into_response()
+    } else {
+        hits.traceparents.push(headers.get("traceparent").and_then(|value| value.to_str().ok()).map(str::to_owned));
+        ([(header::CONTENT_TYPE, "application/json")], "{\"ok\":true}").into_response()
+    };
+    let allow = response.headers_mut();
+    match cors {
+        Cors::ThirdParty => {
+            allow.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
+        }
+        Cors::Allowlisted | Cors::WithoutAllowHeaders if from_page => {
+            allow.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_str(page_origin).expect("an origin"));
+            allow.insert(header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static("GET"));
+            if *cors == Cors::Allowlisted {
+                allow.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, HeaderValue::from_static("traceparent, tracestate"));
+            }
+            allow.insert(header::VARY, HeaderValue::from_static("origin"));
+        }
+        // Another origin gets no CORS answer: its browser blocks the call.
+        Cors::Allowlisted | Cors::WithoutAllowHeaders => {}
+    }
+    response
+}
+
+/// The trace id of a `traceparent` value, if it has the W3C shape.
+fn trace_id_of(traceparent: &str) -> Option<&str> {
+    let mut parts = traceparent.split('-');
+    let (_version, trace_id) = (parts.next()?, parts.next()?);
+    (trace_id.len() == 32).then_some(trace_id)
+}
+
+fn ratio(part: usize, whole: usize) -> String {
+    format!("{part}/{whole}")
+}
+
+impl Stage for BrowserStage {
+    fn entry_services(&self) -> Vec<String> {
+        // The trace starts in the page: a root in the gateway is a break.
+        vec![FRONTEND_SERVICE.to_owned()]
+    }
+
+    fn lineage_cors_origins(&self) -> Vec<String> {
+        vec![self.page_origin()]
+    }
+
+    fn gateway_port(&self) -> Option<u16> {
+        Some(self.gateway_port)
+    }
+
+    fn baseline_requests(&self, _requests: usize) -> usize {
+        // Every order comes from the page; the run's request count is the
+        // browser's (and as many untrusted callers alongside).
+        0
+    }
+
+    fn start(&mut self, env: &StageEnv) -> anyhow::Result<()> {
+        Self::build_page(env)?;
+        self.lineage_http = env.lineage_http.clone();
+        self.start_recorders()
+    }
+
+    fn service_args(&self, role: &str) -> Vec<String> {
+        if role != "gateway" {
+            return Vec::new();
+        }
+        let mut args = vec![
+            "--frontend".to_owned(),
+            Self::frontend_dir().join("dist").display().to_string(),
+            "--frontend-otlp".to_owned(),
+            format!("{}/v1/traces", self.lineage_http),
+            "--trusted-origin".to_owned(),
+            self.page_origin(),
+        ];
+        for recorder in &self.recorders {
+            if recorder.cors != Cors::ThirdParty {
+                args.extend(["--propagate-to".to_owned(), recorder.origin()]);
+            }
+            args.extend(["--frontend-call".to_owned(), format!("{}={}/api", recorder.name, recorder.origin())]);
+        }
+        args
+    }
+
+    fn drive(&mut self, env: &StageEnv, gateway: SocketAddr) -> anyhow::Result<Vec<Order>> {
+        self.page_orders = self.run_browser(env, gateway, env.requests)?;
+        self.probes = self.send_probes(gateway, env.requests)?;
+        Ok(self
+            .page_orders
+            .iter()
+            .filter_map(|order| {
+                Some(Order { order_id: order.order_id.clone()?, trace_id: order.page_trace_id.clone() })
+            })
+            .collect())
+    }
+
+    fn measure(&mut self, _env: &StageEnv, lineage: &lineage::Lineage, _orders: &[Order]) -> anyhow::Result<Evidence> {
+        let pages = &self.page_orders;
+        let n = pages.len();
+        let page_traces: HashSet<&str> = pages.iter().map(|order| order.page_trace_id.as_str()).collect();
+        let accepted = pages.iter().filter(|order| order.order_id.is_some() && order.error.is_none()).count();
+
+        // Same origin: the gateway answered with the page's own trace id.
+        let continued =
+            pages.iter().filter(|order| order.trace_id.as_deref() == Some(order.page_trace_id.as_str())).count();
+        let carried = |cors: Cors| {
+            self.recorder(cors).hits(|hits| {
+                let with_page_trace = hits
+                    .traceparents
+                    .iter()
+                    .flatten()
+                    .filter(|value| trace_id_of(value).is_some_and(|id| page_traces.contains(id)))
+                    .count();
+                (with_page_trace, hits.traceparents.iter().flatten().count(), hits.traceparents.len(), hits.preflights)
+            })
+        };
+        let (partner_with, _, partner_requests, partner_preflights) = carried(Cors::Allowlisted);
+        let (_, third_with, third_requests, _) = carried(Cors::ThirdParty);
+        let (_, _, nocors_requests, nocors_preflights) = carried(Cors::WithoutAllowHeaders);
+        let blocked = |name: &str| {
+            pages.iter().filter(|order| order.calls.iter().any(|call| call.name == name && call.blocked)).count()
+        };
+        let nocors_blocked = blocked("partner-without-cors");
+        let unexpected_blocks = blocked("partner") + blocked("third-party");
+
+        // Lineage: each order one trace, from the page to the consumer.
+        let whole = ["frontend", "gateway", "worker", "consumer"];
+        let mut one_trace = 0;
+        for order in pages {
+            let Some(order_id) = &order.order_id else { continue };
+            let traces = lineage.request_traces(order_id);
+            let [trace] = traces.as_slice() else { continue };
+            let services: HashSet<&str> = trace.spans.iter().map(|span| span.service.as_str()).collect();
+            let roots = trace.spans.iter().filter(|span| span.parent_span_id.is_none()).count();
+            let whole_chain = roots == 1 && trace.orphans == 0 && whole.iter().all(|s| services.contains(s));
+            if trace.trace_id == order.page_trace_id && whole_chain {
+                one_trace += 1;
+            }
+        }
+        // Untrusted callers: a new root at the gateway, linked to what they presented.
+        let mut linked = 0;
+        let mut probe_continued = 0;
+        for probe in &self.probes {
+            if probe.trace_id == probe.presented_trace_id {
+                probe_continued += 1;
+                continue;
+            }
+            let Some(trace) = lineage.trace(&probe.trace_id) else { continue };
+            let root = trace.spans.iter().find(|span| span.parent_span_id.is_none() && span.service == "gateway");
+            let links_back = root.is_some_and(|root| {
+                root.links
+                    .iter()
+                    .any(|link| link.trace_id == probe.presented_trace_id && link.span_id == probe.presented_span_id)
+            });
+            if links_back {
+                linked += 1;
+            }
+        }
+        let probes = self.probes.len();
+
+        let assertions = vec![
+            Assertion::new("the page placed every order", ratio(accepted, n), accepted == n && n > 0),
+            Assertion::new("same origin: the gateway continues the page's trace", ratio(continued, n), continued == n),
+            Assertion::new(
+                "allowlisted API receives the page's traceparent",
+                ratio(partner_with, n),
+                partner_with == n && partner_requests == n && partner_preflights > 0,
+            ),
+            Assertion::new(
+                "third party (not allowlisted) receives a traceparent",
+                format!("{third_with}/{third_requests}"),
+                third_with == 0 && third_requests == n,
+            ),
+            Assertion::new(
+                "allowlisted API without Access-Control-Allow-Headers: the browser blocks the call",
+                format!("{}, {nocors_requests} reached it", ratio(nocors_blocked, n)),
+                nocors_blocked == n && nocors_requests == 0 && unexpected_blocks == 0,
+            ),
+            Assertion::new(
+                "browser → gateway → worker → deferred → consumer is one trace",
+                ratio(one_trace, n),
+                one_trace == n,
+            ),
+            Assertion::new(
+                "untrusted caller's context: linked at the gateway, never continued",
+                format!("{} linked, {probe_continued} continued", ratio(linked, probes)),
+                linked == probes && probe_continued == 0,
+            ),
+        ];
+        let allowlist: Vec<String> = self
+            .recorders
+            .iter()
+            .filter(|recorder| recorder.cors != Cors::ThirdParty)
+            .map(|recorder| recorder.origin())
+            .collect();
+        let notes = vec![
+            format!("page origin {} (trusted at the gateway, allowed by lineage's CORS)", self.page_origin()),
+            format!(
+                "{n} orders placed in Chromium, {probes} untrusted callers; the propagation allowlist holds {} origins",
+                allowlist.len()
+            ),
+        ];
+        let data = json!({
+            "orders": n,
+            "accepted": accepted,
+            "same_origin_continued": continued,
+            "allowlisted": { "requests": partner_requests, "preflights": partner_preflights, "with_page_traceparent": partner_with },
+            "third_party": { "requests": third_requests, "with_traceparent": third_with },
+            "allowlisted_without_cors": { "preflights": nocors_preflights, "requests": nocors_requests, "blocked_in_page": nocors_blocked },
+            "one_trace": one_trace,
+            "untrusted": { "sent": probes, "linked": linked, "continued": probe_continued },
+            "page_screenshot": self.screenshot.as_ref().map(|path| path.display().to_string()),
+        });
+        Ok(Evidence { assertions, notes, data })
+    }
+
+    fn check_alive(&self) -> anyhow::Result<()> {
+        match &self.driver {
+            Some(driver) => driver.check_alive(),
+            None => Ok(()),
+        }
+    }
+
+    fn stop(&mut self) {
+        if let Some(mut driver) = self.driver.take() {
+            driver.stop(Duration::from_secs(2));
+        }
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_timeout(Duration::from_secs(1));
+        }
+    }
+}

@@ -1,0 +1,334 @@
+//! The OpenTelemetry Collector and Jaeger: built once from the Go module proxy
+//! into the cache, started as child processes from the configs in `infra/`,
+//! and read through their Prometheus self-metrics.
+
+use std::collections::BTreeMap;
+use std::io::ErrorKind;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, Result, bail};
+
+use crate::process::{Child, free_port, log_tail, spinner, wait_until};
+
+/// The collector release every module of `infra/collector/builder-config.yaml` is pinned to.
+pub const COLLECTOR_VERSION: &str = "0.161.0";
+/// The Jaeger module release pinned in `infra/jaeger/go.mod` (Jaeger v2.13.0).
+pub const JAEGER_VERSION: &str = "v1.76.0";
+
+const GO_HINT: &str = "install Go 1.25 or newer (https://go.dev/dl, or your package manager) and make sure \
+                       `go` is on PATH; the collector and Jaeger are built from the Go module proxy once and cached";
+
+fn infra_dir() -> PathBuf {
+    crate::project_root().join("infra")
+}
+
+/// Where the collector's configuration files live.
+pub fn collector_config_dir() -> PathBuf {
+    infra_dir().join("collector")
+}
+
+/// The collector binary, built with the OpenTelemetry Collector Builder from
+/// `infra/collector/builder-config.yaml` on first use.
+pub fn install_collector() -> Result<PathBuf> {
+    static INSTALLING: Mutex<()> = Mutex::new(());
+    let _guard = INSTALLING.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let config_path = collector_config_dir().join("builder-config.yaml");
+    let config = std::fs::read_to_string(&config_path).with_context(|| format!("reading {}", config_path.display()))?;
+    let dir = crate::cache_dir().join(format!("otelcol-{COLLECTOR_VERSION}"));
+    let binary = dir.join("otelcol-stitch");
+    let marker = dir.join("built-from-builder-config.yaml");
+    if binary.is_file() && std::fs::read_to_string(&marker).is_ok_and(|built| built == config) {
+        return Ok(binary);
+    }
+    require_go()?;
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let _ = std::fs::remove_file(&marker);
+
+    let builder = dir.join("bin").join("builder");
+    if !builder.is_file() {
+        go_step(
+            &format!("installing the collector builder {COLLECTOR_VERSION} (first run only)"),
+            duct::cmd!("go", "install", format!("go.opentelemetry.io/collector/cmd/builder@v{COLLECTOR_VERSION}"))
+                .env("GOBIN", dir.join("bin")),
+            &dir.join("builder-install.log"),
+        )?;
+    }
+    // The builder writes its sources and binary into `output_path` (./build),
+    // relative to the directory it runs in.
+    let work = dir.join(format!("work-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&work);
+    std::fs::create_dir_all(&work)?;
+    std::fs::write(work.join("builder-config.yaml"), &config)?;
+    go_step(
+        &format!("building the collector {COLLECTOR_VERSION} with tail_sampling and load_balancing (first run only, minutes)"),
+        duct::cmd!(&builder, "--config", "builder-config.yaml").dir(&work),
+        &dir.join("build.log"),
+    )?;
+    let built = work.join("build").join("otelcol-stitch");
+    if !built.is_file() {
+        bail!("the collector builder finished but wrote no {}; see {}", built.display(), dir.join("build.log").display());
+    }
+    std::fs::rename(&built, &binary).with_context(|| format!("moving the collector to {}", binary.display()))?;
+    let _ = std::fs::remove_dir_all(&work);
+    std::fs::write(&marker, &config)?;
+    Ok(binary)
+}
+
+/// The Jaeger v2 binary, built from the module pinned in `infra/jaeger/go.mod`
+/// on first use. Built from the module proxy it serves the API, not the UI.
+pub fn install_jaeger() -> Result<PathBuf> {
+    static INSTALLING: Mutex<()> = Mutex::new(());
+    let _guard = INSTALLING.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let source = infra_dir().join("jaeger");
+    let read = |name: &str| {
+        let path = source.join(name);
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))
+    };
+    let (go_mod, go_sum) = (read("go.mod")?, read("go.sum")?);
+    let fingerprint = format!("{go_mod}\n{go_sum}");
+    let dir = crate::cache_dir().join(format!("jaeger-{JAEGER_VERSION}"));
+    let binary = dir.join("jaeger");
+    let marker = dir.join("built-from-go.mod");
+    if binary.is_file() && std::fs::read_to_string(&marker).is_ok_and(|built| built == fingerprint) {
+        return Ok(binary);
+    }
+    require_go()?;
+    let work = dir.join(format!("work-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&work);
+    std::fs::create_dir_all(&work).with_context(|| format!("creating {}", work.display()))?;
+    let _ = std::fs::remove_file(&marker);
+    std::fs::write(work.join("go.mod"), &go_mod)?;
+    std::fs::write(work.join("go.sum"), &go_sum)?;
+    go_step(
+        &format!("building Jaeger {JAEGER_VERSION} (first run only, minutes)"),
+        duct::cmd!(
+            "go",
+            "build",
+            "-trimpath",
+            "-ldflags=-s -w",
+            "-o",
+            "jaeger",
+            "github.com/jaegertracing/jaeger/cmd/jaeger"
+        )
+        .dir(&work),
+        &dir.join("build.log"),
+    )?;
+    std::fs::rename(work.join("jaeger"), &binary).with_context(|| format!("moving Jaeger to {}", binary.display()))?;
+    let _ = std::fs::remove_dir_all(&work);
+    std::fs::write(&marker, fingerprint)?;
+    Ok(binary)
+}
+
+fn require_go() -> Result<()> {
+    match duct::cmd!("go", "version").stdin_null().stdout_null().stderr_null().unchecked().run() {
+        Ok(_) => Ok(()),
+        Err(err) if err.kind() == ErrorKind::NotFound => bail!("`go` is not on PATH: {GO_HINT}"),
+        Err(err) => Err(err).context("running `go version`"),
+    }
+}
+
+/// Runs one long Go command with a spinner, its output in `log`.
+fn go_step(what: &str, expression: duct::Expression, log: &Path) -> Result<()> {
+    let file = std::fs::File::create(log).with_context(|| format!("creating {}", log.display()))?;
+    let spinner = spinner(what.to_owned());
+    let started = Instant::now();
+    let status = expression
+        .stdin_null()
+        .stdout_file(file.try_clone()?)
+        .stderr_file(file)
+        .unchecked()
+        .run()
+        .with_context(|| format!("{what}: starting the command"))?
+        .status;
+    spinner.finish_and_clear();
+    if !status.success() {
+        bail!("{what} failed ({status}); last lines of {}:\n{}", log.display(), log_tail(log, 30));
+    }
+    eprintln!("{what}: done in {:.0} s", started.elapsed().as_secs_f64());
+    Ok(())
+}
+
+/// A collector-based process (the collector, or Jaeger, which is one) with
+/// its self-metrics on a Prometheus endpoint.
+pub struct OtelProcess {
+    child: Child,
+    pub name: String,
+    pub metrics_port: u16,
+}
+
+impl OtelProcess {
+    /// Starts `binary --config <each config>` with `env` (plus the metrics
+    /// address) and waits until `ready_port` accepts connections.
+    pub fn start(
+        name: &str,
+        binary: &Path,
+        configs: &[PathBuf],
+        env: &[(&str, String)],
+        ready_port: u16,
+        log: &Path,
+    ) -> Result<OtelProcess> {
+        let metrics_port = free_port()?;
+        let mut args = Vec::new();
+        for config in configs {
+            args.push("--config".to_owned());
+            args.push(config.display().to_string());
+        }
+        let mut expression = duct::cmd(binary, args)
+            .env("STITCH_METRICS_HOST", "127.0.0.1")
+            .env("STITCH_METRICS_PORT", metrics_port.to_string());
+        for (key, value) in env {
+            expression = expression.env(key, value);
+        }
+        let child = Child::start(name, expression, log)?;
+        wait_until(&child, Duration::from_secs(30), || {
+            [ready_port, metrics_port].iter().all(|&port| {
+                std::net::TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_millis(200)).is_ok()
+            })
+        })?;
+        Ok(OtelProcess { child, name: name.to_owned(), metrics_port })
+    }
+
+    pub fn check_alive(&self) -> Result<()> {
+        self.child.check_alive()
+    }
+
+    pub fn log(&self) -> &Path {
+        self.child.log()
+    }
+
+    pub fn stop(&mut self) {
+        self.child.stop(Duration::from_secs(5));
+    }
+
+    /// Scrapes the process's self-metrics.
+    pub fn metrics(&self) -> Result<Metrics> {
+        let text = http_get(&format!("http://127.0.0.1:{}/metrics", self.metrics_port))?;
+        Ok(Metrics::parse(&text))
+    }
+}
+
+/// One scrape of a Prometheus text endpoint.
+#[derive(Debug, Clone, Default)]
+pub struct Metrics {
+    samples: Vec<(String, BTreeMap<String, String>, f64)>,
+}
+
+impl Metrics {
+    /// Parses the text exposition format; lines it cannot read are skipped.
+    pub fn parse(text: &str) -> Metrics {
+        let samples = text
+            .lines()
+            .filter(|line| !line.starts_with('#') && !line.trim().is_empty())
+            .filter_map(|line| {
+                let (series, value) = line.rsplit_once(' ')?;
+                let value: f64 = value.parse().ok()?;
+                let (name, labels) = match series.split_once('{') {
+                    Some((name, rest)) => (name, parse_labels(rest.strip_suffix('}')?)),
+                    None => (series, BTreeMap::new()),
+                };
+                Some((name.to_owned(), labels, value))
+            })
+            .collect();
+        Metrics { samples }
+    }
+
+    /// The sum of every series of `name` whose labels include all of `labels`.
+    pub fn sum(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
+        self.series(name, labels).map(|(_, value)| value).sum()
+    }
+
+    /// Every series of `name` whose labels include all of `labels`.
+    pub fn series<'a>(
+        &'a self,
+        name: &'a str,
+        labels: &'a [(&'a str, &'a str)],
+    ) -> impl Iterator<Item = (&'a BTreeMap<String, String>, f64)> + 'a {
+        self.samples.iter().filter(move |(sample, sample_labels, _)| {
+            sample == name && labels.iter().all(|(key, value)| sample_labels.get(*key).is_some_and(|v| v == value))
+        })
+        .map(|(_, labels, value)| (labels, *value))
+    }
+}
+
+fn parse_labels(text: &str) -> BTreeMap<String, String> {
+    let mut labels = BTreeMap::new();
+    let mut rest = text;
+    while let Some((key, after)) = rest.split_once("=\"") {
+        let mut value = String::new();
+        let mut chars = after.char_indices();
+        let mut end = after.len();
+        while let Some((index, c)) = chars.next() {
+            match c {
+                '\\' => {
+                    if let Some((_, escaped)) = chars.next() {
+                        value.push(if escaped == 'n' { '\n' } else { escaped });
+                    }
+                }
+                '"' => {
+                    end = index + 1;
+                    break;
+                }
+                c => value.push(c),
+            }
+        }
+        labels.insert(key.trim_start_matches(',').trim().to_owned(), value);
+        rest = &after[end..];
+    }
+    labels
+}
+
+/// A GET on loopback, answered as text; errors say what answered.
+pub fn http_get(url: &str) -> Result<String> {
+    let (status, body) = http_get_status(url)?;
+    if !(200..300).contains(&status) {
+        bail!("GET {url} answered {status}: {}", body.chars().take(300).collect::<String>());
+    }
+    Ok(body)
+}
+
+/// A GET on loopback: the status and the body, whatever the status.
+pub fn http_get_status(url: &str) -> Result<(u16, String)> {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    runtime.block_on(async {
+        let response = reqwest::Client::new()
+            .get(url)
+            .timeout(Duration::from_secs(10))
+            .send()
+            .await
+            .with_context(|| format!("GET {url}"))?;
+        let status = response.status().as_u16();
+        Ok((status, response.text().await?))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_prometheus_text() {
+        let metrics = Metrics::parse(
+            "# HELP x y\n# TYPE otelcol_a counter\n\
+             otelcol_a{policy=\"errors\",sampled=\"true\"} 2\n\
+             otelcol_a{policy=\"errors\",sampled=\"false\"} 40\n\
+             otelcol_a{policy=\"slow\",sampled=\"true\"} 1\n\
+             otelcol_rss 1.5e+08\n\
+             garbage line\n",
+        );
+        assert_eq!(metrics.sum("otelcol_a", &[("sampled", "true")]), 3.0);
+        assert_eq!(metrics.sum("otelcol_a", &[("policy", "errors")]), 42.0);
+        assert_eq!(metrics.sum("otelcol_rss", &[]), 1.5e8);
+        assert_eq!(metrics.sum("missing", &[]), 0.0);
+    }
+
+    #[test]
+    fn label_values_may_hold_commas_quotes_and_braces() {
+        let metrics = Metrics::parse("m{endpoint=\"127.0.0.1:1,2\",note=\"a \\\"b\\\" {c}\"} 7\n");
+        let (labels, value) = metrics.series("m", &[]).next().expect("one series");
+        assert_eq!(value, 7.0);
+        assert_eq!(labels["endpoint"], "127.0.0.1:1,2");
+        assert_eq!(labels["note"], "a \"b\" {c}");
+    }
+}

@@ -1,0 +1,1 @@
+stitch_flow::main!(step_06_mesh_solution);

@@ -1,0 +1,1 @@
+stitch_flow::main!(step_07_browser_solution);

@@ -76,7 +76,9 @@ pub(crate) fn consumer(
         // Poll often: the consumer's fetch wait is the largest share of the
         // time a request needs to become one connected trace.
         .set("fetch.wait.max.ms", "20")
-        .set("session.timeout.ms", "6000")
+        // Generous: on a loaded machine a broker can answer heartbeats late,
+        // and a session that times out revokes the partitions mid-run.
+        .set("session.timeout.ms", "30000")
         .create_with_context(AssignmentContext(assigned))
         .context("creating the Kafka consumer")
 }

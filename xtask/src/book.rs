@@ -137,6 +137,53 @@ pub fn check_includes(book_src: &Path) -> Vec<Problem> {
     problems
 }
 
+/// The mdbook the book is checked with: v[`MDBOOK_VERSION`] from PATH, or
+/// from the cache, where it is installed with cargo the first time.
+pub fn mdbook() -> anyhow::Result<std::path::PathBuf> {
+    static INSTALLING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _guard = INSTALLING.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let tools = stitch_harness::cache_dir().join("tools");
+    let cached = tools.join("bin").join("mdbook");
+    let version_of = |program: &Path| {
+        duct::cmd!(program, "--version")
+            .stdout_capture()
+            .stderr_null()
+            .unchecked()
+            .run()
+            .ok()
+            .map(|output| String::from_utf8_lossy(&output.stdout).trim().to_owned())
+    };
+    let wanted = format!("v{MDBOOK_VERSION}");
+    for candidate in [Path::new("mdbook"), cached.as_path()] {
+        if version_of(candidate).is_some_and(|version| version.ends_with(&wanted)) {
+            return Ok(candidate.to_path_buf());
+        }
+    }
+    eprintln!("installing mdbook {MDBOOK_VERSION} into {} (first run only)", tools.display());
+    let status = stitch_harness::process::cargo(&[
+        &"install",
+        &"mdbook",
+        &"--locked",
+        &"--version",
+        &MDBOOK_VERSION,
+        &"--no-default-features",
+        &"--features",
+        &"search",
+        &"--root",
+        &tools,
+        &"--quiet",
+    ])
+    .stdout_to_stderr()
+    .unchecked()
+    .run()
+    .context("running cargo install mdbook")?
+    .status;
+    if !status.success() || version_of(&cached).is_none() {
+        bail!("`cargo install mdbook --version {MDBOOK_VERSION}` failed ({status}); see above");
+    }
+    Ok(cached)
+}
+
 /// [`check_includes`] on the repo's book, then `mdbook build` (mdbook must be
 /// on PATH; if not, the error says how to install the tested version). Fails
 /// on any problem, on a non-zero mdbook exit, and on an error mdbook only logs.
@@ -158,19 +205,9 @@ pub fn check(project_root: &Path) -> anyhow::Result<()> {
         bail!("{} problem(s) in the book: mdBook would build it anyway, with holes where they are", problems.len());
     }
 
-    let version = match duct::cmd!("mdbook", "--version").stdout_capture().stderr_null().unchecked().run() {
-        Ok(output) => String::from_utf8_lossy(&output.stdout).trim().to_owned(),
-        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
-            bail!("mdbook is not on PATH: `cargo install mdbook --locked --version {MDBOOK_VERSION}`")
-        }
-        Err(err) => return Err(err).context("running mdbook --version"),
-    };
-    if !version.ends_with(&format!("v{MDBOOK_VERSION}")) {
-        eprintln!("note: {version} found; the book is checked with mdbook v{MDBOOK_VERSION}");
-    }
-
+    let mdbook = mdbook()?;
     let output =
-        duct::cmd!("mdbook", "build").dir(&book).stderr_capture().unchecked().run().context("running mdbook build")?;
+        duct::cmd!(mdbook, "build").dir(&book).stderr_capture().unchecked().run().context("running mdbook build")?;
     let log = String::from_utf8_lossy(&output.stderr);
     eprint!("{log}");
     if !output.status.success() {

@@ -29,6 +29,18 @@ pub fn run(kafka: &str, requests: usize, no_tests: bool) -> anyhow::Result<ExitC
     let mut proofs = Vec::new();
     let mut runs = Vec::new();
 
+    // The slow installs (the collector and Jaeger from the Go module proxy,
+    // mdbook from crates.io) build while the tests and the first step proofs
+    // mostly wait on sockets; the steps that need them come after.
+    let tools = std::thread::spawn(|| -> Vec<String> {
+        let installs: [(&str, fn() -> anyhow::Result<std::path::PathBuf>); 3] = [
+            ("the collector", stitch_harness::otelcol::install_collector),
+            ("Jaeger", stitch_harness::otelcol::install_jaeger),
+            ("mdbook", crate::book::mdbook),
+        ];
+        installs.iter().filter_map(|(what, install)| install().err().map(|err| format!("{what}: {err:#}"))).collect()
+    });
+
     for step in steps.iter().filter(|step| step.has_solution()) {
         proofs.push(Proof {
             name: format!("{}: solution changes only the lesson", step.short_name()),
@@ -53,47 +65,61 @@ pub fn run(kafka: &str, requests: usize, no_tests: bool) -> anyhow::Result<ExitC
             proofs.push(Proof { name: name.to_owned(), problems });
         }
     }
+    // Steps 0–3 on every broker, then the later steps. A stage (collector
+    // tier, proxy, browser, long job) does not change what Kafka does: its
+    // steps run on the first broker only, which keeps CI short.
+    let mut plan: Vec<(BrokerKind, &Step)> = Vec::new();
     for &kafka in &brokers {
-        for step in &steps {
-            // A stage (collector tier, proxy, browser) does not touch Kafka:
-            // its steps run on the first broker only, which keeps CI short.
-            if step.meta.stage.is_some() && Some(&kafka) != brokers.first() {
+        plan.extend(steps.iter().filter(|step| step.meta.stage.is_none()).map(|step| (kafka, step)));
+    }
+    let first = brokers[0];
+    plan.extend(steps.iter().filter(|step| step.meta.stage.is_some()).map(|step| (first, step)));
+    let mut tools = Some(tools);
+    for (kafka, step) in plan {
+        if step.meta.stage.is_some() {
+            if let Some(tools) = tools.take() {
+                let problems = tools.join().unwrap_or_else(|_| vec!["the install thread panicked".to_owned()]);
+                proofs.push(Proof { name: "the collector, Jaeger and mdbook install".to_owned(), problems });
+            }
+        }
+        for solution in [false, true] {
+            if solution && !step.has_solution() {
                 continue;
             }
-            for solution in [false, true] {
-                if solution && !step.has_solution() {
-                    continue;
+            let name = format!(
+                "{} {} on {kafka}",
+                step.short_name(),
+                if solution { "solution passes" } else { "unsolved fails" }
+            );
+            eprintln!("\n── {name}");
+            // A stage's step drives what its step.toml asks for (the tier
+            // needs enough traffic for 1% to be a count).
+            let requests = if step.meta.stage.is_some() { step.default_requests() } else { requests };
+            let options = CheckOptions { step: step.clone(), solution, requests, kafka, concurrency: 8 };
+            let problems = match check::run(&options) {
+                Ok(run) => {
+                    let verdict = verdict::judge(step, &run);
+                    let problems = if solution {
+                        prove_solution(step, &run, &verdict)
+                    } else {
+                        prove_unsolved(step, &run, &verdict)
+                    };
+                    summarise(&run, &verdict);
+                    runs.push((step.clone(), run, verdict));
+                    problems
                 }
-                let name = format!(
-                    "{} {} on {kafka}",
-                    step.short_name(),
-                    if solution { "solution passes" } else { "unsolved fails" }
-                );
-                eprintln!("\n── {name}");
-                // A stage's step drives what its step.toml asks for (the tier
-                // needs enough traffic for 1% to be a count).
-                let requests = if step.meta.stage.is_some() { step.default_requests() } else { requests };
-                let options = CheckOptions { step: step.clone(), solution, requests, kafka, concurrency: 8 };
-                let problems = match check::run(&options) {
-                    Ok(run) => {
-                        let verdict = verdict::judge(step, &run);
-                        let problems = if solution {
-                            prove_solution(step, &run, &verdict)
-                        } else {
-                            prove_unsolved(step, &run, &verdict)
-                        };
-                        summarise(&run, &verdict);
-                        runs.push((step.clone(), run, verdict));
-                        problems
-                    }
-                    Err(err) => vec![format!("the run failed: {err:#}")],
-                };
-                proofs.push(Proof { name, problems });
-            }
+                Err(err) => vec![format!("the run failed: {err:#}")],
+            };
+            proofs.push(Proof { name, problems });
         }
     }
 
-    if let Some(&kafka) = brokers.first() {
+    if let Some(tools) = tools.take() {
+        let problems = tools.join().unwrap_or_else(|_| vec!["the install thread panicked".to_owned()]);
+        proofs.push(Proof { name: "the collector, Jaeger and mdbook install".to_owned(), problems });
+    }
+    {
+        let kafka = first;
         let name = format!("step 0 through the tail-sampling tier on {kafka}: sampling cannot repair lineage");
         eprintln!("\n── {name}");
         let problems = match stitch_harness::tier::run_cannot_repair(crate::report::TIER_REQUESTS, kafka) {

@@ -66,9 +66,10 @@ pub fn render_config(template: &str, ports: &EnvoyPorts) -> anyhow::Result<Strin
         }
         config = config.replace(placeholder, &port.to_string());
     }
-    let unfilled = config.lines().filter(|line| !line.trim_start().starts_with('#')).find(|line| {
-        line.match_indices('@').any(|(at, _)| is_placeholder(&line[at..]))
-    });
+    let unfilled = config
+        .lines()
+        .filter(|line| !line.trim_start().starts_with('#'))
+        .find(|line| line.match_indices('@').any(|(at, _)| is_placeholder(&line[at..])));
     if let Some(line) = unfilled {
         bail!("the Envoy template has a placeholder no launcher fills in: {}", line.trim());
     }
@@ -349,12 +350,15 @@ async fn probe(lineage: &str, listener: SocketAddr) -> anyhow::Result<Vec<Probe>
     let mut probes = Vec::new();
     for (case, status) in PROBES.into_iter().zip(statuses) {
         let key = probe_key(case);
-        // 404: lineage holds no span with this key.
+        // 404: lineage holds no span with this key. Only then is there a dump
+        // to ask for (lineage's dump route locks up on an unknown key).
         let response = get(format!("/api/requests/{key}")).await?;
-        let traces =
-            if response.status().is_success() { response.json::<lineage::RequestView>().await?.traces } else { Vec::new() };
-        let response = get(format!("/api/requests/{key}/dump")).await?;
-        let dump = if response.status().is_success() { response.text().await? } else { String::new() };
+        let (traces, dump) = if response.status().is_success() {
+            let traces = response.json::<lineage::RequestView>().await?.traces;
+            (traces, get(format!("/api/requests/{key}/dump")).await?.error_for_status()?.text().await?)
+        } else {
+            (Vec::new(), String::new())
+        };
         probes.push(probe_result(case, key, status, traces, dump));
     }
     client.post(format!("{lineage}/api/reset")).send().await?.error_for_status().context("resetting lineage")?;
@@ -366,7 +370,13 @@ fn probe_key(case: ProbeCase) -> String {
     format!("mesh-probe-{}", case.name)
 }
 
-fn probe_result(case: ProbeCase, order_id: String, status: u16, traces: Vec<lineage::TraceView>, dump: String) -> Probe {
+fn probe_result(
+    case: ProbeCase,
+    order_id: String,
+    status: u16,
+    traces: Vec<lineage::TraceView>,
+    dump: String,
+) -> Probe {
     let spans = || traces.iter().flat_map(|trace| trace.spans.iter().map(move |span| (trace, span)));
     let count = |service: &str| spans().filter(|(_, span)| span.service == service).count();
     let sent_trace = case.traceparent.split('-').nth(1).unwrap_or_default();
@@ -476,10 +486,8 @@ impl Stage for MeshStage {
             format!("{spans} spans, {orphans} orphans ({:.1}%)", rate * 100.0),
             spans > 0 && rate < 0.01,
         ));
-        let (sent, dropped) = (
-            envoy.counter("tracing.opentelemetry.spans_sent"),
-            envoy.counter("tracing.opentelemetry.spans_dropped"),
-        );
+        let (sent, dropped) =
+            (envoy.counter("tracing.opentelemetry.spans_sent"), envoy.counter("tracing.opentelemetry.spans_dropped"));
         let counter = |value: Option<u64>| value.map_or_else(|| "?".to_owned(), |value| value.to_string());
         evidence.notes.push(format!(
             "Envoy {ENVOY_VERSION} on 127.0.0.1:{} in front of the worker; its own counters: {} spans sent, {} dropped \
@@ -493,8 +501,7 @@ impl Stage for MeshStage {
         if let Some(error) = &self.probe_error {
             evidence.assertions.push(Assertion::new("the probes straight to Envoy ran", error.clone(), false));
         }
-        let leaked: usize =
-            PROBES.iter().map(|case| lineage.request_traces(&probe_key(*case)).len()).sum();
+        let leaked: usize = PROBES.iter().map(|case| lineage.request_traces(&probe_key(*case)).len()).sum();
         evidence.assertions.push(Assertion::new(
             "the probes' spans stay out of the judged numbers",
             format!("{leaked} probe traces among them"),
@@ -509,7 +516,9 @@ impl Stage for MeshStage {
             let (claim, passed) = match probe.name.as_str() {
                 "malformed" => (
                     "a malformed traceparent: Envoy forwards it and emits no span; the worker starts a new trace",
-                    probe.envoy_spans == 0 && probe.worker_parent.is_none() && probe.worker_continues_trace == Some(false),
+                    probe.envoy_spans == 0
+                        && probe.worker_parent.is_none()
+                        && probe.worker_continues_trace == Some(false),
                 ),
                 _ => (
                     "an unsampled traceparent (flags 00): neither Envoy nor the worker records a span",

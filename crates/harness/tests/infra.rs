@@ -82,7 +82,8 @@ fn compose_runs_the_tier_from_the_files_and_releases_the_native_launcher_builds(
                 continue;
             }
             for service in services {
-                let block = compose.split(&format!("\n  {service}:\n")).nth(1).expect("the service").split("\n\n").next();
+                let block =
+                    compose.split(&format!("\n  {service}:\n")).nth(1).expect("the service").split("\n\n").next();
                 assert!(
                     block.is_some_and(|block| block.contains(&format!("{variable}:"))),
                     "compose.yaml's {service} must set {variable}, which {file} reads"

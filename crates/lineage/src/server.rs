@@ -528,7 +528,9 @@ async fn get_request(State(shared): State<Arc<Shared>>, Path(key): Path<String>)
 }
 
 async fn get_request_dump(State(shared): State<Arc<Shared>>, Path(key): Path<String>) -> Response {
-    match shared.store().request_dump(&key) {
+    // The store's guard must be gone before `find_request` locks it again.
+    let dump = shared.store().request_dump(&key);
+    match dump {
         Some(dump) => text(StatusCode::OK, dump),
         None => match find_request(&shared, &key) {
             Err((status, message)) => text(status, message + "\n"),

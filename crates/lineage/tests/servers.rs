@@ -378,6 +378,11 @@ async fn api_and_pages() {
     let (status, _, body) = get(&lineage, "/api/requests/404").await;
     assert_eq!(status, 404);
     assert!(body.contains("order.id"), "{body}");
+    // An unknown key's dump once deadlocked on the store's lock.
+    let (status, _, _) = tokio::time::timeout(Duration::from_secs(5), get(&lineage, "/api/requests/404/dump"))
+        .await
+        .expect("the dump of an unknown request answers");
+    assert_eq!(status, 404);
 
     for path in ["/".to_owned(), format!("/traces/{}", trace_hex(2)), "/requests/1001".to_owned()] {
         let (status, content_type, html) = get(&lineage, &path).await;

@@ -45,7 +45,9 @@ fn final_solution_passes_the_gate_on_apache_kafka() {
 
 #[test]
 fn each_unsolved_step_fails_the_gate() {
-    for step in step::all().expect("steps") {
+    // Steps 0–3 teach propagation; the later steps add a stage around the
+    // fixed flow, and their lessons are judged by their own checks.
+    for step in step::all().expect("steps").into_iter().filter(|step| step.meta.stage.is_none()) {
         let run = run(&step.name, false, BrokerKind::Tansu);
         let violations = gate::violations(&run, &Baseline::load().expect("baseline"));
         assert!(

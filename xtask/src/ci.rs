@@ -32,8 +32,9 @@ pub fn run(kafka: &str, requests: usize, no_tests: bool) -> anyhow::Result<ExitC
     // The slow installs (the collector and Jaeger from the Go module proxy,
     // mdbook from crates.io) build while the tests and the first step proofs
     // mostly wait on sockets; the steps that need them come after.
+    type Install = fn() -> anyhow::Result<std::path::PathBuf>;
     let tools = std::thread::spawn(|| -> Vec<String> {
-        let installs: [(&str, fn() -> anyhow::Result<std::path::PathBuf>); 3] = [
+        let installs: [(&str, Install); 3] = [
             ("the collector", stitch_harness::otelcol::install_collector),
             ("Jaeger", stitch_harness::otelcol::install_jaeger),
             ("mdbook", crate::book::mdbook),
@@ -76,11 +77,11 @@ pub fn run(kafka: &str, requests: usize, no_tests: bool) -> anyhow::Result<ExitC
     plan.extend(steps.iter().filter(|step| step.meta.stage.is_some()).map(|step| (first, step)));
     let mut tools = Some(tools);
     for (kafka, step) in plan {
-        if step.meta.stage.is_some() {
-            if let Some(tools) = tools.take() {
-                let problems = tools.join().unwrap_or_else(|_| vec!["the install thread panicked".to_owned()]);
-                proofs.push(Proof { name: "the collector, Jaeger and mdbook install".to_owned(), problems });
-            }
+        if step.meta.stage.is_some()
+            && let Some(tools) = tools.take()
+        {
+            let problems = tools.join().unwrap_or_else(|_| vec!["the install thread panicked".to_owned()]);
+            proofs.push(Proof { name: "the collector, Jaeger and mdbook install".to_owned(), problems });
         }
         for solution in [false, true] {
             if solution && !step.has_solution() {

@@ -126,7 +126,7 @@ pub fn all() -> anyhow::Result<Vec<Step>> {
 /// The CI gate and the traps run on its solution; later steps only add
 /// around it.
 pub fn final_flow() -> anyhow::Result<Step> {
-    all()?.into_iter().filter(|step| step.meta.stage.is_none()).last().context("no steps")
+    all()?.into_iter().rfind(|step| step.meta.stage.is_none()).context("no steps")
 }
 
 /// Finds a step by `3`, `step-3`, `step-03` or `step-03-kafka`.
@@ -149,10 +149,10 @@ pub fn validate(steps: &[Step]) -> anyhow::Result<()> {
                 bail!("{}: unknown boundary {boundary:?} (lineage knows {BOUNDARIES:?})", step.name);
             }
         }
-        if let Some(stage) = &step.meta.stage {
-            if !crate::stages::NAMES.contains(&stage.as_str()) {
-                bail!("{}: unknown stage {stage:?} (known: {:?})", step.name, crate::stages::NAMES);
-            }
+        if let Some(stage) = &step.meta.stage
+            && !crate::stages::NAMES.contains(&stage.as_str())
+        {
+            bail!("{}: unknown stage {stage:?} (known: {:?})", step.name, crate::stages::NAMES);
         }
         for file in &step.meta.lesson {
             if !step.dir(false).join(file).is_file() {

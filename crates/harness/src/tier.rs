@@ -70,21 +70,22 @@ pub enum Lesson {
 /// fragment kind is a count.
 pub fn run_cannot_repair(requests: usize, kafka: crate::kafka::BrokerKind) -> Result<crate::check::CheckRun> {
     let step = crate::step::all()?.into_iter().next().context("no steps")?;
-    let options = TierOptions {
-        spans_per_request: step.expectation(false).spans_per_request as usize,
-        ..TierOptions::default()
-    };
+    let options =
+        TierOptions { spans_per_request: step.expectation(false).spans_per_request as usize, ..TierOptions::default() };
     let mut stage = TierStage::new(Lesson::CannotRepair, options);
     let variant = crate::check::Variant { name: Some(format!("{}-through-the-tier", step.name)), ..Default::default() };
     let check = crate::check::CheckOptions { step, solution: false, requests, kafka, concurrency: 8 };
     crate::check::run_staged(&check, &variant, Some(&mut stage))
 }
 
+/// A tier-2 collector: its process, its OTLP port, its file of kept spans.
+type Tier2 = (OtelProcess, u16, PathBuf);
+
 /// The tier's processes, started in [`Stage::start`].
 struct Running {
     jaeger: OtelProcess,
     jaeger_http: u16,
-    tier2: Vec<(OtelProcess, u16, PathBuf)>,
+    tier2: Vec<Tier2>,
     tier1: OtelProcess,
     tier1_grpc: u16,
 }
@@ -192,16 +193,14 @@ impl TierStage {
         let kept_by_collector = self.kept_spans()?;
         let options = &self.options;
         let mut assertions = Vec::new();
-        let mut notes = vec![
-            format!(
-                "tier 2 ×{}: decision_wait {:?}, num_traces {} each, policies: errors, slow (> {} ms), baseline {}%",
-                kept_by_collector.len(),
-                options.decision_wait,
-                options.num_traces,
-                options.slow_threshold.as_millis(),
-                BASELINE_RATIO * 100.0
-            ),
-        ];
+        let mut notes = vec![format!(
+            "tier 2 ×{}: decision_wait {:?}, num_traces {} each, policies: errors, slow (> {} ms), baseline {}%",
+            kept_by_collector.len(),
+            options.decision_wait,
+            options.num_traces,
+            options.slow_threshold.as_millis(),
+            BASELINE_RATIO * 100.0
+        )];
 
         // Which tier-2 collector kept each trace id.
         let mut keepers: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
@@ -218,9 +217,9 @@ impl TierStage {
         // lineage, which saw every span, says which took that long.
         let threshold_nanos = options.slow_threshold.as_nanos() as u64;
         let over_threshold = |order: &Order| {
-            lineage.trace(&order.trace_id).is_some_and(|trace| {
-                trace.end_unix_nanos.saturating_sub(trace.start_unix_nanos) > threshold_nanos
-            })
+            lineage
+                .trace(&order.trace_id)
+                .is_some_and(|trace| trace.end_unix_nanos.saturating_sub(trace.start_unix_nanos) > threshold_nanos)
         };
         let mut baseline_kept = 0usize;
         let mut baseline_total = 0usize;
@@ -231,10 +230,11 @@ impl TierStage {
         let reading = spinner("reading the requests back from Jaeger");
         for order in orders {
             let trace = jaeger_trace(&jaeger, &order.trace_id)?;
-            if let Some(spans) = &trace {
-                if spans.len() == options.spans_per_request && spans.iter().all(|s| s.trace_id == order.trace_id) {
-                    kept_whole += 1;
-                }
+            if let Some(spans) = &trace
+                && spans.len() == options.spans_per_request
+                && spans.iter().all(|s| s.trace_id == order.trace_id)
+            {
+                kept_whole += 1;
             }
             if special.contains(order.order_id.as_str()) {
                 // judged below, one by one
@@ -260,7 +260,10 @@ impl TierStage {
                 spans.len() == options.spans_per_request && spans.iter().all(|span| span.trace_id == order.trace_id)
             });
             assertions.push(Assertion::new(
-                format!("the injected {label} trace is in Jaeger, whole ({} spans, one trace id)", options.spans_per_request),
+                format!(
+                    "the injected {label} trace is in Jaeger, whole ({} spans, one trace id)",
+                    options.spans_per_request
+                ),
                 format!("{} spans", spans.len()),
                 whole,
             ));
@@ -279,7 +282,9 @@ impl TierStage {
             let claim = if others == 0 {
                 format!("the `{policy}` policy kept exactly the injected {label} trace")
             } else {
-                format!("the `{policy}` policy kept the injected {label} trace and the {others} baseline traces over the threshold")
+                format!(
+                    "the `{policy}` policy kept the injected {label} trace and the {others} baseline traces over the threshold"
+                )
             };
             assertions.push(Assertion::new(claim, format!("{fired} traces"), fired == expected));
         }
@@ -423,11 +428,7 @@ impl TierStage {
                 .any(|span| span.error && span.order_id.as_ref() == Some(id))
         });
         let mut assertions = vec![
-            Assertion::new(
-                "no request reaches the backend whole",
-                format!("{whole} of {requests} whole"),
-                whole == 0,
-            ),
+            Assertion::new("no request reaches the backend whole", format!("{whole} of {requests} whole"), whole == 0),
             Assertion::new(
                 "what the tier kept are fragments, each sampled on its own trace id",
                 format!("{} fragments of {touched} requests", kept_ids.len()),
@@ -508,8 +509,8 @@ impl Stage for TierStage {
             }
         };
         // From here on, `stop` cleans up whatever started.
-        let mut tier2 = Vec::new();
-        let mut started = || -> Result<(Vec<(OtelProcess, u16, PathBuf)>, OtelProcess, u16)> {
+        let mut tier2: Vec<Tier2> = Vec::new();
+        let mut started = || -> Result<(Vec<Tier2>, OtelProcess, u16)> {
             for name in ["tier2-a", "tier2-b"] {
                 let port = free_port()?;
                 let file = dir.join(format!("{name}-kept.jsonl"));
@@ -528,7 +529,8 @@ impl Stage for TierStage {
                 for (key, value) in &self.options.tier2_env {
                     vars.push((key.as_str(), value.clone()));
                 }
-                let process = OtelProcess::start(name, &collector, &configs, &vars, port, &dir.join(format!("{name}.log")))?;
+                let process =
+                    OtelProcess::start(name, &collector, &configs, &vars, port, &dir.join(format!("{name}.log")))?;
                 tier2.push((process, port, file));
             }
             let (grpc, http) = (free_port()?, free_port()?);

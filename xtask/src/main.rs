@@ -3,6 +3,7 @@
 mod book;
 mod ci;
 mod infra;
+mod long_trace;
 mod report;
 mod table;
 mod tags;
@@ -92,6 +93,29 @@ enum Command {
     /// Reproduce the book's five silent failures (`traps/`) and write what
     /// lineage measured into book/src/generated/silent-failures.md.
     Traps,
+    /// Step 8's long mode: minutes of batches through the tier, unsolved
+    /// with a decision_wait that covers the batch and solved with 30 s, then
+    /// both under a tight memory limit. Writes the book's table and the RSS
+    /// picture (about 40 minutes with the defaults).
+    LongTrace {
+        #[arg(long, default_value_t = long_trace::MINUTES)]
+        minutes: f64,
+        /// Minutes of each run under the tight memory limit.
+        #[arg(long, default_value_t = long_trace::TIGHT_MINUTES)]
+        tight_minutes: f64,
+        /// tier 2's memory_limiter `limit_mib` in the tight runs (spike
+        /// 16 MiB); by default half as much again as the solution's largest
+        /// heap, plus the spike.
+        #[arg(long)]
+        tight_limit_mib: Option<u64>,
+        /// Run only the two tight runs; take the others from the last saved
+        /// measurements.
+        #[arg(long, conflicts_with = "render_only")]
+        tight_only: bool,
+        /// Rewrite the book's files from the last runs' saved measurements.
+        #[arg(long)]
+        render_only: bool,
+    },
     /// Check every include and anchor of the book, then build it.
     Book {
         /// Check only (the default, and the only mode).
@@ -116,6 +140,14 @@ fn main() -> ExitCode {
         Command::Report { step } => report::generate(step.as_deref()),
         Command::Tags => tags::run(),
         Command::Traps => traps::write(),
+        Command::LongTrace { minutes, tight_minutes, tight_limit_mib, tight_only, render_only } => {
+            let runs = match (tight_only, render_only) {
+                (_, true) => long_trace::Runs::None,
+                (true, false) => long_trace::Runs::TightOnly,
+                (false, false) => long_trace::Runs::All,
+            };
+            long_trace::run(minutes, tight_minutes, tight_limit_mib, runs)
+        }
         Command::Book { check: _ } => book::check(&stitch_harness::project_root()).map(|()| {
             println!("book: every include resolves, and mdbook built it into book/build");
             ExitCode::SUCCESS
@@ -158,7 +190,10 @@ fn sampling_cannot_repair(requests: usize, kafka: BrokerKind) -> anyhow::Result<
     println!("\nStep 0's broken flow through the tail-sampling tier, {} requests on {kafka}:\n", run.requests_sent);
     table::print_evidence(evidence);
     let passed = evidence.assertions.iter().all(|assertion| assertion.passed);
-    println!("{}", if passed { "As expected: sampling kept fragments, never a request." } else { "UNEXPECTED: see above." });
+    println!(
+        "{}",
+        if passed { "As expected: sampling kept fragments, never a request." } else { "UNEXPECTED: see above." }
+    );
     Ok(if passed { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
 

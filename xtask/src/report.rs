@@ -158,6 +158,17 @@ pub fn generate(only: Option<&str>) -> anyhow::Result<ExitCode> {
     write(&generated_dir().join("demo.md"), &demo)?;
     eprintln!("running the silent-failure traps…");
     write(&generated_dir().join("silent-failures.md"), &crate::traps::generate()?)?;
+    // Step 8's long mode takes about 40 minutes: the full report runs it,
+    // `--step 8` leaves it to `cargo xtask long-trace`.
+    if steps.iter().any(|step| step.meta.stage.as_deref() == Some("long-trace")) {
+        eprintln!("running step 8's long mode…");
+        crate::long_trace::run(
+            crate::long_trace::MINUTES,
+            crate::long_trace::TIGHT_MINUTES,
+            None,
+            crate::long_trace::Runs::All,
+        )?;
+    }
     eprintln!("wrote {} and {}", generated_dir().display(), images_dir().display());
     Ok(ExitCode::SUCCESS)
 }

@@ -26,4 +26,9 @@ pub struct Boundaries {
     /// The boundary to the sampler: how a failed order shows on its span.
     /// Tail sampling keeps a trace for its error only if the status says so.
     pub record_failure: fn(&Span, &str),
+    /// A long job, on the worker: called for each item of a batch with the
+    /// item's span (a new root, not entered yet) and the context of the span
+    /// that planned the batch. Decides whether the item joins the batch's
+    /// trace or starts a trace of its own.
+    pub start_batch_item: fn(&Span, &opentelemetry::Context),
 }

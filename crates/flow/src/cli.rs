@@ -22,7 +22,7 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Role {
-    /// The entry service: `POST /orders` calls the worker over HTTP.
+    /// The entry service: `POST /orders` and `POST /batches` call the worker over HTTP.
     Gateway {
         #[arg(long, default_value = "127.0.0.1:8080")]
         listen: SocketAddr,
@@ -32,7 +32,8 @@ enum Role {
         #[command(flatten)]
         edge: crate::gateway::EdgeArgs,
     },
-    /// Handles `POST /work`, then hands deferred work to a task that publishes to Kafka.
+    /// Handles `POST /work`, then hands deferred work to a task that publishes to Kafka;
+    /// `POST /batches` runs a batch's items in a task, one after another.
     Worker {
         #[arg(long, default_value = "127.0.0.1:8081")]
         listen: SocketAddr,

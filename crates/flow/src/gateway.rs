@@ -126,7 +126,8 @@ pub(crate) async fn serve(
     let edge_policy = policy.clone();
     let mut app = Router::new()
         .route("/orders", post(create_order))
-        .with_state(gateway)
+        .with_state(gateway.clone())
+        .merge(crate::batch::gateway_routes(gateway.client.clone(), &gateway.worker_url))
         .layer(
             // The gateway is the edge: whether a trace a caller presents is
             // continued here is the step's `continue_at_edge` (steps 0–6:

@@ -5,6 +5,7 @@
 //! born or lost is a [`Boundaries`] hook, and each step crate fills the hooks
 //! with its lesson: broken, or fixed.
 
+pub mod batch;
 mod boundary;
 mod cli;
 mod consumer;
@@ -24,7 +25,7 @@ pub const BUSINESS_KEY: &str = "order.id";
 
 /// Builds the step's `BOUNDARIES` from the `http`, `spawn` and `messaging`
 /// modules in scope, so a step's `lib.rs` names only where each boundary
-/// comes from. `status` and `edge` default to the flow's own modules.
+/// comes from. `status`, `edge` and `batch` default to the flow's own modules.
 #[macro_export]
 macro_rules! boundaries {
     () => {
@@ -36,7 +37,14 @@ macro_rules! boundaries {
     (edge = $edge:path) => {
         $crate::boundaries!(status = $crate::status, edge = $edge);
     };
+    (batch = $batch:path) => {
+        $crate::boundaries!(status = $crate::status, edge = $crate::edge, batch = $batch);
+    };
     (status = $status:path, edge = $edge:path) => {
+        $crate::boundaries!(status = $status, edge = $edge, batch = $crate::batch);
+    };
+    (status = $status:path, edge = $edge:path, batch = $batch:path) => {
+        use $batch as batch_module;
         use $edge as edge_module;
         use $status as status_module;
         /// The boundary hooks this step runs the flow with.
@@ -48,6 +56,7 @@ macro_rules! boundaries {
             inject_message: messaging::inject,
             continue_message: messaging::continue_trace,
             record_failure: status_module::record_failure,
+            start_batch_item: batch_module::start_item,
         };
     };
 }

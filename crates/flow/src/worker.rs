@@ -42,6 +42,7 @@ pub(crate) async fn serve(listen: SocketAddr, kafka: KafkaArgs, boundaries: Boun
     let app = Router::new()
         .route("/work", post(accept_work))
         .with_state(worker)
+        .merge(crate::batch::worker_routes(boundaries))
         .layer(
             TraceLayer::new_for_http()
                 .make_span_with(move |request: &http::Request<axum::body::Body>| {

@@ -9,12 +9,13 @@ pub mod browser;
 pub mod check;
 pub mod gate;
 pub mod kafka;
+pub mod long_trace;
 pub mod mesh;
-pub mod process;
 pub mod otelcol;
+pub mod process;
 pub mod stages;
-pub mod tier;
 pub mod step;
+pub mod tier;
 pub mod verdict;
 
 use std::path::{Path, PathBuf};

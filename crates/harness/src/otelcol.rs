@@ -62,13 +62,19 @@ pub fn install_collector() -> Result<PathBuf> {
     std::fs::create_dir_all(&work)?;
     std::fs::write(work.join("builder-config.yaml"), &config)?;
     go_step(
-        &format!("building the collector {COLLECTOR_VERSION} with tail_sampling and load_balancing (first run only, minutes)"),
+        &format!(
+            "building the collector {COLLECTOR_VERSION} with tail_sampling and load_balancing (first run only, minutes)"
+        ),
         duct::cmd!(&builder, "--config", "builder-config.yaml").dir(&work),
         &dir.join("build.log"),
     )?;
     let built = work.join("build").join("otelcol-stitch");
     if !built.is_file() {
-        bail!("the collector builder finished but wrote no {}; see {}", built.display(), dir.join("build.log").display());
+        bail!(
+            "the collector builder finished but wrote no {}; see {}",
+            built.display(),
+            dir.join("build.log").display()
+        );
     }
     std::fs::rename(&built, &binary).with_context(|| format!("moving the collector to {}", binary.display()))?;
     let _ = std::fs::remove_dir_all(&work);
@@ -245,10 +251,12 @@ impl Metrics {
         name: &'a str,
         labels: &'a [(&'a str, &'a str)],
     ) -> impl Iterator<Item = (&'a BTreeMap<String, String>, f64)> + 'a {
-        self.samples.iter().filter(move |(sample, sample_labels, _)| {
-            sample == name && labels.iter().all(|(key, value)| sample_labels.get(*key).is_some_and(|v| v == value))
-        })
-        .map(|(_, labels, value)| (labels, *value))
+        self.samples
+            .iter()
+            .filter(move |(sample, sample_labels, _)| {
+                sample == name && labels.iter().all(|(key, value)| sample_labels.get(*key).is_some_and(|v| v == value))
+            })
+            .map(|(_, labels, value)| (labels, *value))
     }
 }
 

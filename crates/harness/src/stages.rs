@@ -5,7 +5,7 @@ use crate::check::Stage;
 use crate::step::Step;
 
 /// Every stage a `step.toml` may name.
-pub const NAMES: &[&str] = &["mesh", "tail-sampling", "browser"];
+pub const NAMES: &[&str] = &["mesh", "tail-sampling", "browser", "long-trace"];
 
 /// The stage a step runs with, if any.
 pub fn for_step(step: &Step, solution: bool) -> anyhow::Result<Option<Box<dyn Stage>>> {
@@ -17,6 +17,7 @@ pub fn for_step(step: &Step, solution: bool) -> anyhow::Result<Option<Box<dyn St
         }
         Some("mesh") => Ok(Some(Box::new(crate::mesh::MeshStage::new()))),
         Some("browser") => Ok(Some(Box::new(crate::browser::BrowserStage::new()?))),
+        Some("long-trace") => Ok(Some(Box::new(crate::long_trace::LongTraceStage::check()))),
         Some(other) => anyhow::bail!("{}: unknown stage {other:?}", step.name),
     }
 }

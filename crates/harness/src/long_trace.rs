@@ -1,0 +1,680 @@
+//! Step 8's stage: a batch job that outlives the tail sampler's decision
+//! window, through step 4's tier.
+//!
+//! The run's lineage sees every span before sampling, as in every step. A
+//! second lineage, started here, receives what tier 2 keeps
+//! (`infra/collector/tier2-after-sampling.yaml`): lineage after sampling,
+//! where a kept span whose parent was dropped is an orphan. Tier 2's RSS is
+//! sampled while the workload runs, for the memory side of the lesson.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, Result, bail};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use crate::check::{Assertion, Evidence, Order, Stage, StageEnv};
+use crate::otelcol::{Metrics, collector_config_dir};
+use crate::process::spinner;
+use crate::tier::{TierOptions, TierStage};
+
+/// The traffic of one run: batches on the worker, and orders alongside them.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Workload {
+    pub batches: usize,
+    /// A batch starts this long after the previous one.
+    pub batch_every: Duration,
+    pub items: u32,
+    /// The pause before each item.
+    pub interval: Duration,
+    /// This item and every later one fail (status ERROR): the store behind
+    /// the items goes down mid-batch. 0: none fails.
+    pub fail_from: u32,
+    /// Orders, spread evenly over the whole workload. `None`: the run's
+    /// request count.
+    pub orders: Option<usize>,
+}
+
+impl Workload {
+    /// From the first batch's start to the last batch's end.
+    pub fn span(&self) -> Duration {
+        self.batch_every * (self.batches.saturating_sub(1) as u32) + self.batch_length()
+    }
+
+    /// How long one batch runs.
+    pub fn batch_length(&self) -> Duration {
+        self.interval * self.items
+    }
+
+    fn failing_items(&self) -> u64 {
+        match self.fail_from {
+            0 => 0,
+            from => u64::from((self.items + 1).saturating_sub(from)),
+        }
+    }
+}
+
+/// How a run of the stage is set up.
+#[derive(Debug, Clone)]
+pub struct LongTraceOptions {
+    pub label: String,
+    pub workload: Workload,
+    pub decision_wait: Duration,
+    /// `num_traces` per tier-2 collector; `None`: sized by step 4's rule
+    /// (new traces per second × decision_wait × 2) for the fixed flow.
+    pub num_traces: Option<u64>,
+    /// Decision cache sizes (sampled, not sampled); 0 turns a cache off.
+    pub decision_cache: (u64, u64),
+    /// memory_limiter `limit_mib` and `spike_limit_mib` of tier 2.
+    pub memory_limit_mib: Option<(u64, u64)>,
+    /// How often tier 2's memory is sampled while the workload runs.
+    pub sample_every: Duration,
+}
+
+impl LongTraceOptions {
+    /// `cargo xtask check step-8`: short enough for CI. Decisions after 3 s,
+    /// batches of 15 s, and a tier that remembers a decision only while the
+    /// trace holds its `num_traces` slot (no decision cache, the collector's
+    /// default).
+    pub fn check() -> LongTraceOptions {
+        LongTraceOptions {
+            label: "check".to_owned(),
+            workload: Workload {
+                batches: 6,
+                batch_every: Duration::from_secs(1),
+                items: 15,
+                interval: Duration::from_secs(1),
+                // Well after the first decision (3 s), so that the batch's
+                // first part has nothing to keep it for.
+                fail_from: 5,
+                orders: None,
+            },
+            decision_wait: Duration::from_secs(3),
+            num_traces: None,
+            decision_cache: (0, 0),
+            memory_limit_mib: None,
+            sample_every: Duration::from_secs(1),
+        }
+    }
+}
+
+/// One reading of a tier-2 collector's memory.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Sample {
+    /// Seconds since the workload started.
+    pub t: f64,
+    pub collector: String,
+    pub rss_bytes: f64,
+    pub heap_bytes: f64,
+    pub traces_on_memory: f64,
+    /// Spans its receiver refused so far (the memory limiter's doing).
+    pub refused_spans: f64,
+}
+
+/// The second lineage, fed by tier 2.
+struct After {
+    runtime: tokio::runtime::Runtime,
+    lineage: lineage::Lineage,
+}
+
+/// The long job through the tier, measured before and after sampling.
+pub struct LongTraceStage {
+    pub options: LongTraceOptions,
+    tier: TierStage,
+    after: Option<After>,
+    batches: Vec<Order>,
+    orders: usize,
+    samples: Vec<Sample>,
+}
+
+/// Spans tier 2's receiver refused (its memory limiter), and spans tier 1
+/// could not hand on; the names differ between exporters of the metrics.
+const REFUSED: [&str; 2] = ["otelcol_receiver_refused_spans", "otelcol_receiver_refused_spans_total"];
+const SEND_FAILED: [&str; 2] = ["otelcol_exporter_send_failed_spans", "otelcol_exporter_send_failed_spans_total"];
+const LATE_SPAN_AGE: &str = "otelcol_processor_tail_sampling_sampling_late_span_age";
+const CACHED_RELEASES: &str = "otelcol_processor_tail_sampling_early_releases_from_cache_decision";
+const DROPPED_TOO_EARLY: &str = "otelcol_processor_tail_sampling_sampling_trace_dropped_too_early";
+const TRACES_ON_MEMORY: &str = "otelcol_processor_tail_sampling_sampling_traces_on_memory";
+const NEW_TRACES: &str = "otelcol_processor_tail_sampling_new_trace_id_received";
+
+/// A 10-minute threshold: a batch is long by design, so the `slow` policy
+/// (meant for requests) would keep every one for its length alone.
+const SLOW_THRESHOLD: Duration = Duration::from_secs(600);
+
+fn sum_any(metrics: &Metrics, names: &[&str]) -> f64 {
+    names.iter().map(|name| metrics.sum(name, &[])).sum::<f64>() + 0.0
+}
+
+impl LongTraceStage {
+    pub fn new(options: LongTraceOptions) -> LongTraceStage {
+        let tier = TierStage::new(crate::tier::Lesson::KeepWhatMatters, TierOptions::default());
+        LongTraceStage { options, tier, after: None, batches: Vec::new(), orders: 0, samples: Vec::new() }
+    }
+
+    /// Step 8's check.
+    pub fn check() -> LongTraceStage {
+        LongTraceStage::new(LongTraceOptions::check())
+    }
+
+    fn orders_for(&self, env: &StageEnv) -> usize {
+        self.options.workload.orders.unwrap_or(env.requests)
+    }
+
+    /// `num_traces` by step 4's rule, for the fixed flow's traffic (its
+    /// items are traces too): new traces per second per collector ×
+    /// decision_wait × 2.
+    fn sized_num_traces(&self, orders: usize) -> u64 {
+        let workload = &self.options.workload;
+        let traces = (orders + workload.batches * (1 + workload.items as usize)) as f64;
+        let per_collector = traces / workload.span().as_secs_f64().max(1.0) / 2.0;
+        (per_collector * self.options.decision_wait.as_secs_f64() * 2.0).ceil().max(10.0) as u64
+    }
+
+    fn sample(&mut self, started: Instant) -> Result<()> {
+        let t = started.elapsed().as_secs_f64();
+        for (collector, metrics) in self.tier.scrape()?.into_iter().filter(|(name, _)| name.starts_with("tier2")) {
+            self.samples.push(Sample {
+                t,
+                collector,
+                rss_bytes: metrics.sum("otelcol_process_memory_rss", &[]),
+                heap_bytes: metrics.sum("otelcol_process_runtime_heap_alloc_bytes", &[]),
+                traces_on_memory: metrics.sum(TRACES_ON_MEMORY, &[]),
+                refused_spans: sum_any(&metrics, &REFUSED),
+            });
+        }
+        Ok(())
+    }
+
+    /// Every trace of the run's requests, as the run's lineage (before
+    /// sampling) holds them.
+    fn traces_before(&self, lineage: &lineage::Lineage, orders: &[Order]) -> BTreeMap<String, lineage::TraceView> {
+        let mut traces = BTreeMap::new();
+        for order in orders {
+            for trace in lineage.request_traces(&order.order_id) {
+                traces.entry(trace.trace_id.clone()).or_insert(trace);
+            }
+        }
+        traces
+    }
+}
+
+/// What the run's lineage says about a trace: the spread of its spans'
+/// arrivals, which is what the tier experiences.
+fn arrival_spread(trace: &lineage::TraceView) -> Duration {
+    let arrivals = trace.spans.iter().map(|span| span.arrival_unix_nanos);
+    match (arrivals.clone().min(), arrivals.max()) {
+        (Some(first), Some(last)) => Duration::from_nanos(last - first),
+        _ => Duration::ZERO,
+    }
+}
+
+/// Least-squares slope of `(t seconds, bytes)` in MiB per minute.
+pub fn slope_mib_per_minute(points: &[(f64, f64)]) -> f64 {
+    let n = points.len() as f64;
+    if points.len() < 2 {
+        return 0.0;
+    }
+    let (mean_t, mean_y) = (points.iter().map(|p| p.0).sum::<f64>() / n, points.iter().map(|p| p.1).sum::<f64>() / n);
+    let covariance: f64 = points.iter().map(|(t, y)| (t - mean_t) * (y - mean_y)).sum();
+    let variance: f64 = points.iter().map(|(t, _)| (t - mean_t).powi(2)).sum();
+    if variance == 0.0 { 0.0 } else { covariance / variance * 60.0 / (1024.0 * 1024.0) }
+}
+
+/// Tier-2 memory over the run, per collector.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MemorySummary {
+    pub collector: String,
+    pub first_rss_mib: f64,
+    pub last_rss_mib: f64,
+    pub max_rss_mib: f64,
+    pub max_heap_mib: f64,
+    pub slope_mib_per_min: f64,
+    pub max_traces_on_memory: f64,
+    pub refused_spans: f64,
+}
+
+pub fn memory_summary(samples: &[Sample]) -> Vec<MemorySummary> {
+    let collectors: BTreeSet<&String> = samples.iter().map(|sample| &sample.collector).collect();
+    let mib = |bytes: f64| bytes / (1024.0 * 1024.0);
+    collectors
+        .into_iter()
+        .map(|collector| {
+            let mine: Vec<&Sample> = samples.iter().filter(|sample| &sample.collector == collector).collect();
+            let points: Vec<(f64, f64)> = mine.iter().map(|sample| (sample.t, sample.rss_bytes)).collect();
+            let max = |f: fn(&Sample) -> f64| mine.iter().map(|sample| f(sample)).fold(0.0, f64::max);
+            MemorySummary {
+                collector: collector.clone(),
+                first_rss_mib: mib(mine.first().map_or(0.0, |sample| sample.rss_bytes)),
+                last_rss_mib: mib(mine.last().map_or(0.0, |sample| sample.rss_bytes)),
+                max_rss_mib: mib(max(|sample| sample.rss_bytes)),
+                max_heap_mib: mib(max(|sample| sample.heap_bytes)),
+                slope_mib_per_min: slope_mib_per_minute(&points),
+                max_traces_on_memory: max(|sample| sample.traces_on_memory),
+                refused_spans: max(|sample| sample.refused_spans),
+            }
+        })
+        .collect()
+}
+
+impl Stage for LongTraceStage {
+    fn baseline_requests(&self, _requests: usize) -> usize {
+        // Every order is driven alongside the batches, in `drive`.
+        0
+    }
+
+    fn start(&mut self, env: &StageEnv) -> Result<()> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("lineage-after")
+            .enable_all()
+            .build()
+            .context("starting the runtime of the lineage after sampling")?;
+        // It settles only when told: what it counts is what tier 2 finally
+        // kept, however late, not a snapshot taken mid-batch.
+        let settle = self.options.workload.span() + self.options.decision_wait * 4 + Duration::from_secs(120);
+        let lineage = runtime.block_on(lineage::Lineage::start(lineage::Config {
+            quiet_period: settle,
+            max_age: settle,
+            ..lineage::Config::ephemeral()
+        }))?;
+        let endpoint = lineage.grpc_addr().to_string();
+        self.after = Some(After { runtime, lineage });
+
+        let orders = self.orders_for(env);
+        let num_traces = self.options.num_traces.unwrap_or_else(|| self.sized_num_traces(orders));
+        let mut env_vars = vec![
+            ("STITCH_AFTER_SAMPLING".to_owned(), endpoint),
+            ("STITCH_SAMPLED_CACHE_SIZE".to_owned(), self.options.decision_cache.0.to_string()),
+            ("STITCH_NON_SAMPLED_CACHE_SIZE".to_owned(), self.options.decision_cache.1.to_string()),
+        ];
+        if let Some((limit, spike)) = self.options.memory_limit_mib {
+            env_vars.push(("STITCH_MEMORY_LIMIT_MIB".to_owned(), limit.to_string()));
+            env_vars.push(("STITCH_MEMORY_SPIKE_MIB".to_owned(), spike.to_string()));
+        }
+        self.tier.options = TierOptions {
+            decision_wait: self.options.decision_wait,
+            num_traces,
+            slow_threshold: SLOW_THRESHOLD,
+            tier2_overlays: vec![
+                collector_config_dir().join("tier2-after-sampling.yaml"),
+                collector_config_dir().join("tier2-decision-cache.yaml"),
+            ],
+            tier2_env: env_vars,
+            ..TierOptions::default()
+        };
+        self.tier.start(env)
+    }
+
+    fn otlp_endpoint(&self) -> Option<String> {
+        self.tier.otlp_endpoint()
+    }
+
+    fn drive(&mut self, env: &StageEnv, gateway: SocketAddr) -> Result<Vec<Order>> {
+        let workload = self.options.workload.clone();
+        let orders = self.orders_for(env);
+        let started = Instant::now();
+        let traffic = std::thread::Builder::new()
+            .name("long-trace-traffic".to_owned())
+            .spawn(move || traffic(gateway, &workload, orders))
+            .context("starting the traffic thread")?;
+        // Until the last batch's last item is done, with a margin for a batch
+        // that started late.
+        let end = started + self.options.workload.span() + Duration::from_secs(3);
+        let progress = spinner(format!("running {} batches and {orders} orders", self.options.workload.batches));
+        loop {
+            self.sample(started)?;
+            self.tier.check_alive()?;
+            let left = end.saturating_duration_since(Instant::now());
+            progress.set_message(format!(
+                "running {} batches and {orders} orders: {:.0} s left",
+                self.options.workload.batches,
+                left.as_secs_f64()
+            ));
+            if traffic.is_finished() && left.is_zero() {
+                break;
+            }
+            std::thread::sleep(self.options.sample_every.min(left.max(Duration::from_millis(100))));
+        }
+        progress.finish_and_clear();
+        let (batches, orders) = traffic.join().map_err(|_| anyhow::anyhow!("the traffic thread panicked"))??;
+        self.orders = orders.len();
+        self.batches = batches.clone();
+        Ok(batches.into_iter().chain(orders).collect())
+    }
+
+    fn measure(&mut self, env: &StageEnv, lineage: &lineage::Lineage, orders: &[Order]) -> Result<Evidence> {
+        self.tier.wait_for_decisions()?;
+        let after = self.after.as_ref().context("the lineage after sampling is not running")?;
+        after.lineage.settle_now();
+        let report_after = after.lineage.report();
+        let scrapes = self.tier.scrape()?;
+        let kept = self.tier.kept_spans()?;
+        let options = &self.options;
+        let workload = &options.workload;
+        let wait = options.decision_wait;
+
+        // Before sampling: how long each trace kept arriving at the tier.
+        let batch_ids: BTreeSet<&str> = self.batches.iter().map(|batch| batch.order_id.as_str()).collect();
+        let batches_before: Vec<lineage::TraceView> =
+            self.traces_before(lineage, &self.batches).into_values().collect();
+        let all_before = self.traces_before(lineage, orders);
+        let longest = all_before.values().map(arrival_spread).max().unwrap_or_default();
+        let outliving = all_before.values().filter(|trace| arrival_spread(trace) >= wait).count();
+        let report_before = lineage.report();
+        let items_expected = workload.batches as u64 * u64::from(workload.items) * 2;
+
+        // After sampling: what tier 2 kept of each batch trace.
+        let mut kept_by_trace: BTreeMap<&str, usize> = BTreeMap::new();
+        let mut errors_kept = BTreeSet::new();
+        for span in kept.iter().flat_map(|(_, spans)| spans) {
+            *kept_by_trace.entry(span.trace_id.as_str()).or_default() += 1;
+            if span.error && span.order_id.as_deref().is_some_and(|id| batch_ids.contains(id)) {
+                errors_kept.insert((span.trace_id.clone(), span.span_id.clone()));
+            }
+        }
+        let mut kept_whole = 0;
+        let mut kept_partly = 0;
+        for trace in &batches_before {
+            match kept_by_trace.get(trace.trace_id.as_str()).copied().unwrap_or(0) {
+                0 => {}
+                count if count >= trace.spans.len() => kept_whole += 1,
+                _ => kept_partly += 1,
+            }
+        }
+        let failing = workload.batches as u64 * workload.failing_items();
+        let missing_parent: u64 = report_after.services.iter().map(|service| service.causes.missing_parent).sum();
+        let orphans_after = report_after.orphans();
+
+        // The tier's own evidence.
+        let tier2: Vec<&(String, Metrics)> = scrapes.iter().filter(|(name, _)| name.starts_with("tier2")).collect();
+        // `+ 0.0`: an empty float sum is -0, which prints as "-0".
+        let total =
+            |name: &str, labels: &[(&str, &str)]| tier2.iter().map(|(_, m)| m.sum(name, labels)).sum::<f64>() + 0.0;
+        let late_spans_in_map = total(&format!("{LATE_SPAN_AGE}_count"), &[]);
+        let late_age_sum = total(&format!("{LATE_SPAN_AGE}_sum"), &[]);
+        let cached_kept = total(CACHED_RELEASES, &[("sampled", "true")]);
+        let cached_dropped = total(CACHED_RELEASES, &[("sampled", "false")]);
+        let dropped_too_early = total(DROPPED_TOO_EARLY, &[]);
+        let new_traces = total(NEW_TRACES, &[]);
+        let refused = tier2.iter().map(|(_, metrics)| sum_any(metrics, &REFUSED)).sum::<f64>() + 0.0;
+        let send_failed = scrapes
+            .iter()
+            .filter(|(name, _)| name == "tier1")
+            .map(|(_, metrics)| sum_any(metrics, &SEND_FAILED))
+            .sum::<f64>()
+            + 0.0;
+        let memory = memory_summary(&self.samples);
+
+        let assertions = vec![
+            Assertion::new(
+                format!("no trace outlives decision_wait: its spans reach the tier within {wait:?} of the first"),
+                format!(
+                    "longest {:.1} s; {outliving} of {} traces took {wait:?} or more",
+                    longest.as_secs_f64(),
+                    all_before.len()
+                ),
+                outliving == 0,
+            ),
+            Assertion::new(
+                "no late-span orphans after sampling (the lineage behind tier 2)",
+                format!("{orphans_after} orphan spans, {missing_parent} of them missing their parent"),
+                orphans_after == 0,
+            ),
+            Assertion::new(
+                "every failed item reached the backend: the errors policy saw each one",
+                format!("{} of {failing}", errors_kept.len()),
+                errors_kept.len() as u64 == failing,
+            ),
+            Assertion::new(
+                "every trace of a batch is kept whole or dropped whole",
+                format!("{kept_whole} kept whole, {kept_partly} kept in part, of {}", batches_before.len()),
+                kept_partly == 0,
+            ),
+            Assertion::new(
+                "every item is a trace of its own, linked to its batch (lineage: LINKED)",
+                format!("{} of {items_expected} item spans linked", report_before.linked()),
+                report_before.linked() == items_expected,
+            ),
+        ];
+        let mut notes = vec![
+            format!(
+                "{} batches of {} items, an item every {:?}, failing from item {} on; {} orders alongside",
+                workload.batches, workload.items, workload.interval, workload.fail_from, self.orders
+            ),
+            format!(
+                "tier 2 ×2: decision_wait {wait:?}, num_traces {} each, decision cache {} / {} (sampled / not), slow > {} s{}",
+                self.tier.options.num_traces,
+                options.decision_cache.0,
+                options.decision_cache.1,
+                SLOW_THRESHOLD.as_secs(),
+                options
+                    .memory_limit_mib
+                    .map_or_else(String::new, |(limit, spike)| format!(", memory_limiter {limit} MiB (spike {spike})"))
+            ),
+            format!(
+                "spans reaching tier 2 after their trace's decision: {late_spans_in_map} while the trace still held its slot (mean age {:.1} s), {} followed a cached decision ({cached_kept} kept, {cached_dropped} dropped)",
+                if late_spans_in_map > 0.0 { late_age_sum / late_spans_in_map } else { 0.0 },
+                cached_kept + cached_dropped
+            ),
+            format!(
+                "tier 2: {new_traces} trace ids received (a trace judged again after its decision was forgotten counts twice), {dropped_too_early} evicted undecided"
+            ),
+            format!(
+                "after sampling: {} spans kept, {} connected, {} linked, {orphans_after} orphans",
+                report_after.spans_settled,
+                report_after.services.iter().map(|service| service.connected).sum::<u64>(),
+                report_after.linked()
+            ),
+        ];
+        for row in &memory {
+            notes.push(format!(
+                "{}: RSS {:.0} → {:.0} MiB (max {:.0}), heap max {:.0} MiB, at most {} traces held, {} spans refused",
+                row.collector,
+                row.first_rss_mib,
+                row.last_rss_mib,
+                row.max_rss_mib,
+                row.max_heap_mib,
+                row.max_traces_on_memory,
+                row.refused_spans
+            ));
+        }
+        // The memory limiter says what it did only in its log.
+        let limiter = |needle: &str| -> usize {
+            ["tier2-a", "tier2-b"]
+                .iter()
+                .map(|name| {
+                    let log = env.logs.join("tier").join(format!("{name}.log"));
+                    std::fs::read_to_string(log).unwrap_or_default().matches(needle).count()
+                })
+                .sum()
+        };
+        let (forced_gcs, refusing) = (limiter("Forcing a GC"), limiter("Refusing data"));
+        if options.memory_limit_mib.is_some() {
+            notes.push(format!(
+                "memory_limiter: {forced_gcs} forced GCs, {refusing} times it started refusing data, {refused} spans refused"
+            ));
+        }
+        if send_failed > 0.0 {
+            notes.push(format!("tier 1 could not deliver {send_failed} spans to tier 2"));
+        }
+        Ok(Evidence {
+            assertions,
+            notes,
+            data: json!({
+                "label": options.label,
+                "workload": workload,
+                "orders": self.orders,
+                "decision_wait_ms": wait.as_millis() as u64,
+                "num_traces": self.tier.options.num_traces,
+                "decision_cache": [options.decision_cache.0, options.decision_cache.1],
+                "memory_limit_mib": options.memory_limit_mib.map(|(limit, spike)| [limit, spike]),
+                "longest_trace_seconds": longest.as_secs_f64(),
+                "traces_outliving_the_window": outliving,
+                "traces_before": all_before.len(),
+                "orphans_after": orphans_after,
+                "missing_parent_after": missing_parent,
+                "spans_after": report_after.spans_settled,
+                "linked_after": report_after.linked(),
+                "failed_items": failing,
+                "failed_items_kept": errors_kept.len(),
+                "batch_traces": batches_before.len(),
+                "batch_traces_kept_whole": kept_whole,
+                "batch_traces_kept_in_part": kept_partly,
+                "linked_before": report_before.linked(),
+                "late_spans_in_map": late_spans_in_map,
+                "late_span_age_sum_seconds": late_age_sum,
+                "late_spans_cached": {"kept": cached_kept, "dropped": cached_dropped},
+                "dropped_too_early": dropped_too_early,
+                "new_trace_ids": new_traces,
+                "refused_spans": refused,
+                "limiter_forced_gcs": forced_gcs,
+                "limiter_started_refusing": refusing,
+                "tier1_send_failed_spans": send_failed,
+                "memory": memory,
+                "samples": self.samples,
+            }),
+        })
+    }
+
+    fn check_alive(&self) -> Result<()> {
+        self.tier.check_alive()
+    }
+
+    fn stop(&mut self) {
+        self.tier.stop();
+        if let Some(after) = self.after.take() {
+            after.runtime.block_on(after.lineage.shutdown());
+        }
+    }
+}
+
+/// The book's long mode: minutes of sustained batches and orders.
+pub mod long_mode {
+    use super::*;
+    use crate::check::{CheckOptions, CheckRun, Variant};
+    use crate::kafka::BrokerKind;
+
+    /// The files' `decision_wait`, what the fixed flow runs with.
+    pub const DECISION_WAIT: Duration = Duration::from_secs(30);
+    /// The files' decision caches and a generous `num_traces`.
+    const DECISION_CACHE: (u64, u64) = (100_000, 100_000);
+    const NUM_TRACES: u64 = 50_000;
+    /// Orders per second alongside the batches.
+    pub const ORDERS_PER_SECOND: f64 = 12.0;
+
+    /// Batches of 75 s (300 items, one every 250 ms), a new one every 15 s,
+    /// for `minutes`; orders at 12 per second all along.
+    pub fn workload(minutes: f64) -> Workload {
+        let mut workload = Workload {
+            batches: ((minutes * 60.0 / 15.0).round() as usize).max(1),
+            batch_every: Duration::from_secs(15),
+            items: 300,
+            interval: Duration::from_millis(250),
+            // The store goes down halfway through each batch.
+            fail_from: 151,
+            orders: None,
+        };
+        workload.orders = Some((workload.span().as_secs_f64() * ORDERS_PER_SECOND).round() as usize);
+        workload
+    }
+
+    /// The naive fix of the unsolved flow: a `decision_wait` that covers the
+    /// whole batch, so that no span arrives after its trace's decision.
+    pub fn covering_wait(workload: &Workload) -> Duration {
+        workload.batch_length() + Duration::from_secs(30)
+    }
+
+    /// One long run of step 8, unsolved or solved, with this tier.
+    pub fn run(
+        label: &str,
+        solution: bool,
+        workload: Workload,
+        decision_wait: Duration,
+        memory_limit_mib: Option<(u64, u64)>,
+        kafka: BrokerKind,
+    ) -> Result<CheckRun> {
+        let step = crate::step::all()?
+            .into_iter()
+            .find(|step| step.meta.stage.as_deref() == Some("long-trace"))
+            .context("no step with the long-trace stage")?;
+        let orders = workload.orders.unwrap_or_default();
+        let mut stage = LongTraceStage::new(LongTraceOptions {
+            label: label.to_owned(),
+            workload,
+            decision_wait,
+            num_traces: Some(NUM_TRACES),
+            decision_cache: DECISION_CACHE,
+            memory_limit_mib,
+            sample_every: Duration::from_secs(5),
+        });
+        let variant = Variant { name: Some(format!("{}-long-{label}", step.name)), ..Default::default() };
+        let check = CheckOptions { step, solution, requests: orders, kafka, concurrency: 8 };
+        crate::check::run_staged(&check, &variant, Some(&mut stage))
+    }
+}
+
+/// Drives the workload against the gateway: the batches and the orders, each
+/// at its own time. Returns the batches and the orders the gateway accepted.
+fn traffic(gateway: SocketAddr, workload: &Workload, orders: usize) -> Result<(Vec<Order>, Vec<Order>)> {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    runtime.block_on(async {
+        let client = reqwest::Client::builder().timeout(Duration::from_secs(10)).build()?;
+        let start = tokio::time::Instant::now();
+        let post = |at: Duration, url: String| {
+            let client = client.clone();
+            async move {
+                tokio::time::sleep_until(start + at).await;
+                let response = client.post(&url).send().await.with_context(|| format!("POST {url}"))?;
+                let status = response.status();
+                if !status.is_success() {
+                    bail!("POST {url} answered {status}: {}", response.text().await.unwrap_or_default());
+                }
+                response.json::<Order>().await.with_context(|| format!("POST {url}: not an order"))
+            }
+        };
+        let batches = (0..workload.batches).map(|index| {
+            post(
+                workload.batch_every * index as u32,
+                format!(
+                    "http://{gateway}/batches?items={}&interval_ms={}&fail_from={}",
+                    workload.items,
+                    workload.interval.as_millis(),
+                    workload.fail_from
+                ),
+            )
+        });
+        let every = workload.span().as_secs_f64() / orders.max(1) as f64;
+        let orders = (0..orders)
+            .map(|index| post(Duration::from_secs_f64(every * index as f64), format!("http://{gateway}/orders")));
+        let (batches, orders) = futures::join!(futures::future::join_all(batches), futures::future::join_all(orders));
+        let batches = batches.into_iter().collect::<Result<Vec<_>>>().context("starting a batch")?;
+        let orders = orders.into_iter().collect::<Result<Vec<_>>>().context("an order alongside the batches")?;
+        Ok((batches, orders))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slope_is_in_mib_per_minute() {
+        let mib = 1024.0 * 1024.0;
+        let rising: Vec<(f64, f64)> = (0..10).map(|i| (i as f64 * 6.0, 100.0 * mib + i as f64 * mib)).collect();
+        assert!((slope_mib_per_minute(&rising) - 10.0).abs() < 1e-9);
+        assert_eq!(slope_mib_per_minute(&[(0.0, 5.0)]), 0.0);
+        let flat: Vec<(f64, f64)> = (0..10).map(|i| (i as f64, 7.0 * mib)).collect();
+        assert_eq!(slope_mib_per_minute(&flat), 0.0);
+    }
+
+    #[test]
+    fn the_check_sizes_num_traces_for_the_fixed_flow() {
+        let stage = LongTraceStage::check();
+        // 162 orders + 6 batches × (1 + 15 items) = 258 traces over 20 s,
+        // 6.45 per second per collector, × 3 s × 2.
+        assert_eq!(stage.options.workload.span(), Duration::from_secs(20));
+        assert_eq!(stage.sized_num_traces(162), 39);
+    }
+}

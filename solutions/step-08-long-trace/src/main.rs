@@ -1,0 +1,1 @@
+stitch_flow::main!(step_08_long_trace_solution);

@@ -1,0 +1,391 @@
+//! `cargo xtask long-trace`: step 8's long mode. Minutes of sustained batches
+//! and orders through the tier, unsolved with the naive fix (a
+//! `decision_wait` that covers the batch) and solved with the files' 30 s,
+//! then both again under a tight memory limit. Writes the book's table and
+//! the RSS picture from what was measured.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use serde::{Deserialize, Serialize};
+use stitch_harness::check::Evidence;
+use stitch_harness::long_trace::{MemorySummary, Sample, long_mode, slope_mib_per_minute};
+
+use crate::report::{HEADER, KAFKA};
+use crate::table::Table;
+
+/// Minutes of workload per run in the book, and under the tight limit.
+pub const MINUTES: f64 = 10.0;
+pub const TIGHT_MINUTES: f64 = 3.0;
+/// The memory limiter's spike allowance under the tight limit.
+const SPIKE_MIB: u64 = 16;
+
+/// One long run as saved next to the logs, so the book's files can be
+/// rewritten without running again (`--render-only`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct LongRun {
+    label: String,
+    solution: bool,
+    minutes: f64,
+    elapsed_seconds: f64,
+    evidence: Evidence,
+}
+
+fn saved_dir() -> PathBuf {
+    stitch_harness::run_dir().join("long-trace")
+}
+
+fn generated() -> PathBuf {
+    stitch_harness::project_root().join("book").join("src").join("generated").join("step-08-long-trace-memory.md")
+}
+
+fn picture() -> PathBuf {
+    stitch_harness::project_root().join("book").join("src").join("images").join("long-trace-rss.svg")
+}
+
+/// What to run: everything, only the two runs under the tight limit (the
+/// others from the saved measurements), or nothing (render the saved ones).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Runs {
+    All,
+    TightOnly,
+    None,
+}
+
+pub fn run(minutes: f64, tight_minutes: f64, tight_limit_mib: Option<u64>, runs: Runs) -> anyhow::Result<ExitCode> {
+    std::fs::create_dir_all(saved_dir())?;
+    let runs = match runs {
+        Runs::None => load()?,
+        _ => measure(minutes, tight_minutes, tight_limit_mib, runs == Runs::TightOnly)?,
+    };
+    write_book(&runs)?;
+    for run in &runs {
+        println!("\n── {} ({}), {} min", run.label, if run.solution { "solution" } else { "unsolved" }, run.minutes);
+        crate::table::print_evidence(&run.evidence);
+    }
+    println!("\nwrote {} and {}", generated().display(), picture().display());
+    Ok(ExitCode::SUCCESS)
+}
+
+fn measure(
+    minutes: f64,
+    tight_minutes: f64,
+    tight_limit_mib: Option<u64>,
+    tight_only: bool,
+) -> anyhow::Result<Vec<LongRun>> {
+    let mut runs = Vec::new();
+    let one = |label: &str, solution: bool, minutes: f64, wait: Option<Duration>, limit: Option<(u64, u64)>| {
+        let workload = long_mode::workload(minutes);
+        let wait = wait.unwrap_or_else(|| long_mode::covering_wait(&workload));
+        eprintln!("\nlong-trace {label}: {minutes} min, decision_wait {wait:?}, memory limit {limit:?}");
+        let run = long_mode::run(label, solution, workload, wait, limit, KAFKA)?;
+        let evidence = run.evidence.context("the stage measured nothing")?;
+        let run =
+            LongRun { label: label.to_owned(), solution, minutes, elapsed_seconds: run.elapsed_seconds, evidence };
+        let path = saved_dir().join(format!("{label}.json"));
+        std::fs::write(&path, serde_json::to_string_pretty(&run)?)
+            .with_context(|| format!("writing {}", path.display()))?;
+        anyhow::Ok(run)
+    };
+    let (before, after) = if tight_only {
+        let mut saved = load_labels(&["before", "after"])?.into_iter();
+        (saved.next().context("no saved before run")?, saved.next().context("no saved after run")?)
+    } else {
+        (one("before", false, minutes, None, None)?, one("after", true, minutes, Some(long_mode::DECISION_WAIT), None)?)
+    };
+    // The tight limit, unless given: half as much again as the fixed flow's
+    // largest heap, above the spike allowance.
+    let heap = summaries(&after).iter().map(|row| row.max_heap_mib).fold(0.0, f64::max);
+    let limit = tight_limit_mib.unwrap_or((heap * 1.5).ceil() as u64 + SPIKE_MIB);
+    let tight_before = one("tight-before", false, tight_minutes, None, Some((limit, SPIKE_MIB)))?;
+    let tight_after =
+        one("tight-after", true, tight_minutes, Some(long_mode::DECISION_WAIT), Some((limit, SPIKE_MIB)))?;
+    runs.extend([before, after, tight_before, tight_after]);
+    Ok(runs)
+}
+
+fn load() -> anyhow::Result<Vec<LongRun>> {
+    load_labels(&["before", "after", "tight-before", "tight-after"])
+}
+
+fn load_labels(labels: &[&str]) -> anyhow::Result<Vec<LongRun>> {
+    labels
+        .iter()
+        .map(|label| {
+            let path = saved_dir().join(format!("{label}.json"));
+            let text = std::fs::read_to_string(&path)
+                .with_context(|| format!("reading {} (run `cargo xtask long-trace` first)", path.display()))?;
+            serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))
+        })
+        .collect()
+}
+
+fn summaries(run: &LongRun) -> Vec<MemorySummary> {
+    serde_json::from_value(run.evidence.data["memory"].clone()).unwrap_or_default()
+}
+
+fn samples(run: &LongRun) -> Vec<Sample> {
+    serde_json::from_value(run.evidence.data["samples"].clone()).unwrap_or_default()
+}
+
+fn wait_seconds(run: &LongRun) -> f64 {
+    run.evidence.data["decision_wait_ms"].as_f64().unwrap_or_default() / 1000.0
+}
+
+/// The slope once the first `decision_wait` has passed: how memory moves
+/// once the tier holds as much as it ever will.
+fn steady_slope(samples: &[Sample], collector: &str, from: f64) -> f64 {
+    let points: Vec<(f64, f64)> = samples
+        .iter()
+        .filter(|sample| sample.collector == collector && sample.t >= from)
+        .map(|sample| (sample.t, sample.rss_bytes))
+        .collect();
+    slope_mib_per_minute(&points)
+}
+
+fn write_book(runs: &[LongRun]) -> anyhow::Result<()> {
+    std::fs::write(generated(), book_text(runs)).with_context(|| format!("writing {}", generated().display()))?;
+    let plotted: Vec<&LongRun> = runs.iter().filter(|run| run.label == "before" || run.label == "after").collect();
+    std::fs::write(picture(), rss_svg(&plotted)).with_context(|| format!("writing {}", picture().display()))?;
+    Ok(())
+}
+
+/// The chapter's generated include: memory per run and collector, then what
+/// each run did to lineage after sampling.
+fn book_text(runs: &[LongRun]) -> String {
+    let mut memory = Table::new(
+        &[
+            "run",
+            "flow",
+            "decision_wait",
+            "memory limit",
+            "tier 2",
+            "RSS start → end (max), MiB",
+            "slope, MiB/min",
+            "slope after the first wait",
+            "heap max, MiB",
+            "traces held, max",
+            "spans refused",
+        ],
+        &[false, false, true, true, false, true, true, true, true, true, true],
+    );
+    let mut lineage = Table::new(
+        &[
+            "run",
+            "longest trace, s",
+            "late spans at tier 2",
+            "orphans after sampling",
+            "failed items kept",
+            "batch traces kept in part",
+            "memory limiter: forced GCs, refusals",
+            "spans tier 1 could not deliver",
+        ],
+        &[false, true, true, true, true, true, true, true],
+    );
+    for run in runs {
+        let data = &run.evidence.data;
+        let wait = wait_seconds(run);
+        let limit = data["memory_limit_mib"].as_array().and_then(|limit| limit.first()).and_then(|v| v.as_u64());
+        let all = samples(run);
+        for row in summaries(run) {
+            memory.row(vec![
+                format!("{} ({} min)", run.label, run.minutes),
+                (if run.solution { "solution" } else { "unsolved" }).to_owned(),
+                format!("{wait} s"),
+                limit.map_or_else(|| "512 MiB".to_owned(), |limit| format!("{limit} MiB")),
+                row.collector.clone(),
+                format!("{:.0} → {:.0} ({:.0})", row.first_rss_mib, row.last_rss_mib, row.max_rss_mib),
+                format!("{:+.2}", row.slope_mib_per_min),
+                format!("{:+.2}", steady_slope(&all, &row.collector, wait)),
+                format!("{:.0}", row.max_heap_mib),
+                format!("{}", row.max_traces_on_memory),
+                format!("{}", row.refused_spans),
+            ]);
+        }
+        let late = data["late_spans_in_map"].as_f64().unwrap_or_default()
+            + data["late_spans_cached"]["kept"].as_f64().unwrap_or_default()
+            + data["late_spans_cached"]["dropped"].as_f64().unwrap_or_default();
+        lineage.row(vec![
+            run.label.clone(),
+            format!("{:.1}", data["longest_trace_seconds"].as_f64().unwrap_or_default()),
+            format!("{late}"),
+            format!("{}", data["orphans_after"]),
+            format!("{} of {}", data["failed_items_kept"], data["failed_items"]),
+            format!("{} of {}", data["batch_traces_kept_in_part"], data["batch_traces"]),
+            match (data["limiter_forced_gcs"].as_u64(), data["limiter_started_refusing"].as_u64()) {
+                (Some(gcs), Some(refusing)) if data["memory_limit_mib"].is_array() => format!("{gcs}, {refusing}"),
+                _ => "—".to_owned(),
+            },
+            format!("{}", data["tier1_send_failed_spans"]),
+        ]);
+    }
+    let workload = runs.first().map(|run| run.evidence.data["workload"].clone()).unwrap_or_default();
+    format!(
+        "{HEADER}\nMeasured by `cargo xtask long-trace` on {KAFKA}. Per {} min run: {} batches of {} items (one \
+         every {} ms, a new batch every {} s), every item from item {} on failing, and {} orders \
+         per second alongside; tier-2 memory sampled every 5 s. The tight runs last {} min.\n\n{}\n\n{}\n",
+        runs.first().map_or(0.0, |run| run.minutes),
+        workload["batches"],
+        workload["items"],
+        workload["interval"]["nanos"].as_u64().unwrap_or_default() / 1_000_000
+            + workload["interval"]["secs"].as_u64().unwrap_or_default() * 1000,
+        workload["batch_every"]["secs"],
+        workload["fail_from"],
+        long_mode::ORDERS_PER_SECOND,
+        runs.iter().find(|run| run.label.starts_with("tight")).map_or(0.0, |run| run.minutes),
+        memory.markdown(),
+        lineage.markdown()
+    )
+}
+
+/// One plotted line: its legend, its colour, its (minutes, MiB) points.
+type Line = (String, &'static str, Vec<(f64, f64)>);
+
+/// Tier-2 RSS over time, one line per run and collector, from the samples.
+fn rss_svg(runs: &[&LongRun]) -> String {
+    let (width, height) = (840.0, 380.0);
+    let (left, right, top, bottom) = (60.0, 200.0, 20.0, 50.0);
+    let lines: Vec<Line> = runs
+        .iter()
+        .flat_map(|run| {
+            let all = samples(run);
+            let collectors: std::collections::BTreeSet<String> = all.iter().map(|s| s.collector.clone()).collect();
+            collectors.into_iter().enumerate().map(move |(index, collector)| {
+                let colour = match (run.solution, index) {
+                    (false, 0) => "#c0392b",
+                    (false, _) => "#e67e22",
+                    (true, 0) => "#1f618d",
+                    (true, _) => "#17a589",
+                };
+                let points = all
+                    .iter()
+                    .filter(|sample| sample.collector == collector)
+                    .map(|sample| (sample.t / 60.0, sample.rss_bytes / (1024.0 * 1024.0)))
+                    .collect();
+                let flow = if run.solution { "solution" } else { "unsolved" };
+                (format!("{collector}, {flow}, wait {} s", wait_seconds(run)), colour, points)
+            })
+        })
+        .collect();
+    let max_t = lines.iter().flat_map(|(_, _, points)| points.iter().map(|p| p.0)).fold(1.0, f64::max).ceil();
+    let max_y =
+        (lines.iter().flat_map(|(_, _, points)| points.iter().map(|p| p.1)).fold(10.0, f64::max) / 25.0).ceil() * 25.0;
+    let x = |t: f64| left + t / max_t * (width - left - right);
+    let y = |mib: f64| height - bottom - mib / max_y * (height - top - bottom);
+    let mut parts = Vec::new();
+    for minute in 0..=max_t as u32 {
+        let px = x(f64::from(minute));
+        parts.push(format!(
+            "<line x1='{px:.1}' y1='{top}' x2='{px:.1}' y2='{:.1}' stroke='#eee'/>\
+             <text x='{px:.1}' y='{:.1}' text-anchor='middle' font-size='11'>{minute}</text>",
+            height - bottom,
+            height - bottom + 16.0
+        ));
+    }
+    let mut mib = 0.0;
+    while mib <= max_y {
+        let py = y(mib);
+        parts.push(format!(
+            "<line x1='{left}' y1='{py:.1}' x2='{:.1}' y2='{py:.1}' stroke='#eee'/>\
+             <text x='{:.1}' y='{:.1}' text-anchor='end' font-size='11'>{mib:.0}</text>",
+            width - right,
+            left - 6.0,
+            py + 4.0
+        ));
+        mib += 25.0;
+    }
+    for (index, (label, colour, points)) in lines.iter().enumerate() {
+        let path: Vec<String> = points.iter().map(|(t, mib)| format!("{:.1},{:.1}", x(*t), y(*mib))).collect();
+        parts.push(format!("<polyline fill='none' stroke='{colour}' stroke-width='2' points='{}'/>", path.join(" ")));
+        let ly = top + 10.0 + index as f64 * 22.0;
+        parts.push(format!(
+            "<line x1='{:.1}' y1='{ly:.1}' x2='{:.1}' y2='{ly:.1}' stroke='{colour}' stroke-width='3'/>\
+             <text x='{:.1}' y='{:.1}' font-size='11'>{label}</text>",
+            width - right + 10.0,
+            width - right + 30.0,
+            width - right + 36.0,
+            ly + 4.0
+        ));
+    }
+    format!(
+        "<svg xmlns='http://www.w3.org/2000/svg' width='{width}' height='{height}' font-family='sans-serif' font-size='12'>\
+         <rect width='{width}' height='{height}' fill='white'/>{}\
+         <line x1='{left}' y1='{:.1}' x2='{:.1}' y2='{:.1}' stroke='#333'/>\
+         <line x1='{left}' y1='{top}' x2='{left}' y2='{:.1}' stroke='#333'/>\
+         <text x='{:.1}' y='{:.1}' text-anchor='middle'>minutes since the workload started</text>\
+         <text x='14' y='{:.1}' transform='rotate(-90 14 {:.1})' text-anchor='middle'>tier-2 RSS, MiB</text></svg>\n",
+        parts.join(""),
+        height - bottom,
+        width - right,
+        height - bottom,
+        height - bottom,
+        (left + width - right) / 2.0,
+        height - 12.0,
+        (top + height - bottom) / 2.0,
+        (top + height - bottom) / 2.0
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use stitch_harness::long_trace::memory_summary;
+
+    fn run(label: &str, solution: bool, rss_mib: impl Fn(f64) -> f64) -> LongRun {
+        let samples: Vec<Sample> = ["tier2-a", "tier2-b"]
+            .iter()
+            .flat_map(|collector| {
+                (0..=120).map(|step| {
+                    let t = f64::from(step) * 5.0;
+                    Sample {
+                        t,
+                        collector: (*collector).to_owned(),
+                        rss_bytes: rss_mib(t) * 1024.0 * 1024.0,
+                        heap_bytes: 20.0 * 1024.0 * 1024.0,
+                        traces_on_memory: 600.0,
+                        refused_spans: 0.0,
+                    }
+                })
+            })
+            .collect();
+        let data = serde_json::json!({
+            "decision_wait_ms": 30_000,
+            "workload": long_mode::workload(10.0),
+            "orders": 7920,
+            "longest_trace_seconds": 75.2,
+            "orphans_after": 0,
+            "failed_items": 6000,
+            "failed_items_kept": 6000,
+            "batch_traces": 40,
+            "batch_traces_kept_in_part": 0,
+            "late_spans_in_map": 0.0,
+            "late_spans_cached": {"kept": 0.0, "dropped": 0.0},
+            "tier1_send_failed_spans": 0.0,
+            "memory_limit_mib": null,
+            "memory": memory_summary(&samples),
+            "samples": samples,
+        });
+        LongRun {
+            label: label.to_owned(),
+            solution,
+            minutes: 10.0,
+            elapsed_seconds: 700.0,
+            evidence: Evidence { assertions: Vec::new(), notes: Vec::new(), data },
+        }
+    }
+
+    #[test]
+    fn the_book_shows_every_run_and_collector_from_the_samples() {
+        let runs = [run("before", false, |t| 50.0 + t / 10.0), run("after", true, |_| 55.0)];
+        let text = book_text(&runs);
+        assert!(text.starts_with(HEADER));
+        // One memory row per run and collector, one lineage row per run.
+        assert_eq!(text.lines().filter(|line| line.starts_with("| before")).count(), 3);
+        assert!(text.contains("| 50 → 110 (110) | +6.00 |"), "{text}");
+        let svg = rss_svg(&runs.iter().collect::<Vec<_>>());
+        assert_eq!(svg.matches("<polyline").count(), 4);
+        assert!(svg.contains("tier2-b, solution, wait 30 s"));
+    }
+}

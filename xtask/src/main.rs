@@ -104,8 +104,7 @@ enum Command {
         #[arg(long, default_value_t = long_trace::TIGHT_MINUTES)]
         tight_minutes: f64,
         /// tier 2's memory_limiter `limit_mib` in the tight runs (spike
-        /// 16 MiB); by default half as much again as the solution's largest
-        /// heap, plus the spike.
+        /// 16 MiB).
         #[arg(long)]
         tight_limit_mib: Option<u64>,
         /// Run only the two tight runs; take the others from the last saved

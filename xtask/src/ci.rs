@@ -29,18 +29,14 @@ pub fn run(kafka: &str, requests: usize, no_tests: bool) -> anyhow::Result<ExitC
     let mut proofs = Vec::new();
     let mut runs = Vec::new();
 
-    // The slow installs (the collector and Jaeger from the Go module proxy,
-    // mdbook from crates.io) build while the tests and the first step proofs
-    // mostly wait on sockets; the steps that need them come after.
-    type Install = fn() -> anyhow::Result<std::path::PathBuf>;
-    let tools = std::thread::spawn(|| -> Vec<String> {
-        let installs: [(&str, Install); 3] = [
-            ("the collector", stitch_harness::otelcol::install_collector),
-            ("Jaeger", stitch_harness::otelcol::install_jaeger),
-            ("mdbook", crate::book::mdbook),
-        ];
-        installs.iter().filter_map(|(what, install)| install().err().map(|err| format!("{what}: {err:#}"))).collect()
-    });
+    // The slow installs build while the tests and the first step proofs
+    // mostly wait on sockets: the collector and Jaeger (Go module proxy) from
+    // the start, mdbook (crates.io) once the tests are built. What needs them
+    // comes after.
+    let tools = install_in_background(&[
+        ("the collector", stitch_harness::otelcol::install_collector),
+        ("Jaeger", stitch_harness::otelcol::install_jaeger),
+    ]);
 
     for step in steps.iter().filter(|step| step.has_solution()) {
         proofs.push(Proof {
@@ -66,6 +62,8 @@ pub fn run(kafka: &str, requests: usize, no_tests: bool) -> anyhow::Result<ExitC
             proofs.push(Proof { name: name.to_owned(), problems });
         }
     }
+    let mdbook = install_in_background(&[("mdbook", crate::book::mdbook)]);
+
     // Steps 0–3 on every broker, then the later steps. A stage (collector
     // tier, proxy, browser, long job) does not change what Kafka does: its
     // steps run on the first broker only, which keeps CI short.
@@ -81,7 +79,7 @@ pub fn run(kafka: &str, requests: usize, no_tests: bool) -> anyhow::Result<ExitC
             && let Some(tools) = tools.take()
         {
             let problems = tools.join().unwrap_or_else(|_| vec!["the install thread panicked".to_owned()]);
-            proofs.push(Proof { name: "the collector, Jaeger and mdbook install".to_owned(), problems });
+            proofs.push(Proof { name: "the collector and Jaeger install".to_owned(), problems });
         }
         for solution in [false, true] {
             if solution && !step.has_solution() {
@@ -117,7 +115,7 @@ pub fn run(kafka: &str, requests: usize, no_tests: bool) -> anyhow::Result<ExitC
 
     if let Some(tools) = tools.take() {
         let problems = tools.join().unwrap_or_else(|_| vec!["the install thread panicked".to_owned()]);
-        proofs.push(Proof { name: "the collector, Jaeger and mdbook install".to_owned(), problems });
+        proofs.push(Proof { name: "the collector and Jaeger install".to_owned(), problems });
     }
     {
         let kafka = first;
@@ -143,6 +141,8 @@ pub fn run(kafka: &str, requests: usize, no_tests: bool) -> anyhow::Result<ExitC
             problems: crate::report::stale(&runs),
         });
     }
+    let problems = mdbook.join().unwrap_or_else(|_| vec!["the install thread panicked".to_owned()]);
+    proofs.push(Proof { name: "mdbook install".to_owned(), problems });
     let book = crate::book::check(&project_root()).err().map(|err| format!("{err:#}"));
     proofs.push(Proof {
         name: "book: every include resolves and mdbook builds it".to_owned(),
@@ -163,6 +163,16 @@ pub fn run(kafka: &str, requests: usize, no_tests: bool) -> anyhow::Result<ExitC
     }
     println!("\nxtask ci: {} passed, {failed} failed", proofs.len() - failed);
     Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+type Install = fn() -> anyhow::Result<std::path::PathBuf>;
+
+/// Runs `installs` in order on a thread of their own; joins to what failed.
+fn install_in_background(installs: &[(&'static str, Install)]) -> std::thread::JoinHandle<Vec<String>> {
+    let installs = installs.to_vec();
+    std::thread::spawn(move || {
+        installs.iter().filter_map(|(what, install)| install().err().map(|err| format!("{what}: {err:#}"))).collect()
+    })
 }
 
 fn summarise(run: &CheckRun, verdict: &Verdict) {

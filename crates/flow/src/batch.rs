@@ -4,7 +4,6 @@
 //! own is the step's `start_batch_item` boundary.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use axum::extract::{Query, State};
@@ -17,6 +16,7 @@ use tracing::{Instrument as _, Span};
 use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
 use crate::Boundaries;
+use crate::gateway::Gateway;
 
 /// Items a batch processes unless the request says otherwise.
 const DEFAULT_ITEMS: u32 = 60;
@@ -74,31 +74,19 @@ struct BatchAccepted {
     items: u32,
 }
 
-struct GatewayBatches {
-    client: reqwest_middleware::ClientWithMiddleware,
-    worker_url: String,
-    run: u32,
-    next: AtomicU64,
-}
-
 /// The gateway's `POST /batches`, forwarded to the worker.
-pub(crate) fn gateway_routes(client: reqwest_middleware::ClientWithMiddleware, worker_url: &str) -> Router {
-    let run = std::process::id()
-        ^ std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |elapsed| elapsed.subsec_nanos());
-    let state = Arc::new(GatewayBatches { client, worker_url: worker_url.to_owned(), run, next: AtomicU64::new(1) });
-    Router::new().route("/batches", post(create_batch)).with_state(state)
+pub(crate) fn gateway_routes(gateway: Arc<Gateway>) -> Router {
+    Router::new().route("/batches", post(create_batch)).with_state(gateway)
 }
 
 async fn create_batch(
-    State(gateway): State<Arc<GatewayBatches>>,
+    State(gateway): State<Arc<Gateway>>,
     Query(options): Query<BatchOptions>,
 ) -> Result<(StatusCode, Json<BatchAccepted>), (StatusCode, String)> {
     if options.items == 0 || options.items > MAX_ITEMS {
         return Err((StatusCode::BAD_REQUEST, format!("items must be 1..={MAX_ITEMS}, got {}", options.items)));
     }
-    let batch_id = format!("bat-{:08x}-{:06}", gateway.run, gateway.next.fetch_add(1, Ordering::Relaxed));
+    let batch_id = gateway.next_id("bat", &gateway.next_batch);
     let span = Span::current();
     span.record(crate::BUSINESS_KEY, batch_id.as_str());
     let trace_id = span.context().span().span_context().trace_id().to_string();
@@ -108,16 +96,7 @@ async fn create_batch(
         interval_ms: options.interval_ms,
         fail_from: options.fail_from,
     };
-    let response = gateway
-        .client
-        .post(format!("{}/batches", gateway.worker_url))
-        .json(&batch)
-        .send()
-        .await
-        .map_err(|err| (StatusCode::BAD_GATEWAY, format!("worker unreachable: {err}")))?;
-    if !response.status().is_success() {
-        return Err((StatusCode::BAD_GATEWAY, format!("worker answered {}", response.status())));
-    }
+    gateway.forward("/batches", &batch).await?;
     Ok((StatusCode::ACCEPTED, Json(BatchAccepted { order_id: batch_id, trace_id, items: options.items })))
 }
 

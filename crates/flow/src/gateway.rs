@@ -79,12 +79,35 @@ fn parse_call(text: &str) -> Result<(String, String), String> {
     }
 }
 
-struct Gateway {
+pub(crate) struct Gateway {
     client: reqwest_middleware::ClientWithMiddleware,
     worker_url: String,
-    /// Distinguishes order ids of different gateway runs.
+    /// Distinguishes order (and batch) ids of different gateway runs.
     run: u32,
     next_order: AtomicU64,
+    pub(crate) next_batch: AtomicU64,
+}
+
+impl Gateway {
+    /// `{prefix}-{run}-{n}`, with `n` taken from `counter`.
+    pub(crate) fn next_id(&self, prefix: &str, counter: &AtomicU64) -> String {
+        format!("{prefix}-{:08x}-{:06}", self.run, counter.fetch_add(1, Ordering::Relaxed))
+    }
+
+    /// Posts `body` to the worker's `path`; anything but success is a 502.
+    pub(crate) async fn forward(&self, path: &str, body: &impl Serialize) -> Result<(), (StatusCode, String)> {
+        let response = self
+            .client
+            .post(format!("{}{path}", self.worker_url))
+            .json(body)
+            .send()
+            .await
+            .map_err(|err| (StatusCode::BAD_GATEWAY, format!("worker unreachable: {err}")))?;
+        if !response.status().is_success() {
+            return Err((StatusCode::BAD_GATEWAY, format!("worker answered {}", response.status())));
+        }
+        Ok(())
+    }
 }
 
 /// Knobs a request can turn, for the chapters that need an error or a slow trace.
@@ -120,6 +143,7 @@ pub(crate) async fn serve(
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |elapsed| elapsed.subsec_nanos())),
         next_order: AtomicU64::new(1),
+        next_batch: AtomicU64::new(1),
     });
     let policy = Arc::new(EdgePolicy::new(edge.trusted_origins.clone()));
     let continue_at_edge = boundaries.continue_at_edge;
@@ -127,7 +151,7 @@ pub(crate) async fn serve(
     let mut app = Router::new()
         .route("/orders", post(create_order))
         .with_state(gateway.clone())
-        .merge(crate::batch::gateway_routes(gateway.client.clone(), &gateway.worker_url))
+        .merge(crate::batch::gateway_routes(gateway.clone()))
         .layer(
             // The gateway is the edge: whether a trace a caller presents is
             // continued here is the step's `continue_at_edge` (steps 0–6:
@@ -171,21 +195,12 @@ async fn create_order(
     State(gateway): State<Arc<Gateway>>,
     Query(options): Query<OrderOptions>,
 ) -> Result<(StatusCode, Json<OrderAccepted>), (StatusCode, String)> {
-    let order_id = format!("ord-{:08x}-{:06}", gateway.run, gateway.next_order.fetch_add(1, Ordering::Relaxed));
+    let order_id = gateway.next_id("ord", &gateway.next_order);
     let span = Span::current();
     span.record(crate::BUSINESS_KEY, order_id.as_str());
     let trace_id = span.context().span().span_context().trace_id().to_string();
 
     let order = WorkOrder { order_id: order_id.clone(), fail: options.fail, delay_ms: options.delay_ms };
-    let response = gateway
-        .client
-        .post(format!("{}/work", gateway.worker_url))
-        .json(&order)
-        .send()
-        .await
-        .map_err(|err| (StatusCode::BAD_GATEWAY, format!("worker unreachable: {err}")))?;
-    if !response.status().is_success() {
-        return Err((StatusCode::BAD_GATEWAY, format!("worker answered {}", response.status())));
-    }
+    gateway.forward("/work", &order).await?;
     Ok((StatusCode::ACCEPTED, Json(OrderAccepted { order_id, trace_id })))
 }

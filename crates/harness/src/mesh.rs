@@ -15,7 +15,7 @@ use serde::Serialize;
 use serde_json::json;
 
 use crate::check::{Assertion, Evidence, Order, Stage, StageEnv};
-use crate::process::{Child, free_port, spinner, tail, wait_until};
+use crate::process::{Child, free_port, http_get_status, spinner, tail, wait_until};
 
 /// The Envoy release the workshop runs, natively and in `compose.yaml`.
 pub const ENVOY_VERSION: &str = "1.40.0";
@@ -221,7 +221,7 @@ impl Envoy {
         let listen: SocketAddr = ([127, 0, 0, 1], ports.listen).into();
         // Ready once the admin says so and the listener accepts.
         wait_until(&child, READY_TIMEOUT, || {
-            http_get(admin, "/ready").is_some_and(|(status, _)| status == 200)
+            http_get_status(&format!("http://{admin}/ready")).is_ok_and(|(status, _)| status == 200)
                 && std::net::TcpStream::connect_timeout(&listen, Duration::from_millis(200)).is_ok()
         })?;
         Ok(Envoy { child, ports })
@@ -237,7 +237,8 @@ impl Envoy {
 
     /// One counter of the admin's `/stats`, e.g. `tracing.opentelemetry.spans_sent`.
     pub fn counter(&self, name: &str) -> Option<u64> {
-        let (_, body) = http_get(([127, 0, 0, 1], self.ports.admin).into(), &format!("/stats?filter=^{name}$"))?;
+        let (_, body) =
+            http_get_status(&format!("http://127.0.0.1:{}/stats?filter=^{name}$", self.ports.admin)).ok()?;
         body.lines().find_map(|line| line.strip_prefix(name)?.strip_prefix(": ")?.trim().parse().ok())
     }
 
@@ -247,18 +248,6 @@ impl Envoy {
 }
 
 /// A GET on 127.0.0.1 without a client library: the status and the body.
-fn http_get(addr: SocketAddr, path: &str) -> Option<(u16, String)> {
-    use std::io::{Read as _, Write as _};
-    let mut stream = std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)).ok()?;
-    stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
-    write!(stream, "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").ok()?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response).ok()?;
-    let status = response.split(' ').nth(1)?.parse().ok()?;
-    let body = response.split_once("\r\n\r\n").map(|(_, body)| body.to_owned()).unwrap_or_default();
-    Some((status, body))
-}
-
 /// A request sent straight to Envoy's listener with a `traceparent` the
 /// gateway would never send.
 #[derive(Debug, Clone, Copy)]

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, bail};
 
-use crate::process::{Child, free_port, log_tail, spinner, wait_until};
+use crate::process::{Child, free_port, http_get, log_tail, spinner, wait_until};
 
 /// The collector release every module of `infra/collector/builder-config.yaml` is pinned to.
 pub const COLLECTOR_VERSION: &str = "0.161.0";
@@ -285,30 +285,6 @@ fn parse_labels(text: &str) -> BTreeMap<String, String> {
         rest = &after[end..];
     }
     labels
-}
-
-/// A GET on loopback, answered as text; errors say what answered.
-pub fn http_get(url: &str) -> Result<String> {
-    let (status, body) = http_get_status(url)?;
-    if !(200..300).contains(&status) {
-        bail!("GET {url} answered {status}: {}", body.chars().take(300).collect::<String>());
-    }
-    Ok(body)
-}
-
-/// A GET on loopback: the status and the body, whatever the status.
-pub fn http_get_status(url: &str) -> Result<(u16, String)> {
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    runtime.block_on(async {
-        let response = reqwest::Client::new()
-            .get(url)
-            .timeout(Duration::from_secs(10))
-            .send()
-            .await
-            .with_context(|| format!("GET {url}"))?;
-        let status = response.status().as_u16();
-        Ok((status, response.text().await?))
-    })
 }
 
 #[cfg(test)]

@@ -226,3 +226,32 @@ pub fn target_dir() -> PathBuf {
 pub fn binary(name: &str) -> PathBuf {
     target_dir().join("debug").join(name)
 }
+
+/// A GET on loopback, answered as text; errors say what answered.
+pub fn http_get(url: &str) -> anyhow::Result<String> {
+    let (status, body) = http_get_status(url)?;
+    if !(200..300).contains(&status) {
+        bail!("GET {url} answered {status}: {}", body.chars().take(300).collect::<String>());
+    }
+    Ok(body)
+}
+
+/// A GET on loopback: the status and the body, whatever the status. One
+/// runtime and one client serve every call: a check reads thousands of
+/// traces back, one GET each.
+pub fn http_get_status(url: &str) -> anyhow::Result<(u16, String)> {
+    static LOOPBACK: std::sync::OnceLock<(tokio::runtime::Runtime, reqwest::Client)> = std::sync::OnceLock::new();
+    let (runtime, client) = match LOOPBACK.get() {
+        Some(loopback) => loopback,
+        None => {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+            LOOPBACK.get_or_init(|| (runtime, reqwest::Client::new()))
+        }
+    };
+    runtime.block_on(async {
+        let response =
+            client.get(url).timeout(Duration::from_secs(10)).send().await.with_context(|| format!("GET {url}"))?;
+        let status = response.status().as_u16();
+        Ok((status, response.text().await?))
+    })
+}

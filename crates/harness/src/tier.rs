@@ -702,7 +702,7 @@ fn attribute(attributes: &Value, key: &str) -> Option<String> {
 
 /// One trace from Jaeger's API, or `None` when Jaeger does not have it.
 pub fn jaeger_trace(base: &str, trace_id: &str) -> Result<Option<Vec<KeptSpan>>> {
-    let (status, body) = otelcol::http_get_status(&format!("{base}/api/v3/traces/{trace_id}"))?;
+    let (status, body) = crate::process::http_get_status(&format!("{base}/api/v3/traces/{trace_id}"))?;
     match status {
         404 => Ok(None),
         200 => {

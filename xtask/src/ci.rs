@@ -24,6 +24,7 @@ pub fn run(kafka: &str, requests: usize, no_tests: bool) -> anyhow::Result<ExitC
         "both" => vec![BrokerKind::Tansu, BrokerKind::Apache],
         one => vec![one.parse().map_err(|err| anyhow::anyhow!("--kafka {one}: {err}"))?],
     };
+    let mut clock = Clock::start();
     let steps = step::all()?;
     step::validate(&steps)?;
     let mut proofs = Vec::new();
@@ -60,6 +61,7 @@ pub fn run(kafka: &str, requests: usize, no_tests: bool) -> anyhow::Result<ExitC
             let status = process::cargo(args).unchecked().run().with_context(|| format!("running {name}"))?.status;
             let problems = if status.success() { vec![] } else { vec![format!("{name} failed (see above)")] };
             proofs.push(Proof { name: name.to_owned(), problems });
+            clock.lap(name);
         }
     }
     let mdbook = install_in_background(&[("mdbook", crate::book::mdbook)]);
@@ -80,6 +82,7 @@ pub fn run(kafka: &str, requests: usize, no_tests: bool) -> anyhow::Result<ExitC
         {
             let problems = tools.join().unwrap_or_else(|_| vec!["the install thread panicked".to_owned()]);
             proofs.push(Proof { name: "the collector and Jaeger install".to_owned(), problems });
+            clock.lap("waiting for the collector and Jaeger builds");
         }
         for solution in [false, true] {
             if solution && !step.has_solution() {
@@ -109,6 +112,7 @@ pub fn run(kafka: &str, requests: usize, no_tests: bool) -> anyhow::Result<ExitC
                 }
                 Err(err) => vec![format!("the run failed: {err:#}")],
             };
+            clock.lap(&name);
             proofs.push(Proof { name, problems });
         }
     }
@@ -133,6 +137,7 @@ pub fn run(kafka: &str, requests: usize, no_tests: bool) -> anyhow::Result<ExitC
             },
             Err(err) => vec![format!("the run failed: {err:#}")],
         };
+        clock.lap(&name);
         proofs.push(Proof { name, problems });
     }
     if brokers.contains(&crate::report::KAFKA) && requests == crate::report::REQUESTS {
@@ -143,11 +148,16 @@ pub fn run(kafka: &str, requests: usize, no_tests: bool) -> anyhow::Result<ExitC
     }
     let problems = mdbook.join().unwrap_or_else(|_| vec!["the install thread panicked".to_owned()]);
     proofs.push(Proof { name: "mdbook install".to_owned(), problems });
+    clock.lap("waiting for the mdbook install");
     let book = crate::book::check(&project_root()).err().map(|err| format!("{err:#}"));
     proofs.push(Proof {
         name: "book: every include resolves and mdbook builds it".to_owned(),
         problems: book.into_iter().collect(),
     });
+    clock.lap("book check and build");
+
+    println!("\nPhases (wall clock; the installs run on their own threads meanwhile):");
+    clock.print();
 
     println!("\nStep proofs:");
     let failed = proofs.iter().filter(|proof| !proof.problems.is_empty()).count();
@@ -163,6 +173,35 @@ pub fn run(kafka: &str, requests: usize, no_tests: bool) -> anyhow::Result<ExitC
     }
     println!("\nxtask ci: {} passed, {failed} failed", proofs.len() - failed);
     Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+/// Wall-clock time per phase of a run, printed at its end: where a CI run's
+/// minutes went.
+struct Clock {
+    started: std::time::Instant,
+    last: std::time::Instant,
+    laps: Vec<(String, std::time::Duration)>,
+}
+
+impl Clock {
+    fn start() -> Clock {
+        let now = std::time::Instant::now();
+        Clock { started: now, last: now, laps: Vec::new() }
+    }
+
+    /// Ends the phase called `name` now.
+    fn lap(&mut self, name: &str) {
+        let now = std::time::Instant::now();
+        self.laps.push((name.to_owned(), now - self.last));
+        self.last = now;
+    }
+
+    fn print(&self) {
+        for (name, took) in &self.laps {
+            println!("  {:>7.1} s  {name}", took.as_secs_f64());
+        }
+        println!("  {:>7.1} s  in all", self.started.elapsed().as_secs_f64());
+    }
 }
 
 type Install = fn() -> anyhow::Result<std::path::PathBuf>;

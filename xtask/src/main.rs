@@ -2,6 +2,7 @@
 
 mod book;
 mod ci;
+mod doctor;
 mod infra;
 mod long_trace;
 mod report;
@@ -37,6 +38,9 @@ enum Command {
     Deps,
     /// Stop what `up` started. Safe to run when nothing runs.
     Down,
+    /// Check in seconds what each step needs, what this machine has, and
+    /// how to get what is missing.
+    Doctor,
     /// Run a step end to end and judge its orphan rates.
     Check {
         /// `step-1`, `1`, `step-01` or `step-01-http`.
@@ -129,6 +133,7 @@ fn main() -> ExitCode {
         Command::Up { kafka } => infra::up(kafka),
         Command::Down => infra::down(),
         Command::Deps => deps(),
+        Command::Doctor => doctor::run(),
         Command::Check { step, solution, requests, kafka, json } => {
             check_command(&step, solution, requests, kafka, json)
         }

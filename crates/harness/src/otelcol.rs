@@ -34,12 +34,9 @@ pub fn collector_config_dir() -> PathBuf {
 pub fn install_collector() -> Result<PathBuf> {
     static INSTALLING: Mutex<()> = Mutex::new(());
     let _guard = INSTALLING.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-    let config_path = collector_config_dir().join("builder-config.yaml");
-    let config = std::fs::read_to_string(&config_path).with_context(|| format!("reading {}", config_path.display()))?;
-    let dir = crate::cache_dir().join(format!("otelcol-{COLLECTOR_VERSION}"));
-    let binary = dir.join("otelcol-stitch");
-    let marker = dir.join("built-from-builder-config.yaml");
-    if binary.is_file() && std::fs::read_to_string(&marker).is_ok_and(|built| built == config) {
+    let config = collector_builder_config()?;
+    let (dir, binary, marker) = collector_cache();
+    if let Some(binary) = cached_collector() {
         return Ok(binary);
     }
     require_go()?;
@@ -82,11 +79,29 @@ pub fn install_collector() -> Result<PathBuf> {
     Ok(binary)
 }
 
-/// The Jaeger v2 binary, built from the module pinned in `infra/jaeger/go.mod`
-/// on first use. Built from the module proxy it serves the API, not the UI.
-pub fn install_jaeger() -> Result<PathBuf> {
-    static INSTALLING: Mutex<()> = Mutex::new(());
-    let _guard = INSTALLING.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+fn collector_builder_config() -> Result<String> {
+    let path = collector_config_dir().join("builder-config.yaml");
+    std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))
+}
+
+/// The cache directory of the collector, its binary and the marker holding
+/// the builder config it was built from.
+fn collector_cache() -> (PathBuf, PathBuf, PathBuf) {
+    let dir = crate::cache_dir().join(format!("otelcol-{COLLECTOR_VERSION}"));
+    let (binary, marker) = (dir.join("otelcol-stitch"), dir.join("built-from-builder-config.yaml"));
+    (dir, binary, marker)
+}
+
+/// The cached collector, if it was built from today's builder config.
+pub fn cached_collector() -> Option<PathBuf> {
+    let config = collector_builder_config().ok()?;
+    let (_, binary, marker) = collector_cache();
+    (binary.is_file() && std::fs::read_to_string(&marker).is_ok_and(|built| built == config)).then_some(binary)
+}
+
+/// `infra/jaeger/go.mod` and `go.sum`, and the two joined: what a cached
+/// Jaeger must have been built from.
+fn jaeger_sources() -> Result<(String, String, String)> {
     let source = infra_dir().join("jaeger");
     let read = |name: &str| {
         let path = source.join(name);
@@ -94,10 +109,31 @@ pub fn install_jaeger() -> Result<PathBuf> {
     };
     let (go_mod, go_sum) = (read("go.mod")?, read("go.sum")?);
     let fingerprint = format!("{go_mod}\n{go_sum}");
+    Ok((go_mod, go_sum, fingerprint))
+}
+
+/// The cache directory of Jaeger, its binary and its marker.
+fn jaeger_cache() -> (PathBuf, PathBuf, PathBuf) {
     let dir = crate::cache_dir().join(format!("jaeger-{JAEGER_VERSION}"));
-    let binary = dir.join("jaeger");
-    let marker = dir.join("built-from-go.mod");
-    if binary.is_file() && std::fs::read_to_string(&marker).is_ok_and(|built| built == fingerprint) {
+    let (binary, marker) = (dir.join("jaeger"), dir.join("built-from-go.mod"));
+    (dir, binary, marker)
+}
+
+/// The cached Jaeger, if it was built from today's `go.mod` and `go.sum`.
+pub fn cached_jaeger() -> Option<PathBuf> {
+    let (_, _, fingerprint) = jaeger_sources().ok()?;
+    let (_, binary, marker) = jaeger_cache();
+    (binary.is_file() && std::fs::read_to_string(&marker).is_ok_and(|built| built == fingerprint)).then_some(binary)
+}
+
+/// The Jaeger v2 binary, built from the module pinned in `infra/jaeger/go.mod`
+/// on first use. Built from the module proxy it serves the API, not the UI.
+pub fn install_jaeger() -> Result<PathBuf> {
+    static INSTALLING: Mutex<()> = Mutex::new(());
+    let _guard = INSTALLING.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let (go_mod, go_sum, fingerprint) = jaeger_sources()?;
+    let (dir, binary, marker) = jaeger_cache();
+    if let Some(binary) = cached_jaeger() {
         return Ok(binary);
     }
     require_go()?;

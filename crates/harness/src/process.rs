@@ -122,17 +122,56 @@ pub fn tail(text: &str, lines: usize) -> String {
     all[all.len().saturating_sub(lines)..].iter().map(|line| format!("  | {line}")).collect::<Vec<_>>().join("\n")
 }
 
-/// A spinner on stderr with the time elapsed, for waits of a second or more.
-pub fn spinner(message: impl Into<std::borrow::Cow<'static, str>>) -> indicatif::ProgressBar {
-    let spinner = indicatif::ProgressBar::with_draw_target(None, indicatif::ProgressDrawTarget::stderr());
-    spinner.set_style(
+/// A phase of a long command: a spinner with the time elapsed on a terminal,
+/// and a plain line when it starts and when it ends everywhere else (a CI
+/// log, a pipe), so that no phase is silent.
+pub struct Phase {
+    bar: indicatif::ProgressBar,
+    plain: bool,
+}
+
+impl Phase {
+    /// Ends the phase: clears the spinner, or prints how long it took.
+    pub fn finish_and_clear(&self) {
+        if self.plain {
+            if !self.bar.is_finished() {
+                eprintln!("  {}: {:.1} s", self.bar.message(), self.bar.elapsed().as_secs_f64());
+            }
+            self.bar.finish();
+        } else {
+            self.bar.finish_and_clear();
+        }
+    }
+}
+
+impl std::ops::Deref for Phase {
+    type Target = indicatif::ProgressBar;
+
+    fn deref(&self) -> &indicatif::ProgressBar {
+        &self.bar
+    }
+}
+
+/// Starts a [`Phase`], for waits of a second or more.
+pub fn spinner(message: impl Into<std::borrow::Cow<'static, str>>) -> Phase {
+    use std::io::IsTerminal as _;
+    let message = message.into();
+    let plain = !std::io::stderr().is_terminal();
+    if plain {
+        eprintln!("· {message}");
+        let bar = indicatif::ProgressBar::hidden();
+        bar.set_message(message);
+        return Phase { bar, plain };
+    }
+    let bar = indicatif::ProgressBar::with_draw_target(None, indicatif::ProgressDrawTarget::stderr());
+    bar.set_style(
         indicatif::ProgressStyle::with_template("{spinner} {msg} {elapsed}")
             .expect("static template")
             .tick_chars("⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏ "),
     );
-    spinner.set_message(message);
-    spinner.enable_steady_tick(std::time::Duration::from_millis(100));
-    spinner
+    bar.set_message(message);
+    bar.enable_steady_tick(std::time::Duration::from_millis(100));
+    Phase { bar, plain }
 }
 
 /// Polls `ready` every 50 ms until it returns true, the child dies, or `timeout`.
@@ -190,7 +229,9 @@ pub fn cargo(args: &[&dyn AsRef<std::ffi::OsStr>]) -> duct::Expression {
 
 /// Builds workspace packages, showing cargo's own output.
 pub fn cargo_build(packages: &[&str]) -> anyhow::Result<()> {
-    let mut args: Vec<&dyn AsRef<std::ffi::OsStr>> = vec![&"build", &"--quiet"];
+    // Not `--quiet`: a first build takes minutes, and cargo's own progress
+    // is what shows that something happens.
+    let mut args: Vec<&dyn AsRef<std::ffi::OsStr>> = vec![&"build"];
     for package in packages {
         args.extend([&"--package" as &dyn AsRef<std::ffi::OsStr>, package]);
     }
@@ -210,7 +251,7 @@ fn run_build(args: &[&dyn AsRef<std::ffi::OsStr>], what: &str) -> anyhow::Result
 /// `crates/broker/Cargo.toml`), into the same target directory.
 pub fn build_broker() -> anyhow::Result<()> {
     let manifest = crate::project_root().join("crates").join("broker").join("Cargo.toml");
-    run_build(&[&"build", &"--quiet", &"--manifest-path", &manifest, &"--target-dir", &target_dir()], "stitch-broker")
+    run_build(&[&"build", &"--manifest-path", &manifest, &"--target-dir", &target_dir()], "stitch-broker")
 }
 
 /// The target directory builds go to: `CARGO_TARGET_DIR`, or `target/`.

@@ -103,7 +103,38 @@ pub fn render() -> anyhow::Result<String> {
     fact(&mut out, "files_slow_threshold", &duration(file_duration(tier2, "STITCH_SLOW_MS", true)?));
     fact(&mut out, "check_decision_wait", &duration(tier.decision_wait));
     fact(&mut out, "check_slow_threshold", &duration(tier.slow_threshold));
+    let Some(step4) = steps.iter().find(|step| step.meta.stage.as_deref() == Some("tail-sampling")) else {
+        bail!("no step with the tail-sampling stage")
+    };
+    fact(&mut out, "tail_sampling_requests", &step4.default_requests().to_string());
     fact(&mut out, "long_trace_decision_wait", &duration(long.decision_wait));
+    let workload = &long.workload;
+    let Some(step8) = steps.iter().find(|step| step.meta.stage.as_deref() == Some("long-trace")) else {
+        bail!("no step with the long-trace stage")
+    };
+    let orders = workload.orders.unwrap_or(step8.default_requests());
+    fact(
+        &mut out,
+        "long_trace_workload",
+        &format!(
+            "`decision_wait` {}, batches of {} items, one every {} ({}), {} of them {} apart, and {orders} orders \
+             alongside, spread over the {}",
+            duration(long.decision_wait),
+            workload.items,
+            duration(workload.interval),
+            duration(workload.batch_length()),
+            workload.batches,
+            duration(workload.batch_every),
+            duration(workload.span()),
+        ),
+    );
+    fact(&mut out, "long_trace_batch_length", &duration(workload.batch_length()));
+    fact(
+        &mut out,
+        "long_trace_batch_over_wait",
+        &format!("{:.0}", workload.batch_length().as_secs_f64() / long.decision_wait.as_secs_f64()),
+    );
+    fact(&mut out, "long_trace_fail_from", &workload.fail_from.to_string());
 
     let flow: Vec<&Step> = steps.iter().filter(|step| step.meta.stage.is_none()).collect();
     let staged: Vec<&Step> = steps.iter().filter(|step| step.meta.stage.is_some()).collect();

@@ -284,6 +284,10 @@ pub(crate) fn lesson_only(step: &Step) -> Vec<String> {
                 if a.contains("ANCHOR") {
                     problems.push(format!("{file}: the lesson carries ANCHOR markers (keep them in the solution)"));
                 }
+                // A placeholder that only silences a warning hints at the answer.
+                if a.lines().any(|line| line.trim_start().starts_with("let _ = ")) {
+                    problems.push(format!("{file}: the lesson has a placeholder line (`let _ = …;`)"));
+                }
                 if b.contains("TODO(") {
                     problems.push(format!("{file}: the solution still has a TODO marker"));
                 }

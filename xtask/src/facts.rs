@@ -156,15 +156,13 @@ pub fn render() -> anyhow::Result<String> {
     }
     fact(&mut out, "spans_per_request", table.trim_end());
 
-    let mut agenda = format!(
-        "| step | chapter | words of prose | reading, at {WORDS_PER_MINUTE} words/min |\n|---|---|---:|---:|\n"
-    );
+    let mut agenda = format!("| step | chapter | reading, at {WORDS_PER_MINUTE} words/min |\n|---|---|---:|\n");
     for step in &steps {
         let path = stitch_harness::project_root().join(&step.meta.chapter);
         let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
         let words = prose_words(&text);
         agenda.push_str(&format!(
-            "| {} | `{}` | {words} | {} min |\n",
+            "| {} | `{}` | {} min |\n",
             step.short_name(),
             step.meta.chapter,
             words.div_ceil(WORDS_PER_MINUTE)

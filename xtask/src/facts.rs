@@ -155,6 +155,10 @@ pub fn render() -> anyhow::Result<String> {
         ));
     }
     fact(&mut out, "spans_per_request", table.trim_end());
+    for step in &steps {
+        let solved = step.expectation(true).spans_per_request;
+        fact(&mut out, &format!("step{}_spans", step.number), &solved.to_string());
+    }
 
     let mut agenda = format!("| step | chapter | reading, at {WORDS_PER_MINUTE} words/min |\n|---|---|---:|\n");
     for step in &steps {

@@ -118,6 +118,8 @@ pub fn check_includes(book_src: &Path) -> Vec<Problem> {
             }
         }
         check_links(&file, &text, &render_dir, &mut problems);
+        // The course's rule: the exercise first, its answer after it, folded.
+        problems.extend(crate::book_order::check(&file, &text));
     }
 
     for file in &markdown {
@@ -241,17 +243,17 @@ fn source_dir(book: &Path) -> anyhow::Result<PathBuf> {
 
 /// A `{{#kind target}}` directive, as mdBook's `links` preprocessor matches it.
 #[derive(Debug, PartialEq, Eq)]
-struct Directive<'a> {
-    kind: &'a str,
+pub(crate) struct Directive<'a> {
+    pub(crate) kind: &'a str,
     /// The first word after the kind: `path[:selection]`.
-    target: &'a str,
-    line: usize,
+    pub(crate) target: &'a str,
+    pub(crate) line: usize,
 }
 
 /// Every directive in `text`, skipping escaped ones (`\{{#include ...}}`),
 /// which mdBook prints as they are. Directives inside code blocks count: mdBook
 /// expands them there too.
-fn directives(text: &str) -> Vec<Directive<'_>> {
+pub(crate) fn directives(text: &str) -> Vec<Directive<'_>> {
     let bytes = text.as_bytes();
     let mut found = Vec::new();
     let mut at = 0;

@@ -290,7 +290,7 @@ fn check_span_count(run: &CheckRun, expected: u64, problems: &mut Vec<String>) {
 
 /// Every file of the step but its lesson is the same in the solution (up to
 /// the package name); the lesson differs and only the step has its TODO.
-fn lesson_only(step: &Step) -> Vec<String> {
+pub(crate) fn lesson_only(step: &Step) -> Vec<String> {
     let mut problems = Vec::new();
     let (unsolved, solved) = (step.dir(false), step.dir(true));
     let files = match (list_files(&unsolved), list_files(&solved)) {
@@ -318,6 +318,14 @@ fn lesson_only(step: &Step) -> Vec<String> {
                 }
                 if !a.contains(&todo) {
                     problems.push(format!("{file}: the step has no {todo} marker"));
+                }
+                // The book shows a lesson whole; anchors belong to the solutions.
+                if a.contains("ANCHOR") {
+                    problems.push(format!("{file}: the lesson carries ANCHOR markers (keep them in the solution)"));
+                }
+                // A placeholder that only silences a warning hints at the answer.
+                if a.lines().any(|line| line.trim_start().starts_with("let _ = ")) {
+                    problems.push(format!("{file}: the lesson has a placeholder line (`let _ = …;`)"));
                 }
                 if b.contains("TODO(") {
                     problems.push(format!("{file}: the solution still has a TODO marker"));
@@ -366,4 +374,16 @@ pub fn show_diff(query: &str) -> anyhow::Result<ExitCode> {
             .context("running git diff")?;
     }
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    /// The file half of `cargo xtask ci`'s proof, which needs no run: each
+    /// solution differs from its step only in the lesson files.
+    #[test]
+    fn every_solution_changes_only_its_lesson() {
+        for step in stitch_harness::step::all().unwrap().iter().filter(|step| step.has_solution()) {
+            assert_eq!(super::lesson_only(step), Vec::<String>::new(), "{}", step.name);
+        }
+    }
 }

@@ -1,11 +1,15 @@
 //! `cargo xtask`: the workshop's command line.
 
 mod book;
+mod book_order;
 mod ci;
 mod doctor;
+mod facts;
+mod hint;
 mod infra;
 mod long_trace;
 mod report;
+mod status;
 mod table;
 mod tags;
 mod traps;
@@ -84,6 +88,18 @@ enum Command {
         #[arg(long, default_value = "tansu")]
         kafka: BrokerKind,
     },
+    /// One graded hint of a step: 1 the concept, 2 the API and where it
+    /// goes, 3 the exact code.
+    Hint {
+        step: String,
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=3))]
+        level: u8,
+    },
+    /// Every step with its last verdict, the next step to do, and its chapter.
+    Status,
+    /// Write the numbers the book states about the code and the configs into
+    /// book/src/generated/facts.md (`book --check` fails when it is stale).
+    Facts,
     /// Show what a step's solution changes: the lesson, and nothing else.
     Diff { step: String },
     /// Run every step and write the book's measured tables and pictures.
@@ -140,8 +156,11 @@ fn main() -> ExitCode {
         Command::Demo { requests, kafka } => demo(requests, kafka),
         Command::Ci { kafka, requests, no_tests } => ci::run(&kafka, requests, no_tests),
         Command::Diff { step } => ci::show_diff(&step),
+        Command::Hint { step, level } => hint::print(&step, usize::from(level)),
+        Command::Status => status::print(),
+        Command::Facts => facts::command(),
         Command::SamplingCannotRepair { requests, kafka } => sampling_cannot_repair(requests, kafka),
-        Command::Report { step } => report::generate(step.as_deref()),
+        Command::Report { step } => facts::write().and_then(|()| report::generate(step.as_deref())),
         Command::Tags => tags::run(),
         Command::Traps => traps::write(),
         Command::LongTrace { minutes, tight_minutes, tight_limit_mib, tight_only, render_only } => {
@@ -152,10 +171,12 @@ fn main() -> ExitCode {
             };
             long_trace::run(minutes, tight_minutes, tight_limit_mib, runs)
         }
-        Command::Book { check: _ } => book::check(&stitch_harness::project_root()).map(|()| {
-            println!("book: every include resolves, and mdbook built it into book/build");
-            ExitCode::SUCCESS
-        }),
+        Command::Book { check: _ } => {
+            facts::check().and_then(|()| book::check(&stitch_harness::project_root())).map(|()| {
+                println!("book: every include resolves, and mdbook built it into book/build");
+                ExitCode::SUCCESS
+            })
+        }
     };
     match result {
         Ok(code) => code,
@@ -173,6 +194,7 @@ fn check_command(
     kafka: BrokerKind,
     json: bool,
 ) -> anyhow::Result<ExitCode> {
+    let started = std::time::Instant::now();
     let step = step::find(query)?;
     let requests = requests.unwrap_or_else(|| step.default_requests());
     if solution && !step.has_solution() {
@@ -184,6 +206,10 @@ fn check_command(
         println!("{}", serde_json::to_string_pretty(&table::json(&step, &run, &verdict))?);
     } else {
         table::print_check(&step, &run, &verdict);
+    }
+    status::record(&step, solution, verdict.passed, &verdict.failures, started.elapsed())?;
+    if !json {
+        println!("\n{}", status::after_check(&step, solution, verdict.passed)?);
     }
     Ok(if verdict.passed { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }

@@ -55,7 +55,10 @@ pub fn stable_block(step: &Step, run: &CheckRun, verdict: &Verdict) -> String {
             // What a stage measures varies from run to run; how many of its
             // claims fail is not part of the stable block.
             (false, Some(_)) => "FAIL".to_owned(),
-            (false, None) => format!("FAIL ({} targets missed)", verdict.failures.len()),
+            (false, None) => match verdict.failures.len() {
+                1 => "FAIL (1 target missed)".to_owned(),
+                missed => format!("FAIL ({missed} targets missed)"),
+            },
         }
     )
 }

@@ -161,8 +161,10 @@ pub fn print_check(step: &Step, run: &CheckRun, verdict: &Verdict) {
         for failure in &verdict.failures {
             println!("  - {failure}");
         }
-        println!("\nhint:{}", step.meta.hint.trim_end().replace('\n', "\n  "));
-        println!("chapter: {}", step.meta.chapter);
+        let hint = crate::hint::after_failure(step);
+        if !hint.is_empty() {
+            println!("\n{hint}");
+        }
     }
 }
 

@@ -242,7 +242,7 @@ fn late_set_parent(last: &Step, baseline: &Baseline) -> anyhow::Result<String> {
         warnings.first().map(|line| line.find("WARN").map_or(*line, |at| &line[at..]).to_owned()).unwrap_or_default();
     Ok(format!(
         "### `set_parent` too late\n\n\
-         `traps/late-set-parent`: the final solution, except that the worker's `continue_http` sets the parent from \
+         `traps/late-set-parent`: the final solution, except that the worker's `http::continue_trace` sets the parent from \
          inside the request's span (`span.in_scope(|| Span::current().set_parent(cx))`).\n\n\
          {} of {} requests failed at the gateway. The worker logged the error {} times, e.g.\n\n\
          ```text\n{example}\n```\n\n{}",

@@ -83,6 +83,7 @@ async fn deferred(worker: Arc<Worker>, order: WorkOrder) {
 }
 
 async fn publish(worker: &Worker, order: &WorkOrder) {
+    // ANCHOR: producer_span
     let span = tracing::info_span!(
         "publish",
         otel.name = format!("{} publish", worker.topic),
@@ -93,6 +94,7 @@ async fn publish(worker: &Worker, order: &WorkOrder) {
         order.id = %order.order_id,
         otel.status_code = tracing::field::Empty,
     );
+    // ANCHOR_END: producer_span
     let headers = (worker.boundaries.inject_message)(&span, OwnedHeaders::new());
     let payload = match serde_json::to_vec(order) {
         Ok(payload) => payload,

@@ -8,6 +8,7 @@
 pub mod browser;
 pub mod check;
 pub mod gate;
+pub mod hints;
 pub mod kafka;
 pub mod long_trace;
 pub mod mesh;

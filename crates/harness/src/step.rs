@@ -25,7 +25,9 @@ pub struct StepMeta {
     pub teaches: Vec<String>,
     /// The files a learner edits, relative to the step's directory.
     pub lesson: Vec<String>,
-    pub hint: String,
+    /// Graded hints, level 1 first (see [`crate::hints`]).
+    #[serde(default)]
+    pub hints: Vec<String>,
     /// What the step adds around the flow (see [`crate::stages`]); none for
     /// steps 0–3.
     #[serde(default)]
@@ -116,6 +118,7 @@ pub fn all() -> anyhow::Result<Vec<Step>> {
         let path = entry.path().join("step.toml");
         let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
         let meta: StepMeta = toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+        crate::hints::validate(&meta).with_context(|| format!("in {}", path.display()))?;
         steps.push(Step { number, name, meta });
     }
     steps.sort_by_key(|step| step.number);

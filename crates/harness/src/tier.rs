@@ -286,7 +286,11 @@ impl TierStage {
                     "the `{policy}` policy kept the injected {label} trace and the {others} baseline traces over the threshold"
                 )
             };
-            assertions.push(Assertion::new(claim, format!("{fired} traces"), fired == expected));
+            assertions.push(Assertion::new(
+                claim,
+                if fired == 1 { "1 trace".to_owned() } else { format!("{fired} traces") },
+                fired == expected,
+            ));
         }
 
         let n = baseline_total as f64;

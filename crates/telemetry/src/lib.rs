@@ -60,11 +60,13 @@ pub struct Telemetry {
 ///
 /// Must run inside a tokio runtime: the tonic channel spawns its worker there.
 pub fn init(options: &Options) -> anyhow::Result<Telemetry> {
+    // ANCHOR: propagator
     // Without a global propagator, every inject/extract in the workshop is a
     // silent no-op: the tracing layer does not install one.
     if options.install_propagator {
         global::set_text_map_propagator(TraceContextPropagator::new());
     }
+    // ANCHOR_END: propagator
 
     let exporter = SpanExporter::builder()
         .with_tonic()

@@ -3,7 +3,11 @@
 //! The lesson is in `src/spawn.rs`.
 
 pub mod spawn;
+
+// Fixed in step 1.
+pub use step_01_http_solution::http;
+
+// Still broken here: the queue (step 3).
 pub use step_00_broken::messaging;
-pub use step_01_http_solution::http; // fixed in step 1 // still broken: step 3
 
 stitch_flow::boundaries!();

@@ -5,7 +5,10 @@ use tokio::task::JoinHandle;
 
 /// Starts the worker's deferred work.
 pub fn spawn(work: BoxFuture<'static, ()>) -> JoinHandle<()> {
-    // TODO(step-2): the task starts with an empty context, so the span it opens
-    // is a new root. Carry the current context into it.
+    // TODO(step-2): the task starts with nothing current, so the span the
+    // deferred work opens is a new root, though it runs microseconds after
+    // the request, in the same process. Afterwards, the context that is
+    // current when `spawn` is called is current whenever the task runs, and
+    // the request's own span still ends when the request does.
     tokio::spawn(work)
 }

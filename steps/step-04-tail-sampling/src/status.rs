@@ -3,13 +3,12 @@
 use tracing::Span;
 
 /// Called when the consumer fails an order, inside the order's span.
-// ANCHOR: record_failure
-pub fn record_failure(span: &Span, reason: &str) {
+pub fn record_failure(_span: &Span, reason: &str) {
     // TODO(step-4): the log line below is all the tier ever learns of this
-    // failure, and a log line is not part of the trace. Mark the span itself
-    // as failed (its OpenTelemetry status: ERROR, with `reason` as the
-    // description) so that the `errors` policy of tier 2 can keep the trace.
-    let _ = span;
+    // failure, and a log line is not part of the trace: to tier 2, this
+    // order's trace looks as healthy as any other, and it is kept only if
+    // the 1% baseline happens to pick it. Afterwards, the span itself says
+    // that it failed, and why (`reason`), where tier 2's `errors` policy
+    // looks, so the trace is kept every time.
     tracing::warn!(reason, "order failed");
 }
-// ANCHOR_END: record_failure

@@ -6,10 +6,12 @@ use tracing::Span;
 
 /// Called for each request the gateway receives, before its span is entered.
 pub fn continue_trace(_span: &Span, _headers: &http::HeaderMap, _policy: &EdgePolicy) {
-    // TODO(step-7): the page started this request's trace and sent its context
-    // as `traceparent`. Read it with the global propagator. From a trusted
-    // page (`policy.trusts(headers)`), make it the parent of `span`. From
-    // anyone else, keep the new root: add the presented context to `span` as a
-    // link (`OpenTelemetrySpanExt::add_link`) and count it
-    // (`policy.record_untrusted()`). A malformed header starts a new trace.
+    // TODO(step-7): the page started this request's trace and sent its
+    // context as `traceparent`, but `span` starts a new trace: in a service
+    // that is no longer the entry, that root is a break. Afterwards, a
+    // request from a page the policy trusts continues the page's trace. A
+    // request from anyone else keeps its new root, which still records the
+    // context it was presented without joining that trace, and the policy
+    // counts it as untrusted. A malformed header starts a new trace, and the
+    // log says why.
 }

@@ -1,0 +1,135 @@
+//! The HTTP boundary in seconds: the lesson's `client()` calls a worker on
+//! 127.0.0.1 that runs the lesson's `continue_trace`, with the real SDK,
+//! exporting to memory, and the real W3C propagator. No Kafka, no child
+//! processes; `cargo xtask check step-1` stays the end-to-end judge.
+
+use axum::Router;
+use axum::routing::get;
+use http::HeaderMap;
+use opentelemetry::global;
+use opentelemetry::trace::{SpanId, SpanKind, TracerProvider as _};
+use opentelemetry_sdk::propagation::TraceContextPropagator;
+use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider, SpanData};
+use step_01_http_solution::http::{client, continue_trace};
+use tracing::Instrument as _;
+use tracing::subscriber::DefaultGuard;
+use tracing_subscriber::layer::SubscriberExt as _;
+
+/// What a failure says: which boundary, and where to read on.
+fn broken(what: &str) -> String {
+    format!(
+        "the HTTP boundary is broken: {what}\n  \
+         read the exercise in book/src/step-01-http.md, or take a hint: cargo xtask hint step-1"
+    )
+}
+
+/// The spans this thread's test ends, as the real SDK exports them.
+struct Capture {
+    exporter: InMemorySpanExporter,
+    _provider: SdkTracerProvider,
+    _subscriber: DefaultGuard,
+}
+
+impl Capture {
+    /// Installs the W3C propagator (the same for every test, so installing it
+    /// again is harmless) and a subscriber for this thread only, so tests
+    /// running side by side never see each other's spans.
+    fn start() -> Capture {
+        global::set_text_map_propagator(TraceContextPropagator::new());
+        let exporter = InMemorySpanExporter::default();
+        let provider = SdkTracerProvider::builder().with_simple_exporter(exporter.clone()).build();
+        let subscriber = tracing_subscriber::registry()
+            .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("boundary-test")));
+        Capture { exporter, _provider: provider, _subscriber: tracing::subscriber::set_default(subscriber) }
+    }
+
+    fn spans(&self) -> Vec<SpanData> {
+        self.exporter.get_finished_spans().expect("the in-memory exporter answers")
+    }
+
+    /// The one ended span called `name`.
+    fn only(&self, name: &str) -> SpanData {
+        let mut found: Vec<SpanData> = self.spans().into_iter().filter(|span| span.name == name).collect();
+        assert_eq!(found.len(), 1, "expected one ended span called {name:?}, found {}", found.len());
+        found.remove(0)
+    }
+}
+
+/// The worker's side: its server span continues what the request carries.
+async fn worker(headers: HeaderMap) -> &'static str {
+    let span = tracing::info_span!("worker request", otel.kind = "server");
+    continue_trace(&span, &headers);
+    span.in_scope(|| "done")
+}
+
+#[tokio::test]
+async fn the_workers_span_is_a_child_of_the_gateways_client_span() {
+    let capture = Capture::start();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("binding 127.0.0.1:0");
+    let url = format!("http://{}/work", listener.local_addr().expect("a bound address"));
+    let server = tokio::spawn(axum::serve(listener, Router::new().route("/work", get(worker))).into_future());
+
+    let gateway = tracing::info_span!("gateway request", otel.kind = "server");
+    let response = client().get(&url).send().instrument(gateway.clone()).await.expect("the worker answers");
+    assert!(response.status().is_success(), "the worker answered {}", response.status());
+    drop(gateway);
+    server.abort();
+
+    let spans = capture.spans();
+    let Some(call) = spans.iter().find(|span| span.span_kind == SpanKind::Client) else {
+        panic!("{}", broken("the gateway's call to the worker recorded no CLIENT span"));
+    };
+    let served = capture.only("worker request");
+    assert_eq!(
+        served.span_context.trace_id(),
+        call.span_context.trace_id(),
+        "{}",
+        broken("the worker's span is in another trace than the call that reached it")
+    );
+    assert_eq!(
+        served.parent_span_id,
+        call.span_context.span_id(),
+        "{}",
+        broken("the worker's span is not a child of the gateway's CLIENT span")
+    );
+}
+
+#[test]
+fn a_request_without_context_starts_a_new_trace() {
+    let capture = Capture::start();
+    let span = tracing::info_span!(parent: None, "worker request", otel.kind = "server");
+    continue_trace(&span, &HeaderMap::new());
+    span.in_scope(|| {});
+    drop(span);
+    assert_eq!(
+        capture.only("worker request").parent_span_id,
+        SpanId::INVALID,
+        "{}",
+        broken("a request without `traceparent` must leave the worker's span a root")
+    );
+}
+
+#[test]
+fn a_malformed_traceparent_starts_a_new_trace() {
+    let malformed = [
+        "garbage",
+        "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331",
+        // All-zero ids are invalid by the W3C specification.
+        "00-00000000000000000000000000000000-0000000000000000-01",
+    ];
+    for value in malformed {
+        let capture = Capture::start();
+        let mut headers = HeaderMap::new();
+        headers.insert("traceparent", value.parse().expect("a header value"));
+        let span = tracing::info_span!(parent: None, "worker request", otel.kind = "server");
+        continue_trace(&span, &headers);
+        span.in_scope(|| {});
+        drop(span);
+        assert_eq!(
+            capture.only("worker request").parent_span_id,
+            SpanId::INVALID,
+            "{}",
+            broken(&format!("`traceparent: {value}` must leave the worker's span a root"))
+        );
+    }
+}

@@ -50,8 +50,10 @@ pub fn run(kafka: &str, requests: usize, no_tests: bool) -> anyhow::Result<ExitC
         // that its second opentelemetry never enters ours.
         let two_versions = project_root().join("traps").join("two-otel-versions").join("Cargo.toml");
         let target_dir = process::target_dir();
+        let workspace = crate::fast_tests::workspace_test_args(&steps);
+        let workspace: Vec<&dyn AsRef<std::ffi::OsStr>> = workspace.iter().map(|arg| arg as _).collect();
         let suites: [(&str, &[&dyn AsRef<std::ffi::OsStr>]); 2] = [
-            ("cargo test --workspace", &[&"test", &"--workspace", &"--no-fail-fast"]),
+            ("cargo test --workspace (but the unsolved fast tests)", &workspace),
             (
                 "traps/two-otel-versions tests",
                 &[&"test", &"--manifest-path", &two_versions, &"--target-dir", &target_dir],
@@ -63,6 +65,11 @@ pub fn run(kafka: &str, requests: usize, no_tests: bool) -> anyhow::Result<ExitC
             proofs.push(Proof { name: name.to_owned(), problems });
             clock.lap(name);
         }
+        for step in crate::fast_tests::steps_with_tests(&steps) {
+            let name = format!("{}: fast tests fail unsolved, pass solved", step.short_name());
+            proofs.push(Proof { problems: crate::fast_tests::prove(step), name });
+        }
+        clock.lap("the steps' fast tests");
     }
     let mdbook = install_in_background(&[("mdbook", crate::book::mdbook)]);
 

@@ -5,6 +5,7 @@ mod book_order;
 mod ci;
 mod doctor;
 mod facts;
+mod fast_tests;
 mod hint;
 mod infra;
 mod long_trace;

@@ -8,10 +8,11 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use stitch_harness::check::{self, CheckOptions, CheckRun, Order, Variant};
+use stitch_harness::check::{self, CheckOptions, CheckRun, Variant};
 use stitch_harness::gate::{self, Baseline};
 use stitch_harness::kafka::BrokerKind;
 use stitch_harness::process::{self, binary, cargo_build};
+use stitch_harness::stage::Order;
 use stitch_harness::step::{self, Step};
 use stitch_harness::verdict::{self, Verdict, percent};
 

@@ -8,14 +8,16 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Context as _, bail};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use crate::check::{Assertion, Evidence, Order, Stage, StageEnv};
-use crate::process::{Child, free_port, http_get_status, spinner, tail, wait_until};
+use crate::hops::{TraceHops, chain_above};
+use crate::process::{Child, free_port, http_get_status, poll_until_quiet, spinner, tail, wait_until};
+use crate::stage::{Assertion, Evidence, Order, Stage, StageEnv};
+use crate::stages::StageData;
 
 /// The Envoy release the workshop runs, natively and in `compose.yaml`.
 pub const ENVOY_VERSION: &str = "1.40.0";
@@ -264,20 +266,38 @@ const PROBES: [ProbeCase; 2] = [
 ];
 
 /// What lineage saw of one probe.
-#[derive(Debug, Clone, Serialize)]
-struct Probe {
-    name: String,
-    traceparent: String,
-    order_id: String,
-    status: u16,
-    envoy_spans: usize,
-    worker_spans: usize,
-    consumer_spans: usize,
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Probe {
+    pub name: String,
+    pub traceparent: String,
+    pub order_id: String,
+    pub status: u16,
+    pub envoy_spans: usize,
+    pub worker_spans: usize,
+    pub consumer_spans: usize,
     /// The worker's server span: its parent and whether it continues the
     /// trace id that was sent.
-    worker_parent: Option<String>,
-    worker_continues_trace: Option<bool>,
-    dump: String,
+    pub worker_parent: Option<String>,
+    pub worker_continues_trace: Option<bool>,
+    pub dump: String,
+}
+
+/// What step 6's stage measured.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MeshData {
+    pub envoy_version: String,
+    /// Requests whose hops are gateway:client → envoy:server → envoy:client → worker:server.
+    pub chained_requests: usize,
+    pub requests: usize,
+    pub not_chained: Vec<String>,
+    pub envoy_spans: u64,
+    pub envoy_orphans: u64,
+    /// Envoy's own counters; `None` when its admin API did not list them.
+    pub envoy_spans_sent: Option<u64>,
+    pub envoy_spans_dropped: Option<u64>,
+    pub probes: Vec<Probe>,
+    /// The first request as lineage prints it.
+    pub sample_dump: Option<String>,
 }
 
 /// Envoy between the gateway and the worker, and what it does with context.
@@ -299,14 +319,37 @@ impl MeshStage {
     /// gateway's requests only, and the probes are judged on their own.
     fn probe(&mut self, env: &StageEnv, listener: SocketAddr) -> anyhow::Result<()> {
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-        self.probes = runtime.block_on(probe(&env.lineage_http, listener))?;
+        let statuses = runtime.block_on(send_probes(listener))?;
+        // Until the spans stop arriving: the malformed probe always leaves
+        // some (the worker starts a trace of its own), and the consumer's
+        // arrive a few hundred milliseconds after the worker's.
+        poll_until_quiet(
+            Duration::from_secs(20),
+            Duration::from_millis(100),
+            || Ok(env.lineage.report().spans_received),
+            |&received, quiet| received > 0 && quiet >= Duration::from_millis(1500),
+        )?;
+        env.lineage.settle_now();
+        self.probes = PROBES
+            .into_iter()
+            .zip(statuses)
+            .map(|(case, status)| {
+                let key = probe_key(case);
+                let traces = env.lineage.request_traces(&key);
+                // No trace with this key: then there is no dump to ask for.
+                let dump =
+                    if traces.is_empty() { String::new() } else { env.lineage.request_dump(&key).unwrap_or_default() };
+                probe_result(case, key, status, traces, dump)
+            })
+            .collect();
+        env.lineage.reset();
         Ok(())
     }
 }
 
-async fn probe(lineage: &str, listener: SocketAddr) -> anyhow::Result<Vec<Probe>> {
+/// Sends each probe straight to Envoy; the HTTP status of each.
+async fn send_probes(listener: SocketAddr) -> anyhow::Result<Vec<u16>> {
     let client = reqwest::Client::builder().timeout(Duration::from_secs(10)).build()?;
-    let lineage = lineage.trim_end_matches('/');
     let mut statuses = Vec::new();
     for case in PROBES {
         let response = client
@@ -318,40 +361,7 @@ async fn probe(lineage: &str, listener: SocketAddr) -> anyhow::Result<Vec<Probe>
             .with_context(|| format!("sending the {} probe to Envoy", case.name))?;
         statuses.push(response.status().as_u16());
     }
-    // Until the spans stop arriving: the malformed probe always leaves some
-    // (the worker starts a trace of its own), and the consumer's arrive a few
-    // hundred milliseconds after the worker's.
-    let get = |path: String| client.get(format!("{lineage}{path}")).send();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let mut last = (0, Instant::now());
-    while Instant::now() < deadline {
-        let report: serde_json::Value = get("/api/report".to_owned()).await?.error_for_status()?.json().await?;
-        let received = report["spans_received"].as_u64().unwrap_or(0);
-        if received != last.0 {
-            last = (received, Instant::now());
-        }
-        if received > 0 && last.1.elapsed() >= Duration::from_millis(1500) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    client.post(format!("{lineage}/api/settle")).send().await?.error_for_status().context("settling lineage")?;
-    let mut probes = Vec::new();
-    for (case, status) in PROBES.into_iter().zip(statuses) {
-        let key = probe_key(case);
-        // 404: lineage holds no span with this key. Only then is there a dump
-        // to ask for (lineage's dump route locks up on an unknown key).
-        let response = get(format!("/api/requests/{key}")).await?;
-        let (traces, dump) = if response.status().is_success() {
-            let traces = response.json::<lineage::RequestView>().await?.traces;
-            (traces, get(format!("/api/requests/{key}/dump")).await?.error_for_status()?.text().await?)
-        } else {
-            (Vec::new(), String::new())
-        };
-        probes.push(probe_result(case, key, status, traces, dump));
-    }
-    client.post(format!("{lineage}/api/reset")).send().await?.error_for_status().context("resetting lineage")?;
-    Ok(probes)
+    Ok(statuses)
 }
 
 /// The business key (`order.id`) of a probe's work order.
@@ -387,35 +397,8 @@ fn probe_result(
 /// The hops of one request from the gateway's client span to the worker's
 /// server span, or what is wrong with them.
 fn hop_chain(traces: &[lineage::TraceView]) -> Result<Vec<String>, String> {
-    let mut servers = traces.iter().flat_map(|trace| {
-        trace
-            .spans
-            .iter()
-            .filter(|span| span.service == "worker" && span.kind.eq_ignore_ascii_case("server"))
-            .map(move |span| (trace, span))
-    });
-    let (trace, mut span) = match (servers.next(), servers.next()) {
-        (Some(found), None) => found,
-        (None, _) => return Err("no worker server span".to_owned()),
-        (Some(_), Some(_)) => return Err("more than one worker server span".to_owned()),
-    };
-    let hop = |span: &lineage::SpanView| format!("{}:{}", span.service, span.kind.to_lowercase());
-    let mut chain = vec![hop(span)];
-    for expected in ["envoy:client", "envoy:server", "gateway:client"] {
-        let Some(parent) = span.parent_span_id.as_deref() else {
-            return Err(format!("{} is a root", chain.join(" ← ")));
-        };
-        let Some(next) = trace.spans.iter().find(|candidate| candidate.span_id == parent) else {
-            return Err(format!("the parent of {} is not in trace {}", hop(span), trace.trace_id));
-        };
-        chain.push(hop(next));
-        if hop(next) != expected {
-            return Err(format!("{} (expected {expected})", chain.join(" ← ")));
-        }
-        span = next;
-    }
-    chain.reverse();
-    Ok(chain)
+    let traces: Vec<TraceHops> = traces.iter().map(TraceHops::of).collect();
+    chain_above(&traces, "worker:server", &["envoy:client", "envoy:server", "gateway:client"])
 }
 
 impl Stage for MeshStage {
@@ -446,8 +429,9 @@ impl Stage for MeshStage {
         Ok(Some(format!("http://{listener}")))
     }
 
-    fn measure(&mut self, _env: &StageEnv, lineage: &lineage::Lineage, orders: &[Order]) -> anyhow::Result<Evidence> {
-        let mut evidence = Evidence::default();
+    fn measure(&mut self, env: &StageEnv, orders: &[Order]) -> anyhow::Result<Evidence> {
+        let lineage = env.lineage;
+        let (mut assertions, mut notes) = (Vec::new(), Vec::new());
         let envoy = self.envoy.as_ref().context("Envoy is not running")?;
 
         // Every request: gateway:client → envoy:server → envoy:client → worker:server.
@@ -460,17 +444,17 @@ impl Stage for MeshStage {
             }
         }
         let chain = "gateway:client → envoy:server → envoy:client → worker:server";
-        evidence.assertions.push(Assertion::new(
+        assertions.push(Assertion::new(
             format!("every request is {chain}, one trace, parent by parent"),
             format!("{chained} of {} requests", orders.len()),
             !orders.is_empty() && broken.is_empty(),
         ));
-        evidence.notes.extend(broken.iter().take(3).map(|problem| format!("not chained: {problem}")));
+        notes.extend(broken.iter().take(3).map(|problem| format!("not chained: {problem}")));
 
         let report = lineage.report();
         let (spans, orphans) = report.service(ENVOY_SERVICE).map_or((0, 0), |row| (row.spans, row.orphans));
         let rate = orphans as f64 / spans.max(1) as f64;
-        evidence.assertions.push(Assertion::new(
+        assertions.push(Assertion::new(
             "Envoy's spans reach lineage, connected (orphan rate < 1%)",
             format!("{spans} spans, {orphans} orphans ({:.1}%)", rate * 100.0),
             spans > 0 && rate < 0.01,
@@ -478,7 +462,7 @@ impl Stage for MeshStage {
         let (sent, dropped) =
             (envoy.counter("tracing.opentelemetry.spans_sent"), envoy.counter("tracing.opentelemetry.spans_dropped"));
         let counter = |value: Option<u64>| value.map_or_else(|| "?".to_owned(), |value| value.to_string());
-        evidence.notes.push(format!(
+        notes.push(format!(
             "Envoy {ENVOY_VERSION} on 127.0.0.1:{} in front of the worker; its own counters: {} spans sent, {} dropped \
              (probes included)",
             envoy.ports.listen,
@@ -488,10 +472,10 @@ impl Stage for MeshStage {
 
         // The probes: judged here, kept out of the numbers above.
         if let Some(error) = &self.probe_error {
-            evidence.assertions.push(Assertion::new("the probes straight to Envoy ran", error.clone(), false));
+            assertions.push(Assertion::new("the probes straight to Envoy ran", error.clone(), false));
         }
         let leaked: usize = PROBES.iter().map(|case| lineage.request_traces(&probe_key(*case)).len()).sum();
-        evidence.assertions.push(Assertion::new(
+        assertions.push(Assertion::new(
             "the probes' spans stay out of the judged numbers",
             format!("{leaked} probe traces among them"),
             leaked == 0,
@@ -514,7 +498,7 @@ impl Stage for MeshStage {
                     probe.envoy_spans == 0 && probe.worker_spans == 0,
                 ),
             };
-            evidence.assertions.push(Assertion::new(
+            assertions.push(Assertion::new(
                 claim,
                 format!(
                     "HTTP {}; spans: envoy {}, worker {}, consumer {}; worker's parent: {parent}",
@@ -522,26 +506,25 @@ impl Stage for MeshStage {
                 ),
                 passed && (200..300).contains(&probe.status),
             ));
-            evidence.notes.push(format!("{} probe, `traceparent: {}`", probe.name, probe.traceparent));
+            notes.push(format!("{} probe, `traceparent: {}`", probe.name, probe.traceparent));
             if !probe.dump.trim().is_empty() {
-                evidence.notes.push(probe.dump.trim_end().to_owned());
+                notes.push(probe.dump.trim_end().to_owned());
             }
         }
 
-        let sample = orders.first().and_then(|order| lineage.request_dump(&order.order_id)).unwrap_or_default();
-        evidence.data = json!({
-            "envoy_version": ENVOY_VERSION,
-            "chained_requests": chained,
-            "requests": orders.len(),
-            "not_chained": broken,
-            "envoy_spans": spans,
-            "envoy_orphans": orphans,
-            "envoy_spans_sent": sent,
-            "envoy_spans_dropped": dropped,
-            "probes": self.probes,
-            "sample_dump": sample,
-        });
-        Ok(evidence)
+        let data = MeshData {
+            envoy_version: ENVOY_VERSION.to_owned(),
+            chained_requests: chained,
+            requests: orders.len(),
+            not_chained: broken,
+            envoy_spans: spans,
+            envoy_orphans: orphans,
+            envoy_spans_sent: sent,
+            envoy_spans_dropped: dropped,
+            probes: self.probes.clone(),
+            sample_dump: orders.first().and_then(|order| lineage.request_dump(&order.order_id)),
+        };
+        Ok(Evidence { assertions, notes, data: StageData::Mesh(data) })
     }
 
     fn check_alive(&self) -> anyhow::Result<()> {

@@ -255,3 +255,40 @@ pub fn http_get_status(url: &str) -> anyhow::Result<(u16, String)> {
         Ok((status, response.text().await?))
     })
 }
+
+/// What [`poll_until_quiet`] read last, and whether it settled in time.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Polled<T> {
+    pub value: T,
+    pub settled: bool,
+}
+
+/// Reads `read` every `every` until `settled(value, unchanged_for)` holds or
+/// `timeout` has passed. `unchanged_for` is how long the value read has not
+/// moved: spans, decisions and exports arrive in bursts, so "enough" is
+/// judged together with "quiet". An error from `read` (a process died) ends
+/// the wait.
+pub fn poll_until_quiet<T: PartialEq + Clone>(
+    timeout: Duration,
+    every: Duration,
+    mut read: impl FnMut() -> anyhow::Result<T>,
+    mut settled: impl FnMut(&T, Duration) -> bool,
+) -> anyhow::Result<Polled<T>> {
+    let deadline = Instant::now() + timeout;
+    let mut last: Option<(T, Instant)> = None;
+    loop {
+        let value = read()?;
+        let since = match &last {
+            Some((previous, since)) if *previous == value => *since,
+            _ => Instant::now(),
+        };
+        last = Some((value.clone(), since));
+        if settled(&value, since.elapsed()) {
+            return Ok(Polled { value, settled: true });
+        }
+        if Instant::now() >= deadline {
+            return Ok(Polled { value, settled: false });
+        }
+        std::thread::sleep(every);
+    }
+}

@@ -1,23 +1,45 @@
 //! The stages of the later steps: what each adds around the flow. A step names
-//! its stage in `step.toml` (`stage = "…"`); steps 0–3 have none.
+//! its stage in `step.toml` (`stage = "…"`); steps 0–3 have none. Adding a
+//! stage: its module, a variant of [`StageKind`] and of [`StageData`], and
+//! its step's `step.toml`.
 
-use crate::check::Stage;
-use crate::step::Step;
+use serde::{Deserialize, Serialize};
 
-/// Every stage a `step.toml` may name.
-pub const NAMES: &[&str] = &["mesh", "tail-sampling", "browser", "long-trace"];
+use crate::stage::Stage;
 
-/// The stage a step runs with, if any.
-pub fn for_step(step: &Step, solution: bool) -> anyhow::Result<Option<Box<dyn Stage>>> {
-    let _ = solution;
-    match step.meta.stage.as_deref() {
-        None => Ok(None),
-        Some("tail-sampling") => {
-            Ok(Some(Box::new(crate::tier::TierStage::new(crate::tier::Lesson::KeepWhatMatters, Default::default()))))
-        }
-        Some("mesh") => Ok(Some(Box::new(crate::mesh::MeshStage::new()))),
-        Some("browser") => Ok(Some(Box::new(crate::browser::BrowserStage::new()?))),
-        Some("long-trace") => Ok(Some(Box::new(crate::long_trace::LongTraceStage::check()))),
-        Some(other) => anyhow::bail!("{}: unknown stage {other:?}", step.name),
+/// Every stage a `step.toml` may name; serde rejects any other name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum StageKind {
+    TailSampling,
+    Mesh,
+    Browser,
+    LongTrace,
+}
+
+impl StageKind {
+    /// The stage as a step's check runs it.
+    pub fn for_check(self) -> anyhow::Result<Box<dyn Stage>> {
+        Ok(match self {
+            StageKind::TailSampling => {
+                Box::new(crate::tier::TierStage::new(crate::tier::Lesson::KeepWhatMatters, Default::default()))
+            }
+            StageKind::Mesh => Box::new(crate::mesh::MeshStage::new()),
+            StageKind::Browser => Box::new(crate::browser::BrowserStage::new()?),
+            StageKind::LongTrace => Box::new(crate::long_trace::LongTraceStage::check()),
+        })
     }
+}
+
+/// What each stage measured, by stage: the book's tables read these fields.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "stage", rename_all = "kebab-case")]
+pub enum StageData {
+    /// Step 4: the tier keeps the error, the slow trace and about 1% of the rest.
+    Tier(crate::tier::TierData),
+    /// Step 0's broken flow through step 4's tier.
+    SamplingCannotRepair(crate::tier::CannotRepairData),
+    Mesh(crate::mesh::MeshData),
+    Browser(crate::browser::BrowserData),
+    LongTrace(crate::long_trace::LongTraceData),
 }

@@ -9,14 +9,16 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Context as _, Result, bail};
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
-use crate::check::{Assertion, Evidence, Order, Stage, StageEnv};
 use crate::otelcol::{self, Metrics, OtelProcess, collector_config_dir};
-use crate::process::{free_port, spinner};
+use crate::process::{free_port, poll_until_quiet, spinner};
+use crate::stage::{Assertion, Evidence, Order, Stage, StageEnv};
+use crate::stages::StageData;
 
 /// How the step's check sets the tier up. Everything else is in the files.
 #[derive(Debug, Clone)]
@@ -65,19 +67,6 @@ pub enum Lesson {
     CannotRepair,
 }
 
-/// Step 0's broken flow through step 4's tier: what a sampler does with
-/// orphan fragments. `requests` as many as step 4 drives, so that 1% of each
-/// fragment kind is a count.
-pub fn run_cannot_repair(requests: usize, kafka: crate::kafka::BrokerKind) -> Result<crate::check::CheckRun> {
-    let step = crate::step::all()?.into_iter().next().context("no steps")?;
-    let options =
-        TierOptions { spans_per_request: step.expectation(false).spans_per_request as usize, ..TierOptions::default() };
-    let mut stage = TierStage::new(Lesson::CannotRepair, options);
-    let variant = crate::check::Variant { name: Some(format!("{}-through-the-tier", step.name)), ..Default::default() };
-    let check = crate::check::CheckOptions { step, solution: false, requests, kafka, concurrency: 8 };
-    crate::check::run_staged(&check, &variant, Some(&mut stage))
-}
-
 /// A tier-2 collector: its process, its OTLP port, its file of kept spans.
 type Tier2 = (OtelProcess, u16, PathBuf);
 
@@ -108,6 +97,16 @@ pub const BASELINE_RATIO: f64 = 0.01;
 /// once in a thousand runs.
 const Z_999: f64 = 3.29;
 
+/// The counts of kept baseline traces a correct tier produces, out of
+/// `baseline` traces each kept with [`BASELINE_RATIO`]: the binomial mean
+/// ± [`Z_999`] standard deviations, whole traces inside it.
+pub fn baseline_tolerance(baseline: usize) -> (usize, usize) {
+    let n = baseline as f64;
+    let mean = n * BASELINE_RATIO;
+    let spread = Z_999 * (n * BASELINE_RATIO * (1.0 - BASELINE_RATIO)).sqrt();
+    ((mean - spread).max(0.0).ceil() as usize, (mean + spread).floor() as usize)
+}
+
 impl TierStage {
     pub fn new(lesson: Lesson, options: TierOptions) -> TierStage {
         TierStage { options, lesson, running: None, error_order: None, slow_order: None }
@@ -137,33 +136,29 @@ impl TierStage {
     pub fn wait_for_decisions(&self) -> Result<()> {
         let running = self.running()?;
         let waiting = spinner("waiting for tier 2's sampling decisions");
-        let deadline = Instant::now() + self.options.decision_wait * 2 + Duration::from_secs(15);
-        let mut last = (f64::NAN, Instant::now());
-        loop {
-            let mut received = 0.0;
-            let mut decided = 0.0;
-            for (collector, _, _) in &running.tier2 {
-                collector.check_alive()?;
-                let metrics = collector.metrics()?;
-                received += metrics.sum("otelcol_processor_tail_sampling_new_trace_id_received", &[]);
-                decided += metrics.sum("otelcol_processor_tail_sampling_global_count_traces_sampled", &[]);
-                decided += metrics.sum("otelcol_processor_tail_sampling_sampling_trace_dropped_too_early", &[]);
-            }
-            if decided != last.0 {
-                last = (decided, Instant::now());
-            }
-            waiting.set_message(format!("waiting for tier 2's sampling decisions: {decided}/{received} traces"));
-            let quiet = last.1.elapsed() >= Duration::from_secs(1);
-            if received > 0.0 && decided >= received && quiet {
-                break;
-            }
-            if Instant::now() >= deadline {
-                waiting.finish_and_clear();
-                bail!("tier 2 decided {decided} of {received} traces before the deadline");
-            }
-            std::thread::sleep(Duration::from_millis(250));
-        }
+        let polled = poll_until_quiet(
+            self.options.decision_wait * 2 + Duration::from_secs(15),
+            Duration::from_millis(250),
+            || {
+                let (mut decided, mut received) = (0.0, 0.0);
+                for (collector, _, _) in &running.tier2 {
+                    collector.check_alive()?;
+                    let metrics = collector.metrics()?;
+                    received += metrics.sum("otelcol_processor_tail_sampling_new_trace_id_received", &[]);
+                    decided += metrics.sum("otelcol_processor_tail_sampling_global_count_traces_sampled", &[]);
+                    decided += metrics.sum("otelcol_processor_tail_sampling_sampling_trace_dropped_too_early", &[]);
+                }
+                waiting.set_message(format!("waiting for tier 2's sampling decisions: {decided}/{received} traces"));
+                Ok((decided, received))
+            },
+            |&(decided, received), quiet| received > 0.0 && decided >= received && quiet >= Duration::from_secs(1),
+        );
         waiting.finish_and_clear();
+        let polled = polled?;
+        if !polled.settled {
+            let (decided, received) = polled.value;
+            bail!("tier 2 decided {decided} of {received} traces before the deadline");
+        }
         // What was kept still crosses tier 2's batch processor and Jaeger's.
         std::thread::sleep(Duration::from_millis(1_500));
         Ok(())
@@ -290,9 +285,7 @@ impl TierStage {
         }
 
         let n = baseline_total as f64;
-        let mean = n * BASELINE_RATIO;
-        let spread = Z_999 * (n * BASELINE_RATIO * (1.0 - BASELINE_RATIO)).sqrt();
-        let (low, high) = ((mean - spread).max(0.0).ceil() as usize, (mean + spread).floor() as usize);
+        let (low, high) = baseline_tolerance(baseline_total);
         assertions.push(Assertion::new(
             format!("baseline traces kept: {}% within a binomial tolerance [{low}, {high}]", BASELINE_RATIO * 100.0),
             format!(
@@ -364,19 +357,18 @@ impl TierStage {
         Ok(Evidence {
             assertions,
             notes,
-            data: json!({
-                "lesson": "keep-what-matters",
-                "decision_wait_ms": options.decision_wait.as_millis() as u64,
-                "num_traces": options.num_traces,
-                "baseline_total": baseline_total,
-                "baseline_kept": baseline_kept,
-                "slow_baseline": slow_baseline,
-                "slow_baseline_kept": slow_baseline_kept,
-                "baseline_tolerance": [low, high],
-                "kept_total": kept_total,
-                "kept_whole": kept_whole,
-                "dropped_too_early": dropped_early,
-                "routing": routing,
+            data: StageData::Tier(TierData {
+                decision_wait_ms: options.decision_wait.as_millis() as u64,
+                num_traces: options.num_traces,
+                baseline_total,
+                baseline_kept,
+                slow_baseline,
+                slow_baseline_kept,
+                baseline_tolerance: (low, high),
+                kept_total,
+                kept_whole,
+                dropped_too_early: dropped_early,
+                routing,
             }),
         })
     }
@@ -467,15 +459,14 @@ impl TierStage {
         Ok(Evidence {
             assertions,
             notes,
-            data: json!({
-                "lesson": "cannot-repair",
-                "requests": requests,
-                "requests_whole_in_backend": whole,
-                "requests_with_a_kept_fragment": touched,
-                "fragments_kept": kept_ids.len(),
-                "fragments_kept_by_service": by_service,
-                "error_request_fragments_kept": error_fragments,
-                "routing": routing,
+            data: StageData::SamplingCannotRepair(CannotRepairData {
+                requests,
+                requests_whole_in_backend: whole,
+                requests_with_a_kept_fragment: touched,
+                fragments_kept: kept_ids.len(),
+                fragments_kept_by_service: by_service,
+                error_request_fragments_kept: error_fragments,
+                routing,
             }),
         })
     }
@@ -577,14 +568,8 @@ impl Stage for TierStage {
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
         let delay = self.options.slow_delay.as_millis();
         let (error, slow) = runtime.block_on(async {
-            let client = reqwest::Client::builder().timeout(Duration::from_secs(10)).build()?;
-            let order = |query: String| {
-                let request = client.post(format!("http://{gateway}/orders?{query}")).send();
-                async move {
-                    let response = request.await.context("gateway unreachable")?.error_for_status()?;
-                    response.json::<Order>().await.context("gateway answered something that is not an order")
-                }
-            };
+            let client = crate::gateway::client()?;
+            let order = |query: String| crate::gateway::place(client.post(format!("http://{gateway}/orders?{query}")));
             anyhow::Ok(tokio::join!(order("fail=true".to_owned()), order(format!("delay_ms={delay}"))))
         })?;
         let (error, slow) = (error.context("the injected error request")?, slow.context("the slow request")?);
@@ -595,9 +580,9 @@ impl Stage for TierStage {
         Ok(vec![error, slow])
     }
 
-    fn measure(&mut self, _env: &StageEnv, lineage: &lineage::Lineage, orders: &[Order]) -> Result<Evidence> {
+    fn measure(&mut self, env: &StageEnv, orders: &[Order]) -> Result<Evidence> {
         match self.lesson {
-            Lesson::KeepWhatMatters => self.measure_kept(lineage, orders),
+            Lesson::KeepWhatMatters => self.measure_kept(env.lineage, orders),
             Lesson::CannotRepair => self.measure_cannot_repair(orders),
         }
     }
@@ -714,8 +699,42 @@ pub fn jaeger_trace(base: &str, trace_id: &str) -> Result<Option<Vec<KeptSpan>>>
     }
 }
 
+/// What step 4's tier measured: what it kept of the fixed flow.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TierData {
+    pub decision_wait_ms: u64,
+    pub num_traces: u64,
+    /// Traces of the baseline traffic under the slow threshold, and how many
+    /// of them are in Jaeger.
+    pub baseline_total: usize,
+    pub baseline_kept: usize,
+    /// Baseline traces over the slow threshold (the `slow` policy's to keep).
+    pub slow_baseline: usize,
+    pub slow_baseline_kept: usize,
+    /// The binomial tolerance `baseline_kept` must fall in.
+    pub baseline_tolerance: (usize, usize),
+    /// Requests in Jaeger, and how many of them whole.
+    pub kept_total: usize,
+    pub kept_whole: usize,
+    pub dropped_too_early: u64,
+    pub routing: Vec<RoutingRow>,
+}
+
+/// What the broken flow looked like after the same tier.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CannotRepairData {
+    pub requests: usize,
+    pub requests_whole_in_backend: usize,
+    pub requests_with_a_kept_fragment: usize,
+    pub fragments_kept: usize,
+    /// Kept fragments with at least one span of the service.
+    pub fragments_kept_by_service: BTreeMap<String, usize>,
+    pub error_request_fragments_kept: usize,
+    pub routing: Vec<RoutingRow>,
+}
+
 /// Per tier-2 collector: what it received and kept, from its metrics and file.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RoutingRow {
     pub collector: String,
     pub traces_received: f64,
@@ -766,6 +785,19 @@ fn backend_outcomes(scrapes: &[(String, Metrics)], names: &BTreeMap<String, Stri
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn the_baseline_tolerance_is_binomial_around_one_percent() {
+        // 2000 traces: mean 20, σ = √(2000 × 0.01 × 0.99) = 4.45, ± 3.29 σ = 14.6.
+        let (low, high) = baseline_tolerance(2000);
+        assert_eq!((low, high), (6, 34));
+        assert!((low..=high).contains(&20), "a correct tier keeps about 20");
+        assert!(!(low..=high).contains(&0), "a tier that drops the baseline fails");
+        assert!(!(low..=high).contains(&200), "a tier that keeps 10% fails");
+        // Too few traces to expect any: keeping none passes.
+        assert_eq!(baseline_tolerance(0), (0, 0));
+    }
 
     #[test]
     fn reads_spans_from_otlp_json_with_hex_or_base64_ids() {

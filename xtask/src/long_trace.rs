@@ -41,7 +41,7 @@ impl LongRun {
     /// What step 8's stage measured; an error when the evidence is another stage's.
     fn data(&self) -> anyhow::Result<&LongTraceData> {
         match &self.evidence.data {
-            StageData::LongTrace(data) => Ok(data),
+            StageData::LongTrace(data) => Ok(data.as_ref()),
             _ => anyhow::bail!("{}: the saved evidence is not step 8's", self.label),
         }
     }
@@ -395,7 +395,11 @@ mod tests {
             solution,
             minutes: 10.0,
             elapsed_seconds: 700.0,
-            evidence: Evidence { assertions: Vec::new(), notes: Vec::new(), data: StageData::LongTrace(data) },
+            evidence: Evidence {
+                assertions: Vec::new(),
+                notes: Vec::new(),
+                data: StageData::LongTrace(Box::new(data)),
+            },
         }
     }
 

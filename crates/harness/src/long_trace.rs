@@ -556,7 +556,7 @@ impl Stage for LongTraceStage {
         Ok(Evidence {
             assertions,
             notes,
-            data: StageData::LongTrace(LongTraceData {
+            data: StageData::LongTrace(Box::new(LongTraceData {
                 label: options.label.clone(),
                 workload: workload.clone(),
                 orders: self.orders,
@@ -588,7 +588,7 @@ impl Stage for LongTraceStage {
                 tier1_send_failed_spans: send_failed,
                 memory,
                 samples: self.samples.clone(),
-            }),
+            })),
         })
     }
 

@@ -41,5 +41,5 @@ pub enum StageData {
     SamplingCannotRepair(crate::tier::CannotRepairData),
     Mesh(crate::mesh::MeshData),
     Browser(crate::browser::BrowserData),
-    LongTrace(crate::long_trace::LongTraceData),
+    LongTrace(Box<crate::long_trace::LongTraceData>),
 }

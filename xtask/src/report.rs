@@ -227,19 +227,25 @@ fn write(path: &Path, text: &str) -> anyhow::Result<()> {
 /// Stale generated files: the stable block of each CI run must appear, as
 /// is, in the committed chapter include.
 pub fn stale(runs: &[(Step, CheckRun, Verdict)]) -> Vec<String> {
+    stale_in(&generated_dir(), runs)
+}
+
+/// [`stale`] against the chapter includes in `dir`.
+fn stale_in(dir: &Path, runs: &[(Step, CheckRun, Verdict)]) -> Vec<String> {
     let mut problems = Vec::new();
     for (step, run, verdict) in runs {
         if run.requests_sent != book_requests(step) || run.kafka != KAFKA.to_string() {
             continue;
         }
-        let path = generated_dir().join(format!("{}.md", step.name));
-        let committed = std::fs::read_to_string(&path).unwrap_or_default();
-        if !committed.contains(&stable_block(step, run, verdict)) {
-            problems.push(format!(
-                "{} ({}) no longer matches this run: run `cargo xtask report` and commit",
-                path.strip_prefix(stitch_harness::project_root()).unwrap_or(&path).display(),
+        let path = dir.join(format!("{}.md", step.name));
+        let shown = path.strip_prefix(stitch_harness::project_root()).unwrap_or(&path).display().to_string();
+        match std::fs::read_to_string(&path) {
+            Err(err) => problems.push(format!("{shown}: {err}: run `cargo xtask report` and commit")),
+            Ok(committed) if !committed.contains(&stable_block(step, run, verdict)) => problems.push(format!(
+                "{shown} ({}) no longer matches this run: run `cargo xtask report` and commit",
                 label(run)
-            ));
+            )),
+            Ok(_) => {}
         }
     }
     problems
@@ -343,4 +349,74 @@ fn routing_svg(run: &CheckRun, tier: &TierData) -> String {
          <rect width='840' height='300' fill='white'/>{}</svg>\n",
         parts.join("")
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use lineage::Boundary;
+    use stitch_harness::test_runs::{STEP_1, run, service, step};
+
+    use super::*;
+
+    const CHAIN: [&str; 6] = [
+        "gateway:server",
+        "gateway:client",
+        "worker:server",
+        "worker:internal",
+        "worker:producer",
+        "consumer:consumer",
+    ];
+
+    fn judged(worker_orphans: u64) -> (Step, CheckRun, Verdict) {
+        let step = step(1, STEP_1);
+        let services = vec![
+            service("consumer", 200, 0, Boundary::Messaging),
+            service("gateway", 400, 0, Boundary::Http),
+            service("worker", 600, worker_orphans, Boundary::Http),
+        ];
+        let run = run(REQUESTS as u64, services, [worker_orphans.min(200), 0, 0], &CHAIN);
+        let verdict = verdict::judge(&step, &run);
+        (step, run, verdict)
+    }
+
+    fn scratch(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("stitch-stale-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    #[test]
+    fn a_chapter_include_holding_the_runs_stable_block_is_current() {
+        let dir = scratch("current");
+        let (step, run, verdict) = judged(0);
+        let text = format!("{HEADER}\n{}\n", section(&step, &run, &verdict));
+        std::fs::write(dir.join(format!("{}.md", step.name)), text).unwrap();
+        assert_eq!(stale_in(&dir, &[(step, run, verdict)]), Vec::<String>::new());
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn a_changed_verdict_or_a_missing_include_is_stale() {
+        let dir = scratch("stale");
+        let (step, run, verdict) = judged(0);
+        std::fs::write(dir.join(format!("{}.md", step.name)), stable_block(&step, &run, &verdict)).unwrap();
+        let problems = stale_in(&dir, &[judged(200)]);
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(problems[0].ends_with("(solution) no longer matches this run: run `cargo xtask report` and commit"));
+        std::fs::remove_file(dir.join(format!("{}.md", step.name))).unwrap();
+        let problems = stale_in(&dir, &[judged(0)]);
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(problems[0].contains("run `cargo xtask report`"), "{problems:?}");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn runs_the_book_does_not_show_are_not_compared() {
+        let dir = scratch("other");
+        let (step, mut run, verdict) = judged(200);
+        run.requests_sent = 50;
+        assert_eq!(stale_in(&dir, &[(step, run, verdict)]), Vec::<String>::new());
+        std::fs::remove_dir_all(dir).unwrap();
+    }
 }

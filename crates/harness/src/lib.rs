@@ -19,8 +19,7 @@ pub mod runs;
 pub mod stage;
 pub mod stages;
 pub mod step;
-#[cfg(test)]
-mod test_runs;
+pub mod test_runs;
 pub mod tier;
 pub mod verdict;
 

@@ -1,5 +1,6 @@
-//! Hand-made runs for the judges' unit tests: a step read from `step.toml`
-//! text and a [`CheckRun`] with the numbers a test needs, no processes.
+//! Hand-made runs for the judges' unit tests (here and in xtask): a step read
+//! from `step.toml` text and a [`CheckRun`] with the numbers a test needs, no
+//! processes.
 
 use lineage::{Boundary, BoundaryCounts, BoundaryReport, CauseCounts, Report, ServiceReport};
 

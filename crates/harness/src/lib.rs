@@ -7,6 +7,7 @@
 
 pub mod browser;
 pub mod check;
+pub mod envoy;
 pub mod gate;
 pub mod gateway;
 pub mod hops;

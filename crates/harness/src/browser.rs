@@ -23,7 +23,7 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 
-use crate::process::{Child, free_port, log_tail};
+use crate::process::{Child, free_port, log_tail, run_logged};
 use crate::stage::{Assertion, Evidence, Order, Stage, StageEnv};
 use crate::stages::StageData;
 
@@ -155,21 +155,9 @@ impl BrowserStage {
         }
         let dir = Self::frontend_dir();
         let npm = |args: &[&str], log: &str| -> anyhow::Result<()> {
-            let log = env.logs.join(log);
-            let file = std::fs::File::create(&log).with_context(|| format!("creating {}", log.display()))?;
-            let output = duct::cmd("npm", args)
-                .dir(&dir)
-                .env("PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD", "1")
-                .stdin_null()
-                .stdout_file(file.try_clone()?)
-                .stderr_file(file)
-                .unchecked()
-                .run()
-                .with_context(|| format!("running npm {} ({HOW_TO_GET_NODE})", args.join(" ")))?;
-            if !output.status.success() {
-                bail!("npm {} failed in {}:\n{}", args.join(" "), dir.display(), log_tail(&log, 20));
-            }
-            Ok(())
+            let expression = duct::cmd("npm", args).dir(&dir).env("PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD", "1");
+            let what = format!("npm {} in {}", args.join(" "), dir.display());
+            run_logged(&what, expression, &env.logs.join(log), 20).context(HOW_TO_GET_NODE)
         };
         if !dir.join("node_modules").is_dir() {
             npm(&["ci", "--no-audit", "--no-fund"], "npm-ci.log")?;

@@ -535,16 +535,12 @@ impl Stage for LongTraceStage {
             ));
         }
         // The memory limiter says what it did only in its log.
-        let limiter = |needle: &str| -> usize {
-            ["tier2-a", "tier2-b"]
-                .iter()
-                .map(|name| {
-                    let log = env.logs.join("tier").join(format!("{name}.log"));
-                    std::fs::read_to_string(log).unwrap_or_default().matches(needle).count()
-                })
-                .sum()
-        };
-        let (forced_gcs, refusing) = (limiter("Forcing a GC"), limiter("Refusing data"));
+        let mut logs = String::new();
+        for name in ["tier2-a", "tier2-b"] {
+            let log = env.logs.join("tier").join(format!("{name}.log"));
+            logs += &std::fs::read_to_string(&log).with_context(|| format!("reading {}", log.display()))?;
+        }
+        let (forced_gcs, refusing) = (logs.matches("Forcing a GC").count(), logs.matches("Refusing data").count());
         if options.memory_limit_mib.is_some() {
             notes.push(format!(
                 "memory_limiter: {forced_gcs} forced GCs, {refusing} times it started refusing data, {refused} spans refused"

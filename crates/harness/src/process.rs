@@ -256,6 +256,24 @@ pub fn http_get_status(url: &str) -> anyhow::Result<(u16, String)> {
     })
 }
 
+/// Runs `expression` to its end with its stdout and stderr in `log`. A
+/// failure is an error naming `what`, quoting the last `lines` lines of the log.
+pub fn run_logged(what: &str, expression: duct::Expression, log: &Path, lines: usize) -> anyhow::Result<()> {
+    let file = std::fs::File::create(log).with_context(|| format!("creating {}", log.display()))?;
+    let status = expression
+        .stdin_null()
+        .stdout_file(file.try_clone()?)
+        .stderr_file(file)
+        .unchecked()
+        .run()
+        .with_context(|| format!("{what}: starting the command"))?
+        .status;
+    if !status.success() {
+        bail!("{what} failed ({status}); last lines of {}:\n{}", log.display(), log_tail(log, lines));
+    }
+    Ok(())
+}
+
 /// What [`poll_until_quiet`] read last, and whether it settled in time.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Polled<T> {

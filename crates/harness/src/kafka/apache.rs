@@ -12,7 +12,7 @@ use anyhow::{Context, Result, bail};
 use duct::{Expression, cmd};
 
 use super::{BrokerOptions, HOST, LOG_LINES};
-use crate::process::{free_port, log_tail, spinner, tail};
+use crate::process::{free_port, run_logged, spinner, tail};
 
 /// Version of Apache Kafka that `infra/kafka/pom.xml` resolves.
 pub const APACHE_KAFKA_VERSION: &str = "4.4.0";
@@ -173,26 +173,17 @@ pub(super) fn apache_command(opts: &BrokerOptions, libs: &Path, port: u16) -> Re
     };
 
     let spinner = spinner("formatting Apache Kafka storage…".to_owned());
-    let formatted = java(
-        "kafka.tools.StorageTool",
-        &["format".as_ref(), "-t".as_ref(), KRAFT_CLUSTER_ID.as_ref(), "-c".as_ref(), properties_path.as_os_str()],
-    )
-    .stdin_null()
-    .stderr_to_stdout()
-    .stdout_path(log_path)
-    .unchecked()
-    .run()
-    .context("running kafka.tools.StorageTool")?;
+    let formatted = run_logged(
+        &format!("formatting Kafka storage in {}", data_dir.display()),
+        java(
+            "kafka.tools.StorageTool",
+            &["format".as_ref(), "-t".as_ref(), KRAFT_CLUSTER_ID.as_ref(), "-c".as_ref(), properties_path.as_os_str()],
+        ),
+        log_path,
+        LOG_LINES,
+    );
     spinner.finish_and_clear();
-    if !formatted.status.success() {
-        bail!(
-            "formatting Kafka storage in {} failed ({}); last lines of {}:\n{}",
-            data_dir.display(),
-            formatted.status,
-            log_path.display(),
-            log_tail(log_path, LOG_LINES),
-        );
-    }
+    formatted?;
     Ok(java("kafka.Kafka", &[properties_path.as_os_str()]))
 }
 

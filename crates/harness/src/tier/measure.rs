@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use anyhow::Result;
+use anyhow::{Context as _, Result};
 use serde::{Deserialize, Serialize};
 
 use super::{KeptSpan, TierStage, jaeger_trace};
@@ -178,7 +178,7 @@ impl TierStage {
             dropped_early == 0,
         ));
 
-        let routing = routing_summary(&scrapes, &kept_by_collector);
+        let routing = routing_summary(&scrapes, &kept_by_collector)?;
         let received: Vec<f64> = routing.iter().map(|row| row.traces_received).collect();
         assertions.push(Assertion::new(
             "the load-balancing exporter spread the traces over both tier-2 collectors",
@@ -303,7 +303,7 @@ impl TierStage {
         for (service, count) in &by_service {
             notes.push(format!("kept fragments with {service} spans: {count}"));
         }
-        let routing = routing_summary(&scrapes, &kept_by_collector);
+        let routing = routing_summary(&scrapes, &kept_by_collector)?;
         Ok(Evidence {
             assertions,
             notes,
@@ -364,19 +364,21 @@ pub struct RoutingRow {
     pub rss_bytes: f64,
 }
 
-fn routing_summary(scrapes: &[(String, Metrics)], kept: &[(String, Vec<KeptSpan>)]) -> Vec<RoutingRow> {
+fn routing_summary(scrapes: &[(String, Metrics)], kept: &[(String, Vec<KeptSpan>)]) -> Result<Vec<RoutingRow>> {
     kept.iter()
         .map(|(collector, spans)| {
-            let metrics = scrapes.iter().find(|(name, _)| name == collector).map(|(_, metrics)| metrics);
+            let (_, metrics) = scrapes
+                .iter()
+                .find(|(name, _)| name == collector)
+                .with_context(|| format!("no metrics scraped from {collector}"))?;
             let traces: BTreeSet<&String> = spans.iter().map(|span| &span.trace_id).collect();
-            RoutingRow {
+            Ok(RoutingRow {
                 collector: collector.clone(),
-                traces_received: metrics
-                    .map_or(0.0, |m| m.sum("otelcol_processor_tail_sampling_new_trace_id_received", &[])),
+                traces_received: metrics.sum("otelcol_processor_tail_sampling_new_trace_id_received", &[]),
                 traces_kept: traces.len(),
                 spans_kept: spans.len(),
-                rss_bytes: metrics.map_or(0.0, |m| m.sum("otelcol_process_memory_rss", &[])),
-            }
+                rss_bytes: metrics.sum("otelcol_process_memory_rss", &[]),
+            })
         })
         .collect()
 }

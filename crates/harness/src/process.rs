@@ -75,10 +75,7 @@ impl Child {
     pub fn stop(&mut self, grace: Duration) {
         let Some(handle) = self.handle.take() else { return };
         for pid in handle.pids() {
-            // SAFETY: kill(2) with a pid of our own child and a valid signal.
-            unsafe {
-                libc::kill(pid as libc::pid_t, libc::SIGTERM);
-            }
+            signal(pid, Signal::TERM);
         }
         if !matches!(handle.wait_timeout(grace), Ok(Some(_))) {
             let _ = handle.kill();
@@ -94,6 +91,25 @@ impl Drop for Child {
             let _ = handle.wait();
         }
     }
+}
+
+pub use rustix::process::Signal;
+
+/// Sends `signal` to process `pid`; a process that is already gone is no error.
+pub fn signal(pid: u32, signal: Signal) {
+    if let Some(pid) = i32::try_from(pid).ok().and_then(rustix::process::Pid::from_raw) {
+        let _ = rustix::process::kill_process(pid, signal);
+    }
+}
+
+/// Whether process `pid` still runs. Reaps it first when it is an exited
+/// child of this process (a zombie exists, but does not run).
+pub fn alive(pid: u32) -> bool {
+    let Some(pid) = i32::try_from(pid).ok().and_then(rustix::process::Pid::from_raw) else { return false };
+    if let Ok(Some(_)) = rustix::process::waitpid(Some(pid), rustix::process::WaitOptions::NOHANG) {
+        return false;
+    }
+    rustix::process::test_kill_process(pid).is_ok()
 }
 
 /// The last `lines` lines of a log file, for error messages. Reads at most

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use lineage::Boundary;
+use lineage::{Boundary, Cause};
 use stitch_harness::check::{self, CheckOptions, CheckRun};
 use stitch_harness::kafka::BrokerKind;
 use stitch_harness::step::{self, Step};
@@ -237,8 +237,9 @@ fn prove_unsolved(step: &Step, run: &CheckRun, verdict: &Verdict) -> Vec<String>
                 percent(*min)
             ));
         }
-        if row.cause.as_deref() != Some("root-in-internal-service") {
-            problems.push(format!("{boundary} break has cause {:?}, expected root-in-internal-service", row.cause));
+        if row.cause != Some(Cause::RootInInternalService) {
+            let cause = row.cause.map_or("none", Cause::as_str);
+            problems.push(format!("{boundary} break has cause {cause}, expected root-in-internal-service"));
         }
     }
     for (service, min) in &expectation.min_orphan_rate {

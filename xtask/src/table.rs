@@ -119,7 +119,7 @@ pub fn boundaries_table(verdict: &Verdict) -> Table {
             row.breaks.to_string(),
             row.requests.to_string(),
             percent(row.break_rate),
-            row.cause.clone().unwrap_or_else(|| "—".to_owned()),
+            row.cause.map_or_else(|| "—".to_owned(), |cause| cause.to_string()),
             target(row.target),
             mark(row.passed),
         ]);

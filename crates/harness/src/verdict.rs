@@ -30,7 +30,7 @@ pub struct BoundaryRow {
     pub requests: u64,
     pub break_rate: f64,
     /// The cause most of this boundary's orphans have.
-    pub cause: Option<String>,
+    pub cause: Option<Cause>,
     pub target: Option<f64>,
     pub passed: Option<bool>,
 }
@@ -136,17 +136,18 @@ pub fn judge(step: &Step, run: &CheckRun) -> Verdict {
 }
 
 /// The cause most orphans that break at `boundary` have, over all services.
-fn dominant_cause(run: &CheckRun, boundary: Boundary) -> Option<String> {
-    let mut by_cause = std::collections::BTreeMap::<String, u64>::new();
+fn dominant_cause(run: &CheckRun, boundary: Boundary) -> Option<Cause> {
+    // Keyed by name: a tie goes to the cause whose name sorts last.
+    let mut by_cause = std::collections::BTreeMap::<&str, (Cause, u64)>::new();
     for service in &run.report.services {
         if service.boundaries.get(boundary) == 0 {
             continue;
         }
         for cause in Cause::ALL {
-            *by_cause.entry(cause.as_str().to_owned()).or_default() += service.causes.get(cause);
+            by_cause.entry(cause.as_str()).or_insert((cause, 0)).1 += service.causes.get(cause);
         }
     }
-    by_cause.into_iter().filter(|(_, count)| *count > 0).max_by_key(|(_, count)| *count).map(|(cause, _)| cause)
+    by_cause.into_values().filter(|(_, count)| *count > 0).max_by_key(|(_, count)| *count).map(|(cause, _)| cause)
 }
 
 /// `0.4%`, `100%`: rates as people read them.
@@ -203,7 +204,7 @@ mod tests {
         assert!(!verdict.passed);
         assert_eq!(verdict.failures, ["http boundary: breaks in 100% of requests, target under 1.0%"]);
         let http = verdict.boundaries.iter().find(|row| row.boundary == Boundary::Http).expect("the http row");
-        assert_eq!(http.cause.as_deref(), Some("root-in-internal-service"));
+        assert_eq!(http.cause, Some(Cause::RootInInternalService));
     }
 
     #[test]

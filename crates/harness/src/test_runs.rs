@@ -72,7 +72,7 @@ pub fn run(requests: u64, services: Vec<ServiceReport>, breaks: [u64; 3], chain:
     let spans: u64 = services.iter().map(|service| service.spans).sum();
     let report = Report {
         entry_services: vec!["gateway".to_owned()],
-        business_key: "order.id".to_owned(),
+        business_key: stitch_flow::BUSINESS_KEY.to_owned(),
         spans_received: spans,
         spans_settled: spans,
         traces_settled: requests,

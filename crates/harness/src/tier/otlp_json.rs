@@ -5,8 +5,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD_NO_PAD;
 use serde_json::Value;
 
-/// The attribute the flow puts the order id in (`stitch_flow::BUSINESS_KEY`).
-const BUSINESS_KEY: &str = "order.id";
+use stitch_flow::BUSINESS_KEY;
 
 /// One span of OTLP JSON (Jaeger's API, the file exporter), as far as the
 /// checks need it.

@@ -174,3 +174,34 @@ pub(crate) fn on_response(status: http::StatusCode, span: &tracing::Span) {
         span.record("otel.status_code", "ERROR");
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Launch;
+
+    fn parse(launch: &Launch) -> Cli {
+        let args = launch.args("http://127.0.0.1:4999");
+        Cli::try_parse_from(std::iter::once("flow".to_owned()).chain(args))
+            .expect("the parser reads what Launch writes")
+    }
+
+    #[test]
+    fn every_launch_parses_back_to_its_values() {
+        let listen: SocketAddr = "127.0.0.1:7001".parse().unwrap();
+        let gateway = parse(&Launch::Gateway { listen, worker_url: "http://127.0.0.1:7002".to_owned() });
+        assert_eq!(gateway.otlp_endpoint, "http://127.0.0.1:4999");
+        assert!(
+            matches!(&gateway.role, Role::Gateway { listen: l, worker_url, .. } if *l == listen && worker_url == "http://127.0.0.1:7002")
+        );
+        let worker = parse(&Launch::Worker { listen, kafka: "127.0.0.1:9999".to_owned() });
+        assert!(
+            matches!(&worker.role, Role::Worker { listen: l, kafka } if *l == listen && kafka.bootstrap == "127.0.0.1:9999")
+        );
+        let consumer = parse(&Launch::Consumer { listen, kafka: "127.0.0.1:9999".to_owned(), group: "g-1".to_owned() });
+        assert!(matches!(
+            &consumer.role,
+            Role::Consumer { listen: l, kafka, group } if *l == listen && kafka.bootstrap == "127.0.0.1:9999" && group == "g-1"
+        ));
+    }
+}

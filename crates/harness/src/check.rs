@@ -7,6 +7,7 @@ use anyhow::{Context as _, bail};
 use futures::StreamExt as _;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
+use stitch_flow::Launch;
 
 use crate::kafka::{Broker, BrokerKind, BrokerOptions};
 use crate::process::{
@@ -107,48 +108,27 @@ impl Services {
         let worker_addr: SocketAddr = ([127, 0, 0, 1], worker).into();
         let consumer_addr: SocketAddr = ([127, 0, 0, 1], consumer).into();
         let group = format!("stitch-{}", std::process::id());
-        let roles: [(&str, Vec<String>, SocketAddr); 2] = [
-            (
-                "consumer",
-                vec![
-                    "--listen".into(),
-                    consumer_addr.to_string(),
-                    "--kafka".into(),
-                    bootstrap.into(),
-                    "--group".into(),
-                    group,
-                ],
-                consumer_addr,
-            ),
-            (
-                "worker",
-                vec!["--listen".into(), worker_addr.to_string(), "--kafka".into(), bootstrap.into()],
-                worker_addr,
-            ),
-        ];
+        let kafka = bootstrap.to_owned();
         let mut children = Vec::new();
-        let start = |role: &str, args: Vec<String>, addr: SocketAddr, stage: &Option<&mut (dyn Stage + '_)>| {
-            let mut argv = vec![role.to_owned()];
-            argv.extend(args);
-            argv.extend(["--otlp-endpoint".to_owned(), otlp.to_owned()]);
+        let start = |launch: Launch, stage: &Option<&mut (dyn Stage + '_)>| {
+            let role = launch.role();
+            let mut argv = launch.args(otlp);
             argv.extend(extra_args.iter().cloned());
             argv.extend(stage.as_ref().map(|stage| stage.service_args(role)).unwrap_or_default());
             let expression = duct::cmd(binary, argv).env_remove("RUST_LOG").env_remove("OTEL_EXPORTER_OTLP_ENDPOINT");
             let child = Child::start(role, expression, &logs.join(format!("{role}.log")))?;
             // The consumer answers 200 only once its partitions are assigned.
-            wait_until(&child, Duration::from_secs(60), || healthy(addr))?;
+            wait_until(&child, Duration::from_secs(60), || healthy(launch.listen()))?;
             anyhow::Ok(child)
         };
-        for (role, args, addr) in roles {
-            children.push(start(role, args, addr, &stage)?);
-        }
+        children.push(start(Launch::Consumer { listen: consumer_addr, kafka: kafka.clone(), group }, &stage)?);
+        children.push(start(Launch::Worker { listen: worker_addr, kafka }, &stage)?);
         let worker_url = match stage.as_deref_mut() {
             Some(stage) => stage.worker_url(worker_addr, env)?,
             None => None,
         };
         let worker_url = worker_url.unwrap_or_else(|| format!("http://{worker_addr}"));
-        let args = vec!["--listen".into(), gateway_addr.to_string(), "--worker-url".into(), worker_url];
-        children.push(start("gateway", args, gateway_addr, &stage)?);
+        children.push(start(Launch::Gateway { listen: gateway_addr, worker_url }, &stage)?);
         Ok(Services { children, gateway: gateway_addr })
     }
 

@@ -326,3 +326,53 @@ pub fn poll_until_quiet<T: PartialEq + Clone>(
         std::thread::sleep(every);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn polling_ends_once_the_value_has_stopped_moving() {
+        let mut reads = 0u32;
+        let polled = poll_until_quiet(
+            Duration::from_secs(10),
+            Duration::from_millis(5),
+            || {
+                reads += 1;
+                Ok(reads.min(5))
+            },
+            |&value, quiet| value == 5 && quiet >= Duration::from_millis(30),
+        )
+        .unwrap();
+        assert_eq!(polled, Polled { value: 5, settled: true });
+        assert!(reads > 5, "it waited for the quiet after the last change");
+    }
+
+    #[test]
+    fn polling_that_never_settles_says_so_at_the_timeout() {
+        let mut reads = 0u32;
+        let polled = poll_until_quiet(
+            Duration::from_millis(50),
+            Duration::from_millis(5),
+            || {
+                reads += 1;
+                Ok(reads)
+            },
+            |_, quiet| quiet >= Duration::from_secs(1),
+        )
+        .unwrap();
+        assert!(!polled.settled);
+        assert_eq!(polled.value, reads);
+    }
+
+    #[test]
+    fn a_failed_read_ends_the_polling() {
+        let polled = poll_until_quiet(
+            Duration::from_secs(10),
+            Duration::from_millis(5),
+            || -> anyhow::Result<u32> { bail!("the collector died") },
+            |_, _| false,
+        );
+        assert_eq!(polled.unwrap_err().to_string(), "the collector died");
+    }
+}

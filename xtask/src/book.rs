@@ -17,20 +17,6 @@ use anyhow::{Context as _, bail};
 /// The mdBook release the book is built and checked with.
 pub const MDBOOK_VERSION: &str = "0.5.4";
 
-/// What `cargo xtask report` writes under `book/src` from real runs. Until it
-/// has run, these are the only includes and pictures allowed to be missing.
-pub const GENERATED: [&str; 9] = [
-    "generated/step-00-broken.md",
-    "generated/step-00-table.md",
-    "generated/step-01-http.md",
-    "generated/step-02-async.md",
-    "generated/step-03-kafka.md",
-    "generated/demo.md",
-    "generated/silent-failures.md",
-    "images/shattered.png",
-    "images/stitched.png",
-];
-
 /// One thing in the book that would render wrong without failing the build.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Problem {
@@ -198,8 +184,9 @@ pub fn check(project_root: &Path) -> anyhow::Result<()> {
         eprintln!("{}:{}: {}", file.display(), problem.line, problem.message);
     }
     if !problems.is_empty() {
+        let generated = crate::report::generated_files(&stitch_harness::step::all()?);
         let only_generated = problems.iter().all(|problem| {
-            GENERATED.iter().any(|generated| problem.message.starts_with(&format!("`{generated}` does not exist")))
+            generated.iter().any(|generated| problem.message.starts_with(&format!("`{generated}` does not exist")))
         });
         if only_generated {
             bail!("the measured results are missing from book/src: `cargo xtask report` writes them from real runs");
@@ -730,7 +717,8 @@ mod tests {
         assert_eq!(book.check_chapter("# Chapter\n\n{{#include generated/run.md}}\n"), vec![]);
     }
 
-    /// The repo's own book. `cargo xtask report` writes [`GENERATED`] from
+    /// The repo's own book. `cargo xtask report` writes
+    /// [`crate::report::generated_files`] from
     /// real runs, so before it has run those files may be missing: that, and
     /// only that, is tolerated. A generated file that exists is checked like
     /// any other, and a misspelt generated name is not tolerated.
@@ -738,10 +726,11 @@ mod tests {
     fn the_workshop_book_resolves() {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask sits in the workspace root");
         let src = root.join("book").join(source_dir(&root.join("book")).unwrap());
+        let generated = crate::report::generated_files(&stitch_harness::step::all().unwrap());
         let problems: Vec<Problem> = check_includes(&src)
             .into_iter()
             .filter(|problem| {
-                !GENERATED.iter().any(|generated| {
+                !generated.iter().any(|generated| {
                     problem.message.starts_with(&format!("`{generated}` does not exist"))
                         && !src.join(generated).exists()
                 })

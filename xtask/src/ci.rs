@@ -7,11 +7,34 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
+use lineage::{Boundary, Cause};
 use stitch_harness::check::{self, CheckOptions, CheckRun};
 use stitch_harness::kafka::BrokerKind;
 use stitch_harness::step::{self, Step};
 use stitch_harness::verdict::{self, Verdict, percent};
 use stitch_harness::{gate, process, project_root};
+
+/// The lint gate, before anything slow: formatting, then clippy with every
+/// warning an error. Either failing stops `ci` at once.
+fn lint() -> anyhow::Result<()> {
+    type Gate<'a> = (&'a str, &'a [&'a dyn AsRef<std::ffi::OsStr>], &'a str);
+    let gates: [Gate; 2] = [
+        ("cargo fmt --all -- --check", &[&"fmt", &"--all", &"--", &"--check"], "run `cargo fmt --all` and commit"),
+        (
+            "cargo clippy --workspace --all-targets -- -D warnings",
+            &[&"clippy", &"--workspace", &"--all-targets", &"--", &"-D", &"warnings"],
+            "fix the warnings above",
+        ),
+    ];
+    for (name, args, fix) in gates {
+        eprintln!("── {name}");
+        let status = process::cargo(args).unchecked().run().with_context(|| format!("running {name}"))?.status;
+        if !status.success() {
+            anyhow::bail!("lint gate: `{name}` failed; {fix}");
+        }
+    }
+    Ok(())
+}
 
 /// One proof and what was wrong with it.
 struct Proof {
@@ -27,6 +50,7 @@ pub fn run(kafka: &str, requests: usize, no_tests: bool) -> anyhow::Result<ExitC
     let mut clock = Clock::start();
     let steps = step::all()?;
     step::validate(&steps)?;
+    lint()?;
     let mut proofs = Vec::new();
     let mut runs = Vec::new();
 
@@ -132,7 +156,7 @@ pub fn run(kafka: &str, requests: usize, no_tests: bool) -> anyhow::Result<ExitC
         let kafka = first;
         let name = format!("step 0 through the tail-sampling tier on {kafka}: sampling cannot repair lineage");
         eprintln!("\n── {name}");
-        let problems = match stitch_harness::tier::run_cannot_repair(crate::report::TIER_REQUESTS, kafka) {
+        let problems = match stitch_harness::runs::sampling_cannot_repair(crate::report::TIER_REQUESTS, kafka) {
             Ok(run) => match &run.evidence {
                 Some(evidence) => evidence
                     .assertions
@@ -243,9 +267,9 @@ fn prove_unsolved(step: &Step, run: &CheckRun, verdict: &Verdict) -> Vec<String>
     if verdict.passed {
         problems.push("passes without the fix: the lesson teaches nothing".to_owned());
     }
-    let taught: BTreeSet<&str> = step.meta.teaches.iter().map(String::as_str).collect();
+    let taught: BTreeSet<Boundary> = step.meta.teaches.iter().copied().collect();
     for row in &verdict.boundaries {
-        if row.passed == Some(false) && !taught.contains(row.boundary.as_str()) {
+        if row.passed == Some(false) && !taught.contains(&row.boundary) {
             problems.push(format!("fails at the {} boundary, which this step does not teach", row.boundary));
         }
     }
@@ -259,8 +283,9 @@ fn prove_unsolved(step: &Step, run: &CheckRun, verdict: &Verdict) -> Vec<String>
                 percent(*min)
             ));
         }
-        if row.cause.as_deref() != Some("root-in-internal-service") {
-            problems.push(format!("{boundary} break has cause {:?}, expected root-in-internal-service", row.cause));
+        if row.cause != Some(Cause::RootInInternalService) {
+            let cause = row.cause.map_or("none", Cause::as_str);
+            problems.push(format!("{boundary} break has cause {cause}, expected root-in-internal-service"));
         }
     }
     for (service, min) in &expectation.min_orphan_rate {

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use stitch_harness::{browser, mesh, otelcol};
+use stitch_harness::{browser, envoy, otelcol};
 
 /// A probe that hangs (a JVM on a loaded machine) is reported, not waited on.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(15);
@@ -220,15 +220,15 @@ fn collector_and_jaeger() -> Found {
 }
 
 fn envoy() -> Found {
-    if let Some(path) = std::env::var_os(mesh::ENVOY_ENV).map(PathBuf::from) {
+    if let Some(path) = std::env::var_os(envoy::ENVOY_ENV).map(PathBuf::from) {
         return if path.is_file() {
-            Found::Ok(format!("{}={}", mesh::ENVOY_ENV, path.display()))
+            Found::Ok(format!("{}={}", envoy::ENVOY_ENV, path.display()))
         } else {
-            Found::Missing(format!("{}={} is not a file", mesh::ENVOY_ENV, path.display()))
+            Found::Missing(format!("{}={} is not a file", envoy::ENVOY_ENV, path.display()))
         };
     }
-    if mesh::cached_envoy().is_some() {
-        return Found::Ok(format!("envoy {} cached", mesh::ENVOY_VERSION));
+    if envoy::cached_envoy().is_some() {
+        return Found::Ok(format!("envoy {} cached", envoy::ENVOY_VERSION));
     }
     match output("python3", &["-m", "pip", "--version"]).or_else(|_| output("python", &["-m", "pip", "--version"])) {
         Ok(text) => Found::Ok(format!(

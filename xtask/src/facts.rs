@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use stitch_harness::long_trace::LongTraceOptions;
+use stitch_harness::stages::StageKind;
 use stitch_harness::step::{self, Step};
 use stitch_harness::tier::TierOptions;
 
@@ -103,13 +104,13 @@ pub fn render() -> anyhow::Result<String> {
     fact(&mut out, "files_slow_threshold", &duration(file_duration(tier2, "STITCH_SLOW_MS", true)?));
     fact(&mut out, "check_decision_wait", &duration(tier.decision_wait));
     fact(&mut out, "check_slow_threshold", &duration(tier.slow_threshold));
-    let Some(step4) = steps.iter().find(|step| step.meta.stage.as_deref() == Some("tail-sampling")) else {
+    let Some(step4) = steps.iter().find(|step| step.meta.stage == Some(StageKind::TailSampling)) else {
         bail!("no step with the tail-sampling stage")
     };
     fact(&mut out, "tail_sampling_requests", &step4.default_requests().to_string());
     fact(&mut out, "long_trace_decision_wait", &duration(long.decision_wait));
     let workload = &long.workload;
-    let Some(step8) = steps.iter().find(|step| step.meta.stage.as_deref() == Some("long-trace")) else {
+    let Some(step8) = steps.iter().find(|step| step.meta.stage == Some(StageKind::LongTrace)) else {
         bail!("no step with the long-trace stage")
     };
     let orders = workload.orders.unwrap_or(step8.default_requests());
@@ -149,7 +150,7 @@ pub fn render() -> anyhow::Result<String> {
         table.push_str(&format!(
             "| {} | {} | {} | {} |\n",
             step.short_name(),
-            step.meta.stage.as_deref().unwrap_or("—"),
+            step.meta.stage.map_or("—", StageKind::name),
             step.meta.unsolved.spans_per_request,
             step.meta.solved.as_ref().map_or_else(|| "—".to_owned(), |solved| solved.spans_per_request.to_string())
         ));

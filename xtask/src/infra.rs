@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use stitch_harness::kafka::{Broker, BrokerKind, BrokerOptions};
-use stitch_harness::process::{Child, binary, build_broker, cargo_build, wait_until};
+use stitch_harness::process::{Child, Signal, alive, binary, build_broker, cargo_build, signal, wait_until};
 
 const KAFKA_PORT: u16 = 9092;
 const LINEAGE_GRPC_PORT: u16 = 4317;
@@ -31,19 +31,6 @@ fn read_pids() -> Vec<(String, u32)> {
             Some((name.to_owned(), pid.parse().ok()?))
         })
         .collect()
-}
-
-fn alive(pid: u32) -> bool {
-    let pid = pid as libc::pid_t;
-    // SAFETY: waitpid with WNOHANG reaps the process only if it is our own
-    // exited child (when `up` fails half-way); otherwise it returns at once.
-    // Signal 0 only checks that the process exists.
-    unsafe {
-        if libc::waitpid(pid, std::ptr::null_mut(), libc::WNOHANG) == pid {
-            return false;
-        }
-        libc::kill(pid, 0) == 0
-    }
 }
 
 fn record(name: &str, pids: &[u32]) -> anyhow::Result<()> {
@@ -114,10 +101,7 @@ pub fn up(kafka: BrokerKind) -> anyhow::Result<ExitCode> {
 pub fn down() -> anyhow::Result<ExitCode> {
     let pids = read_pids();
     for (_, pid) in &pids {
-        // SAFETY: kill(2) on a pid `up` recorded; a pid that is gone returns ESRCH.
-        unsafe {
-            libc::kill(*pid as libc::pid_t, libc::SIGTERM);
-        }
+        signal(*pid, Signal::TERM);
     }
     let deadline = Instant::now() + Duration::from_secs(10);
     while pids.iter().any(|(_, pid)| alive(*pid)) && Instant::now() < deadline {
@@ -126,10 +110,7 @@ pub fn down() -> anyhow::Result<ExitCode> {
     for (name, pid) in &pids {
         if alive(*pid) {
             eprintln!("{name} (pid {pid}) ignored SIGTERM; killing it");
-            // SAFETY: as above.
-            unsafe {
-                libc::kill(*pid as libc::pid_t, libc::SIGKILL);
-            }
+            signal(*pid, Signal::KILL);
         }
     }
     if pid_file().exists() {

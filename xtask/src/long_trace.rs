@@ -10,8 +10,9 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use serde::{Deserialize, Serialize};
-use stitch_harness::check::Evidence;
-use stitch_harness::long_trace::{MemorySummary, Sample, long_mode, slope_mib_per_minute};
+use stitch_harness::long_trace::{LongTraceData, Sample, long_mode, slope_mib_per_minute};
+use stitch_harness::stage::Evidence;
+use stitch_harness::stages::StageData;
 
 use crate::report::{HEADER, KAFKA};
 use crate::table::Table;
@@ -36,16 +37,30 @@ struct LongRun {
     evidence: Evidence,
 }
 
+impl LongRun {
+    /// What step 8's stage measured; an error when the evidence is another stage's.
+    fn data(&self) -> anyhow::Result<&LongTraceData> {
+        match &self.evidence.data {
+            StageData::LongTrace(data) => Ok(data.as_ref()),
+            _ => anyhow::bail!("{}: the saved evidence is not step 8's", self.label),
+        }
+    }
+}
+
 fn saved_dir() -> PathBuf {
     stitch_harness::run_dir().join("long-trace")
 }
 
+/// The chapter's table, under `book/src/generated/`, and its picture, under `book/src/images/`.
+pub const TABLE: &str = "step-08-long-trace-memory.md";
+pub const PICTURE: &str = "long-trace-rss.svg";
+
 fn generated() -> PathBuf {
-    stitch_harness::project_root().join("book").join("src").join("generated").join("step-08-long-trace-memory.md")
+    stitch_harness::project_root().join("book").join("src").join("generated").join(TABLE)
 }
 
 fn picture() -> PathBuf {
-    stitch_harness::project_root().join("book").join("src").join("images").join("long-trace-rss.svg")
+    stitch_harness::project_root().join("book").join("src").join("images").join(PICTURE)
 }
 
 /// What to run: everything, only the two runs under the tight limit (the
@@ -83,7 +98,7 @@ fn measure(
         let workload = long_mode::workload(minutes);
         let wait = wait.unwrap_or_else(|| long_mode::covering_wait(&workload));
         eprintln!("\nlong-trace {label}: {minutes} min, decision_wait {wait:?}, memory limit {limit:?}");
-        let run = long_mode::run(label, solution, workload, wait, limit, KAFKA)?;
+        let run = stitch_harness::runs::long_trace(label, solution, workload, wait, limit, KAFKA)?;
         let evidence = run.evidence.context("the stage measured nothing")?;
         let run =
             LongRun { label: label.to_owned(), solution, minutes, elapsed_seconds: run.elapsed_seconds, evidence };
@@ -122,16 +137,8 @@ fn load_labels(labels: &[&str]) -> anyhow::Result<Vec<LongRun>> {
         .collect()
 }
 
-fn summaries(run: &LongRun) -> Vec<MemorySummary> {
-    serde_json::from_value(run.evidence.data["memory"].clone()).unwrap_or_default()
-}
-
-fn samples(run: &LongRun) -> Vec<Sample> {
-    serde_json::from_value(run.evidence.data["samples"].clone()).unwrap_or_default()
-}
-
-fn wait_seconds(run: &LongRun) -> f64 {
-    run.evidence.data["decision_wait_ms"].as_f64().unwrap_or_default() / 1000.0
+fn wait_seconds(data: &LongTraceData) -> f64 {
+    data.decision_wait_ms as f64 / 1000.0
 }
 
 /// The slope once the first `decision_wait` has passed: how memory moves
@@ -146,15 +153,17 @@ fn steady_slope(samples: &[Sample], collector: &str, from: f64) -> f64 {
 }
 
 fn write_book(runs: &[LongRun]) -> anyhow::Result<()> {
-    std::fs::write(generated(), book_text(runs)).with_context(|| format!("writing {}", generated().display()))?;
+    let text = book_text(runs)?;
+    std::fs::write(generated(), text).with_context(|| format!("writing {}", generated().display()))?;
     let plotted: Vec<&LongRun> = runs.iter().filter(|run| run.label == "before" || run.label == "after").collect();
-    std::fs::write(picture(), rss_svg(&plotted)).with_context(|| format!("writing {}", picture().display()))?;
+    let svg = rss_svg(&plotted)?;
+    std::fs::write(picture(), svg).with_context(|| format!("writing {}", picture().display()))?;
     Ok(())
 }
 
 /// The chapter's generated include: memory per run and collector, then what
 /// each run did to lineage after sampling.
-fn book_text(runs: &[LongRun]) -> String {
+fn book_text(runs: &[LongRun]) -> anyhow::Result<String> {
     let mut memory = Table::new(
         &[
             "run",
@@ -185,11 +194,10 @@ fn book_text(runs: &[LongRun]) -> String {
         &[false, true, true, true, true, true, true, true],
     );
     for run in runs {
-        let data = &run.evidence.data;
-        let wait = wait_seconds(run);
-        let limit = data["memory_limit_mib"].as_array().and_then(|limit| limit.first()).and_then(|v| v.as_u64());
-        let all = samples(run);
-        for row in summaries(run) {
+        let data = run.data()?;
+        let wait = wait_seconds(data);
+        let limit = data.memory_limit_mib.map(|(limit, _spike)| limit);
+        for row in &data.memory {
             memory.row(vec![
                 format!("{} ({} min)", run.label, run.minutes),
                 (if run.solution { "solution" } else { "unsolved" }).to_owned(),
@@ -198,79 +206,76 @@ fn book_text(runs: &[LongRun]) -> String {
                 row.collector.clone(),
                 format!("{:.0} → {:.0} ({:.0})", row.first_rss_mib, row.last_rss_mib, row.max_rss_mib),
                 format!("{:+.2}", row.slope_mib_per_min),
-                format!("{:+.2}", steady_slope(&all, &row.collector, wait)),
+                format!("{:+.2}", steady_slope(&data.samples, &row.collector, wait)),
                 format!("{:.0}", row.max_heap_mib),
                 format!("{}", row.max_traces_on_memory),
                 format!("{}", row.refused_spans),
             ]);
         }
-        let late = data["late_spans_in_map"].as_f64().unwrap_or_default()
-            + data["late_spans_cached"]["kept"].as_f64().unwrap_or_default()
-            + data["late_spans_cached"]["dropped"].as_f64().unwrap_or_default();
+        let late = data.late_spans_in_map + data.late_spans_cached.kept + data.late_spans_cached.dropped;
         lineage.row(vec![
             run.label.clone(),
-            format!("{:.1}", data["longest_trace_seconds"].as_f64().unwrap_or_default()),
+            format!("{:.1}", data.longest_trace_seconds),
             format!("{late}"),
-            format!("{}", data["orphans_after"]),
-            format!("{} of {}", data["failed_items_kept"], data["failed_items"]),
-            format!("{} of {}", data["batch_traces_kept_in_part"], data["batch_traces"]),
-            match (data["limiter_forced_gcs"].as_u64(), data["limiter_started_refusing"].as_u64()) {
-                (Some(gcs), Some(refusing)) if data["memory_limit_mib"].is_array() => {
-                    format!("{gcs}, {refusing}, {:.0}", data["refused_spans"].as_f64().unwrap_or_default())
+            format!("{}", data.orphans_after),
+            format!("{} of {}", data.failed_items_kept, data.failed_items),
+            format!("{} of {}", data.batch_traces_kept_in_part, data.batch_traces),
+            match data.memory_limit_mib {
+                Some(_) => {
+                    format!("{}, {}, {:.0}", data.limiter_forced_gcs, data.limiter_started_refusing, data.refused_spans)
                 }
-                _ => "—".to_owned(),
+                None => "—".to_owned(),
             },
-            format!("{:.0}", data["tier1_send_failed_spans"].as_f64().unwrap_or_default()),
+            format!("{:.0}", data.tier1_send_failed_spans),
         ]);
     }
-    let workload = runs.first().map(|run| run.evidence.data["workload"].clone()).unwrap_or_default();
-    format!(
+    let first = runs.first().context("no long runs to write")?;
+    let workload = &first.data()?.workload;
+    Ok(format!(
         "{HEADER}\nMeasured by `cargo xtask long-trace` on {KAFKA}. Per {} min run: {} batches of {} items (one \
          every {} ms, a new batch every {} s), every item from item {} on failing, and {} orders \
          per second alongside; tier-2 memory sampled every 5 s. The tight runs last {} min.\n\n{}\n\n{}\n",
-        runs.first().map_or(0.0, |run| run.minutes),
-        workload["batches"],
-        workload["items"],
-        workload["interval"]["nanos"].as_u64().unwrap_or_default() / 1_000_000
-            + workload["interval"]["secs"].as_u64().unwrap_or_default() * 1000,
-        workload["batch_every"]["secs"],
-        workload["fail_from"],
+        first.minutes,
+        workload.batches,
+        workload.items,
+        workload.interval.as_millis(),
+        workload.batch_every.as_secs(),
+        workload.fail_from,
         long_mode::ORDERS_PER_SECOND,
         runs.iter().find(|run| run.label.starts_with("tight")).map_or(0.0, |run| run.minutes),
         memory.markdown(),
         lineage.markdown()
-    )
+    ))
 }
 
 /// One plotted line: its legend, its colour, its (minutes, MiB) points.
 type Line = (String, &'static str, Vec<(f64, f64)>);
 
 /// Tier-2 RSS over time, one line per run and collector, from the samples.
-fn rss_svg(runs: &[&LongRun]) -> String {
+fn rss_svg(runs: &[&LongRun]) -> anyhow::Result<String> {
     let (width, height) = (840.0, 380.0);
     let (left, right, top, bottom) = (60.0, 200.0, 20.0, 50.0);
-    let lines: Vec<Line> = runs
-        .iter()
-        .flat_map(|run| {
-            let all = samples(run);
-            let collectors: std::collections::BTreeSet<String> = all.iter().map(|s| s.collector.clone()).collect();
-            collectors.into_iter().enumerate().map(move |(index, collector)| {
-                let colour = match (run.solution, index) {
-                    (false, 0) => "#c0392b",
-                    (false, _) => "#e67e22",
-                    (true, 0) => "#1f618d",
-                    (true, _) => "#17a589",
-                };
-                let points = all
-                    .iter()
-                    .filter(|sample| sample.collector == collector)
-                    .map(|sample| (sample.t / 60.0, sample.rss_bytes / (1024.0 * 1024.0)))
-                    .collect();
-                let flow = if run.solution { "solution" } else { "unsolved" };
-                (format!("{collector}, {flow}, wait {} s", wait_seconds(run)), colour, points)
-            })
-        })
-        .collect();
+    let mut lines: Vec<Line> = Vec::new();
+    for run in runs {
+        let data = run.data()?;
+        let all = &data.samples;
+        let collectors: std::collections::BTreeSet<&String> = all.iter().map(|s| &s.collector).collect();
+        lines.extend(collectors.into_iter().enumerate().map(|(index, collector)| {
+            let colour = match (run.solution, index) {
+                (false, 0) => "#c0392b",
+                (false, _) => "#e67e22",
+                (true, 0) => "#1f618d",
+                (true, _) => "#17a589",
+            };
+            let points = all
+                .iter()
+                .filter(|sample| &sample.collector == collector)
+                .map(|sample| (sample.t / 60.0, sample.rss_bytes / (1024.0 * 1024.0)))
+                .collect();
+            let flow = if run.solution { "solution" } else { "unsolved" };
+            (format!("{collector}, {flow}, wait {} s", wait_seconds(data)), colour, points)
+        }));
+    }
     let max_t = lines.iter().flat_map(|(_, _, points)| points.iter().map(|p| p.0)).fold(1.0, f64::max).ceil();
     let max_y =
         (lines.iter().flat_map(|(_, _, points)| points.iter().map(|p| p.1)).fold(10.0, f64::max) / 25.0).ceil() * 25.0;
@@ -311,7 +316,7 @@ fn rss_svg(runs: &[&LongRun]) -> String {
             ly + 4.0
         ));
     }
-    format!(
+    Ok(format!(
         "<svg xmlns='http://www.w3.org/2000/svg' width='{width}' height='{height}' font-family='sans-serif' font-size='12'>\
          <rect width='{width}' height='{height}' fill='white'/>{}\
          <line x1='{left}' y1='{:.1}' x2='{:.1}' y2='{:.1}' stroke='#333'/>\
@@ -327,13 +332,13 @@ fn rss_svg(runs: &[&LongRun]) -> String {
         height - 12.0,
         (top + height - bottom) / 2.0,
         (top + height - bottom) / 2.0
-    )
+    ))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use stitch_harness::long_trace::memory_summary;
+    use stitch_harness::long_trace::{CachedLateSpans, memory_summary};
 
     fn run(label: &str, solution: bool, rss_mib: impl Fn(f64) -> f64) -> LongRun {
         let samples: Vec<Sample> = ["tier2-a", "tier2-b"]
@@ -352,41 +357,61 @@ mod tests {
                 })
             })
             .collect();
-        let data = serde_json::json!({
-            "decision_wait_ms": 30_000,
-            "workload": long_mode::workload(10.0),
-            "orders": 7920,
-            "longest_trace_seconds": 75.2,
-            "orphans_after": 0,
-            "failed_items": 6000,
-            "failed_items_kept": 6000,
-            "batch_traces": 40,
-            "batch_traces_kept_in_part": 0,
-            "late_spans_in_map": 0.0,
-            "late_spans_cached": {"kept": 0.0, "dropped": 0.0},
-            "tier1_send_failed_spans": 0.0,
-            "memory_limit_mib": null,
-            "memory": memory_summary(&samples),
-            "samples": samples,
-        });
+        let data = LongTraceData {
+            label: label.to_owned(),
+            workload: long_mode::workload(10.0),
+            orders: 7920,
+            decision_wait_ms: 30_000,
+            num_traces: 50_000,
+            decision_cache: (100_000, 100_000),
+            memory_limit_mib: None,
+            longest_trace_seconds: 75.2,
+            traces_outliving_the_window: 0,
+            traces_before: 7960,
+            orphans_after: 0,
+            missing_parent_after: 0,
+            spans_after: 60_000,
+            linked_after: 12_000,
+            failed_items: 6000,
+            failed_items_kept: 6000,
+            batch_traces: 40,
+            batch_traces_kept_whole: 40,
+            batch_traces_kept_in_part: 0,
+            linked_before: 12_000,
+            late_spans_in_map: 0.0,
+            late_span_age_sum_seconds: 0.0,
+            late_spans_cached: CachedLateSpans { kept: 0.0, dropped: 0.0 },
+            dropped_too_early: 0.0,
+            new_trace_ids: 7960.0,
+            refused_spans: 0.0,
+            limiter_forced_gcs: 0,
+            limiter_started_refusing: 0,
+            tier1_send_failed_spans: 0.0,
+            memory: memory_summary(&samples),
+            samples,
+        };
         LongRun {
             label: label.to_owned(),
             solution,
             minutes: 10.0,
             elapsed_seconds: 700.0,
-            evidence: Evidence { assertions: Vec::new(), notes: Vec::new(), data },
+            evidence: Evidence {
+                assertions: Vec::new(),
+                notes: Vec::new(),
+                data: StageData::LongTrace(Box::new(data)),
+            },
         }
     }
 
     #[test]
     fn the_book_shows_every_run_and_collector_from_the_samples() {
         let runs = [run("before", false, |t| 50.0 + t / 10.0), run("after", true, |_| 55.0)];
-        let text = book_text(&runs);
+        let text = book_text(&runs).unwrap();
         assert!(text.starts_with(HEADER));
         // One memory row per run and collector, one lineage row per run.
         assert_eq!(text.lines().filter(|line| line.starts_with("| before")).count(), 3);
         assert!(text.contains("| 50 → 110 (110) | +6.00 |"), "{text}");
-        let svg = rss_svg(&runs.iter().collect::<Vec<_>>());
+        let svg = rss_svg(&runs.iter().collect::<Vec<_>>()).unwrap();
         assert_eq!(svg.matches("<polyline").count(), 4);
         assert!(svg.contains("tier2-b, solution, wait 30 s"));
     }

@@ -216,7 +216,7 @@ fn check_command(
 }
 
 fn sampling_cannot_repair(requests: usize, kafka: BrokerKind) -> anyhow::Result<ExitCode> {
-    let run = stitch_harness::tier::run_cannot_repair(requests, kafka)?;
+    let run = stitch_harness::runs::sampling_cannot_repair(requests, kafka)?;
     let evidence = run.evidence.as_ref().context("the tier measured nothing")?;
     println!("\nStep 0's broken flow through the tail-sampling tier, {} requests on {kafka}:\n", run.requests_sent);
     table::print_evidence(evidence);

@@ -1,7 +1,8 @@
 //! What a check prints: one screen, tables first, the hint last.
 
 use serde_json::json;
-use stitch_harness::check::{CheckRun, Evidence};
+use stitch_harness::check::CheckRun;
+use stitch_harness::stage::Evidence;
 use stitch_harness::step::Step;
 use stitch_harness::verdict::{Verdict, percent};
 
@@ -114,11 +115,11 @@ pub fn boundaries_table(verdict: &Verdict) -> Table {
     );
     for row in &verdict.boundaries {
         table.row(vec![
-            row.boundary.clone(),
+            row.boundary.to_string(),
             row.breaks.to_string(),
             row.requests.to_string(),
             percent(row.break_rate),
-            row.cause.clone().unwrap_or_else(|| "—".to_owned()),
+            row.cause.map_or_else(|| "—".to_owned(), |cause| cause.to_string()),
             target(row.target),
             mark(row.passed),
         ]);

@@ -8,10 +8,11 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use stitch_harness::check::{self, CheckOptions, CheckRun, Order, Variant};
+use stitch_harness::check::{self, CheckOptions, CheckRun, Variant};
 use stitch_harness::gate::{self, Baseline};
 use stitch_harness::kafka::BrokerKind;
 use stitch_harness::process::{self, binary, cargo_build};
+use stitch_harness::stage::Order;
 use stitch_harness::step::{self, Step};
 use stitch_harness::verdict::{self, Verdict, percent};
 
@@ -64,6 +65,15 @@ pub fn generate() -> anyhow::Result<String> {
     Ok(sections.join("\n"))
 }
 
+/// One line of trap-two-otel-versions' output: a request its gateway sent.
+#[derive(serde::Deserialize)]
+struct SentRequest {
+    order_id: String,
+    trace_id: String,
+    /// What reached the worker.
+    traceparent: Option<String>,
+}
+
 fn two_versions(last: &Step) -> anyhow::Result<String> {
     let root = stitch_harness::project_root();
     let manifest = root.join("traps").join("two-otel-versions").join("Cargo.toml");
@@ -113,10 +123,9 @@ fn two_versions(last: &Step) -> anyhow::Result<String> {
     let mut orders = Vec::new();
     let mut carried = 0;
     for line in output.lines() {
-        let sent: serde_json::Value = serde_json::from_str(line).context("a request line of trap-two-otel-versions")?;
-        let field = |name: &str| sent[name].as_str().unwrap_or_default().to_owned();
-        orders.push(Order { order_id: field("order_id"), trace_id: field("trace_id") });
-        carried += usize::from(!sent["traceparent"].is_null());
+        let sent: SentRequest = serde_json::from_str(line).context("a request line of trap-two-otel-versions")?;
+        carried += usize::from(sent.traceparent.is_some());
+        orders.push(Order { order_id: sent.order_id, trace_id: sent.trace_id });
     }
     let run = measured("two-otel-versions", &lineage, orders, started);
     runtime.block_on(lineage.shutdown());

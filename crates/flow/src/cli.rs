@@ -1,9 +1,13 @@
+//! The entry point of every step binary: parses one service's command line,
+//! starts its telemetry and runs it until a signal.
+
 use std::net::SocketAddr;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
 use crate::Boundaries;
+use crate::kafka::KafkaArgs;
 
 /// One of the workshop's three services. Each runs as its own process with its
 /// own `service.name`.
@@ -51,16 +55,6 @@ enum Role {
         #[arg(long, default_value = "stitch-consumer")]
         group: String,
     },
-}
-
-#[derive(clap::Args, Debug, Clone)]
-pub(crate) struct KafkaArgs {
-    /// Kafka bootstrap servers.
-    #[arg(long = "kafka", default_value = "127.0.0.1:9092")]
-    pub bootstrap: String,
-    /// Topic the orders go through.
-    #[arg(long, default_value = "orders")]
-    pub topic: String,
 }
 
 /// Parses the command line and runs one service until SIGINT/SIGTERM.
@@ -116,61 +110,33 @@ pub fn run_with(step: &str, boundaries: Boundaries, telemetry: fn(&mut stitch_te
     }
 }
 
-/// Binds a listener with an error that says what to do about a busy port.
-pub(crate) async fn bind(listen: SocketAddr) -> anyhow::Result<tokio::net::TcpListener> {
-    tokio::net::TcpListener::bind(listen).await.map_err(|err| {
-        if err.kind() == std::io::ErrorKind::AddrInUse {
-            anyhow::anyhow!(
-                "{listen} is already in use: stop what listens there (`cargo xtask down`?) or pass --listen"
-            )
-        } else {
-            anyhow::anyhow!("cannot listen on {listen}: {err}")
-        }
-    })
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Launch;
 
-/// Resolves on SIGINT or SIGTERM, whichever comes first.
-pub(crate) async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(term) => term,
-            Err(_) => {
-                let _ = ctrl_c.await;
-                return;
-            }
-        };
-        tokio::select! {
-            _ = ctrl_c => {}
-            _ = term.recv() => {}
-        }
+    fn parse(launch: &Launch) -> Cli {
+        let args = launch.args("http://127.0.0.1:4999");
+        Cli::try_parse_from(std::iter::once("flow".to_owned()).chain(args))
+            .expect("the parser reads what Launch writes")
     }
-    #[cfg(not(unix))]
-    let _ = ctrl_c.await;
-}
 
-/// The span of one inbound HTTP request, named after its route.
-pub(crate) fn server_span(request: &http::Request<axum::body::Body>) -> tracing::Span {
-    let route =
-        request.extensions().get::<axum::extract::MatchedPath>().map_or(request.uri().path(), |path| path.as_str());
-    let name = format!("{} {route}", request.method());
-    tracing::info_span!(
-        "request",
-        otel.name = %name,
-        otel.kind = "server",
-        http.request.method = %request.method(),
-        http.route = %route,
-        http.response.status_code = tracing::field::Empty,
-        order.id = tracing::field::Empty,
-        otel.status_code = tracing::field::Empty,
-    )
-}
-
-/// Records the response status on the request span; 5xx marks it as an error.
-pub(crate) fn on_response(status: http::StatusCode, span: &tracing::Span) {
-    span.record("http.response.status_code", status.as_u16());
-    if status.is_server_error() {
-        span.record("otel.status_code", "ERROR");
+    #[test]
+    fn every_launch_parses_back_to_its_values() {
+        let listen: SocketAddr = "127.0.0.1:7001".parse().unwrap();
+        let gateway = parse(&Launch::Gateway { listen, worker_url: "http://127.0.0.1:7002".to_owned() });
+        assert_eq!(gateway.otlp_endpoint, "http://127.0.0.1:4999");
+        assert!(
+            matches!(&gateway.role, Role::Gateway { listen: l, worker_url, .. } if *l == listen && worker_url == "http://127.0.0.1:7002")
+        );
+        let worker = parse(&Launch::Worker { listen, kafka: "127.0.0.1:9999".to_owned() });
+        assert!(
+            matches!(&worker.role, Role::Worker { listen: l, kafka } if *l == listen && kafka.bootstrap == "127.0.0.1:9999")
+        );
+        let consumer = parse(&Launch::Consumer { listen, kafka: "127.0.0.1:9999".to_owned(), group: "g-1".to_owned() });
+        assert!(matches!(
+            &consumer.role,
+            Role::Consumer { listen: l, kafka, group } if *l == listen && kafka.bootstrap == "127.0.0.1:9999" && group == "g-1"
+        ));
     }
 }

@@ -12,7 +12,7 @@ use rdkafka::consumer::{CommitMode, Consumer as _};
 use tracing::Instrument as _;
 
 use crate::Boundaries;
-use crate::cli::KafkaArgs;
+use crate::kafka::KafkaArgs;
 use crate::worker::WorkOrder;
 
 pub(crate) async fn serve(
@@ -41,11 +41,11 @@ pub(crate) async fn serve(
             }
         }),
     );
-    let listener = crate::cli::bind(listen).await?;
+    let listener = crate::server::bind(listen).await?;
     tokio::spawn(async move { axum::serve(listener, health).await });
     tracing::info!(%listen, bootstrap = %kafka.bootstrap, topic = %kafka.topic, %group, "consumer started");
 
-    let shutdown = crate::cli::shutdown_signal();
+    let shutdown = crate::server::shutdown_signal();
     tokio::pin!(shutdown);
     loop {
         let message = tokio::select! {

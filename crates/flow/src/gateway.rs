@@ -158,12 +158,12 @@ pub(crate) async fn serve(
             // never, every request starts a new trace).
             TraceLayer::new_for_http()
                 .make_span_with(move |request: &http::Request<axum::body::Body>| {
-                    let span = crate::cli::server_span(request);
+                    let span = crate::server::server_span(request);
                     continue_at_edge(&span, request.headers(), &edge_policy);
                     span
                 })
                 .on_response(|response: &http::Response<_>, _latency, span: &Span| {
-                    crate::cli::on_response(response.status(), span)
+                    crate::server::on_response(response.status(), span)
                 }),
         )
         .route("/healthz", get(|| async { "ok" }));
@@ -182,9 +182,9 @@ pub(crate) async fn serve(
         let config = move || async move { ([(http::header::CONTENT_TYPE, "application/json")], config) };
         app = app.route("/config.json", get(config)).fallback_service(tower_http::services::ServeDir::new(dir));
     }
-    let listener = crate::cli::bind(listen).await?;
+    let listener = crate::server::bind(listen).await?;
     tracing::info!(%listen, worker = %worker_url, trusted = ?edge.trusted_origins, frontend = ?edge.frontend, "gateway listening");
-    axum::serve(listener, app).with_graceful_shutdown(crate::cli::shutdown_signal()).await?;
+    axum::serve(listener, app).with_graceful_shutdown(crate::server::shutdown_signal()).await?;
     if policy.untrusted() > 0 {
         tracing::info!(linked = policy.untrusted(), "contexts from untrusted callers were linked, not continued");
     }

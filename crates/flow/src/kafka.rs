@@ -13,6 +13,17 @@ use rdkafka::consumer::{BaseConsumer, ConsumerContext, Rebalance, StreamConsumer
 use rdkafka::producer::FutureProducer;
 use rdkafka::types::RDKafkaErrorCode;
 
+/// Where the services find Kafka, from their command line.
+#[derive(clap::Args, Debug, Clone)]
+pub(crate) struct KafkaArgs {
+    /// Kafka bootstrap servers.
+    #[arg(long = "kafka", default_value = "127.0.0.1:9092")]
+    pub bootstrap: String,
+    /// Topic the orders go through.
+    #[arg(long, default_value = "orders")]
+    pub topic: String,
+}
+
 /// Partitions of the orders topic: two, so a consumer group has something to split.
 const PARTITIONS: i32 = 2;
 

@@ -12,12 +12,15 @@ mod consumer;
 pub mod edge;
 mod gateway;
 mod kafka;
+mod launch;
+mod server;
 pub mod status;
 mod worker;
 
 pub use boundary::Boundaries;
 pub use cli::{run, run_with};
 pub use edge::EdgePolicy;
+pub use launch::Launch;
 
 /// Attribute that carries the business key on the spans of one request: lineage
 /// regroups trace fragments by it to show one request shattered into pieces.

@@ -16,7 +16,7 @@ use tower_http::trace::TraceLayer;
 use tracing::{Instrument as _, Span};
 
 use crate::Boundaries;
-use crate::cli::KafkaArgs;
+use crate::kafka::KafkaArgs;
 
 /// The body of `POST /work` and of each Kafka message.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -46,18 +46,18 @@ pub(crate) async fn serve(listen: SocketAddr, kafka: KafkaArgs, boundaries: Boun
         .layer(
             TraceLayer::new_for_http()
                 .make_span_with(move |request: &http::Request<axum::body::Body>| {
-                    let span = crate::cli::server_span(request);
+                    let span = crate::server::server_span(request);
                     continue_http(&span, request.headers());
                     span
                 })
                 .on_response(|response: &http::Response<_>, _latency, span: &Span| {
-                    crate::cli::on_response(response.status(), span)
+                    crate::server::on_response(response.status(), span)
                 }),
         )
         .route("/healthz", get(|| async { "ok" }));
-    let listener = crate::cli::bind(listen).await?;
+    let listener = crate::server::bind(listen).await?;
     tracing::info!(%listen, bootstrap = %kafka.bootstrap, "worker listening");
-    axum::serve(listener, app).with_graceful_shutdown(crate::cli::shutdown_signal()).await?;
+    axum::serve(listener, app).with_graceful_shutdown(crate::server::shutdown_signal()).await?;
     Ok(())
 }
 

@@ -21,11 +21,11 @@ use anyhow::{Context as _, bail};
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
 
-use crate::check::{Assertion, Evidence, Order, Stage, StageEnv};
-use crate::process::{Child, free_port, log_tail};
+use crate::process::{Child, free_port, log_tail, run_logged};
+use crate::stage::{Assertion, Evidence, Order, Stage, StageEnv};
+use crate::stages::StageData;
 
 /// The service name of the page's spans.
 pub const FRONTEND_SERVICE: &str = "frontend";
@@ -155,21 +155,9 @@ impl BrowserStage {
         }
         let dir = Self::frontend_dir();
         let npm = |args: &[&str], log: &str| -> anyhow::Result<()> {
-            let log = env.logs.join(log);
-            let file = std::fs::File::create(&log).with_context(|| format!("creating {}", log.display()))?;
-            let output = duct::cmd("npm", args)
-                .dir(&dir)
-                .env("PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD", "1")
-                .stdin_null()
-                .stdout_file(file.try_clone()?)
-                .stderr_file(file)
-                .unchecked()
-                .run()
-                .with_context(|| format!("running npm {} ({HOW_TO_GET_NODE})", args.join(" ")))?;
-            if !output.status.success() {
-                bail!("npm {} failed in {}:\n{}", args.join(" "), dir.display(), log_tail(&log, 20));
-            }
-            Ok(())
+            let expression = duct::cmd("npm", args).dir(&dir).env("PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD", "1");
+            let what = format!("npm {} in {}", args.join(" "), dir.display());
+            run_logged(&what, expression, &env.logs.join(log), 20).context(HOW_TO_GET_NODE)
         };
         if !dir.join("node_modules").is_dir() {
             npm(&["ci", "--no-audit", "--no-fund"], "npm-ci.log")?;
@@ -254,21 +242,15 @@ impl BrowserStage {
         let origin = self.recorder(Cors::ThirdParty).origin();
         let url = format!("http://{gateway}/orders");
         runtime.block_on(async {
-            let client = reqwest::Client::builder().timeout(Duration::from_secs(10)).build()?;
+            let client = crate::gateway::client()?;
             let mut probes = Vec::with_capacity(count);
             for index in 0..count {
                 let (trace_id, span_id) = random_context(index);
-                let response = client
+                let request = client
                     .post(&url)
                     .header("origin", &origin)
-                    .header("traceparent", format!("00-{trace_id}-{span_id}-01"))
-                    .send()
-                    .await
-                    .context("gateway unreachable")?;
-                if !response.status().is_success() {
-                    bail!("the gateway answered an untrusted caller {}", response.status());
-                }
-                let order: Order = response.json().await.context("the gateway's answer is not an order")?;
+                    .header("traceparent", format!("00-{trace_id}-{span_id}-01"));
+                let order = crate::gateway::place(request).await.context("an untrusted caller's order")?;
                 probes.push(Probe {
                     presented_trace_id: trace_id,
                     presented_span_id: span_id,
@@ -341,6 +323,55 @@ fn ratio(part: usize, whole: usize) -> String {
     format!("{part}/{whole}")
 }
 
+/// What step 7's stage measured.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BrowserData {
+    /// Orders the page tried to place, and how many the gateway accepted.
+    pub orders: usize,
+    pub accepted: usize,
+    /// Orders whose gateway span continued the page's trace.
+    pub same_origin_continued: usize,
+    pub allowlisted: AllowlistedCalls,
+    pub third_party: ThirdPartyCalls,
+    pub allowlisted_without_cors: BlockedCalls,
+    /// Orders that are one trace in lineage, from the page to the consumer.
+    pub one_trace: usize,
+    pub untrusted: UntrustedCallers,
+    /// The page as Chromium showed it.
+    pub page_screenshot: Option<PathBuf>,
+}
+
+/// Calls from the page to an allowlisted cross-origin API.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AllowlistedCalls {
+    pub requests: usize,
+    pub preflights: u64,
+    pub with_page_traceparent: usize,
+}
+
+/// Calls from the page to an origin not on the allowlist.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ThirdPartyCalls {
+    pub requests: usize,
+    pub with_traceparent: usize,
+}
+
+/// Calls to an allowlisted API that does not allow the trace headers.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BlockedCalls {
+    pub preflights: u64,
+    pub requests: usize,
+    pub blocked_in_page: usize,
+}
+
+/// Requests with a traceparent from outside, sent straight to the gateway.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct UntrustedCallers {
+    pub sent: usize,
+    pub linked: usize,
+    pub continued: usize,
+}
+
 impl Stage for BrowserStage {
     fn entry_services(&self) -> Vec<String> {
         // The trace starts in the page: a root in the gateway is a break.
@@ -400,7 +431,8 @@ impl Stage for BrowserStage {
             .collect())
     }
 
-    fn measure(&mut self, _env: &StageEnv, lineage: &lineage::Lineage, _orders: &[Order]) -> anyhow::Result<Evidence> {
+    fn measure(&mut self, env: &StageEnv, _orders: &[Order]) -> anyhow::Result<Evidence> {
+        let lineage = env.lineage;
         let pages = &self.page_orders;
         let n = pages.len();
         let page_traces: HashSet<&str> = pages.iter().map(|order| order.page_trace_id.as_str()).collect();
@@ -506,18 +538,26 @@ impl Stage for BrowserStage {
                 allowlist.len()
             ),
         ];
-        let data = json!({
-            "orders": n,
-            "accepted": accepted,
-            "same_origin_continued": continued,
-            "allowlisted": { "requests": partner_requests, "preflights": partner_preflights, "with_page_traceparent": partner_with },
-            "third_party": { "requests": third_requests, "with_traceparent": third_with },
-            "allowlisted_without_cors": { "preflights": nocors_preflights, "requests": nocors_requests, "blocked_in_page": nocors_blocked },
-            "one_trace": one_trace,
-            "untrusted": { "sent": probes, "linked": linked, "continued": probe_continued },
-            "page_screenshot": self.screenshot.as_ref().map(|path| path.display().to_string()),
-        });
-        Ok(Evidence { assertions, notes, data })
+        let data = BrowserData {
+            orders: n,
+            accepted,
+            same_origin_continued: continued,
+            allowlisted: AllowlistedCalls {
+                requests: partner_requests,
+                preflights: partner_preflights,
+                with_page_traceparent: partner_with,
+            },
+            third_party: ThirdPartyCalls { requests: third_requests, with_traceparent: third_with },
+            allowlisted_without_cors: BlockedCalls {
+                preflights: nocors_preflights,
+                requests: nocors_requests,
+                blocked_in_page: nocors_blocked,
+            },
+            one_trace,
+            untrusted: UntrustedCallers { sent: probes, linked, continued: probe_continued },
+            page_screenshot: self.screenshot.clone(),
+        };
+        Ok(Evidence { assertions, notes, data: StageData::Browser(data) })
     }
 
     fn check_alive(&self) -> anyhow::Result<()> {

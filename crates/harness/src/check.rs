@@ -7,9 +7,13 @@ use anyhow::{Context as _, bail};
 use futures::StreamExt as _;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
+use stitch_flow::Launch;
 
 use crate::kafka::{Broker, BrokerKind, BrokerOptions};
-use crate::process::{Child, binary, build_broker, cargo_build, free_port, spinner, wait_until};
+use crate::process::{
+    Child, binary, build_broker, cargo_build, free_port, http_get_status, poll_until_quiet, spinner, wait_until,
+};
+use crate::stage::{Evidence, Order, Stage, StageEnv};
 use crate::step::Step;
 
 /// The promise of the workshop: a request is connected in lineage within 30 s
@@ -40,107 +44,9 @@ pub struct Variant {
     pub name: Option<String>,
 }
 
-/// What a later step adds around the flow: a collector tier between the
-/// services and lineage, a proxy in front of the worker, a browser, a long job.
-/// A run calls the hooks in the order they are declared here; `stop` always.
-pub trait Stage {
-    /// Services lineage treats as entries (roots there are not orphans).
-    fn entry_services(&self) -> Vec<String> {
-        vec!["gateway".to_owned()]
-    }
-    /// Page origins lineage's OTLP/HTTP receiver accepts spans from (CORS).
-    fn lineage_cors_origins(&self) -> Vec<String> {
-        Vec::new()
-    }
-    /// The gateway's port, when the stage must know it before lineage starts
-    /// (a page served by the gateway exports from the gateway's origin).
-    fn gateway_port(&self) -> Option<u16> {
-        None
-    }
-    /// How many of the run's requests the harness drives itself; a stage that
-    /// brings its own traffic (a browser) drives them in `drive` instead.
-    fn baseline_requests(&self, requests: usize) -> usize {
-        requests
-    }
-    /// Starts what the stage needs, once lineage listens.
-    fn start(&mut self, env: &StageEnv) -> anyhow::Result<()>;
-    /// Where the services export their spans, when not straight to lineage.
-    fn otlp_endpoint(&self) -> Option<String> {
-        None
-    }
-    /// Arguments appended to one role's command line (`gateway`, `worker`, `consumer`).
-    fn service_args(&self, _role: &str) -> Vec<String> {
-        Vec::new()
-    }
-    /// Called once the worker listens: the URL the gateway should call it at,
-    /// when something (a proxy) sits in between.
-    fn worker_url(&mut self, _worker: SocketAddr, _env: &StageEnv) -> anyhow::Result<Option<String>> {
-        Ok(None)
-    }
-    /// After the baseline requests: the stage's own traffic (an error, a slow
-    /// request, a browser). Its orders join the run's.
-    fn drive(&mut self, _env: &StageEnv, _gateway: SocketAddr) -> anyhow::Result<Vec<Order>> {
-        Ok(Vec::new())
-    }
-    /// Once the spans reached lineage: what the stage measured.
-    fn measure(&mut self, env: &StageEnv, lineage: &lineage::Lineage, orders: &[Order]) -> anyhow::Result<Evidence>;
-    /// Fails when one of the stage's processes died.
-    fn check_alive(&self) -> anyhow::Result<()> {
-        Ok(())
-    }
-    /// Stops everything `start` started. Runs on every path out of a run.
-    fn stop(&mut self);
-}
-
-/// What a stage's hooks get to know about the run.
-#[derive(Debug, Clone)]
-pub struct StageEnv {
-    /// This run's log directory; a stage keeps its processes' logs here.
-    pub logs: std::path::PathBuf,
-    /// Lineage's OTLP/gRPC endpoint, `http://127.0.0.1:port`.
-    pub lineage_otlp: String,
-    /// Lineage's HTTP base URL (OTLP/HTTP, report, pages).
-    pub lineage_http: String,
-    pub solution: bool,
-    /// The baseline requests the run drives.
-    pub requests: usize,
-}
-
-/// What a stage measured beyond lineage's report.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct Evidence {
-    /// What the stage asserts; a failed one fails the run.
-    pub assertions: Vec<Assertion>,
-    /// Lines worth printing in the report (a config value, a routing summary).
-    pub notes: Vec<String>,
-    /// Everything measured, for `--json` and the book's generated tables.
-    pub data: serde_json::Value,
-}
-
-/// One measured claim of a stage.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Assertion {
-    pub claim: String,
-    pub measured: String,
-    pub passed: bool,
-}
-
-impl Assertion {
-    pub fn new(claim: impl Into<String>, measured: impl Into<String>, passed: bool) -> Assertion {
-        Assertion { claim: claim.into(), measured: measured.into(), passed }
-    }
-}
-
 /// Where a run keeps its services' logs (`gateway.log`, `worker.log`, …).
 pub fn log_dir(name: &str) -> std::path::PathBuf {
     crate::run_dir().join("runs").join(name)
-}
-
-/// One request the gateway accepted.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Order {
-    pub order_id: String,
-    pub trace_id: String,
 }
 
 /// How one request looks in lineage.
@@ -202,48 +108,27 @@ impl Services {
         let worker_addr: SocketAddr = ([127, 0, 0, 1], worker).into();
         let consumer_addr: SocketAddr = ([127, 0, 0, 1], consumer).into();
         let group = format!("stitch-{}", std::process::id());
-        let roles: [(&str, Vec<String>, SocketAddr); 2] = [
-            (
-                "consumer",
-                vec![
-                    "--listen".into(),
-                    consumer_addr.to_string(),
-                    "--kafka".into(),
-                    bootstrap.into(),
-                    "--group".into(),
-                    group,
-                ],
-                consumer_addr,
-            ),
-            (
-                "worker",
-                vec!["--listen".into(), worker_addr.to_string(), "--kafka".into(), bootstrap.into()],
-                worker_addr,
-            ),
-        ];
+        let kafka = bootstrap.to_owned();
         let mut children = Vec::new();
-        let start = |role: &str, args: Vec<String>, addr: SocketAddr, stage: &Option<&mut (dyn Stage + '_)>| {
-            let mut argv = vec![role.to_owned()];
-            argv.extend(args);
-            argv.extend(["--otlp-endpoint".to_owned(), otlp.to_owned()]);
+        let start = |launch: Launch, stage: &Option<&mut (dyn Stage + '_)>| {
+            let role = launch.role();
+            let mut argv = launch.args(otlp);
             argv.extend(extra_args.iter().cloned());
             argv.extend(stage.as_ref().map(|stage| stage.service_args(role)).unwrap_or_default());
             let expression = duct::cmd(binary, argv).env_remove("RUST_LOG").env_remove("OTEL_EXPORTER_OTLP_ENDPOINT");
             let child = Child::start(role, expression, &logs.join(format!("{role}.log")))?;
             // The consumer answers 200 only once its partitions are assigned.
-            wait_until(&child, Duration::from_secs(60), || healthy(addr))?;
+            wait_until(&child, Duration::from_secs(60), || healthy(launch.listen()))?;
             anyhow::Ok(child)
         };
-        for (role, args, addr) in roles {
-            children.push(start(role, args, addr, &stage)?);
-        }
+        children.push(start(Launch::Consumer { listen: consumer_addr, kafka: kafka.clone(), group }, &stage)?);
+        children.push(start(Launch::Worker { listen: worker_addr, kafka }, &stage)?);
         let worker_url = match stage.as_deref_mut() {
             Some(stage) => stage.worker_url(worker_addr, env)?,
             None => None,
         };
         let worker_url = worker_url.unwrap_or_else(|| format!("http://{worker_addr}"));
-        let args = vec!["--listen".into(), gateway_addr.to_string(), "--worker-url".into(), worker_url];
-        children.push(start("gateway", args, gateway_addr, &stage)?);
+        children.push(start(Launch::Gateway { listen: gateway_addr, worker_url }, &stage)?);
         Ok(Services { children, gateway: gateway_addr })
     }
 
@@ -260,14 +145,7 @@ impl Services {
 }
 
 fn healthy(addr: SocketAddr) -> bool {
-    use std::io::{Read as _, Write as _};
-    let Ok(mut stream) = std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)) else { return false };
-    let _ = stream.set_read_timeout(Some(Duration::from_millis(500)));
-    if stream.write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").is_err() {
-        return false;
-    }
-    let mut head = [0u8; 12];
-    stream.read_exact(&mut head).is_ok() && head.ends_with(b"200")
+    http_get_status(&format!("http://{addr}/healthz")).is_ok_and(|(status, _)| status == 200)
 }
 
 /// Runs a step end to end and returns what lineage (and the step's stage,
@@ -278,7 +156,7 @@ pub fn run(options: &CheckOptions) -> anyhow::Result<CheckRun> {
 
 /// [`run`], changed as `variant` says.
 pub fn run_variant(options: &CheckOptions, variant: &Variant) -> anyhow::Result<CheckRun> {
-    let mut stage = crate::stages::for_step(&options.step, options.solution)?;
+    let mut stage = options.step.meta.stage.map(|kind| kind.for_check()).transpose()?;
     run_staged(options, variant, stage.as_deref_mut())
 }
 
@@ -306,6 +184,7 @@ pub fn run_staged(
     }))?;
     let env = StageEnv {
         logs: logs.clone(),
+        lineage: &lineage,
         lineage_otlp: lineage.otlp_grpc_endpoint(),
         lineage_http: lineage.http_endpoint(),
         solution: options.solution,
@@ -359,7 +238,7 @@ fn run_started(
     let (orders, failed, started) = outcome?;
     lineage.settle_now();
     let evidence = match stage {
-        Some(stage) => Some(stage.measure(env, lineage, &orders)?),
+        Some(stage) => Some(stage.measure(env, &orders)?),
         None => None,
     };
     let shapes = orders.iter().map(|order| request_shape(lineage, &order.order_id)).collect();
@@ -401,20 +280,16 @@ fn drive_and_measure(
     );
     bar.set_message("driving");
     let url = format!("http://{}/orders", services.gateway);
-    let client = reqwest::Client::builder().timeout(Duration::from_secs(10)).build()?;
+    let client = crate::gateway::client()?;
     let results: Vec<anyhow::Result<Order>> = runtime.block_on(
         futures::stream::iter(0..baseline)
             .map(|_| {
-                let request = client.post(&url).send();
+                let placed = crate::gateway::place(client.post(&url));
                 let bar = bar.clone();
                 async move {
-                    let response = request.await.context("gateway unreachable")?;
-                    let status = response.status();
+                    let placed = placed.await;
                     bar.inc(1);
-                    if !status.is_success() {
-                        bail!("gateway answered {status}: {}", response.text().await.unwrap_or_default());
-                    }
-                    response.json::<Order>().await.context("gateway answered something that is not an order")
+                    placed
                 }
             })
             .buffered(options.concurrency.max(1))
@@ -442,28 +317,25 @@ fn drive_and_measure(
     // the flow went quiet, or the completeness window ran out.
     let expected = orders.len() as u64 * options.step.expectation(options.solution).spans_per_request;
     let waiting = spinner("waiting for spans to reach lineage");
-    let deadline = Instant::now() + COMPLETENESS_WINDOW;
-    let mut last = (0, Instant::now());
-    loop {
-        let received = lineage.report().spans_received;
-        if received != last.0 {
-            last = (received, Instant::now());
-        }
-        let still = last.1.elapsed();
-        waiting.set_message(format!("waiting for spans: {received}/{expected}"));
-        if (received >= expected && still >= Duration::from_millis(300)) || still >= Duration::from_secs(3) {
-            break;
-        }
-        if Instant::now() >= deadline {
-            break;
-        }
-        services.check_alive()?;
-        if let Some(stage) = stage.as_deref() {
-            stage.check_alive()?;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let polled = poll_until_quiet(
+        COMPLETENESS_WINDOW,
+        Duration::from_millis(100),
+        || {
+            services.check_alive()?;
+            if let Some(stage) = stage.as_deref() {
+                stage.check_alive()?;
+            }
+            let received = lineage.report().spans_received;
+            waiting.set_message(format!("waiting for spans: {received}/{expected}"));
+            Ok(received)
+        },
+        |&received, still| {
+            (received >= expected && still >= Duration::from_millis(300)) || still >= Duration::from_secs(3)
+        },
+    );
     waiting.finish_and_clear();
+    // Not settling within the window is the verdict's to judge, not an error.
+    polled?;
     broker.check_alive()?;
     Ok((orders, failures.len(), started))
 }
@@ -473,28 +345,8 @@ pub fn request_shape(lineage: &lineage::Lineage, order_id: &str) -> RequestShape
     let traces = lineage.request_traces(order_id);
     let spans = traces.iter().map(|trace| trace.spans.len()).sum();
     let chain = match traces.as_slice() {
-        [trace] => linear_chain(trace),
+        [trace] => crate::hops::linear_chain(&crate::hops::TraceHops::of(trace)),
         _ => None,
     };
     RequestShape { order_id: order_id.to_owned(), traces: traces.len(), spans, chain }
-}
-
-fn linear_chain(trace: &lineage::TraceView) -> Option<Vec<String>> {
-    let roots: Vec<_> = trace.spans.iter().filter(|span| span.parent_span_id.is_none()).collect();
-    let [root] = roots.as_slice() else { return None };
-    let mut chain = vec![format!("{}:{}", root.service, root.kind.to_lowercase())];
-    let mut current = root.span_id.clone();
-    loop {
-        let children: Vec<_> =
-            trace.spans.iter().filter(|span| span.parent_span_id.as_deref() == Some(current.as_str())).collect();
-        match children.as_slice() {
-            [] => break,
-            [child] => {
-                chain.push(format!("{}:{}", child.service, child.kind.to_lowercase()));
-                current = child.span_id.clone();
-            }
-            _ => return None,
-        }
-    }
-    (chain.len() == trace.spans.len()).then_some(chain)
 }

@@ -108,3 +108,57 @@ pub fn violations(run: &CheckRun, baseline: &Baseline) -> Vec<String> {
     }
     violations
 }
+
+#[cfg(test)]
+mod tests {
+    use lineage::Boundary;
+
+    use super::*;
+    use crate::test_runs::{run, service};
+
+    fn baseline() -> Baseline {
+        toml::from_str("[services]\nworker = 0.0\nconsumer = 0.0\n").expect("a valid baseline")
+    }
+
+    fn final_flow(worker_orphans: u64) -> CheckRun {
+        let services = vec![
+            service("consumer", 200, 0, Boundary::Messaging),
+            service("gateway", 400, 0, Boundary::Http),
+            service("worker", 600, worker_orphans, Boundary::Async),
+        ];
+        run(200, services, [0, 0, 0], &EXPECTED_CHAIN)
+    }
+
+    #[test]
+    fn the_stitched_final_flow_passes_the_gate() {
+        assert_eq!(violations(&final_flow(0), &baseline()), Vec::<String>::new());
+    }
+
+    #[test]
+    fn shattered_requests_fail_the_gate() {
+        let mut run = final_flow(0);
+        run.shapes[7].traces = 2;
+        run.shapes[7].chain = None;
+        assert_eq!(violations(&run, &baseline()), ["1 of 200 requests are not one trace (e.g. ord-7 is 2 fragments)"]);
+    }
+
+    #[test]
+    fn a_wrong_parent_chain_fails_the_gate() {
+        let mut run = final_flow(0);
+        let chain = run.shapes[0].chain.as_mut().expect("a chain");
+        chain.swap(3, 4);
+        let problems = violations(&run, &baseline());
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(problems[0].starts_with("1 requests have the wrong parent chain (e.g. ord-0: "), "{problems:?}");
+    }
+
+    #[test]
+    fn orphans_above_the_baseline_or_the_limit_fail_the_gate() {
+        // 3 of 600: under the 1% limit, above the committed 0%.
+        let problems = violations(&final_flow(3), &baseline());
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(problems[0].starts_with("worker: orphan rate 0.5% rose above the committed baseline 0%"));
+        let problems = violations(&final_flow(60), &baseline());
+        assert_eq!(problems, ["worker: orphan rate 10% reaches the 1.0% limit"]);
+    }
+}

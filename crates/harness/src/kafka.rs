@@ -11,18 +11,20 @@
 //! Neither creates topics on demand: call [`ensure_topic`] before producing.
 
 use std::{
-    ffi::{OsStr, OsString},
     fmt, fs,
     io::ErrorKind,
     net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream},
     path::{Path, PathBuf},
     str::FromStr,
-    sync::Mutex,
     thread,
     time::{Duration, Instant},
 };
 
-use crate::process::{Child, free_port, log_tail, spinner, tail};
+mod apache;
+
+pub use self::apache::{APACHE_KAFKA_VERSION, default_cache_dir, infra_dir, install_apache_kafka};
+use self::apache::{APACHE_READY_TIMEOUT, apache_command, require_java};
+use crate::process::{Child, free_port, log_tail, spinner};
 use anyhow::{Context, Result, anyhow, bail};
 use duct::{Expression, cmd};
 use rdkafka::{
@@ -33,18 +35,9 @@ use rdkafka::{
     types::RDKafkaErrorCode,
 };
 
-/// Version of Apache Kafka that `infra/kafka/pom.xml` resolves.
-pub const APACHE_KAFKA_VERSION: &str = "4.4.0";
-
 /// The one address every broker listens on and advertises.
 const HOST: Ipv4Addr = Ipv4Addr::LOCALHOST;
 
-/// Any valid KRaft cluster id will do (16 bytes, base64url): each run
-/// formats a fresh data directory. These are the bytes of "Stitch-workshop!".
-const KRAFT_CLUSTER_ID: &str = "U3RpdGNoLXdvcmtzaG9wIQ";
-
-/// A JVM on a busy two-core machine takes seconds just to load Kafka.
-const APACHE_READY_TIMEOUT: Duration = Duration::from_secs(90);
 const TANSU_READY_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// Kafka flushes and closes its logs on SIGTERM, which takes a couple of
@@ -53,9 +46,6 @@ const STOP_GRACE: Duration = Duration::from_secs(10);
 
 /// Lines of the broker's log quoted in an error.
 const LOG_LINES: usize = 30;
-
-const INSTALL_HINT: &str = "install them with `apt-get install openjdk-17-jre-headless maven`, \
-     or use `--kafka tansu`, which needs nothing beyond cargo";
 
 /// Which broker implementation to run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -264,101 +254,6 @@ impl Broker {
     }
 }
 
-/// `infra/kafka/` of this workspace: Apache Kafka's pom, properties and
-/// logging configuration.
-pub fn infra_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../infra/kafka")
-}
-
-/// `<stitch cache>/kafka-<version>` (see [`crate::cache_dir`]), the usual
-/// [`BrokerOptions::cache_dir`]: one directory per Kafka version, so going
-/// back to an older version finds its jars still there.
-pub fn default_cache_dir() -> PathBuf {
-    crate::cache_dir().join(format!("kafka-{APACHE_KAFKA_VERSION}"))
-}
-
-/// Resolves the Apache Kafka broker's jars into `<cache_dir>/libs` with
-/// Maven and `<infra_dir>/pom.xml`, and returns that directory.
-///
-/// Only the first call downloads anything: a marker written after the copy
-/// completes records the pom it was made from, so an interrupted download,
-/// or a changed pom, is redone.
-pub fn install_apache_kafka(cache_dir: &Path, infra_dir: &Path) -> Result<PathBuf> {
-    // Tests start brokers from parallel threads; one download is enough.
-    static INSTALLING: Mutex<()> = Mutex::new(());
-    let _guard = INSTALLING.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-
-    let pom_path = infra_dir.join("pom.xml");
-    let pom = fs::read_to_string(&pom_path).with_context(|| format!("reading {}", pom_path.display()))?;
-    let libs = cache_dir.join("libs");
-    let marker = cache_dir.join("installed-from-pom.xml");
-    if libs.is_dir() && fs::read_to_string(&marker).is_ok_and(|done| done == pom) {
-        return Ok(libs);
-    }
-
-    require_tool("mvn", "Maven (`mvn`) is needed once, to download Apache Kafka's jars")?;
-    fs::create_dir_all(cache_dir).with_context(|| format!("creating {}", cache_dir.display()))?;
-    let _ = fs::remove_file(&marker);
-    // Another process may be installing into the same cache: each copies
-    // into its own directory and moves it into place when complete.
-    let partial = cache_dir.join(format!("libs.partial-{}", std::process::id()));
-    let _ = fs::remove_dir_all(&partial);
-
-    let spinner = spinner(format!("downloading Apache Kafka {APACHE_KAFKA_VERSION} with Maven (first run only)…"));
-    let started = Instant::now();
-    let output = cmd!(
-        "mvn",
-        "-q",
-        "-B",
-        "-f",
-        &pom_path,
-        "dependency:copy-dependencies",
-        "-DincludeScope=runtime",
-        format!("-DoutputDirectory={}", partial.display()),
-    )
-    .stdin_null()
-    .stderr_to_stdout()
-    .stdout_capture()
-    .unchecked()
-    .run()
-    .context("running mvn")?;
-    spinner.finish_and_clear();
-    if !output.status.success() {
-        let _ = fs::remove_dir_all(&partial);
-        bail!(
-            "`mvn dependency:copy-dependencies -f {}` failed ({}):\n{}",
-            pom_path.display(),
-            output.status,
-            tail(&String::from_utf8_lossy(&output.stdout), 40),
-        );
-    }
-    let kafka_jar = format!("kafka_2.13-{APACHE_KAFKA_VERSION}.jar");
-    if !partial.join(&kafka_jar).is_file() {
-        let _ = fs::remove_dir_all(&partial);
-        bail!(
-            "Maven resolved {} but produced no {kafka_jar}: does its kafka.version \
-             match APACHE_KAFKA_VERSION ({APACHE_KAFKA_VERSION})?",
-            pom_path.display()
-        );
-    }
-
-    if fs::read_to_string(&marker).is_ok_and(|done| done == pom) {
-        // Another process finished first, and its broker may be loading
-        // classes from those jars right now: keep them.
-        let _ = fs::remove_dir_all(&partial);
-        return Ok(libs);
-    }
-    if libs.exists() {
-        fs::remove_dir_all(&libs).with_context(|| format!("removing {}", libs.display()))?;
-    }
-    fs::rename(&partial, &libs).with_context(|| format!("moving {} to {}", partial.display(), libs.display()))?;
-    let marker_partial = cache_dir.join(format!("installed.partial-{}", std::process::id()));
-    fs::write(&marker_partial, &pom)?;
-    fs::rename(&marker_partial, &marker)?;
-    eprintln!("Apache Kafka {APACHE_KAFKA_VERSION} installed in {} ({:.1?})", libs.display(), started.elapsed());
-    Ok(libs)
-}
-
 /// Creates `topic` with `partitions` partitions (replication factor 1) if it
 /// does not exist yet, and returns once the broker's metadata shows every
 /// partition with a leader, so that producers need not retry.
@@ -456,128 +351,6 @@ fn tansu_command(opts: &BrokerOptions, bootstrap: &str) -> Result<Expression> {
     Ok(expression)
 }
 
-/// Writes the run's `server.properties`, formats the data directory, and
-/// returns the command that runs the broker.
-fn apache_command(opts: &BrokerOptions, libs: &Path, port: u16) -> Result<Expression> {
-    let infra = infra_dir();
-    // Formatting has a log of its own: the broker's log is started afresh.
-    let log_path = &opts.work_dir.join("kafka-format.log");
-    let controller_port = loop {
-        let candidate = free_port()?;
-        if candidate != port {
-            break candidate;
-        }
-    };
-    let data_dir = opts.work_dir.join("kafka-data");
-    if data_dir.exists() {
-        fs::remove_dir_all(&data_dir).with_context(|| format!("removing {}", data_dir.display()))?;
-    }
-    let template_path = infra.join("server.properties");
-    let template =
-        fs::read_to_string(&template_path).with_context(|| format!("reading {}", template_path.display()))?;
-    let properties = render_properties(
-        &template,
-        &[
-            ("node.id", "1".to_owned()),
-            ("listeners", format!("PLAINTEXT://{HOST}:{port},CONTROLLER://{HOST}:{controller_port}")),
-            ("advertised.listeners", format!("PLAINTEXT://{HOST}:{port}")),
-            ("controller.quorum.voters", format!("1@{HOST}:{controller_port}")),
-            ("log.dirs", data_dir.display().to_string()),
-        ],
-    );
-    let properties_path = opts.work_dir.join("server.properties");
-    fs::write(&properties_path, properties).with_context(|| format!("writing {}", properties_path.display()))?;
-
-    let java = |main_class: &str, args: &[&OsStr]| {
-        let mut argv: Vec<OsString> = vec![
-            "-Xms256m".into(),
-            "-Xmx1g".into(),
-            // Two cores: the serial collector and the C1 compiler alone get
-            // the broker up seconds sooner; a workshop's load needs no more.
-            "-XX:+UseSerialGC".into(),
-            "-XX:TieredStopAtLevel=1".into(),
-            "-Djava.awt.headless=true".into(),
-            format!("-Dlog4j2.configurationFile={}", infra.join("log4j2.properties").display()).into(),
-            "-cp".into(),
-            // The JVM expands the wildcard itself; no shell is involved.
-            libs.join("*").into_os_string(),
-            main_class.into(),
-        ];
-        argv.extend(args.iter().map(|&arg| arg.to_owned()));
-        cmd("java", argv)
-    };
-
-    let spinner = spinner("formatting Apache Kafka storage…".to_owned());
-    let formatted = java(
-        "kafka.tools.StorageTool",
-        &["format".as_ref(), "-t".as_ref(), KRAFT_CLUSTER_ID.as_ref(), "-c".as_ref(), properties_path.as_os_str()],
-    )
-    .stdin_null()
-    .stderr_to_stdout()
-    .stdout_path(log_path)
-    .unchecked()
-    .run()
-    .context("running kafka.tools.StorageTool")?;
-    spinner.finish_and_clear();
-    if !formatted.status.success() {
-        bail!(
-            "formatting Kafka storage in {} failed ({}); last lines of {}:\n{}",
-            data_dir.display(),
-            formatted.status,
-            log_path.display(),
-            log_tail(log_path, LOG_LINES),
-        );
-    }
-    Ok(java("kafka.Kafka", &[properties_path.as_os_str()]))
-}
-
-/// `template` with the value of each key in `overrides` replaced (or
-/// appended when the template lacks it); comments and order are kept.
-fn render_properties(template: &str, overrides: &[(&str, String)]) -> String {
-    let mut seen = vec![false; overrides.len()];
-    let mut out = String::from(
-        "# Generated by the Stitch harness from infra/kafka/server.properties;\n\
-         # edit that file instead.\n",
-    );
-    for line in template.lines() {
-        let key = line
-            .trim_start()
-            .split_once('=')
-            .map(|(key, _)| key.trim())
-            .filter(|_| !line.trim_start().starts_with(['#', '!']));
-        match key.and_then(|key| overrides.iter().position(|(k, _)| *k == key)) {
-            Some(i) => {
-                seen[i] = true;
-                out.push_str(&format!("{}={}\n", overrides[i].0, overrides[i].1));
-            }
-            None => {
-                out.push_str(line);
-                out.push('\n');
-            }
-        }
-    }
-    for (i, (key, value)) in overrides.iter().enumerate() {
-        if !seen[i] {
-            out.push_str(&format!("{key}={value}\n"));
-        }
-    }
-    out
-}
-
-fn require_java() -> Result<()> {
-    require_tool("java", "Apache Kafka needs a Java 17+ runtime (`java`)")
-}
-
-fn require_tool(program: &str, why: &str) -> Result<()> {
-    match cmd!(program, "-version").stdin_null().stdout_null().stderr_null().unchecked().run() {
-        Ok(_) => Ok(()),
-        Err(err) if err.kind() == ErrorKind::NotFound => {
-            bail!("{why}, but `{program}` is not on PATH: {INSTALL_HINT}")
-        }
-        Err(err) => Err(err).context(format!("running `{program} -version`")),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -588,40 +361,5 @@ mod tests {
             assert_eq!(kind.to_string().parse::<BrokerKind>().unwrap(), kind);
         }
         assert!("zookeeper".parse::<BrokerKind>().is_err());
-    }
-
-    #[test]
-    fn pom_resolves_the_version_the_launcher_expects() {
-        let pom = fs::read_to_string(infra_dir().join("pom.xml")).unwrap();
-        assert!(
-            pom.contains(&format!("<kafka.version>{APACHE_KAFKA_VERSION}</kafka.version>")),
-            "infra/kafka/pom.xml and APACHE_KAFKA_VERSION disagree"
-        );
-    }
-
-    #[test]
-    fn properties_keep_comments_and_replace_per_run_keys() {
-        let template = "# listeners=commented\nlisteners=PLAINTEXT://x:1\nlog.dirs = /tmp/a\nfoo=bar\n";
-        let out = render_properties(
-            template,
-            &[("listeners", "PLAINTEXT://y:2".to_owned()), ("log.dirs", "/w".to_owned()), ("node.id", "1".to_owned())],
-        );
-        assert!(out.contains("# listeners=commented\n"));
-        assert!(out.contains("\nlisteners=PLAINTEXT://y:2\n"));
-        assert!(out.contains("\nlog.dirs=/w\n"));
-        assert!(out.contains("\nfoo=bar\n"));
-        assert!(out.ends_with("node.id=1\n"));
-        assert!(!out.contains("/tmp/a"));
-    }
-
-    #[test]
-    fn every_per_run_key_is_in_the_committed_properties() {
-        let template = fs::read_to_string(infra_dir().join("server.properties")).unwrap();
-        for key in ["node.id", "listeners", "advertised.listeners", "controller.quorum.voters", "log.dirs"] {
-            assert!(
-                template.lines().any(|l| l.starts_with(&format!("{key}="))),
-                "{key} missing from infra/kafka/server.properties"
-            );
-        }
     }
 }

@@ -11,13 +11,13 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context as _, Result, bail};
+use anyhow::{Context as _, Result};
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 
-use crate::check::{Assertion, Evidence, Order, Stage, StageEnv};
 use crate::otelcol::{Metrics, collector_config_dir};
 use crate::process::spinner;
+use crate::stage::{Assertion, Evidence, Order, Stage, StageEnv};
+use crate::stages::StageData;
 use crate::tier::{TierOptions, TierStage};
 
 /// The traffic of one run: batches on the worker, and orders alongside them.
@@ -111,6 +111,59 @@ pub struct Sample {
     pub traces_on_memory: f64,
     /// Spans its receiver refused so far (the memory limiter's doing).
     pub refused_spans: f64,
+}
+
+/// What step 8's stage measured, before and after sampling.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LongTraceData {
+    pub label: String,
+    pub workload: Workload,
+    /// Orders alongside the batches.
+    pub orders: usize,
+    pub decision_wait_ms: u64,
+    pub num_traces: u64,
+    /// Tier 2's decision caches: (sampled, not sampled).
+    pub decision_cache: (u64, u64),
+    /// Tier 2's memory_limiter: (limit, spike), when it has one.
+    pub memory_limit_mib: Option<(u64, u64)>,
+    /// Before sampling: the longest spread of a trace's arrivals.
+    pub longest_trace_seconds: f64,
+    pub traces_outliving_the_window: usize,
+    pub traces_before: usize,
+    /// The lineage behind tier 2.
+    pub orphans_after: u64,
+    pub missing_parent_after: u64,
+    pub spans_after: u64,
+    pub linked_after: u64,
+    pub failed_items: u64,
+    pub failed_items_kept: usize,
+    pub batch_traces: usize,
+    pub batch_traces_kept_whole: usize,
+    pub batch_traces_kept_in_part: usize,
+    pub linked_before: u64,
+    /// Spans that reached tier 2 after their trace's decision, while it held
+    /// the trace's slot.
+    pub late_spans_in_map: f64,
+    pub late_span_age_sum_seconds: f64,
+    /// Late spans that followed a cached decision.
+    pub late_spans_cached: CachedLateSpans,
+    pub dropped_too_early: f64,
+    pub new_trace_ids: f64,
+    pub refused_spans: f64,
+    /// From tier 2's logs: how often the memory limiter forced a GC and
+    /// started refusing data.
+    pub limiter_forced_gcs: usize,
+    pub limiter_started_refusing: usize,
+    pub tier1_send_failed_spans: f64,
+    pub memory: Vec<MemorySummary>,
+    pub samples: Vec<Sample>,
+}
+
+/// Late spans that followed a cached decision, by that decision.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CachedLateSpans {
+    pub kept: f64,
+    pub dropped: f64,
 }
 
 /// The second lineage, fed by tier 2.
@@ -344,7 +397,8 @@ impl Stage for LongTraceStage {
         Ok(batches.into_iter().chain(orders).collect())
     }
 
-    fn measure(&mut self, env: &StageEnv, lineage: &lineage::Lineage, orders: &[Order]) -> Result<Evidence> {
+    fn measure(&mut self, env: &StageEnv, orders: &[Order]) -> Result<Evidence> {
+        let lineage = env.lineage;
         self.tier.wait_for_decisions()?;
         let after = self.after.as_ref().context("the lineage after sampling is not running")?;
         after.lineage.settle_now();
@@ -481,16 +535,12 @@ impl Stage for LongTraceStage {
             ));
         }
         // The memory limiter says what it did only in its log.
-        let limiter = |needle: &str| -> usize {
-            ["tier2-a", "tier2-b"]
-                .iter()
-                .map(|name| {
-                    let log = env.logs.join("tier").join(format!("{name}.log"));
-                    std::fs::read_to_string(log).unwrap_or_default().matches(needle).count()
-                })
-                .sum()
-        };
-        let (forced_gcs, refusing) = (limiter("Forcing a GC"), limiter("Refusing data"));
+        let mut logs = String::new();
+        for name in ["tier2-a", "tier2-b"] {
+            let log = env.logs.join("tier").join(format!("{name}.log"));
+            logs += &std::fs::read_to_string(&log).with_context(|| format!("reading {}", log.display()))?;
+        }
+        let (forced_gcs, refusing) = (logs.matches("Forcing a GC").count(), logs.matches("Refusing data").count());
         if options.memory_limit_mib.is_some() {
             notes.push(format!(
                 "memory_limiter: {forced_gcs} forced GCs, {refusing} times it started refusing data, {refused} spans refused"
@@ -502,39 +552,39 @@ impl Stage for LongTraceStage {
         Ok(Evidence {
             assertions,
             notes,
-            data: json!({
-                "label": options.label,
-                "workload": workload,
-                "orders": self.orders,
-                "decision_wait_ms": wait.as_millis() as u64,
-                "num_traces": self.tier.options.num_traces,
-                "decision_cache": [options.decision_cache.0, options.decision_cache.1],
-                "memory_limit_mib": options.memory_limit_mib.map(|(limit, spike)| [limit, spike]),
-                "longest_trace_seconds": longest.as_secs_f64(),
-                "traces_outliving_the_window": outliving,
-                "traces_before": all_before.len(),
-                "orphans_after": orphans_after,
-                "missing_parent_after": missing_parent,
-                "spans_after": report_after.spans_settled,
-                "linked_after": report_after.linked(),
-                "failed_items": failing,
-                "failed_items_kept": errors_kept.len(),
-                "batch_traces": batches_before.len(),
-                "batch_traces_kept_whole": kept_whole,
-                "batch_traces_kept_in_part": kept_partly,
-                "linked_before": report_before.linked(),
-                "late_spans_in_map": late_spans_in_map,
-                "late_span_age_sum_seconds": late_age_sum,
-                "late_spans_cached": {"kept": cached_kept, "dropped": cached_dropped},
-                "dropped_too_early": dropped_too_early,
-                "new_trace_ids": new_traces,
-                "refused_spans": refused,
-                "limiter_forced_gcs": forced_gcs,
-                "limiter_started_refusing": refusing,
-                "tier1_send_failed_spans": send_failed,
-                "memory": memory,
-                "samples": self.samples,
-            }),
+            data: StageData::LongTrace(Box::new(LongTraceData {
+                label: options.label.clone(),
+                workload: workload.clone(),
+                orders: self.orders,
+                decision_wait_ms: wait.as_millis() as u64,
+                num_traces: self.tier.options.num_traces,
+                decision_cache: options.decision_cache,
+                memory_limit_mib: options.memory_limit_mib,
+                longest_trace_seconds: longest.as_secs_f64(),
+                traces_outliving_the_window: outliving,
+                traces_before: all_before.len(),
+                orphans_after,
+                missing_parent_after: missing_parent,
+                spans_after: report_after.spans_settled,
+                linked_after: report_after.linked(),
+                failed_items: failing,
+                failed_items_kept: errors_kept.len(),
+                batch_traces: batches_before.len(),
+                batch_traces_kept_whole: kept_whole,
+                batch_traces_kept_in_part: kept_partly,
+                linked_before: report_before.linked(),
+                late_spans_in_map,
+                late_span_age_sum_seconds: late_age_sum,
+                late_spans_cached: CachedLateSpans { kept: cached_kept, dropped: cached_dropped },
+                dropped_too_early,
+                new_trace_ids: new_traces,
+                refused_spans: refused,
+                limiter_forced_gcs: forced_gcs,
+                limiter_started_refusing: refusing,
+                tier1_send_failed_spans: send_failed,
+                memory,
+                samples: self.samples.clone(),
+            })),
         })
     }
 
@@ -553,14 +603,12 @@ impl Stage for LongTraceStage {
 /// The book's long mode: minutes of sustained batches and orders.
 pub mod long_mode {
     use super::*;
-    use crate::check::{CheckOptions, CheckRun, Variant};
-    use crate::kafka::BrokerKind;
 
     /// The files' `decision_wait`, what the fixed flow runs with.
     pub const DECISION_WAIT: Duration = Duration::from_secs(30);
     /// The files' decision caches and a generous `num_traces`.
-    const DECISION_CACHE: (u64, u64) = (100_000, 100_000);
-    const NUM_TRACES: u64 = 50_000;
+    pub const DECISION_CACHE: (u64, u64) = (100_000, 100_000);
+    pub const NUM_TRACES: u64 = 50_000;
     /// Orders per second alongside the batches.
     pub const ORDERS_PER_SECOND: f64 = 12.0;
 
@@ -585,34 +633,6 @@ pub mod long_mode {
     pub fn covering_wait(workload: &Workload) -> Duration {
         workload.batch_length() + Duration::from_secs(30)
     }
-
-    /// One long run of step 8, unsolved or solved, with this tier.
-    pub fn run(
-        label: &str,
-        solution: bool,
-        workload: Workload,
-        decision_wait: Duration,
-        memory_limit_mib: Option<(u64, u64)>,
-        kafka: BrokerKind,
-    ) -> Result<CheckRun> {
-        let step = crate::step::all()?
-            .into_iter()
-            .find(|step| step.meta.stage.as_deref() == Some("long-trace"))
-            .context("no step with the long-trace stage")?;
-        let orders = workload.orders.unwrap_or_default();
-        let mut stage = LongTraceStage::new(LongTraceOptions {
-            label: label.to_owned(),
-            workload,
-            decision_wait,
-            num_traces: Some(NUM_TRACES),
-            decision_cache: DECISION_CACHE,
-            memory_limit_mib,
-            sample_every: Duration::from_secs(5),
-        });
-        let variant = Variant { name: Some(format!("{}-long-{label}", step.name)), ..Default::default() };
-        let check = CheckOptions { step, solution, requests: orders, kafka, concurrency: 8 };
-        crate::check::run_staged(&check, &variant, Some(&mut stage))
-    }
 }
 
 /// Drives the workload against the gateway: the batches and the orders, each
@@ -620,18 +640,13 @@ pub mod long_mode {
 fn traffic(gateway: SocketAddr, workload: &Workload, orders: usize) -> Result<(Vec<Order>, Vec<Order>)> {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     runtime.block_on(async {
-        let client = reqwest::Client::builder().timeout(Duration::from_secs(10)).build()?;
+        let client = crate::gateway::client()?;
         let start = tokio::time::Instant::now();
         let post = |at: Duration, url: String| {
             let client = client.clone();
             async move {
                 tokio::time::sleep_until(start + at).await;
-                let response = client.post(&url).send().await.with_context(|| format!("POST {url}"))?;
-                let status = response.status();
-                if !status.is_success() {
-                    bail!("POST {url} answered {status}: {}", response.text().await.unwrap_or_default());
-                }
-                response.json::<Order>().await.with_context(|| format!("POST {url}: not an order"))
+                crate::gateway::place(client.post(&url)).await.with_context(|| format!("POST {url}"))
             }
         };
         let batches = (0..workload.batches).map(|index| {

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, bail};
 
-use crate::process::{Child, free_port, http_get, log_tail, spinner, wait_until};
+use crate::process::{Child, free_port, http_get, run_logged, spinner, wait_until};
 
 /// The collector release every module of `infra/collector/builder-config.yaml` is pinned to.
 pub const COLLECTOR_VERSION: &str = "0.161.0";
@@ -173,21 +173,11 @@ fn require_go() -> Result<()> {
 
 /// Runs one long Go command with a spinner, its output in `log`.
 fn go_step(what: &str, expression: duct::Expression, log: &Path) -> Result<()> {
-    let file = std::fs::File::create(log).with_context(|| format!("creating {}", log.display()))?;
     let spinner = spinner(what.to_owned());
     let started = Instant::now();
-    let status = expression
-        .stdin_null()
-        .stdout_file(file.try_clone()?)
-        .stderr_file(file)
-        .unchecked()
-        .run()
-        .with_context(|| format!("{what}: starting the command"))?
-        .status;
+    let ran = run_logged(what, expression, log, 30);
     spinner.finish_and_clear();
-    if !status.success() {
-        bail!("{what} failed ({status}); last lines of {}:\n{}", log.display(), log_tail(log, 30));
-    }
+    ran?;
     eprintln!("{what}: done in {:.0} s", started.elapsed().as_secs_f64());
     Ok(())
 }

@@ -75,10 +75,7 @@ impl Child {
     pub fn stop(&mut self, grace: Duration) {
         let Some(handle) = self.handle.take() else { return };
         for pid in handle.pids() {
-            // SAFETY: kill(2) with a pid of our own child and a valid signal.
-            unsafe {
-                libc::kill(pid as libc::pid_t, libc::SIGTERM);
-            }
+            signal(pid, Signal::TERM);
         }
         if !matches!(handle.wait_timeout(grace), Ok(Some(_))) {
             let _ = handle.kill();
@@ -94,6 +91,25 @@ impl Drop for Child {
             let _ = handle.wait();
         }
     }
+}
+
+pub use rustix::process::Signal;
+
+/// Sends `signal` to process `pid`; a process that is already gone is no error.
+pub fn signal(pid: u32, signal: Signal) {
+    if let Some(pid) = i32::try_from(pid).ok().and_then(rustix::process::Pid::from_raw) {
+        let _ = rustix::process::kill_process(pid, signal);
+    }
+}
+
+/// Whether process `pid` still runs. Reaps it first when it is an exited
+/// child of this process (a zombie exists, but does not run).
+pub fn alive(pid: u32) -> bool {
+    let Some(pid) = i32::try_from(pid).ok().and_then(rustix::process::Pid::from_raw) else { return false };
+    if let Ok(Some(_)) = rustix::process::waitpid(Some(pid), rustix::process::WaitOptions::NOHANG) {
+        return false;
+    }
+    rustix::process::test_kill_process(pid).is_ok()
 }
 
 /// The last `lines` lines of a log file, for error messages. Reads at most
@@ -295,4 +311,109 @@ pub fn http_get_status(url: &str) -> anyhow::Result<(u16, String)> {
         let status = response.status().as_u16();
         Ok((status, response.text().await?))
     })
+}
+
+/// Runs `expression` to its end with its stdout and stderr in `log`. A
+/// failure is an error naming `what`, quoting the last `lines` lines of the log.
+pub fn run_logged(what: &str, expression: duct::Expression, log: &Path, lines: usize) -> anyhow::Result<()> {
+    let file = std::fs::File::create(log).with_context(|| format!("creating {}", log.display()))?;
+    let status = expression
+        .stdin_null()
+        .stdout_file(file.try_clone()?)
+        .stderr_file(file)
+        .unchecked()
+        .run()
+        .with_context(|| format!("{what}: starting the command"))?
+        .status;
+    if !status.success() {
+        bail!("{what} failed ({status}); last lines of {}:\n{}", log.display(), log_tail(log, lines));
+    }
+    Ok(())
+}
+
+/// What [`poll_until_quiet`] read last, and whether it settled in time.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Polled<T> {
+    pub value: T,
+    pub settled: bool,
+}
+
+/// Reads `read` every `every` until `settled(value, unchanged_for)` holds or
+/// `timeout` has passed. `unchanged_for` is how long the value read has not
+/// moved: spans, decisions and exports arrive in bursts, so "enough" is
+/// judged together with "quiet". An error from `read` (a process died) ends
+/// the wait.
+pub fn poll_until_quiet<T: PartialEq + Clone>(
+    timeout: Duration,
+    every: Duration,
+    mut read: impl FnMut() -> anyhow::Result<T>,
+    mut settled: impl FnMut(&T, Duration) -> bool,
+) -> anyhow::Result<Polled<T>> {
+    let deadline = Instant::now() + timeout;
+    let mut last: Option<(T, Instant)> = None;
+    loop {
+        let value = read()?;
+        let since = match &last {
+            Some((previous, since)) if *previous == value => *since,
+            _ => Instant::now(),
+        };
+        last = Some((value.clone(), since));
+        if settled(&value, since.elapsed()) {
+            return Ok(Polled { value, settled: true });
+        }
+        if Instant::now() >= deadline {
+            return Ok(Polled { value, settled: false });
+        }
+        std::thread::sleep(every);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn polling_ends_once_the_value_has_stopped_moving() {
+        let mut reads = 0u32;
+        let polled = poll_until_quiet(
+            Duration::from_secs(10),
+            Duration::from_millis(5),
+            || {
+                reads += 1;
+                Ok(reads.min(5))
+            },
+            |&value, quiet| value == 5 && quiet >= Duration::from_millis(30),
+        )
+        .unwrap();
+        assert_eq!(polled, Polled { value: 5, settled: true });
+        assert!(reads > 5, "it waited for the quiet after the last change");
+    }
+
+    #[test]
+    fn polling_that_never_settles_says_so_at_the_timeout() {
+        let mut reads = 0u32;
+        let polled = poll_until_quiet(
+            Duration::from_millis(50),
+            Duration::from_millis(5),
+            || {
+                reads += 1;
+                Ok(reads)
+            },
+            |_, quiet| quiet >= Duration::from_secs(1),
+        )
+        .unwrap();
+        assert!(!polled.settled);
+        assert_eq!(polled.value, reads);
+    }
+
+    #[test]
+    fn a_failed_read_ends_the_polling() {
+        let polled = poll_until_quiet(
+            Duration::from_secs(10),
+            Duration::from_millis(5),
+            || -> anyhow::Result<u32> { bail!("the collector died") },
+            |_, _| false,
+        );
+        assert_eq!(polled.unwrap_err().to_string(), "the collector died");
+    }
 }

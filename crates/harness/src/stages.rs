@@ -1,23 +1,94 @@
 //! The stages of the later steps: what each adds around the flow. A step names
-//! its stage in `step.toml` (`stage = "…"`); steps 0–3 have none.
+//! its stage in `step.toml` (`stage = "…"`); steps 0–3 have none. Adding a
+//! stage: its module, a variant of [`StageKind`] and of [`StageData`], and
+//! its step's `step.toml`.
 
-use crate::check::Stage;
-use crate::step::Step;
+use serde::{Deserialize, Serialize};
 
-/// Every stage a `step.toml` may name.
-pub const NAMES: &[&str] = &["mesh", "tail-sampling", "browser", "long-trace"];
+use crate::stage::Stage;
 
-/// The stage a step runs with, if any.
-pub fn for_step(step: &Step, solution: bool) -> anyhow::Result<Option<Box<dyn Stage>>> {
-    let _ = solution;
-    match step.meta.stage.as_deref() {
-        None => Ok(None),
-        Some("tail-sampling") => {
-            Ok(Some(Box::new(crate::tier::TierStage::new(crate::tier::Lesson::KeepWhatMatters, Default::default()))))
+/// Every stage a `step.toml` may name; serde rejects any other name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum StageKind {
+    TailSampling,
+    Mesh,
+    Browser,
+    LongTrace,
+}
+
+impl StageKind {
+    /// The name a `step.toml` gives the stage.
+    pub fn name(self) -> &'static str {
+        match self {
+            StageKind::TailSampling => "tail-sampling",
+            StageKind::Mesh => "mesh",
+            StageKind::Browser => "browser",
+            StageKind::LongTrace => "long-trace",
         }
-        Some("mesh") => Ok(Some(Box::new(crate::mesh::MeshStage::new()))),
-        Some("browser") => Ok(Some(Box::new(crate::browser::BrowserStage::new()?))),
-        Some("long-trace") => Ok(Some(Box::new(crate::long_trace::LongTraceStage::check()))),
-        Some(other) => anyhow::bail!("{}: unknown stage {other:?}", step.name),
+    }
+
+    /// The stage as a step's check runs it.
+    pub fn for_check(self) -> anyhow::Result<Box<dyn Stage>> {
+        Ok(match self {
+            StageKind::TailSampling => {
+                Box::new(crate::tier::TierStage::new(crate::tier::Lesson::KeepWhatMatters, Default::default()))
+            }
+            StageKind::Mesh => Box::new(crate::mesh::MeshStage::new()),
+            StageKind::Browser => Box::new(crate::browser::BrowserStage::new()?),
+            StageKind::LongTrace => Box::new(crate::long_trace::LongTraceStage::check()),
+        })
+    }
+}
+
+/// What each stage measured, by stage: the book's tables read these fields.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "stage", rename_all = "kebab-case")]
+pub enum StageData {
+    /// Step 4: the tier keeps the error, the slow trace and about 1% of the rest.
+    Tier(crate::tier::TierData),
+    /// Step 0's broken flow through step 4's tier.
+    SamplingCannotRepair(crate::tier::CannotRepairData),
+    Mesh(crate::mesh::MeshData),
+    Browser(crate::browser::BrowserData),
+    LongTrace(Box<crate::long_trace::LongTraceData>),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stage_is_named_as_step_toml_names_it() {
+        for kind in [StageKind::TailSampling, StageKind::Mesh, StageKind::Browser, StageKind::LongTrace] {
+            let parsed: StageKind = serde_json::from_value(serde_json::json!(kind.name())).expect("a known name");
+            assert_eq!(parsed, kind);
+        }
+    }
+
+    #[test]
+    fn stage_data_is_tagged_with_its_stage() {
+        let data = StageData::Browser(crate::browser::BrowserData {
+            orders: 4,
+            accepted: 4,
+            same_origin_continued: 4,
+            allowlisted: crate::browser::AllowlistedCalls { requests: 4, preflights: 1, with_page_traceparent: 4 },
+            third_party: crate::browser::ThirdPartyCalls { requests: 4, with_traceparent: 0 },
+            allowlisted_without_cors: crate::browser::BlockedCalls { preflights: 1, requests: 0, blocked_in_page: 4 },
+            one_trace: 4,
+            untrusted: crate::browser::UntrustedCallers { sent: 2, linked: 2, continued: 0 },
+            page_screenshot: None,
+        });
+        let json = serde_json::to_value(&data).unwrap();
+        assert_eq!(json["stage"], "browser");
+        assert_eq!(json["one_trace"], 4);
+        let back: StageData = serde_json::from_value(json.clone()).unwrap();
+        assert!(matches!(back, StageData::Browser(browser) if browser.one_trace == 4));
+        // A field the stage no longer writes is an error, not a zero.
+        let mut renamed = json;
+        let one_trace = renamed.as_object_mut().unwrap().remove("one_trace").unwrap();
+        renamed["whole_traces"] = one_trace;
+        let error = serde_json::from_value::<StageData>(renamed).unwrap_err().to_string();
+        assert!(error.contains("one_trace"), "{error}");
     }
 }

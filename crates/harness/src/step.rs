@@ -4,12 +4,11 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use anyhow::{Context as _, bail};
+use lineage::Boundary;
 use serde::Deserialize;
 
 use crate::project_root;
-
-/// A boundary where lineage can break, named as lineage names it.
-pub const BOUNDARIES: [&str; 3] = ["http", "async", "messaging"];
+use crate::stages::StageKind;
 
 /// Requests a run drives, for steps that do not say otherwise.
 pub const DEFAULT_REQUESTS: usize = 200;
@@ -22,16 +21,15 @@ pub struct StepMeta {
     /// The book chapter, relative to the workspace root.
     pub chapter: String,
     /// The boundaries this step's lesson is about.
-    pub teaches: Vec<String>,
+    pub teaches: Vec<Boundary>,
     /// The files a learner edits, relative to the step's directory.
     pub lesson: Vec<String>,
     /// Graded hints, level 1 first (see [`crate::hints`]).
     #[serde(default)]
     pub hints: Vec<String>,
-    /// What the step adds around the flow (see [`crate::stages`]); none for
-    /// steps 0–3.
+    /// What the step adds around the flow; none for steps 0–3.
     #[serde(default)]
-    pub stage: Option<String>,
+    pub stage: Option<StageKind>,
     /// Requests a run drives unless told otherwise (200 when absent).
     #[serde(default)]
     pub requests: Option<usize>,
@@ -48,7 +46,7 @@ pub struct Targets {
     #[serde(default)]
     pub services: BTreeMap<String, f64>,
     #[serde(default)]
-    pub boundaries: BTreeMap<String, f64>,
+    pub boundaries: BTreeMap<Boundary, f64>,
 }
 
 /// What a run of the step (unsolved, or solved) must show.
@@ -57,7 +55,7 @@ pub struct Targets {
 pub struct Expectation {
     pub spans_per_request: u64,
     #[serde(default)]
-    pub min_break_rate: BTreeMap<String, f64>,
+    pub min_break_rate: BTreeMap<Boundary, f64>,
     #[serde(default)]
     pub min_orphan_rate: BTreeMap<String, f64>,
 }
@@ -143,20 +141,10 @@ pub fn find(query: &str) -> anyhow::Result<Step> {
     })
 }
 
-/// Checks the metadata of every step against what lineage can measure.
+/// Checks what parsing cannot: that every lesson file exists. (Boundary and
+/// stage names are checked when `step.toml` is read.)
 pub fn validate(steps: &[Step]) -> anyhow::Result<()> {
     for step in steps {
-        let names = step.meta.teaches.iter().chain(step.meta.targets.boundaries.keys());
-        for boundary in names.chain(step.meta.unsolved.min_break_rate.keys()) {
-            if !BOUNDARIES.contains(&boundary.as_str()) {
-                bail!("{}: unknown boundary {boundary:?} (lineage knows {BOUNDARIES:?})", step.name);
-            }
-        }
-        if let Some(stage) = &step.meta.stage
-            && !crate::stages::NAMES.contains(&stage.as_str())
-        {
-            bail!("{}: unknown stage {stage:?} (known: {:?})", step.name, crate::stages::NAMES);
-        }
         for file in &step.meta.lesson {
             if !step.dir(false).join(file).is_file() {
                 bail!("{}: lesson file {file} does not exist", step.name);
@@ -164,4 +152,38 @@ pub fn validate(steps: &[Step]) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_runs::STEP_1;
+
+    #[test]
+    fn names_in_step_toml_are_typed() {
+        let meta: StepMeta = toml::from_str(STEP_1).expect("step 1 parses");
+        assert_eq!(meta.teaches, [Boundary::Http]);
+        assert_eq!(meta.targets.boundaries.get(&Boundary::Http), Some(&0.01));
+        let staged: StepMeta = toml::from_str(&format!("stage = \"long-trace\"\n{STEP_1}")).expect("a stage parses");
+        assert_eq!(staged.stage, Some(StageKind::LongTrace));
+    }
+
+    #[test]
+    fn an_unknown_boundary_or_stage_is_an_error_with_its_line() {
+        let misspelt = STEP_1.replace("teaches = [\"http\"]", "teaches = [\"htpp\"]");
+        let error = toml::from_str::<StepMeta>(&misspelt).unwrap_err().to_string();
+        assert!(error.contains("line 4") && error.contains("htpp"), "{error}");
+        let misspelt = STEP_1.replace("boundaries = { http = 0.01 }", "boundaries = { https = 0.01 }");
+        let error = toml::from_str::<StepMeta>(&misspelt).unwrap_err().to_string();
+        assert!(error.contains("line 10") && error.contains("https"), "{error}");
+        let error = toml::from_str::<StepMeta>(&format!("stage = \"tail-sampler\"\n{STEP_1}")).unwrap_err().to_string();
+        assert!(error.contains("line 1") && error.contains("tail-sampler"), "{error}");
+    }
+
+    #[test]
+    fn every_step_of_the_workshop_parses_and_validates() {
+        let steps = all().expect("every step.toml parses");
+        validate(&steps).expect("every step validates");
+        assert!(steps.iter().any(|step| step.meta.stage == Some(StageKind::TailSampling)));
+    }
 }

@@ -5,7 +5,7 @@ use lineage::{Boundary, Cause};
 use serde::{Deserialize, Serialize};
 
 use crate::check::CheckRun;
-use crate::step::{BOUNDARIES, Step};
+use crate::step::Step;
 
 /// One row of the per-service table.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -25,12 +25,12 @@ pub struct ServiceRow {
 /// One row of the per-boundary table.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct BoundaryRow {
-    pub boundary: String,
+    pub boundary: Boundary,
     pub breaks: u64,
     pub requests: u64,
     pub break_rate: f64,
     /// The cause most of this boundary's orphans have.
-    pub cause: Option<String>,
+    pub cause: Option<Cause>,
     pub target: Option<f64>,
     pub passed: Option<bool>,
 }
@@ -99,13 +99,13 @@ pub fn judge(step: &Step, run: &CheckRun) -> Verdict {
         }
     }
 
-    let boundaries = BOUNDARIES
+    let boundaries = Boundary::ALL
         .iter()
         .map(|&name| {
-            let row = report.boundaries.iter().find(|row| row.boundary.as_str() == name);
+            let row = report.boundaries.iter().find(|row| row.boundary == name);
             let (breaks, requests, break_rate) =
                 row.map_or((0, report.requests, 0.0), |row| (row.breaks, row.requests, row.break_rate));
-            let target = step.meta.targets.boundaries.get(name).copied();
+            let target = step.meta.targets.boundaries.get(&name).copied();
             let passed = target.map(|max| break_rate < max);
             if passed == Some(false) {
                 failures.push(format!(
@@ -115,7 +115,7 @@ pub fn judge(step: &Step, run: &CheckRun) -> Verdict {
                 ));
             }
             BoundaryRow {
-                boundary: name.to_owned(),
+                boundary: name,
                 breaks,
                 requests,
                 break_rate,
@@ -136,22 +136,113 @@ pub fn judge(step: &Step, run: &CheckRun) -> Verdict {
 }
 
 /// The cause most orphans that break at `boundary` have, over all services.
-fn dominant_cause(run: &CheckRun, boundary: &str) -> Option<String> {
-    let mut by_cause = std::collections::BTreeMap::<String, u64>::new();
+fn dominant_cause(run: &CheckRun, boundary: Boundary) -> Option<Cause> {
+    // Keyed by name: a tie goes to the cause whose name sorts last.
+    let mut by_cause = std::collections::BTreeMap::<&str, (Cause, u64)>::new();
     for service in &run.report.services {
-        let breaks_here = Boundary::ALL.iter().any(|&b| b.as_str() == boundary && service.boundaries.get(b) > 0);
-        if !breaks_here {
+        if service.boundaries.get(boundary) == 0 {
             continue;
         }
         for cause in Cause::ALL {
-            *by_cause.entry(cause.as_str().to_owned()).or_default() += service.causes.get(cause);
+            by_cause.entry(cause.as_str()).or_insert((cause, 0)).1 += service.causes.get(cause);
         }
     }
-    by_cause.into_iter().filter(|(_, count)| *count > 0).max_by_key(|(_, count)| *count).map(|(cause, _)| cause)
+    by_cause.into_values().filter(|(_, count)| *count > 0).max_by_key(|(_, count)| *count).map(|(cause, _)| cause)
 }
 
 /// `0.4%`, `100%`: rates as people read them.
 pub fn percent(rate: f64) -> String {
     let value = rate * 100.0;
     if value == 0.0 || value >= 10.0 { format!("{value:.0}%") } else { format!("{value:.1}%") }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stage::{Assertion, Evidence};
+    use crate::stages::StageData;
+    use crate::test_runs::{STEP_1, run, service, step};
+
+    const CHAIN: [&str; 6] = [
+        "gateway:server",
+        "gateway:client",
+        "worker:server",
+        "worker:internal",
+        "worker:producer",
+        "consumer:consumer",
+    ];
+
+    fn fixed() -> CheckRun {
+        let services = vec![
+            service("consumer", 200, 0, Boundary::Messaging),
+            service("gateway", 400, 0, Boundary::Http),
+            service("worker", 600, 0, Boundary::Http),
+        ];
+        run(200, services, [0, 0, 0], &CHAIN)
+    }
+
+    #[test]
+    fn a_run_under_every_target_passes() {
+        let verdict = judge(&step(1, STEP_1), &fixed());
+        assert!(verdict.passed, "{:?}", verdict.failures);
+        let http = verdict.boundaries.iter().find(|row| row.boundary == Boundary::Http).expect("the http row");
+        assert_eq!((http.target, http.passed), (Some(0.01), Some(true)));
+        let gateway = verdict.services.iter().find(|row| row.service == "gateway").expect("the gateway row");
+        assert_eq!(gateway.passed, Some(true));
+        // Services without a target are shown, not judged.
+        assert!(verdict.services.iter().any(|row| row.service == "worker" && row.passed.is_none()));
+    }
+
+    #[test]
+    fn breaks_at_the_taught_boundary_fail_with_their_cause() {
+        let services = vec![
+            service("consumer", 200, 0, Boundary::Messaging),
+            service("gateway", 400, 0, Boundary::Http),
+            service("worker", 600, 200, Boundary::Http),
+        ];
+        let verdict = judge(&step(1, STEP_1), &run(200, services, [200, 0, 0], &CHAIN));
+        assert!(!verdict.passed);
+        assert_eq!(verdict.failures, ["http boundary: breaks in 100% of requests, target under 1.0%"]);
+        let http = verdict.boundaries.iter().find(|row| row.boundary == Boundary::Http).expect("the http row");
+        assert_eq!(http.cause, Some(Cause::RootInInternalService));
+    }
+
+    #[test]
+    fn a_missing_service_failed_requests_and_a_failed_claim_each_fail() {
+        let mut run = fixed();
+        run.report.services.retain(|row| row.service != "gateway");
+        run.requests_failed = 3;
+        run.evidence = Some(Evidence {
+            assertions: vec![Assertion::new("the stage's claim", "0 of 1", false)],
+            notes: Vec::new(),
+            data: StageData::Mesh(crate::mesh::MeshData {
+                envoy_version: "test".to_owned(),
+                chained_requests: 0,
+                requests: 1,
+                not_chained: Vec::new(),
+                envoy_spans: 0,
+                envoy_orphans: 0,
+                envoy_spans_sent: None,
+                envoy_spans_dropped: None,
+                probes: Vec::new(),
+                sample_dump: None,
+            }),
+        });
+        let verdict = judge(&step(1, STEP_1), &run);
+        assert_eq!(
+            verdict.failures,
+            [
+                "3 of 200 requests failed at the gateway",
+                "gateway: no spans reached lineage",
+                "the stage's claim: measured 0 of 1",
+            ]
+        );
+    }
+
+    #[test]
+    fn percentages_read_as_people_write_them() {
+        assert_eq!(percent(0.0), "0%");
+        assert_eq!(percent(0.004), "0.4%");
+        assert_eq!(percent(1.0), "100%");
+    }
 }

@@ -1,13 +1,13 @@
 //! What Envoy, configured from `infra/envoy/envoy.yaml`, does with the trace
 //! context it receives: the claims of book/src/step-06-mesh.md, without Kafka
-//! or the flow. Downloads Envoy once (see `stitch_harness::mesh::install_envoy`).
+//! or the flow. Downloads Envoy once (see `stitch_harness::envoy::install_envoy`).
 
 use std::io::{BufRead as _, BufReader, Write as _};
 use std::net::{SocketAddr, TcpListener};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use stitch_harness::mesh::{Envoy, EnvoyPorts, install_envoy};
+use stitch_harness::envoy::{Envoy, EnvoyPorts, install_envoy};
 use stitch_harness::process::free_port;
 
 const TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";

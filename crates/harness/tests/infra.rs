@@ -36,13 +36,13 @@ fn compose_publishes_only_on_loopback() {
 
 #[test]
 fn compose_runs_envoy_from_the_template_the_harness_renders() {
-    use stitch_harness::mesh::{ENVOY_VERSION, EnvoyPorts, render_config};
+    use stitch_harness::envoy::{ENVOY_VERSION, EnvoyPorts, render_config};
     let compose = compose();
     let image = format!("image: envoyproxy/envoy:v{ENVOY_VERSION}");
     assert!(compose.contains(&image), "compose.yaml must use `{image}` (the harness runs Envoy {ENVOY_VERSION})");
     assert!(compose.contains("./infra/envoy/envoy.yaml:"), "compose.yaml must mount infra/envoy/envoy.yaml");
     // compose's sed must fill in every placeholder the harness fills in.
-    let template = std::fs::read_to_string(stitch_harness::mesh::config_template()).expect("the Envoy template");
+    let template = std::fs::read_to_string(stitch_harness::envoy::config_template()).expect("the Envoy template");
     let ports = EnvoyPorts { admin: 9901, listen: 10000, worker: 8081, lineage_otlp: 4317 };
     render_config(&template, &ports).expect("the template renders");
     for (placeholder, port) in [

@@ -265,8 +265,8 @@ fn check_alive_reports_a_broker_that_died() {
     let opts = options(BrokerKind::Tansu, "dies", 0);
     let mut broker = Broker::start(&opts).expect("broker starts");
     broker.check_alive().expect("alive after start");
-    // SAFETY: signals our own child, which has not been reaped yet.
-    assert_eq!(unsafe { libc::kill(broker.pid() as libc::pid_t, libc::SIGKILL) }, 0);
+    let pid = rustix::process::Pid::from_raw(broker.pid() as i32).expect("a pid");
+    rustix::process::kill_process(pid, rustix::process::Signal::KILL).expect("SIGKILL to our own child");
     let deadline = Instant::now() + Duration::from_secs(5);
     let err = loop {
         match broker.check_alive() {

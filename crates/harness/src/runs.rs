@@ -1,0 +1,54 @@
+//! Runs of a stage outside its step's own check, for the book's chapters on
+//! sampling: step 0's broken flow through step 4's tier, and step 8's long
+//! mode. The stages know nothing of the runner; these compose the two.
+
+use std::time::Duration;
+
+use anyhow::{Context as _, Result};
+
+use crate::check::{CheckOptions, CheckRun, Variant, run_staged};
+use crate::kafka::BrokerKind;
+use crate::long_trace::{LongTraceOptions, LongTraceStage, Workload, long_mode};
+use crate::stages::StageKind;
+use crate::tier::{Lesson, TierOptions, TierStage};
+
+/// Step 0's broken flow through step 4's tier: what a sampler does with
+/// orphan fragments. `requests` as many as step 4 drives, so that 1% of each
+/// fragment kind is a count.
+pub fn sampling_cannot_repair(requests: usize, kafka: BrokerKind) -> Result<CheckRun> {
+    let step = crate::step::all()?.into_iter().next().context("no steps")?;
+    let options =
+        TierOptions { spans_per_request: step.expectation(false).spans_per_request as usize, ..TierOptions::default() };
+    let mut stage = TierStage::new(Lesson::CannotRepair, options);
+    let variant = Variant { name: Some(format!("{}-through-the-tier", step.name)), ..Default::default() };
+    let check = CheckOptions { step, solution: false, requests, kafka, concurrency: 8 };
+    run_staged(&check, &variant, Some(&mut stage))
+}
+
+/// One long run of step 8, unsolved or solved, with this tier.
+pub fn long_trace(
+    label: &str,
+    solution: bool,
+    workload: Workload,
+    decision_wait: Duration,
+    memory_limit_mib: Option<(u64, u64)>,
+    kafka: BrokerKind,
+) -> Result<CheckRun> {
+    let step = crate::step::all()?
+        .into_iter()
+        .find(|step| step.meta.stage == Some(StageKind::LongTrace))
+        .context("no step with the long-trace stage")?;
+    let orders = workload.orders.context("a long run's workload says how many orders go alongside")?;
+    let mut stage = LongTraceStage::new(LongTraceOptions {
+        label: label.to_owned(),
+        workload,
+        decision_wait,
+        num_traces: Some(long_mode::NUM_TRACES),
+        decision_cache: long_mode::DECISION_CACHE,
+        memory_limit_mib,
+        sample_every: Duration::from_secs(5),
+    });
+    let variant = Variant { name: Some(format!("{}-long-{label}", step.name)), ..Default::default() };
+    let check = CheckOptions { step, solution, requests: orders, kafka, concurrency: 8 };
+    run_staged(&check, &variant, Some(&mut stage))
+}

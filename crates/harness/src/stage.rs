@@ -1,0 +1,118 @@
+//! The contract between a run and the stage of a later step: what a stage is
+//! told ([`StageEnv`]), the hooks it implements ([`Stage`]) and what it hands
+//! back ([`Evidence`]). The runner (`check`) drives these hooks; a stage never
+//! calls back into it.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::stages::StageData;
+
+/// What a later step adds around the flow: a collector tier between the
+/// services and lineage, a proxy in front of the worker, a browser, a long job.
+/// A run calls the hooks in the order they are declared here; `stop` always.
+pub trait Stage {
+    /// Services lineage treats as entries (roots there are not orphans).
+    fn entry_services(&self) -> Vec<String> {
+        vec!["gateway".to_owned()]
+    }
+    /// Page origins lineage's OTLP/HTTP receiver accepts spans from (CORS).
+    fn lineage_cors_origins(&self) -> Vec<String> {
+        Vec::new()
+    }
+    /// The gateway's port, when the stage must know it before lineage starts
+    /// (a page served by the gateway exports from the gateway's origin).
+    fn gateway_port(&self) -> Option<u16> {
+        None
+    }
+    /// How many of the run's requests the harness drives itself; a stage that
+    /// brings its own traffic (a browser) drives them in `drive` instead.
+    fn baseline_requests(&self, requests: usize) -> usize {
+        requests
+    }
+    /// Starts what the stage needs, once lineage listens.
+    fn start(&mut self, env: &StageEnv) -> anyhow::Result<()>;
+    /// Where the services export their spans, when not straight to lineage.
+    fn otlp_endpoint(&self) -> Option<String> {
+        None
+    }
+    /// Arguments appended to one role's command line (`gateway`, `worker`, `consumer`).
+    fn service_args(&self, _role: &str) -> Vec<String> {
+        Vec::new()
+    }
+    /// Called once the worker listens: the URL the gateway should call it at,
+    /// when something (a proxy) sits in between.
+    fn worker_url(&mut self, _worker: SocketAddr, _env: &StageEnv) -> anyhow::Result<Option<String>> {
+        Ok(None)
+    }
+    /// After the baseline requests: the stage's own traffic (an error, a slow
+    /// request, a browser). Its orders join the run's.
+    fn drive(&mut self, _env: &StageEnv, _gateway: SocketAddr) -> anyhow::Result<Vec<Order>> {
+        Ok(Vec::new())
+    }
+    /// Once the spans reached lineage (`env.lineage`): what the stage measured.
+    fn measure(&mut self, env: &StageEnv, orders: &[Order]) -> anyhow::Result<Evidence>;
+    /// Fails when one of the stage's processes died.
+    fn check_alive(&self) -> anyhow::Result<()> {
+        Ok(())
+    }
+    /// Stops everything `start` started. Runs on every path out of a run.
+    fn stop(&mut self);
+}
+
+/// What a stage's hooks get to know about the run.
+pub struct StageEnv<'a> {
+    /// This run's log directory; a stage keeps its processes' logs here.
+    pub logs: PathBuf,
+    /// The run's lineage, in process: read it here, not over HTTP.
+    pub lineage: &'a lineage::Lineage,
+    /// Lineage's OTLP/gRPC endpoint, `http://127.0.0.1:port`, for exporters.
+    pub lineage_otlp: String,
+    /// Lineage's HTTP base URL, for exporters outside this process (a page's
+    /// OTLP/HTTP).
+    pub lineage_http: String,
+    pub solution: bool,
+    /// The baseline requests the run drives.
+    pub requests: usize,
+}
+
+/// What a stage measured beyond lineage's report.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Evidence {
+    /// What the stage asserts; a failed one fails the run.
+    pub assertions: Vec<Assertion>,
+    /// Lines worth printing in the report (a config value, a routing summary).
+    pub notes: Vec<String>,
+    /// Everything measured, for `--json` and the book's generated tables.
+    pub data: StageData,
+}
+
+impl Evidence {
+    /// Whether every claim held.
+    pub fn passed(&self) -> bool {
+        self.assertions.iter().all(|assertion| assertion.passed)
+    }
+}
+
+/// One measured claim of a stage.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Assertion {
+    pub claim: String,
+    pub measured: String,
+    pub passed: bool,
+}
+
+impl Assertion {
+    pub fn new(claim: impl Into<String>, measured: impl Into<String>, passed: bool) -> Assertion {
+        Assertion { claim: claim.into(), measured: measured.into(), passed }
+    }
+}
+
+/// One request the gateway accepted.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Order {
+    pub order_id: String,
+    pub trace_id: String,
+}

@@ -175,7 +175,7 @@ mod tests {
         assert!(error.contains("line 4") && error.contains("htpp"), "{error}");
         let misspelt = STEP_1.replace("boundaries = { http = 0.01 }", "boundaries = { https = 0.01 }");
         let error = toml::from_str::<StepMeta>(&misspelt).unwrap_err().to_string();
-        assert!(error.contains("line 10") && error.contains("https"), "{error}");
+        assert!(error.contains("line 14") && error.contains("https"), "{error}");
         let error = toml::from_str::<StepMeta>(&format!("stage = \"tail-sampler\"\n{STEP_1}")).unwrap_err().to_string();
         assert!(error.contains("line 1") && error.contains("tail-sampler"), "{error}");
     }

@@ -55,6 +55,7 @@
 #![doc = include_str!("metric.md")]
 
 mod classify;
+mod grpc;
 mod histogram;
 mod html;
 mod ingest;
@@ -64,13 +65,14 @@ mod report;
 mod server;
 mod store;
 mod view;
+mod wire;
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 pub use ingest::{
     ContentEncoding, INVALID_ID, IngestOutcome, PayloadError, PayloadFormat, RejectReason, decode_payload,
-    decode_request, encode_response,
+    decode_request, encode_response, inflate,
 };
 pub use metrics::{CONTENT_TYPE as METRICS_CONTENT_TYPE, render as render_metrics};
 pub use model::{Boundary, Cause, LineageStatus, SpanId, TraceId, format_span_id, format_trace_id, parse_trace_id};

@@ -8,7 +8,7 @@ use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use crate::Config;
 use crate::classify::{Classification, FragmentClass, classify, fragment_class};
 use crate::histogram::LatencyHistogram;
-use crate::ingest::{INVALID_ID, IngestOutcome, Prepared, RejectReason, prepare};
+use crate::ingest::{INVALID_ID, IngestOutcome, PayloadError, Prepared, RejectReason, prepare, prepare_protobuf};
 use crate::model::{
     Boundary, Cause, IdMap, Interner, LinkRec, SpanId, SpanRec, TraceId, flags, now_unix_nanos, parse_trace_id,
 };
@@ -363,6 +363,13 @@ impl Store {
     pub fn ingest(&mut self, request: &ExportTraceServiceRequest, now: u64) -> IngestOutcome {
         let prepared = prepare(request, &self.config.business_key);
         self.insert(prepared, now)
+    }
+
+    /// Stores every valid span of an uncompressed protobuf export request,
+    /// reading only the fields lineage keeps; malformed bytes change nothing.
+    pub fn ingest_protobuf(&mut self, body: &[u8], now: u64) -> Result<IngestOutcome, PayloadError> {
+        let prepared = prepare_protobuf(body, &self.config.business_key)?;
+        Ok(self.insert(prepared, now))
     }
 
     pub(crate) fn insert(&mut self, prepared: Prepared<'_>, now: u64) -> IngestOutcome {

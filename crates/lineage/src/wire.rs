@@ -42,11 +42,25 @@ impl<'a> Fields<'a> {
         Fields { buf, pos: 0, message }
     }
 
+    #[cold]
     fn error(&self, what: &str) -> WireError {
         WireError(format!("{what} in {} at byte {}", self.message, self.pos))
     }
 
+    #[inline]
     fn varint(&mut self) -> Result<u64> {
+        // Keys and short lengths fit in one byte.
+        if let Some(&byte) = self.buf.get(self.pos)
+            && byte < 0x80
+        {
+            self.pos += 1;
+            return Ok(u64::from(byte));
+        }
+        self.varint_slow()
+    }
+
+    #[cold]
+    fn varint_slow(&mut self) -> Result<u64> {
         let mut value = 0u64;
         for shift in (0..64).step_by(7) {
             let Some(&byte) = self.buf.get(self.pos) else {
@@ -61,6 +75,7 @@ impl<'a> Fields<'a> {
         Err(self.error("varint longer than 10 bytes"))
     }
 
+    #[inline]
     fn take(&mut self, n: usize) -> Result<&'a [u8]> {
         let end = self.pos.checked_add(n).filter(|&end| end <= self.buf.len());
         let Some(end) = end else {
@@ -71,6 +86,7 @@ impl<'a> Fields<'a> {
         Ok(bytes)
     }
 
+    #[inline]
     fn next_field(&mut self) -> Result<Option<(u64, Value<'a>)>> {
         if self.pos >= self.buf.len() {
             return Ok(None);
@@ -97,6 +113,7 @@ impl<'a> Fields<'a> {
     }
 
     /// The next field as an iterator item, so that `while let` reads well.
+    #[inline]
     fn next(&mut self) -> Option<Result<(u64, Value<'a>)>> {
         self.next_field().transpose()
     }

@@ -35,8 +35,12 @@ pub struct Args {
     /// Seconds of load against each receiver.
     #[arg(long, default_value_t = 20)]
     seconds: u64,
-    /// telemetrygen workers (goroutines), all on the load cores.
+    /// telemetrygen processes run at once, all on the load cores: each
+    /// exports one batch at a time, so several keep requests in flight.
     #[arg(long, default_value_t = 4)]
+    generators: usize,
+    /// Workers (goroutines) per telemetrygen process.
+    #[arg(long, default_value_t = 1)]
     workers: usize,
     /// Child spans per generated trace (plus one root).
     #[arg(long, default_value_t = 7)]
@@ -73,6 +77,7 @@ struct Comparison {
 struct Load {
     generator: String,
     seconds: u64,
+    generators: usize,
     workers: usize,
     spans_per_trace: usize,
     extra_span_attributes: usize,
@@ -105,6 +110,7 @@ pub fn run(args: &Args) -> Result<ExitCode> {
     let load = Load {
         generator: format!("telemetrygen v{COLLECTOR_VERSION}"),
         seconds: args.seconds,
+        generators: args.generators,
         workers: args.workers,
         spans_per_trace: args.child_spans + 1,
         extra_span_attributes: SPAN_ATTRIBUTES.len(),
@@ -169,11 +175,13 @@ pub fn run(args: &Args) -> Result<ExitCode> {
 fn print_table(c: &Comparison) {
     let load = &c.load;
     println!(
-        "\n{} → receiver pinned to CPU {}, load on CPU {}: {} s, {} workers, traces of {} spans, {} extra attributes per span\n",
+        "\n{} → receiver pinned to CPU {}, load on CPU {}: {} s, {} processes × {} workers, traces of {} spans, \
+         {} extra attributes per span\n",
         load.generator,
         load.receiver_core,
         load.load_cores,
         load.seconds,
+        load.generators,
         load.workers,
         load.spans_per_trace,
         load.extra_span_attributes
@@ -275,22 +283,30 @@ fn measure(mut receiver: Receiver, telemetrygen: &Path, args: &Args, load: &Load
     for attribute in SPAN_ATTRIBUTES {
         command.extend(["--telemetry-attributes".to_owned(), attribute.to_owned()]);
     }
-    let log = logs.join(format!("telemetrygen-{name}.log"));
-    eprintln!("ingest-bench: {} s of telemetrygen into {name}", args.seconds);
-    let output = duct::cmd("taskset", &command)
-        .stdin_null()
-        .stderr_to_stdout()
-        .stdout_path(&log)
-        .unchecked()
-        .run()
-        .context("running telemetrygen")?;
-    if !output.status.success() {
-        bail!(
-            "telemetrygen against {name} failed ({}); last lines of {}:\n{}",
-            output.status,
-            log.display(),
-            log_tail(&log, 20)
-        );
+    eprintln!("ingest-bench: {} s of telemetrygen ×{} into {name}", args.seconds, args.generators);
+    let generators = (0..args.generators.max(1))
+        .map(|i| {
+            let log = logs.join(format!("telemetrygen-{name}-{i}.log"));
+            let handle = duct::cmd("taskset", &command)
+                .stdin_null()
+                .stderr_to_stdout()
+                .stdout_path(&log)
+                .unchecked()
+                .start()
+                .context("starting telemetrygen")?;
+            Ok((handle, log))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    for (handle, log) in generators {
+        let output = handle.wait().context("waiting for telemetrygen")?;
+        if !output.status.success() {
+            bail!(
+                "telemetrygen against {name} failed ({}); last lines of {}:\n{}",
+                output.status,
+                log.display(),
+                log_tail(&log, 20)
+            );
+        }
     }
     // Let the last export land before reading the counters.
     std::thread::sleep(Duration::from_millis(500));
@@ -301,7 +317,7 @@ fn measure(mut receiver: Receiver, telemetrygen: &Path, args: &Args, load: &Load
     let rss_mib = peak_rss_kib(pid)? as f64 / 1024.0;
     receiver.child.stop(Duration::from_secs(5));
     if spans == 0 || cpu <= 0.0 {
-        bail!("{name} accepted {spans} spans using {cpu:.2} s of CPU: nothing to measure; see {}", log.display());
+        bail!("{name} accepted {spans} spans using {cpu:.2} s of CPU: nothing to measure; see {}", logs.display());
     }
     Ok(Intake {
         spans_per_s: round(spans as f64 / cpu, 0),

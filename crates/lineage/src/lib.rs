@@ -29,6 +29,8 @@
 //!
 //! [`Lineage::start`] runs the servers on the current tokio runtime;
 //! [`Store`] is the synchronous core without servers (tests, benches).
+//! Both receivers read OTLP protobuf in place, only the fields lineage keeps
+//! ([`Store::ingest_protobuf`]); JSON is decoded whole ([`Store::ingest`]).
 //!
 //! # Scale-out
 //!

@@ -27,7 +27,9 @@ const SPAN_ATTRIBUTES: [&str; 7] = [
     "server.address=\"127.0.0.1\"",
     "network.protocol.version=\"1.1\"",
     "user_agent.original=\"stitch-load/0.1\"",
-    "order.id=\"1001\"",
+    // Not the business key: telemetrygen would give every trace the same
+    // value, which no real system does.
+    "enduser.id=\"stitch\"",
 ];
 
 #[derive(Debug, clap::Args)]

@@ -10,7 +10,7 @@ use crate::classify::{Classification, FragmentClass, classify, fragment_class};
 use crate::histogram::LatencyHistogram;
 use crate::ingest::{INVALID_ID, IngestOutcome, PayloadError, Prepared, RejectReason, prepare, prepare_protobuf};
 use crate::model::{
-    Boundary, Cause, IdMap, Interner, LinkRec, SpanId, SpanRec, TraceId, flags, now_unix_nanos, parse_trace_id,
+    Boundary, Cause, IdMap, IdSet, Interner, LinkRec, SpanId, SpanRec, TraceId, flags, now_unix_nanos, parse_trace_id,
 };
 use crate::report::{
     BoundaryCounts, BoundaryReport, CauseCounts, CompletenessReport, Evictions, Held, Report, ServiceReport, ratio,
@@ -137,7 +137,9 @@ pub(crate) struct ServiceCounters {
 /// What is known about one business key across the traces held.
 #[derive(Debug, Default)]
 pub(crate) struct KeyEntry {
-    pub traces: Vec<TraceId>,
+    /// A set: a value shared by many traces (a constant attribute used as
+    /// the key) must not make each eviction scan all of them.
+    pub traces: IdSet<TraceId>,
     has_request: bool,
     /// Boundaries at which an orphan fragment with this key broke.
     broken: u8,
@@ -487,7 +489,7 @@ impl Store {
         self.spans_held -= trace.spans.len() as u64;
         for key in &trace.keys {
             if let Some(entry) = self.tally.keys.get_mut(&**key) {
-                entry.traces.retain(|&t| t != id);
+                entry.traces.remove(&id);
                 if entry.traces.is_empty()
                     && let Some(entry) = self.tally.keys.remove(&**key)
                 {
@@ -714,9 +716,13 @@ fn key_slot(trace: &mut Trace, keys: &mut HashMap<Box<str>, KeyEntry>, trace_id:
     }
     trace.keys.push(key.into());
     match keys.get_mut(key) {
-        Some(entry) => entry.traces.push(trace_id),
+        Some(entry) => {
+            entry.traces.insert(trace_id);
+        }
         None => {
-            keys.insert(key.into(), KeyEntry { traces: vec![trace_id], ..KeyEntry::default() });
+            let mut entry = KeyEntry::default();
+            entry.traces.insert(trace_id);
+            keys.insert(key.into(), entry);
         }
     }
     trace.keys.len() as u16

@@ -609,3 +609,18 @@ fn views_carry_the_tree() {
     assert!(store.trace_dump("not-a-trace-id").is_none());
     assert!(store.trace_dump(&trace_hex(999)).is_none());
 }
+
+#[test]
+fn a_key_shared_by_many_traces_follows_evictions() {
+    let mut store = Store::new(Config { max_traces: 100, ..Config::ephemeral() });
+    for t in 1..=5_000u64 {
+        store.ingest(&request(vec![internal(t, 1, "worker", "tick").order("everywhere")]), BASE + t);
+        store.settle_due(BASE + t + 3_000 * MS);
+    }
+    let report = store.report();
+    assert_eq!(report.held.traces, 100);
+    assert_eq!(report.evictions.settled + report.evictions.unsettled, 4_900);
+    assert_eq!(store.request_traces("everywhere").len(), 100, "the index holds exactly the held traces");
+    // One (key, boundary) pair without a request, however many traces carry it.
+    assert_eq!(report.request_root_missing.async_, 1);
+}

@@ -8,6 +8,7 @@ mod facts;
 mod fast_tests;
 mod hint;
 mod infra;
+mod ingest_bench;
 mod long_trace;
 mod report;
 mod status;
@@ -136,6 +137,8 @@ enum Command {
         #[arg(long)]
         render_only: bool,
     },
+    /// telemetrygen's OTLP load into lineage and into the collector, each on one core.
+    IngestBench(ingest_bench::Args),
     /// Check every include and anchor of the book, then build it.
     Book {
         /// Check only (the default, and the only mode).
@@ -163,6 +166,7 @@ fn main() -> ExitCode {
         Command::SamplingCannotRepair { requests, kafka } => sampling_cannot_repair(requests, kafka),
         Command::Report { step } => facts::write().and_then(|()| report::generate(step.as_deref())),
         Command::Tags => tags::run(),
+        Command::IngestBench(args) => ingest_bench::run(&args),
         Command::Traps => traps::write(),
         Command::LongTrace { minutes, tight_minutes, tight_limit_mib, tight_only, render_only } => {
             let runs = match (tight_only, render_only) {

@@ -45,9 +45,7 @@ fn main() {
     let mut store = Store::new(Config { max_spans: 1_000_000, max_traces: 1_000_000, ..Config::ephemeral() });
     let now = 1_700_000_000_000_000_000u64;
     for (i, bytes) in batches.iter().enumerate() {
-        let request = opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest::decode(&bytes[..])
-            .expect("valid batch");
-        store.ingest(&request, now + i as u64 * 1_000_000);
+        store.ingest_protobuf(bytes, now + i as u64 * 1_000_000).expect("valid batch");
     }
     let held = store.held_spans();
     let open = LIVE.load(Ordering::Relaxed) - before;

@@ -379,14 +379,16 @@ pub(crate) fn index_page(store: &Store, report: &Report) -> String {
         );
     }
     body.push_str("</table></section><section class=\"card\"><h2>Boundaries</h2><table><tr><th>boundary</th>\
-        <th class=\"num\">broken requests</th><th class=\"num\">break rate</th><th class=\"num\">unattributed breaks</th></tr>\n");
+        <th class=\"num\">broken requests</th><th class=\"num\">break rate</th><th class=\"num\">request root missing</th><th class=\"num\">unattributed breaks</th></tr>\n");
     for b in &report.boundaries {
         let _ = writeln!(
             body,
-            "<tr><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{:.1} %</td><td class=\"num\">{}</td></tr>",
+            "<tr><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{:.1} %</td><td class=\"num\">{}</td>\
+             <td class=\"num\">{}</td></tr>",
             b.boundary,
             b.breaks,
             b.break_rate * 100.0,
+            report.request_root_missing.get(b.boundary),
             report.unattributed_breaks.get(b.boundary)
         );
     }

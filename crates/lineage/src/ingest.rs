@@ -145,11 +145,16 @@ pub fn decode_payload(
     encoding: ContentEncoding,
     limit: usize,
 ) -> Result<ExportTraceServiceRequest, PayloadError> {
+    decode_request(&inflate(body, encoding, limit)?, format)
+}
+
+/// The uncompressed body, enforcing `limit` on the compressed and the decompressed size.
+pub fn inflate(body: &[u8], encoding: ContentEncoding, limit: usize) -> Result<Cow<'_, [u8]>, PayloadError> {
     if body.len() > limit {
         return Err(PayloadError::TooLarge { size: body.len() as u64, limit });
     }
     match encoding {
-        ContentEncoding::Identity => decode_request(body, format),
+        ContentEncoding::Identity => Ok(Cow::Borrowed(body)),
         ContentEncoding::Gzip => {
             let mut inflated = Vec::with_capacity(body.len().saturating_mul(4).min(limit));
             flate2::read::MultiGzDecoder::new(body)
@@ -159,7 +164,7 @@ pub fn decode_payload(
             if inflated.len() > limit {
                 return Err(PayloadError::TooLargeStream { limit });
             }
-            decode_request(&inflated, format)
+            Ok(Cow::Owned(inflated))
         }
     }
 }
@@ -250,7 +255,13 @@ pub(crate) struct Prepared<'a> {
     pub rejected: u64,
 }
 
-const UNKNOWN_SERVICE: &str = "unknown_service";
+pub(crate) const UNKNOWN_SERVICE: &str = "unknown_service";
+
+/// Reads only what the store needs from a protobuf export request (see
+/// `wire`); invalid ids reject the span only, malformed bytes the request.
+pub(crate) fn prepare_protobuf<'a>(body: &'a [u8], business_key: &str) -> Result<Prepared<'a>, PayloadError> {
+    crate::wire::prepare_protobuf(body, business_key).map_err(|e| PayloadError::MalformedProtobuf(e.0))
+}
 
 /// Extracts what the store needs from every span; invalid ids reject the span only.
 pub(crate) fn prepare<'a>(request: &'a ExportTraceServiceRequest, business_key: &str) -> Prepared<'a> {

@@ -29,19 +29,22 @@
 //!
 //! [`Lineage::start`] runs the servers on the current tokio runtime;
 //! [`Store`] is the synchronous core without servers (tests, benches).
+//! Both receivers read OTLP protobuf in place, only the fields lineage keeps
+//! ([`Store::ingest_protobuf`]); JSON is decoded whole ([`Store::ingest`]).
 //!
 //! # Scale-out
 //!
 //! Several instances behind the collector's `loadbalancing` exporter with
 //! `routing_key: traceID` each see whole traces, so per-instance counters
 //! add up: spans, connected/linked/orphan spans per service, cause and
-//! boundary, requests, late and duplicate spans. The exception is
-//! `boundaries[].breaks` (`lineage_boundary_breaks_total`): a request and its
-//! broken fragments usually have different trace ids, so when they land on
-//! different instances no instance sees both and the break is not counted
-//! (it shows as an orphan fragment with a key but without a request). Sum
-//! `requests` and orphans per boundary across instances instead, or run one
-//! instance when break rates per request matter.
+//! boundary, requests, late and duplicate spans, and breaks found by trace id
+//! (a fragment in its request's trace). A break found only by business key
+//! needs the request and the fragment on one instance: when they land on
+//! different instances the fragment's instance counts it in
+//! `request_root_missing` (`lineage_request_root_missing`) instead of
+//! `boundaries[].breaks`, so `breaks + request_root_missing` summed across
+//! instances still counts every break (a key broken at one boundary in
+//! several traces may count once per instance).
 //!
 //! Memory is bounded by [`Config::max_traces`] and [`Config::max_spans`]:
 //! settled traces are evicted oldest first, then open ones (force-settled and
@@ -54,6 +57,7 @@
 #![doc = include_str!("metric.md")]
 
 mod classify;
+mod grpc;
 mod histogram;
 mod html;
 mod ingest;
@@ -63,13 +67,14 @@ mod report;
 mod server;
 mod store;
 mod view;
+mod wire;
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 pub use ingest::{
     ContentEncoding, INVALID_ID, IngestOutcome, PayloadError, PayloadFormat, RejectReason, decode_payload,
-    decode_request, encode_response,
+    decode_request, encode_response, inflate,
 };
 pub use metrics::{CONTENT_TYPE as METRICS_CONTENT_TYPE, render as render_metrics};
 pub use model::{Boundary, Cause, LineageStatus, SpanId, TraceId, format_span_id, format_trace_id, parse_trace_id};

@@ -24,6 +24,7 @@ struct Snapshot {
     requests: u64,
     breaks: [u64; 3],
     unattributed: [u64; 3],
+    request_root_missing: [u64; 3],
     completeness_buckets: Vec<(f64, u64)>,
     completeness_sum: f64,
     completeness_count: u64,
@@ -54,6 +55,7 @@ fn snapshot(store: &Store) -> Snapshot {
         requests: tally.requests,
         breaks: tally.breaks,
         unattributed: tally.unattributed,
+        request_root_missing: tally.request_root_missing(),
         completeness_buckets: PROMETHEUS_BUCKETS
             .iter()
             .copied()
@@ -159,12 +161,25 @@ impl Collector for Snapshot {
         {
             let mut family = e.encode_descriptor(
                 "lineage_unattributed_breaks",
-                "Orphan fragments without a business key, by boundary of their break span.",
+                "Orphan fragments with neither a request in their trace nor a business key, by boundary of their break span.",
                 None,
                 MetricType::Counter,
             )?;
             for boundary in Boundary::ALL {
                 ConstCounter::new(self.unattributed[boundary.index()])
+                    .encode(family.encode_family(&[("boundary", boundary.as_str())])?)?;
+            }
+        }
+        {
+            // A gauge: a request that arrives late takes its breaks back.
+            let mut family = e.encode_descriptor(
+                "lineage_request_root_missing",
+                "Breaks (business key, boundary) whose request is not held: no entry root in the trace nor under the key.",
+                None,
+                MetricType::Gauge,
+            )?;
+            for boundary in Boundary::ALL {
+                ConstGauge::new(as_gauge(self.request_root_missing[boundary.index()]))
                     .encode(family.encode_family(&[("boundary", boundary.as_str())])?)?;
             }
         }

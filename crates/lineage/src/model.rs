@@ -280,6 +280,7 @@ impl Hasher for IdHasher {
 }
 
 pub(crate) type IdMap<K, V> = HashMap<K, V, IdHashBuilder>;
+pub(crate) type IdSet<K> = std::collections::HashSet<K, IdHashBuilder>;
 
 /// Interns strings (service names, span names) as dense `u32` ids.
 ///

@@ -28,8 +28,16 @@ pub struct Report {
     pub services: Vec<ServiceReport>,
     /// Always http, async, messaging, in that order.
     pub boundaries: Vec<BoundaryReport>,
-    /// Orphan fragments that carry no business key, by boundary of their break span.
+    /// Orphan fragments with neither a request in their own trace nor a
+    /// business key, by boundary of their break span.
     pub unattributed_breaks: BoundaryCounts,
+    /// Breaks whose request is not held: orphan fragments with a business
+    /// key but no request in their trace nor under their key (the entry root
+    /// was lost, sampled away or evicted), each (key, boundary) once. A
+    /// request that arrives while the fragment is still held moves the pair
+    /// to `boundaries[].breaks`.
+    #[serde(default)]
+    pub request_root_missing: BoundaryCounts,
     pub completeness: CompletenessReport,
     pub late_spans: u64,
     pub duplicate_spans: u64,

@@ -15,18 +15,18 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use futures::StreamExt;
-use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{TraceService, TraceServiceServer};
-use opentelemetry_proto::tonic::collector::trace::v1::{ExportTraceServiceRequest, ExportTraceServiceResponse};
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
-use tonic::codec::CompressionEncoding;
 use tonic::server::NamedService;
 
 use crate::Config;
+use crate::grpc::TraceService;
 use crate::html;
 use crate::ingest::{
-    ContentEncoding, IngestOutcome, PayloadError, PayloadFormat, RejectReason, decode_payload, encode_response, prepare,
+    ContentEncoding, IngestOutcome, PayloadError, PayloadFormat, RejectReason, decode_request, encode_response,
+    inflate, prepare, prepare_protobuf,
 };
 use crate::metrics;
 use crate::model::{now_unix_nanos, parse_trace_id};
@@ -67,7 +67,14 @@ impl Shared {
         self.store().insert(prepared, now)
     }
 
-    fn reject(&self, reason: RejectReason) {
+    /// Same for an uncompressed protobuf request; malformed bytes change nothing.
+    pub(crate) fn ingest_protobuf(&self, body: &[u8]) -> Result<IngestOutcome, PayloadError> {
+        let prepared = prepare_protobuf(body, &self.business_key)?;
+        let now = now_unix_nanos();
+        Ok(self.store().insert(prepared, now))
+    }
+
+    pub(crate) fn reject(&self, reason: RejectReason) {
         self.store().record_rejected_payload(reason);
     }
 }
@@ -103,10 +110,7 @@ impl Lineage {
         let (stop, stopped) = watch::channel(false);
 
         let grpc_service = RejectionCounting {
-            inner: TraceServiceServer::new(OtlpGrpc { shared: shared.clone() })
-                .max_decoding_message_size(config.max_payload_bytes)
-                .accept_compressed(CompressionEncoding::Gzip)
-                .send_compressed(CompressionEncoding::Gzip),
+            inner: TraceService::new(shared.clone(), config.max_payload_bytes),
             shared: shared.clone(),
         };
         let grpc_task = {
@@ -258,24 +262,8 @@ async fn until_stopped(mut stopped: watch::Receiver<bool>) {
     }
 }
 
-struct OtlpGrpc {
-    shared: Arc<Shared>,
-}
-
-#[tonic::async_trait]
-impl TraceService for OtlpGrpc {
-    async fn export(
-        &self,
-        request: tonic::Request<ExportTraceServiceRequest>,
-    ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
-        let outcome = self.shared.ingest(request.get_ref());
-        Ok(tonic::Response::new(outcome.response()))
-    }
-}
-
-/// Counts payloads that tonic refuses before the handler runs, and turns
-/// protobuf decode failures (tonic's `Internal`) into `InvalidArgument`:
-/// the client sent bad bytes, lineage did not fail.
+/// Counts payloads that tonic refuses before the handler runs (too large,
+/// unsupported compression); malformed protobuf is counted by the handler.
 #[derive(Clone)]
 struct RejectionCounting<S> {
     inner: S,
@@ -328,10 +316,6 @@ fn inspect_grpc_response(shared: &Shared, response: GrpcResponse) -> GrpcRespons
         tonic::Code::OutOfRange if status.message().contains("too large") => {
             shared.reject(RejectReason::TooLarge);
             tonic::Status::resource_exhausted(format!("OTLP payload too large: {}", status.message())).into_http()
-        }
-        tonic::Code::Internal => {
-            shared.reject(RejectReason::Malformed);
-            tonic::Status::invalid_argument(format!("malformed OTLP protobuf: {}", status.message())).into_http()
         }
         tonic::Code::Unimplemented if status.message().contains("compress") => {
             shared.reject(RejectReason::UnsupportedEncoding);
@@ -457,11 +441,17 @@ async fn ingest_traces(shared: &Shared, headers: &HeaderMap, body: Body) -> Resp
         Ok(bytes) => bytes,
         Err(e) => return payload_error(shared, e),
     };
-    let request = match decode_payload(&bytes, format, encoding, limit) {
-        Ok(request) => request,
+    let outcome = match inflate(&bytes, encoding, limit) {
+        Ok(body) => match format {
+            PayloadFormat::Protobuf => shared.ingest_protobuf(&body),
+            PayloadFormat::Json => decode_request(&body, format).map(|request| shared.ingest(&request)),
+        },
+        Err(e) => Err(e),
+    };
+    let outcome = match outcome {
+        Ok(outcome) => outcome,
         Err(e) => return payload_error(shared, e),
     };
-    let outcome = shared.ingest(&request);
     (StatusCode::OK, [(header::CONTENT_TYPE, format.content_type())], encode_response(&outcome.response(), format))
         .into_response()
 }

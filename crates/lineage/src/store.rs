@@ -8,9 +8,9 @@ use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use crate::Config;
 use crate::classify::{Classification, FragmentClass, classify, fragment_class};
 use crate::histogram::LatencyHistogram;
-use crate::ingest::{INVALID_ID, IngestOutcome, Prepared, RejectReason, prepare};
+use crate::ingest::{INVALID_ID, IngestOutcome, PayloadError, Prepared, RejectReason, prepare, prepare_protobuf};
 use crate::model::{
-    Boundary, Cause, IdMap, Interner, LinkRec, SpanId, SpanRec, TraceId, flags, now_unix_nanos, parse_trace_id,
+    Boundary, Cause, IdMap, IdSet, Interner, LinkRec, SpanId, SpanRec, TraceId, flags, now_unix_nanos, parse_trace_id,
 };
 use crate::report::{
     BoundaryCounts, BoundaryReport, CauseCounts, CompletenessReport, Evictions, Held, Report, ServiceReport, ratio,
@@ -37,6 +37,9 @@ pub(crate) struct Trace {
     index: IdMap<SpanId, u32>,
     pub keys: Vec<Box<str>>,
     pub links: Vec<LinkRec>,
+    /// Boundaries already counted as breaks of this trace's request when
+    /// that request has no business key to count them under.
+    request_breaks: u8,
 }
 
 impl Trace {
@@ -50,6 +53,7 @@ impl Trace {
             index: IdMap::default(),
             keys: Vec::new(),
             links: Vec::new(),
+            request_breaks: 0,
         }
     }
 
@@ -82,6 +86,17 @@ impl Trace {
 
     pub fn arrival(&self, span: &SpanRec) -> u64 {
         self.first_arrival + u64::from(span.arrival_offset_us) * 1_000
+    }
+
+    /// The entry root of this trace (the smallest span id if there are
+    /// several): the request every orphan fragment of the trace belongs to.
+    fn request_root(&self, is_entry: impl Fn(u32) -> bool) -> Option<usize> {
+        self.spans
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.parent_id == 0 && is_entry(s.service))
+            .min_by_key(|(_, s)| s.span_id)
+            .map(|(i, _)| i)
     }
 
     fn all_counted(&self) -> bool {
@@ -122,12 +137,21 @@ pub(crate) struct ServiceCounters {
 /// What is known about one business key across the traces held.
 #[derive(Debug, Default)]
 pub(crate) struct KeyEntry {
-    pub traces: Vec<TraceId>,
+    /// A set: a value shared by many traces (a constant attribute used as
+    /// the key) must not make each eviction scan all of them.
+    pub traces: IdSet<TraceId>,
     has_request: bool,
     /// Boundaries at which an orphan fragment with this key broke.
     broken: u8,
     /// Boundaries already added to `breaks`.
     counted: u8,
+}
+
+impl KeyEntry {
+    /// Boundaries broken under this key while no request carries it.
+    fn waiting(&self) -> u8 {
+        if self.has_request { 0 } else { self.broken }
+    }
 }
 
 /// Counters and the business-key index: everything settling updates.
@@ -143,6 +167,10 @@ pub(crate) struct Tally {
     pub services: Vec<ServiceCounters>,
     pub breaks: [u64; 3],
     pub unattributed: [u64; 3],
+    /// (key, boundary) pairs broken while no request with the key is held.
+    pub root_missing_held: [u64; 3],
+    /// The same, for keys that left memory without their request ever arriving.
+    pub root_missing_evicted: [u64; 3],
     pub completeness: LatencyHistogram,
     pub evictions: Evictions,
     pub rejected_payloads: BTreeMap<RejectReason, u64>,
@@ -157,6 +185,11 @@ impl Tally {
 
     pub fn class_of(&self, trace: &Trace, top: u32) -> FragmentClass {
         fragment_class(&trace.spans[top as usize], |s| self.is_entry(s))
+    }
+
+    /// Keyed breaks whose request is not held, waiting or evicted.
+    pub fn request_root_missing(&self) -> [u64; 3] {
+        std::array::from_fn(|b| self.root_missing_held[b] + self.root_missing_evicted[b])
     }
 
     fn service_mut(&mut self, service: u32) -> &mut ServiceCounters {
@@ -210,41 +243,76 @@ impl Tally {
         } else {
             Vec::new()
         };
+        // Requests first, so that a break found in the same pass has its request.
+        for &(top, class) in &new_tops {
+            if class != FragmentClass::Request {
+                continue;
+            }
+            self.requests += 1;
+            let root = &trace.spans[top];
+            let arrival = trace.first_arrival + u64::from(last_arrival[top]) * 1_000;
+            self.completeness.record(arrival.saturating_sub(root.end));
+            if let Some(key) = trace.key(fragment_keys[top]) {
+                self.mark_key(key, |e| e.has_request = true);
+            }
+        }
+        // A break belongs to the request of its own trace first (its trace id
+        // is the request's), and only otherwise to the request of its business key.
+        let request_root = trace.request_root(|s| self.is_entry(s));
         for (top, class) in new_tops {
-            let key = trace.key(fragment_keys[top]);
-            match class {
-                FragmentClass::Broken { boundary, .. } => match key {
+            let FragmentClass::Broken { boundary, .. } = class else { continue };
+            match request_root {
+                Some(root) => match trace.key(fragment_keys[root]) {
+                    Some(key) => self.mark_key(key, |e| e.broken |= boundary.bit()),
+                    None => {
+                        if trace.request_breaks & boundary.bit() == 0 {
+                            trace.request_breaks |= boundary.bit();
+                            self.breaks[boundary.index()] += 1;
+                        }
+                    }
+                },
+                None => match trace.key(fragment_keys[top]) {
                     Some(key) => self.mark_key(key, |e| e.broken |= boundary.bit()),
                     None => self.unattributed[boundary.index()] += 1,
                 },
-                FragmentClass::Request => {
-                    self.requests += 1;
-                    let root = &trace.spans[top];
-                    let arrival = trace.first_arrival + u64::from(last_arrival[top]) * 1_000;
-                    self.completeness.record(arrival.saturating_sub(root.end));
-                    if let Some(key) = key {
-                        self.mark_key(key, |e| e.has_request = true);
-                    }
-                }
-                FragmentClass::Linked => {}
             }
         }
     }
 
     /// Updates a key and counts each (key, boundary) break once, as soon as
     /// the key has both a request and an orphan fragment at that boundary.
+    /// Until then the pair waits in `root_missing_held`.
     fn mark_key(&mut self, key: &str, update: impl FnOnce(&mut KeyEntry)) {
         let Some(entry) = self.keys.get_mut(key) else {
             return;
         };
+        let waiting_before = entry.waiting();
         update(entry);
-        if entry.has_request {
-            let new = entry.broken & !entry.counted;
-            entry.counted |= new;
-            for boundary in Boundary::ALL {
-                if new & boundary.bit() != 0 {
-                    self.breaks[boundary.index()] += 1;
-                }
+        let waiting_after = entry.waiting();
+        let new = if entry.has_request { entry.broken & !entry.counted } else { 0 };
+        entry.counted |= new;
+        for boundary in Boundary::ALL {
+            let bit = boundary.bit();
+            let i = boundary.index();
+            if new & bit != 0 {
+                self.breaks[i] += 1;
+            }
+            match (waiting_before & bit != 0, waiting_after & bit != 0) {
+                (false, true) => self.root_missing_held[i] += 1,
+                (true, false) => self.root_missing_held[i] -= 1,
+                _ => {}
+            }
+        }
+    }
+
+    /// A key leaves the index: breaks still waiting for its request stay
+    /// counted as root-missing for good.
+    fn forget_key(&mut self, entry: &KeyEntry) {
+        let waiting = entry.waiting();
+        for boundary in Boundary::ALL {
+            if waiting & boundary.bit() != 0 {
+                self.root_missing_held[boundary.index()] -= 1;
+                self.root_missing_evicted[boundary.index()] += 1;
             }
         }
     }
@@ -297,6 +365,13 @@ impl Store {
     pub fn ingest(&mut self, request: &ExportTraceServiceRequest, now: u64) -> IngestOutcome {
         let prepared = prepare(request, &self.config.business_key);
         self.insert(prepared, now)
+    }
+
+    /// Stores every valid span of an uncompressed protobuf export request,
+    /// reading only the fields lineage keeps; malformed bytes change nothing.
+    pub fn ingest_protobuf(&mut self, body: &[u8], now: u64) -> Result<IngestOutcome, PayloadError> {
+        let prepared = prepare_protobuf(body, &self.config.business_key)?;
+        Ok(self.insert(prepared, now))
     }
 
     pub(crate) fn insert(&mut self, prepared: Prepared<'_>, now: u64) -> IngestOutcome {
@@ -414,9 +489,11 @@ impl Store {
         self.spans_held -= trace.spans.len() as u64;
         for key in &trace.keys {
             if let Some(entry) = self.tally.keys.get_mut(&**key) {
-                entry.traces.retain(|&t| t != id);
-                if entry.traces.is_empty() {
-                    self.tally.keys.remove(&**key);
+                entry.traces.remove(&id);
+                if entry.traces.is_empty()
+                    && let Some(entry) = self.tally.keys.remove(&**key)
+                {
+                    self.tally.forget_key(&entry);
                 }
             }
         }
@@ -537,6 +614,7 @@ impl Store {
             services,
             boundaries,
             unattributed_breaks: BoundaryCounts::from_array(tally.unattributed),
+            request_root_missing: BoundaryCounts::from_array(tally.request_root_missing()),
             completeness: CompletenessReport {
                 count: completeness.count,
                 p50_ms: round_ms(completeness.percentile_ms(0.5)),
@@ -638,9 +716,13 @@ fn key_slot(trace: &mut Trace, keys: &mut HashMap<Box<str>, KeyEntry>, trace_id:
     }
     trace.keys.push(key.into());
     match keys.get_mut(key) {
-        Some(entry) => entry.traces.push(trace_id),
+        Some(entry) => {
+            entry.traces.insert(trace_id);
+        }
         None => {
-            keys.insert(key.into(), KeyEntry { traces: vec![trace_id], ..KeyEntry::default() });
+            let mut entry = KeyEntry::default();
+            entry.traces.insert(trace_id);
+            keys.insert(key.into(), entry);
         }
     }
     trace.keys.len() as u16

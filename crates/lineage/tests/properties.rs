@@ -2,6 +2,8 @@
 //! consistent, and arrival order never changes the result.
 
 mod common;
+#[path = "../benches/workload/mod.rs"]
+mod workload;
 
 use common::*;
 use lineage::{Config, ContentEncoding, PayloadFormat, Report, Store, decode_payload};
@@ -102,6 +104,18 @@ fn ingest_in_batches(specs: &[SpanSpec], batch: usize) -> (Store, Report) {
     (store, report)
 }
 
+/// The same, through the protobuf path that reads only what lineage keeps.
+fn ingest_protobuf_in_batches(specs: &[SpanSpec], batch: usize) -> (Store, Report) {
+    let mut store =
+        Store::new(Config { entry_services: vec!["gateway".into(), "frontend".into()], ..Config::ephemeral() });
+    for chunk in specs.chunks(batch.max(1)) {
+        store.ingest_protobuf(&request(chunk.to_vec()).encode_to_vec(), BASE).expect("valid protobuf");
+    }
+    store.settle_all();
+    let report = store.report();
+    (store, report)
+}
+
 fn check_invariants(report: &Report) {
     let mut total = 0;
     for s in &report.services {
@@ -137,6 +151,11 @@ proptest! {
 
         let (store, report) = ingest_in_batches(&specs, specs.len());
         check_invariants(&report);
+        let (wire_store, from_wire) = ingest_protobuf_in_batches(&specs, specs.len());
+        prop_assert_eq!(&report, &from_wire);
+        for trace in 1..=3u64 {
+            prop_assert_eq!(store.trace_hex(&trace_hex(trace)), wire_store.trace_hex(&trace_hex(trace)));
+        }
         let (_, in_batches) = ingest_in_batches(&permuted, batch);
         prop_assert_eq!(&report, &in_batches);
 
@@ -171,6 +190,11 @@ proptest! {
 
     #[test]
     fn arbitrary_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..2048)) {
+        let mut wire_store = Store::new(Config::ephemeral());
+        if wire_store.ingest_protobuf(&bytes, BASE).is_ok() {
+            wire_store.settle_all();
+            check_invariants(&wire_store.report());
+        }
         for format in [PayloadFormat::Protobuf, PayloadFormat::Json] {
             for encoding in [ContentEncoding::Identity, ContentEncoding::Gzip] {
                 if let Ok(request) = decode_payload(&bytes, format, encoding, 1 << 20) {
@@ -194,15 +218,62 @@ proptest! {
             bytes[i] = value;
         }
         bytes.truncate(cut.index(bytes.len() + 1).max(1));
+        let mut wire_store = Store::new(Config::ephemeral());
+        let from_wire = wire_store.ingest_protobuf(&bytes, BASE);
         if let Ok(request) = decode_payload(&bytes, PayloadFormat::Protobuf, ContentEncoding::Identity, 1 << 20) {
             let mut store = Store::new(Config::ephemeral());
-            store.ingest(&request, BASE);
+            let outcome = store.ingest(&request, BASE);
+            // Whatever a full decode accepts, the fast path reads the same way.
+            prop_assert_eq!(from_wire, Ok(outcome));
+            wire_store.settle_all();
             store.settle_all();
             let report = store.report();
+            prop_assert_eq!(&report, &wire_store.report());
             check_invariants(&report);
             for trace in store.report().held.traces.min(1)..=1 {
                 let _ = store.trace_dump(&trace_hex(trace));
             }
         }
     }
+}
+
+#[test]
+fn protobuf_path_reads_realistic_batches_like_a_full_decode() {
+    let config = Config { entry_services: vec!["gateway".into()], ..Config::ephemeral() };
+    let (mut full, mut wire) = (Store::new(config.clone()), Store::new(config));
+    for b in 0..4 {
+        let batch = workload::batch(b);
+        let outcome = full.ingest(&batch, BASE);
+        assert_eq!(wire.ingest_protobuf(&batch.encode_to_vec(), BASE), Ok(outcome));
+    }
+    full.settle_all();
+    wire.settle_all();
+    let report = full.report();
+    assert_eq!(report.spans_settled, 4 * workload::SPANS_PER_BATCH as u64);
+    assert!(report.orphans() > 0 && report.requests > 0);
+    assert_eq!(report, wire.report());
+}
+
+#[test]
+fn protobuf_path_reads_int_keys_links_and_status() {
+    let spans = vec![
+        server(1, 1, "gateway", "POST /orders").attr_int("order.id", 42),
+        consumer(2, 1, "consumer", "process").link(1, 1).attr("messaging.system", "kafka"),
+        internal(3, 1, "worker", "job").order("42").error(),
+    ];
+    let bytes = request(spans.clone()).encode_to_vec();
+    let mut full = Store::new(Config::ephemeral());
+    let mut wire = Store::new(Config::ephemeral());
+    full.ingest(&request(spans), BASE);
+    wire.ingest_protobuf(&bytes, BASE).unwrap();
+    full.settle_all();
+    wire.settle_all();
+    assert_eq!(full.report(), wire.report());
+    assert_eq!(wire.report().boundary(lineage::Boundary::Async).breaks, 1);
+    for trace in 1..=3 {
+        assert_eq!(full.trace_hex(&trace_hex(trace)), wire.trace_hex(&trace_hex(trace)));
+    }
+    let err = wire.ingest_protobuf(&bytes[..bytes.len() - 3], BASE).unwrap_err();
+    assert_eq!(err.reason(), lineage::RejectReason::Malformed);
+    assert!(err.to_string().starts_with("malformed OTLP protobuf: "), "{err}");
 }

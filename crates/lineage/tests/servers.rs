@@ -518,11 +518,15 @@ async fn scale_out_by_trace_id_adds_up() {
         }
     }
     assert!(whole.orphans() > 0 && whole.linked() > 0);
-    // Per-request breaks need the request and its fragments on one instance:
-    // split, they can only be undercounted.
+    // Breaks by business key need the request and its fragments on one
+    // instance; split, the fragment's instance counts them as root-missing.
+    // Each key breaks at most once per boundary here, so the sums match.
     for boundary in Boundary::ALL {
         assert!(sum(&|r| r.boundary(boundary).breaks) <= whole.boundary(boundary).breaks);
+        let counted = |r: &Report| r.boundary(boundary).breaks + r.request_root_missing.get(boundary);
+        assert_eq!(sum(&counted), counted(&whole), "{boundary}");
     }
+    assert!(parts.iter().any(|p| p.request_root_missing.total() > 0), "some keyed breaks were split");
     assert!(whole.boundary(Boundary::Http).breaks > 0);
     let [a, b] = shards;
     for l in [single, a, b] {

@@ -111,8 +111,85 @@ fn missing_parent_is_attributed_to_the_break_span() {
     assert_eq!(broken.len(), 1);
     assert_eq!(broken[0].0, "GET /work");
     assert_eq!(broken[0].2, Some(Cause::MissingParent));
-    // No key on the broken fragment: an unattributed http break.
-    assert_eq!(report.unattributed_breaks.http, 1);
+    // No key on the broken fragment, but it is in the request's trace: the request broke at http.
+    assert_eq!(report.boundary(Boundary::Http).breaks, 1);
+    assert_eq!(report.unattributed_breaks.total(), 0);
+}
+
+#[test]
+fn missing_parent_without_key_breaks_its_traces_request() {
+    let mut store = store();
+    // Trace 1: the request carries key 7; a worker fragment lost its parent
+    // and carries no key at all. Trace 2: a request without any key, two
+    // fragments breaking at async: one break for that request.
+    let spans = vec![
+        server(1, 1, "gateway", "POST /orders").order("7"),
+        client(1, 2, "gateway", "POST /work").parent(1),
+        server(1, 3, "worker", "POST /work").parent(98),
+        internal(1, 4, "worker", "price").parent(3),
+        server(2, 1, "gateway", "POST /orders"),
+        internal(2, 2, "worker", "job").parent(97),
+        internal(2, 3, "worker", "job again").parent(96),
+    ];
+    store.ingest(&request(spans), BASE);
+    let report = settle(&mut store);
+    assert_eq!(report.requests, 2);
+    let http = report.boundary(Boundary::Http);
+    assert_eq!((http.breaks, http.break_rate), (1, 0.5));
+    assert_eq!(report.boundary(Boundary::Async).breaks, 1);
+    assert_eq!(report.boundary(Boundary::Messaging).breaks, 0);
+    assert_eq!(report.unattributed_breaks.total(), 0);
+    assert_eq!(report.request_root_missing.total(), 0);
+    // A fragment that arrives after its trace settled still breaks that request, once.
+    store.ingest(&request(vec![consumer(2, 4, "consumer", "process").parent(95)]), BASE + 10_000 * MS);
+    store.ingest(&request(vec![consumer(2, 5, "consumer", "retry").parent(94)]), BASE + 11_000 * MS);
+    let report = store.report();
+    assert_eq!(report.boundary(Boundary::Messaging).breaks, 1);
+    assert_eq!(report.unattributed_breaks.total(), 0);
+}
+
+#[test]
+fn keyed_fragment_without_its_request_is_counted_root_missing() {
+    let mut store = store();
+    // Order 8's entry root never arrives: its worker fragment (a missing
+    // parent in trace 1) and its consumer fragment (its own trace) remain.
+    let spans = vec![
+        server(1, 2, "worker", "POST /work").parent(1).order("8"),
+        consumer(2, 1, "consumer", "process").order("8"),
+        consumer(3, 1, "consumer", "process").order("8"),
+        // No key and no request: unattributed.
+        internal(4, 1, "worker", "job"),
+    ];
+    store.ingest(&request(spans), BASE);
+    let report = settle(&mut store);
+    assert_eq!(report.requests, 0);
+    assert!(report.boundaries.iter().all(|b| b.breaks == 0));
+    let missing = report.request_root_missing;
+    assert_eq!((missing.http, missing.async_, missing.messaging), (1, 0, 1), "each (key, boundary) once");
+    assert_eq!(report.unattributed_breaks.async_, 1);
+    let metrics = lineage::render_metrics(&store);
+    assert!(metrics.contains("lineage_request_root_missing{boundary=\"messaging\"} 1"), "{metrics}");
+
+    // The request arrives late in a trace of its own: the pairs become its breaks.
+    store.ingest(&request(vec![server(5, 1, "gateway", "POST /orders").order("8")]), BASE + MS);
+    let report = settle(&mut store);
+    assert_eq!(report.requests, 1);
+    assert_eq!(report.boundary(Boundary::Http).breaks, 1);
+    assert_eq!(report.boundary(Boundary::Messaging).breaks, 1);
+    assert_eq!(report.request_root_missing.total(), 0);
+}
+
+#[test]
+fn root_missing_breaks_stay_counted_after_eviction() {
+    let mut store = Store::new(Config { max_traces: 1, ..Config::ephemeral() });
+    store.ingest(&request(vec![server(1, 2, "worker", "POST /work").parent(1).order("9")]), BASE);
+    store.settle_all();
+    // Evicts trace 1 and with it the only trace holding key 9.
+    store.ingest(&request(vec![internal(2, 1, "gateway", "tick")]), BASE + MS);
+    let report = store.report();
+    assert_eq!(report.evictions.settled, 1);
+    assert!(store.request("9").is_none());
+    assert_eq!(report.request_root_missing.http, 1);
 }
 
 #[test]
@@ -531,4 +608,19 @@ fn views_carry_the_tree() {
     assert!(!dump.contains("BREAK"));
     assert!(store.trace_dump("not-a-trace-id").is_none());
     assert!(store.trace_dump(&trace_hex(999)).is_none());
+}
+
+#[test]
+fn a_key_shared_by_many_traces_follows_evictions() {
+    let mut store = Store::new(Config { max_traces: 100, ..Config::ephemeral() });
+    for t in 1..=5_000u64 {
+        store.ingest(&request(vec![internal(t, 1, "worker", "tick").order("everywhere")]), BASE + t);
+        store.settle_due(BASE + t + 3_000 * MS);
+    }
+    let report = store.report();
+    assert_eq!(report.held.traces, 100);
+    assert_eq!(report.evictions.settled + report.evictions.unsettled, 4_900);
+    assert_eq!(store.request_traces("everywhere").len(), 100, "the index holds exactly the held traces");
+    // One (key, boundary) pair without a request, however many traces carry it.
+    assert_eq!(report.request_root_missing.async_, 1);
 }

@@ -347,10 +347,9 @@ fn require_taskset() -> Result<()> {
 fn cpu_seconds(pid: u32) -> Result<f64> {
     let path = format!("/proc/{pid}/stat");
     let stat = std::fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
-    // SAFETY: sysconf has no preconditions.
-    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-    if ticks <= 0 {
-        bail!("sysconf(_SC_CLK_TCK) answered {ticks}");
+    let ticks = rustix::param::clock_ticks_per_second();
+    if ticks == 0 {
+        bail!("the kernel reports 0 clock ticks per second");
     }
     let (utime, stime) = parse_stat_times(&stat).with_context(|| format!("unexpected {path}: {stat}"))?;
     Ok((utime + stime) as f64 / ticks as f64)

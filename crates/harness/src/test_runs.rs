@@ -94,6 +94,7 @@ pub fn run(requests: u64, services: Vec<ServiceReport>, breaks: [u64; 3], chain:
             })
             .collect(),
         unattributed_breaks: BoundaryCounts::default(),
+        request_root_missing: BoundaryCounts::default(),
         completeness: Default::default(),
         late_spans: 0,
         duplicate_spans: 0,

@@ -5,6 +5,9 @@
 //! W3C propagator, and a shutdown that really flushes. The boundaries where
 //! lineage is born live in the step crates.
 
+#[cfg(feature = "testing")]
+pub mod testing;
+
 use std::time::Duration;
 
 use anyhow::Context as _;

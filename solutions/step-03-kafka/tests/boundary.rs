@@ -5,14 +5,12 @@
 
 use opentelemetry::global;
 use opentelemetry::trace::{SpanContext, SpanId, TraceContextExt as _, TracerProvider as _};
-use opentelemetry_sdk::propagation::TraceContextPropagator;
-use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider, SpanData};
+use opentelemetry_sdk::trace::SpanData;
 use rdkafka::message::{Header, Headers as _, OwnedHeaders};
 use step_03_kafka_solution::messaging::{continue_trace, inject};
+use stitch_telemetry::testing::Capture;
 use tracing::Span;
-use tracing::subscriber::DefaultGuard;
 use tracing_opentelemetry::OpenTelemetrySpanExt as _;
-use tracing_subscriber::layer::SubscriberExt as _;
 
 /// What a failure says: which boundary, and where to read on.
 fn broken(what: &str) -> String {
@@ -20,35 +18,6 @@ fn broken(what: &str) -> String {
         "the Kafka boundary is broken: {what}\n  \
          read the exercise in book/src/step-03-kafka.md, or take a hint: cargo xtask hint step-3"
     )
-}
-
-/// The spans this thread's test ends, as the real SDK exports them.
-struct Capture {
-    exporter: InMemorySpanExporter,
-    _provider: SdkTracerProvider,
-    _subscriber: DefaultGuard,
-}
-
-impl Capture {
-    /// Installs the W3C propagator (the same for every test, so installing it
-    /// again is harmless) and a subscriber for this thread only, so tests
-    /// running side by side never see each other's spans.
-    fn start() -> Capture {
-        global::set_text_map_propagator(TraceContextPropagator::new());
-        let exporter = InMemorySpanExporter::default();
-        let provider = SdkTracerProvider::builder().with_simple_exporter(exporter.clone()).build();
-        let subscriber = tracing_subscriber::registry()
-            .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("boundary-test")));
-        Capture { exporter, _provider: provider, _subscriber: tracing::subscriber::set_default(subscriber) }
-    }
-
-    /// The one ended span called `name`.
-    fn only(&self, name: &str) -> SpanData {
-        let spans = self.exporter.get_finished_spans().expect("the in-memory exporter answers");
-        let mut found: Vec<SpanData> = spans.into_iter().filter(|span| span.name == name).collect();
-        assert_eq!(found.len(), 1, "expected one ended span called {name:?}, found {}", found.len());
-        found.remove(0)
-    }
 }
 
 fn span_context(span: &Span) -> SpanContext {

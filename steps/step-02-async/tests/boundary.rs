@@ -4,11 +4,10 @@
 
 use futures::FutureExt as _;
 use opentelemetry::trace::{SpanId, TraceContextExt as _, TracerProvider as _};
-use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider, SpanData};
+use opentelemetry_sdk::trace::SpanData;
 use step_02_async::spawn::spawn;
-use tracing::subscriber::DefaultGuard;
+use stitch_telemetry::testing::Capture;
 use tracing_opentelemetry::OpenTelemetrySpanExt as _;
-use tracing_subscriber::layer::SubscriberExt as _;
 
 /// What a failure says: which boundary, and where to read on.
 fn broken(what: &str) -> String {
@@ -16,30 +15,6 @@ fn broken(what: &str) -> String {
         "the async boundary is broken: {what}\n  \
          read the exercise in book/src/step-02-async.md, or take a hint: cargo xtask hint step-2"
     )
-}
-
-/// The spans this thread's test ends, as the real SDK exports them.
-struct Capture {
-    exporter: InMemorySpanExporter,
-    _provider: SdkTracerProvider,
-    _subscriber: DefaultGuard,
-}
-
-impl Capture {
-    /// A subscriber for this thread only, so tests running side by side
-    /// never see each other's spans.
-    fn start() -> Capture {
-        let exporter = InMemorySpanExporter::default();
-        let provider = SdkTracerProvider::builder().with_simple_exporter(exporter.clone()).build();
-        let subscriber = tracing_subscriber::registry()
-            .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("boundary-test")));
-        Capture { exporter, _provider: provider, _subscriber: tracing::subscriber::set_default(subscriber) }
-    }
-
-    fn ended(&self, name: &str) -> Vec<SpanData> {
-        let spans = self.exporter.get_finished_spans().expect("the in-memory exporter answers");
-        spans.into_iter().filter(|span| span.name == name).collect()
-    }
 }
 
 // The current-thread runtime runs the task only when the test awaits, which

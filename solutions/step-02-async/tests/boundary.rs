@@ -3,8 +3,7 @@
 //! child processes; `cargo xtask check step-2` stays the end-to-end judge.
 
 use futures::FutureExt as _;
-use opentelemetry::trace::{SpanId, TraceContextExt as _, TracerProvider as _};
-use opentelemetry_sdk::trace::SpanData;
+use opentelemetry::trace::{SpanId, TraceContextExt as _};
 use step_02_async_solution::spawn::spawn;
 use stitch_telemetry::testing::Capture;
 use tracing_opentelemetry::OpenTelemetrySpanExt as _;

@@ -6,9 +6,7 @@
 use axum::Router;
 use axum::routing::get;
 use http::HeaderMap;
-use opentelemetry::global;
-use opentelemetry::trace::{SpanId, SpanKind, TracerProvider as _};
-use opentelemetry_sdk::trace::SpanData;
+use opentelemetry::trace::{SpanId, SpanKind};
 use step_01_http::http::{client, continue_trace};
 use stitch_telemetry::testing::Capture;
 use tracing::Instrument as _;

@@ -3,8 +3,7 @@
 //! exporting to memory and the real W3C propagator. No broker, no child
 //! processes; `cargo xtask check step-3` stays the end-to-end judge.
 
-use opentelemetry::global;
-use opentelemetry::trace::{SpanContext, SpanId, TraceContextExt as _, TracerProvider as _};
+use opentelemetry::trace::{SpanContext, SpanId, TraceContextExt as _};
 use opentelemetry_sdk::trace::SpanData;
 use rdkafka::message::{Header, Headers as _, OwnedHeaders};
 use step_03_kafka::messaging::{continue_trace, inject};

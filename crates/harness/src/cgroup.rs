@@ -101,6 +101,7 @@ impl MemoryCgroup {
             if version == Version::V2 {
                 write(&parent.join("cgroup.subtree_control"), "+memory")?;
             }
+            remove_abandoned(&parent);
             let dir = parent.join(format!("{name}-{}", std::process::id()));
             std::fs::create_dir(&dir).with_context(|| format!("creating {}", dir.display()))?;
             Ok(dir)
@@ -237,6 +238,22 @@ impl Drop for MemoryCgroup {
     fn drop(&mut self) {
         if let Err(err) = self.remove() {
             eprintln!("warning: {err:#}");
+        }
+    }
+}
+
+/// Removes the cgroups of runs that ended without removing theirs (killed,
+/// or interrupted with Ctrl-C): empty, and named after a pid that is gone.
+fn remove_abandoned(parent: &Path) {
+    let Ok(entries) = std::fs::read_dir(parent) else { return };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(pid) = name.rsplit_once('-').and_then(|(_, pid)| pid.parse::<u32>().ok()) else { continue };
+        let empty =
+            std::fs::read_to_string(entry.path().join("cgroup.procs")).is_ok_and(|procs| procs.trim().is_empty());
+        if empty && !Path::new(&format!("/proc/{pid}")).exists() {
+            // Another run may be removing it at the same moment.
+            let _ = std::fs::remove_dir(entry.path());
         }
     }
 }

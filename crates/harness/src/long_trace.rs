@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, Result};
 use serde::{Deserialize, Serialize};
 
+use crate::cgroup::MemoryCgroup;
 use crate::otelcol::{Metrics, collector_config_dir};
 use crate::process::spinner;
 use crate::stage::{Assertion, Evidence, Order, Stage, StageEnv};
@@ -71,34 +72,65 @@ pub struct LongTraceOptions {
     pub memory_limit_mib: Option<(u64, u64)>,
     /// How often tier 2's memory is sampled while the workload runs.
     pub sample_every: Duration,
+    /// The unsolved flow runs with this `decision_wait` instead: the naive
+    /// fix of a window that covers the batch. `None`: `decision_wait`.
+    pub unsolved_decision_wait: Option<Duration>,
+    /// Each tier-2 collector in a memory cgroup with a hard limit, and no
+    /// memory_limiter (unless `memory_limit_mib` asks for one).
+    pub hard_limit: Option<HardLimit>,
+}
+
+/// A hard memory limit on each tier-2 collector, enforced by the kernel.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub struct HardLimit {
+    /// Room above the idle collector's usage, measured once it listens: the
+    /// limit is the larger collector's idle usage plus this.
+    pub margin_mib: u64,
 }
 
 impl LongTraceOptions {
-    /// `cargo xtask check step-8`: short enough for CI. Decisions after 3 s,
-    /// batches of 15 s, and a tier that remembers a decision only while the
-    /// trace holds its `num_traces` slot (no decision cache, the collector's
-    /// default).
+    /// `cargo xtask check step-8`: short enough for CI (under 3 minutes).
+    /// A burst of six 30 s batches of 1499 items (one every 20 ms) through
+    /// tier 2 held to its idle usage plus [`CHECK_MARGIN_MIB`], with no
+    /// memory_limiter. Unsolved, the naive fix holds each batch for a
+    /// window that covers it, and the burst is sized to overflow the limit
+    /// (about 9000 spans held per collector); solved, the items are traces
+    /// of their own and the check's 3 s window holds a tenth of that. The
+    /// files' 30 s would hold the whole 30 s burst too: the short check
+    /// cannot tell the two flows apart with it, the long mode does. No
+    /// decision cache (the collector's default): a decision is remembered
+    /// only while the trace holds its `num_traces` slot.
     pub fn check() -> LongTraceOptions {
+        let workload = Workload {
+            batches: 6,
+            batch_every: Duration::from_secs(1),
+            items: CHECK_ITEMS,
+            interval: Duration::from_millis(20),
+            // Well after the first decision (3 s), so that the batch's
+            // first part has nothing to keep it for.
+            fail_from: 5,
+            orders: None,
+        };
         LongTraceOptions {
             label: "check".to_owned(),
-            workload: Workload {
-                batches: 6,
-                batch_every: Duration::from_secs(1),
-                items: 15,
-                interval: Duration::from_secs(1),
-                // Well after the first decision (3 s), so that the batch's
-                // first part has nothing to keep it for.
-                fail_from: 5,
-                orders: None,
-            },
+            // The batch and 10 s more: every item arrives before the decision.
+            unsolved_decision_wait: Some(workload.batch_length() + Duration::from_secs(10)),
+            workload,
             decision_wait: Duration::from_secs(3),
             num_traces: None,
             decision_cache: (0, 0),
             memory_limit_mib: None,
             sample_every: Duration::from_secs(1),
+            hard_limit: Some(HardLimit { margin_mib: CHECK_MARGIN_MIB }),
         }
     }
 }
+
+/// Items per batch in the check. 162 orders of 6 spans and 6 batches of
+/// 4 + 2 × 1499 spans make 113 spans per request (`step.toml`).
+pub const CHECK_ITEMS: u32 = 1499;
+/// The check's room above tier 2's idle usage.
+pub const CHECK_MARGIN_MIB: u64 = 32;
 
 /// One reading of a tier-2 collector's memory.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -111,6 +143,8 @@ pub struct Sample {
     pub traces_on_memory: f64,
     /// Spans its receiver refused so far (the memory limiter's doing).
     pub refused_spans: f64,
+    /// What its memory cgroup charged, when it runs in one.
+    pub cgroup_bytes: Option<f64>,
 }
 
 /// What step 8's stage measured, before and after sampling.
@@ -155,8 +189,40 @@ pub struct LongTraceData {
     pub limiter_forced_gcs: usize,
     pub limiter_started_refusing: usize,
     pub tier1_send_failed_spans: f64,
+    /// Spans of traces with a failed span (the errors policy keeps each) that
+    /// tier 1 received and no tier-2 collector exported.
+    pub lost_spans: u64,
+    pub lost_traces: usize,
+    /// The hard limit, when tier 2 ran under one.
+    pub hard_limit: Option<HardLimitRun>,
     pub memory: Vec<MemorySummary>,
     pub samples: Vec<Sample>,
+}
+
+/// Tier 2 under a hard memory limit: the limit and what the kernel did.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct HardLimitRun {
+    /// `cgroup v1` or `cgroup v2`.
+    pub cgroup: String,
+    pub limit_bytes: u64,
+    pub margin_mib: u64,
+    pub collectors: Vec<CollectorUnderLimit>,
+}
+
+/// One tier-2 collector in its memory cgroup.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CollectorUnderLimit {
+    pub collector: String,
+    /// Charged once it listened, before the workload.
+    pub idle_bytes: u64,
+    /// The most the cgroup ever charged.
+    pub peak_bytes: u64,
+    /// The cgroup's OOM-kill counter at the end of the run.
+    pub oom_kills: u64,
+    /// When it was seen dead, seconds since the workload started, and the
+    /// signal that ended it.
+    pub died_at_seconds: Option<f64>,
+    pub exit_signal: Option<i32>,
 }
 
 /// Late spans that followed a cached decision, by that decision.
@@ -180,6 +246,19 @@ pub struct LongTraceStage {
     batches: Vec<Order>,
     orders: usize,
     samples: Vec<Sample>,
+    /// Each tier-2 collector's memory cgroup, its idle usage, and how it
+    /// died (seconds into the workload, signal) if it did.
+    cgroups: Vec<Limited>,
+    limit_bytes: u64,
+    started: Option<Instant>,
+}
+
+/// A tier-2 collector in its memory cgroup.
+struct Limited {
+    collector: String,
+    cgroup: MemoryCgroup,
+    idle_bytes: u64,
+    died: Option<(f64, Option<i32>)>,
 }
 
 /// Spans tier 2's receiver refused (its memory limiter), and spans tier 1
@@ -203,7 +282,17 @@ fn sum_any(metrics: &Metrics, names: &[&str]) -> f64 {
 impl LongTraceStage {
     pub fn new(options: LongTraceOptions) -> LongTraceStage {
         let tier = TierStage::new(crate::tier::Lesson::KeepWhatMatters, TierOptions::default());
-        LongTraceStage { options, tier, after: None, batches: Vec::new(), orders: 0, samples: Vec::new() }
+        LongTraceStage {
+            options,
+            tier,
+            after: None,
+            batches: Vec::new(),
+            orders: 0,
+            samples: Vec::new(),
+            cgroups: Vec::new(),
+            limit_bytes: 0,
+            started: None,
+        }
     }
 
     /// Step 8's check.
@@ -225,10 +314,84 @@ impl LongTraceStage {
         (per_collector * self.options.decision_wait.as_secs_f64() * 2.0).ceil().max(10.0) as u64
     }
 
+    fn decision_wait(&self, solution: bool) -> Duration {
+        match self.options.unsolved_decision_wait {
+            Some(wait) if !solution => wait,
+            _ => self.options.decision_wait,
+        }
+    }
+
+    /// Measures each idle tier-2 collector's usage, then limits each to the
+    /// larger one plus the margin.
+    fn limit_tier2(&mut self, hard: HardLimit) -> Result<()> {
+        // Past start-up's allocations: the collector idles at a level.
+        std::thread::sleep(Duration::from_secs(2));
+        for limited in &mut self.cgroups {
+            limited.idle_bytes = limited.cgroup.usage()?;
+        }
+        let idle = self.cgroups.iter().map(|limited| limited.idle_bytes).max().context("no tier-2 cgroup")?;
+        self.limit_bytes = idle + hard.margin_mib * 1024 * 1024;
+        for limited in &self.cgroups {
+            limited.cgroup.set_limit(self.limit_bytes)?;
+        }
+        Ok(())
+    }
+
+    /// What the kernel did to each tier-2 collector under the hard limit.
+    fn hard_limit_run(&self) -> Result<Option<HardLimitRun>> {
+        let (Some(hard), Some(first)) = (self.options.hard_limit, self.cgroups.first()) else { return Ok(None) };
+        let collectors = self
+            .cgroups
+            .iter()
+            .map(|limited| {
+                Ok(CollectorUnderLimit {
+                    collector: limited.collector.clone(),
+                    idle_bytes: limited.idle_bytes,
+                    peak_bytes: limited.cgroup.peak()?,
+                    oom_kills: limited.cgroup.oom_kills()?,
+                    died_at_seconds: limited.died.map(|(t, _)| t),
+                    exit_signal: limited.died.and_then(|(_, signal)| signal),
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Some(HardLimitRun {
+            cgroup: first.cgroup.version.to_string(),
+            limit_bytes: self.limit_bytes,
+            margin_mib: hard.margin_mib,
+            collectors,
+        }))
+    }
+
+    /// Tier-2 collectors that died under their hard limit.
+    fn dead(&self) -> Vec<String> {
+        self.cgroups.iter().filter(|limited| limited.died.is_some()).map(|limited| limited.collector.clone()).collect()
+    }
+
+    /// Fails when a process of the tier died, except a tier-2 collector the
+    /// kernel killed for its memory: that one is recorded, and the run goes on.
+    fn check_tier(&mut self, started: Instant) -> Result<()> {
+        use std::os::unix::process::ExitStatusExt as _;
+        for (collector, status) in self.tier.tier2_exits()? {
+            let Some(status) = status else { continue };
+            let Some(limited) = self.cgroups.iter_mut().find(|limited| limited.collector == collector) else {
+                continue;
+            };
+            if limited.died.is_none() && limited.cgroup.oom_kills()? > 0 {
+                limited.died = Some((started.elapsed().as_secs_f64(), status.signal()));
+            }
+        }
+        self.tier.check_alive_except(&self.dead())
+    }
+
     fn sample(&mut self, started: Instant) -> Result<()> {
         let t = started.elapsed().as_secs_f64();
-        for (collector, metrics) in self.tier.scrape()?.into_iter().filter(|(name, _)| name.starts_with("tier2")) {
+        let dead = self.dead();
+        let scrapes = self.tier.scrape_except(&dead)?;
+        for (collector, metrics) in scrapes.into_iter().filter(|(name, _)| name.starts_with("tier2")) {
+            let cgroup = self.cgroups.iter().find(|limited| limited.collector == collector);
+            let cgroup_bytes = cgroup.map(|limited| limited.cgroup.usage()).transpose()?.map(|bytes| bytes as f64);
             self.samples.push(Sample {
+                cgroup_bytes,
                 t,
                 collector,
                 rss_bytes: metrics.sum("otelcol_process_memory_rss", &[]),
@@ -261,6 +424,44 @@ fn arrival_spread(trace: &lineage::TraceView) -> Duration {
         (Some(first), Some(last)) => Duration::from_nanos(last - first),
         _ => Duration::ZERO,
     }
+}
+
+const MIB: f64 = 1024.0 * 1024.0;
+
+/// The claim that tier 2 lived through its hard limit, and what the kernel did.
+fn survived_assertion(run: &HardLimitRun, lost_spans: u64, lost_traces: usize) -> Assertion {
+    let idle = run.collectors.iter().map(|c| c.idle_bytes).max().unwrap_or(0) as f64 / MIB;
+    let claim = format!(
+        "tier 2 survived a hard memory limit of {:.0} MiB ({}: idle {idle:.0} MiB + {} MiB), memory_limiter off",
+        run.limit_bytes as f64 / MIB,
+        run.cgroup,
+        run.margin_mib
+    );
+    let killed: Vec<&CollectorUnderLimit> = run.collectors.iter().filter(|c| c.oom_kills > 0).collect();
+    let measured = if killed.is_empty() {
+        let peaks: Vec<String> = run
+            .collectors
+            .iter()
+            .map(|c| format!("{} peak {:.0} MiB", c.collector, c.peak_bytes as f64 / MIB))
+            .collect();
+        format!("no OOM kill; {}", peaks.join(", "))
+    } else {
+        let kills: Vec<String> = killed
+            .iter()
+            .map(|c| {
+                format!(
+                    "{} OOM-killed {} (oom_kill {}, signal {})",
+                    c.collector,
+                    c.died_at_seconds
+                        .map_or_else(|| "after the workload".to_owned(), |t| format!("{t:.0} s into the workload")),
+                    c.oom_kills,
+                    c.exit_signal.map_or_else(|| "none".to_owned(), |signal| signal.to_string())
+                )
+            })
+            .collect();
+        format!("{}; {lost_spans} spans of {lost_traces} traces with a failed span lost", kills.join(", "))
+    };
+    Assertion::new(claim, measured, killed.is_empty())
 }
 
 /// Least-squares slope of `(t seconds, bytes)` in MiB per minute.
@@ -342,22 +543,38 @@ impl Stage for LongTraceStage {
             ("STITCH_SAMPLED_CACHE_SIZE".to_owned(), self.options.decision_cache.0.to_string()),
             ("STITCH_NON_SAMPLED_CACHE_SIZE".to_owned(), self.options.decision_cache.1.to_string()),
         ];
+        let mut overlays = vec![
+            collector_config_dir().join("tier2-after-sampling.yaml"),
+            collector_config_dir().join("tier2-decision-cache.yaml"),
+        ];
         if let Some((limit, spike)) = self.options.memory_limit_mib {
             env_vars.push(("STITCH_MEMORY_LIMIT_MIB".to_owned(), limit.to_string()));
             env_vars.push(("STITCH_MEMORY_SPIKE_MIB".to_owned(), spike.to_string()));
+        } else if self.options.hard_limit.is_some() {
+            overlays.push(collector_config_dir().join("tier2-no-memory-limiter.yaml"));
+        }
+        let mut cgroups = std::collections::BTreeMap::new();
+        if self.options.hard_limit.is_some() {
+            for collector in ["tier2-a", "tier2-b"] {
+                let cgroup = MemoryCgroup::create(collector)?;
+                cgroups.insert(collector.to_owned(), cgroup.dir().to_owned());
+                self.cgroups.push(Limited { collector: collector.to_owned(), cgroup, idle_bytes: 0, died: None });
+            }
         }
         self.tier.options = TierOptions {
-            decision_wait: self.options.decision_wait,
+            decision_wait: self.decision_wait(env.solution),
             num_traces,
             slow_threshold: SLOW_THRESHOLD,
-            tier2_overlays: vec![
-                collector_config_dir().join("tier2-after-sampling.yaml"),
-                collector_config_dir().join("tier2-decision-cache.yaml"),
-            ],
+            tier2_overlays: overlays,
             tier2_env: env_vars,
+            tier2_cgroups: cgroups,
             ..TierOptions::default()
         };
-        self.tier.start(env)
+        self.tier.start(env)?;
+        if let Some(hard) = self.options.hard_limit {
+            self.limit_tier2(hard)?;
+        }
+        Ok(())
     }
 
     fn otlp_endpoint(&self) -> Option<String> {
@@ -368,6 +585,7 @@ impl Stage for LongTraceStage {
         let workload = self.options.workload.clone();
         let orders = self.orders_for(env);
         let started = Instant::now();
+        self.started = Some(started);
         let traffic = std::thread::Builder::new()
             .name("long-trace-traffic".to_owned())
             .spawn(move || traffic(gateway, &workload, orders))
@@ -377,8 +595,15 @@ impl Stage for LongTraceStage {
         let end = started + self.options.workload.span() + Duration::from_secs(3);
         let progress = spinner(format!("running {} batches and {orders} orders", self.options.workload.batches));
         loop {
-            self.sample(started)?;
-            self.tier.check_alive()?;
+            self.check_tier(started)?;
+            if let Err(err) = self.sample(started) {
+                // A collector killed between the check and the scrape.
+                let dead = self.dead().len();
+                self.check_tier(started)?;
+                if self.dead().len() == dead {
+                    return Err(err);
+                }
+            }
             let left = end.saturating_duration_since(Instant::now());
             progress.set_message(format!(
                 "running {} batches and {orders} orders: {:.0} s left",
@@ -399,11 +624,16 @@ impl Stage for LongTraceStage {
 
     fn measure(&mut self, env: &StageEnv, orders: &[Order]) -> Result<Evidence> {
         let lineage = env.lineage;
-        self.tier.wait_for_decisions()?;
+        let started = self.started.context("the workload never ran")?;
+        self.check_tier(started)?;
+        let dead = self.dead();
+        if dead.len() < 2 {
+            self.tier.wait_for_decisions_except(&dead)?;
+        }
         let after = self.after.as_ref().context("the lineage after sampling is not running")?;
         after.lineage.settle_now();
         let report_after = after.lineage.report();
-        let scrapes = self.tier.scrape()?;
+        let scrapes = self.tier.scrape_except(&dead)?;
         let kept = self.tier.kept_spans()?;
         let options = &self.options;
         let workload = &options.workload;
@@ -438,6 +668,17 @@ impl Stage for LongTraceStage {
             }
         }
         let failing = workload.batches as u64 * workload.failing_items();
+        // Every trace with a failed span is the errors policy's to keep:
+        // what of it no tier-2 collector exported was lost.
+        let (mut lost_spans, mut lost_traces) = (0u64, 0usize);
+        for trace in all_before.values().filter(|trace| trace.spans.iter().any(|span| span.span_status == "error")) {
+            let kept = kept_by_trace.get(trace.trace_id.as_str()).copied().unwrap_or(0);
+            if kept < trace.spans.len() {
+                lost_spans += (trace.spans.len() - kept) as u64;
+                lost_traces += 1;
+            }
+        }
+        let hard_limit = self.hard_limit_run()?;
         let missing_parent: u64 = report_after.services.iter().map(|service| service.causes.missing_parent).sum();
         let orphans_after = report_after.orphans();
 
@@ -461,7 +702,7 @@ impl Stage for LongTraceStage {
             + 0.0;
         let memory = memory_summary(&self.samples);
 
-        let assertions = vec![
+        let mut assertions = vec![
             Assertion::new(
                 format!("no trace outlives decision_wait: its spans reach the tier within {wait:?} of the first"),
                 format!(
@@ -492,6 +733,14 @@ impl Stage for LongTraceStage {
                 report_before.linked() == items_expected,
             ),
         ];
+        if let Some(run) = &hard_limit {
+            assertions.push(survived_assertion(run, lost_spans, lost_traces));
+            assertions.push(Assertion::new(
+                "nothing lost: every span of a trace with a failed span (the errors policy's to keep) was exported",
+                format!("{lost_spans} spans of {lost_traces} such traces lost"),
+                lost_spans == 0,
+            ));
+        }
         let mut notes = vec![
             format!(
                 "{} batches of {} items, an item every {:?}, failing from item {} on; {} orders alongside",
@@ -586,6 +835,9 @@ impl Stage for LongTraceStage {
                 limiter_forced_gcs: forced_gcs,
                 limiter_started_refusing: refusing,
                 tier1_send_failed_spans: send_failed,
+                lost_spans,
+                lost_traces,
+                hard_limit,
                 memory,
                 samples: self.samples.clone(),
             })),
@@ -593,11 +845,13 @@ impl Stage for LongTraceStage {
     }
 
     fn check_alive(&self) -> Result<()> {
-        self.tier.check_alive()
+        self.tier.check_alive_except(&self.dead())
     }
 
     fn stop(&mut self) {
         self.tier.stop();
+        // Dropping a cgroup removes it.
+        self.cgroups.clear();
         if let Some(after) = self.after.take() {
             after.runtime.block_on(after.lineage.shutdown());
         }
@@ -691,9 +945,12 @@ mod tests {
     #[test]
     fn the_check_sizes_num_traces_for_the_fixed_flow() {
         let stage = LongTraceStage::check();
-        // 162 orders + 6 batches × (1 + 15 items) = 258 traces over 20 s,
-        // 6.45 per second per collector, × 3 s × 2.
-        assert_eq!(stage.options.workload.span(), Duration::from_secs(20));
-        assert_eq!(stage.sized_num_traces(162), 39);
+        // 162 orders + 6 batches × (1 + 1499 items) = 9162 traces over
+        // 34.98 s, 130.96 per second per collector, × 3 s × 2.
+        assert_eq!(stage.options.workload.span(), Duration::from_millis(34_980));
+        assert_eq!(stage.sized_num_traces(162), 786);
+        // The naive fix's window covers a whole batch.
+        assert_eq!(stage.decision_wait(false), Duration::from_millis(39_980));
+        assert_eq!(stage.decision_wait(true), Duration::from_secs(3));
     }
 }

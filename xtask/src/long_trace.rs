@@ -394,7 +394,7 @@ fn rss_svg(runs: &[&LongRun]) -> anyhow::Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use stitch_harness::long_trace::{CachedLateSpans, memory_summary};
+    use stitch_harness::long_trace::{CachedLateSpans, CollectorUnderLimit, HardLimitRun, memory_summary};
 
     fn run(label: &str, solution: bool, rss_mib: impl Fn(f64) -> f64) -> LongRun {
         let samples: Vec<Sample> = ["tier2-a", "tier2-b"]
@@ -446,7 +446,22 @@ mod tests {
             tier1_send_failed_spans: 0.0,
             lost_spans: 0,
             lost_traces: 0,
-            hard_limit: None,
+            hard_limit: (!solution).then(|| HardLimitRun {
+                cgroup: "cgroup v1".to_owned(),
+                limit_bytes: 82 << 20,
+                margin_mib: 32,
+                collectors: ["tier2-a", "tier2-b"]
+                    .iter()
+                    .map(|collector| CollectorUnderLimit {
+                        collector: (*collector).to_owned(),
+                        idle_bytes: 50 << 20,
+                        peak_bytes: 82 << 20,
+                        oom_kills: u64::from(*collector == "tier2-a"),
+                        died_at_seconds: (*collector == "tier2-a").then_some(300.0),
+                        exit_signal: (*collector == "tier2-a").then_some(9),
+                    })
+                    .collect(),
+            }),
             memory: memory_summary(&samples),
             samples,
         };
@@ -474,5 +489,10 @@ mod tests {
         let svg = rss_svg(&runs.iter().collect::<Vec<_>>()).unwrap();
         assert_eq!(svg.matches("<polyline").count(), 4);
         assert!(svg.contains("tier2-b, solution, wait 30 s"));
+        // The unsolved run's tier2-a was killed 5 minutes in: marked once,
+        // in the table and on the picture.
+        assert!(text.contains("| hard 82 MiB, no memory_limiter | tier2-a |"), "{text}");
+        assert!(text.contains("| 1 (5.0 min) |"), "{text}");
+        assert_eq!(svg.matches("OOM kill").count(), 1);
     }
 }

@@ -90,16 +90,19 @@ pub struct HardLimit {
 
 impl LongTraceOptions {
     /// `cargo xtask check step-8`: short enough for CI (under 3 minutes).
-    /// A burst of six 30 s batches of 1499 items (one every 20 ms) through
+    /// A burst of six 20 s batches of 1009 items (one every 20 ms) through
     /// tier 2 held to its idle usage plus [`CHECK_MARGIN_MIB`], with no
     /// memory_limiter. Unsolved, the naive fix holds each batch for a
     /// window that covers it, and the burst is sized to overflow the limit
-    /// (about 9000 spans held per collector); solved, the items are traces
-    /// of their own and the check's 3 s window holds a tenth of that. The
-    /// files' 30 s would hold the whole 30 s burst too: the short check
-    /// cannot tell the two flows apart with it, the long mode does. No
-    /// decision cache (the collector's default): a decision is remembered
-    /// only while the trace holds its `num_traces` slot.
+    /// (at least three batches, 6066 spans, held by one collector);
+    /// solved, the items are traces of their own and the check's 3 s
+    /// window holds about 900 spans per collector. The files' 30 s would
+    /// hold the whole 20 s burst too: the short check cannot tell the two
+    /// flows apart with it, the long mode does. A batch stays under the
+    /// run's lineage's 30 s `max_age`, after which a trace still arriving
+    /// would be split there. No decision cache (the collector's default): a
+    /// decision is remembered only while the trace holds its `num_traces`
+    /// slot.
     pub fn check() -> LongTraceOptions {
         let workload = Workload {
             batches: 6,
@@ -127,8 +130,8 @@ impl LongTraceOptions {
 }
 
 /// Items per batch in the check. 162 orders of 6 spans and 6 batches of
-/// 4 + 2 × 1499 spans make 113 spans per request (`step.toml`).
-pub const CHECK_ITEMS: u32 = 1499;
+/// 4 + 2 × 1009 spans make 78 spans per request (`step.toml`).
+pub const CHECK_ITEMS: u32 = 1009;
 /// The check's room above tier 2's idle usage.
 pub const CHECK_MARGIN_MIB: u64 = 32;
 
@@ -945,12 +948,12 @@ mod tests {
     #[test]
     fn the_check_sizes_num_traces_for_the_fixed_flow() {
         let stage = LongTraceStage::check();
-        // 162 orders + 6 batches × (1 + 1499 items) = 9162 traces over
-        // 34.98 s, 130.96 per second per collector, × 3 s × 2.
-        assert_eq!(stage.options.workload.span(), Duration::from_millis(34_980));
-        assert_eq!(stage.sized_num_traces(162), 786);
+        // 162 orders + 6 batches × (1 + 1009 items) = 6222 traces over
+        // 25.18 s, 123.55 per second per collector, × 3 s × 2.
+        assert_eq!(stage.options.workload.span(), Duration::from_millis(25_180));
+        assert_eq!(stage.sized_num_traces(162), 742);
         // The naive fix's window covers a whole batch.
-        assert_eq!(stage.decision_wait(false), Duration::from_millis(39_980));
+        assert_eq!(stage.decision_wait(false), Duration::from_millis(30_180));
         assert_eq!(stage.decision_wait(true), Duration::from_secs(3));
     }
 }

@@ -206,9 +206,18 @@ impl TierStage {
         for (collector, _, file) in &running.tier2 {
             let text = std::fs::read_to_string(file).unwrap_or_default();
             let mut spans = Vec::new();
+            let lines = text.lines().count();
             for (number, line) in text.lines().enumerate().filter(|(_, line)| !line.trim().is_empty()) {
-                let value: Value = serde_json::from_str(line)
-                    .with_context(|| format!("{} line {}: not OTLP JSON", file.display(), number + 1))?;
+                let value: Value = match serde_json::from_str(line) {
+                    Ok(value) => value,
+                    // A collector killed mid-write (an OOM kill) leaves its
+                    // last line cut short: it never exported that batch.
+                    Err(_) if number + 1 == lines && collector.exit_status()?.is_some() => break,
+                    Err(err) => {
+                        return Err(err)
+                            .with_context(|| format!("{} line {}: not OTLP JSON", file.display(), number + 1));
+                    }
+                };
                 spans.extend(otlp_json_spans(&value));
             }
             all.push((collector.name.clone(), spans));

@@ -308,13 +308,20 @@ impl LongTraceStage {
     }
 
     /// `num_traces` by step 4's rule, for the fixed flow's traffic (its
-    /// items are traces too): new traces per second per collector ×
-    /// decision_wait × 2.
-    fn sized_num_traces(&self, orders: usize) -> u64 {
+    /// items are traces too) at its PEAK, while every overlapping batch
+    /// runs: new traces per second per collector × (decision_wait + the
+    /// sampler's 1 s decision tick) × 2. Sized on the average rate instead,
+    /// the cap sat within the traffic's fluctuations at the peak, and a
+    /// full map evicts the oldest trace undecided (a failed item among them).
+    fn sized_num_traces(&self, orders: usize, wait: Duration) -> u64 {
         let workload = &self.options.workload;
-        let traces = (orders + workload.batches * (1 + workload.items as usize)) as f64;
-        let per_collector = traces / workload.span().as_secs_f64().max(1.0) / 2.0;
-        (per_collector * self.options.decision_wait.as_secs_f64() * 2.0).ceil().max(10.0) as u64
+        let overlapping = (workload.batch_length().as_secs_f64() / workload.batch_every.as_secs_f64().max(0.001))
+            .ceil()
+            .clamp(1.0, workload.batches.max(1) as f64);
+        let items_per_second = overlapping / workload.interval.as_secs_f64().max(0.001);
+        let orders_per_second = orders as f64 / workload.span().as_secs_f64().max(1.0);
+        let per_collector = (items_per_second + orders_per_second) / 2.0;
+        (per_collector * (wait.as_secs_f64() + 1.0) * 2.0).ceil().max(10.0) as u64
     }
 
     fn decision_wait(&self, solution: bool) -> Duration {
@@ -540,7 +547,8 @@ impl Stage for LongTraceStage {
         self.after = Some(After { runtime, lineage });
 
         let orders = self.orders_for(env);
-        let num_traces = self.options.num_traces.unwrap_or_else(|| self.sized_num_traces(orders));
+        let wait = self.decision_wait(env.solution);
+        let num_traces = self.options.num_traces.unwrap_or_else(|| self.sized_num_traces(orders, wait));
         let mut env_vars = vec![
             ("STITCH_AFTER_SAMPLING".to_owned(), endpoint),
             ("STITCH_SAMPLED_CACHE_SIZE".to_owned(), self.options.decision_cache.0.to_string()),
@@ -565,7 +573,7 @@ impl Stage for LongTraceStage {
             }
         }
         self.tier.options = TierOptions {
-            decision_wait: self.decision_wait(env.solution),
+            decision_wait: wait,
             num_traces,
             slow_threshold: SLOW_THRESHOLD,
             tier2_overlays: overlays,
@@ -736,6 +744,16 @@ impl Stage for LongTraceStage {
                 report_before.linked() == items_expected,
             ),
         ];
+        // An evicted trace is judged never, or in pieces: said by name here,
+        // not left to show as a lost failed item.
+        assertions.push(Assertion::new(
+            format!(
+                "no trace evicted undecided (num_traces {} per collector was never full)",
+                self.tier.options.num_traces
+            ),
+            format!("{dropped_too_early} evicted"),
+            dropped_too_early == 0.0,
+        ));
         if let Some(run) = &hard_limit {
             assertions.push(survived_assertion(run, lost_spans, lost_traces));
             assertions.push(Assertion::new(
@@ -948,10 +966,11 @@ mod tests {
     #[test]
     fn the_check_sizes_num_traces_for_the_fixed_flow() {
         let stage = LongTraceStage::check();
-        // 162 orders + 6 batches × (1 + 1009 items) = 6222 traces over
-        // 25.18 s, 123.55 per second per collector, × 3 s × 2.
+        // At the peak, 6 batches at 50 items per second and 162 orders over
+        // 25.18 s: 306.43 new traces per second, 153.22 per collector,
+        // × (3 s + 1 s) × 2.
         assert_eq!(stage.options.workload.span(), Duration::from_millis(25_180));
-        assert_eq!(stage.sized_num_traces(162), 742);
+        assert_eq!(stage.sized_num_traces(162, Duration::from_secs(3)), 1226);
         // The naive fix's window covers a whole batch.
         assert_eq!(stage.decision_wait(false), Duration::from_millis(30_180));
         assert_eq!(stage.decision_wait(true), Duration::from_secs(3));

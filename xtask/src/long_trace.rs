@@ -410,6 +410,7 @@ mod tests {
                         traces_on_memory: 600.0,
                         refused_spans: 0.0,
                         cgroup_bytes: None,
+                        accepted_spans: 0.0,
                     }
                 })
             })
@@ -459,6 +460,7 @@ mod tests {
                         oom_kills: u64::from(*collector == "tier2-a"),
                         died_at_seconds: (*collector == "tier2-a").then_some(300.0),
                         exit_signal: (*collector == "tier2-a").then_some(9),
+                        bytes_per_held_span: None,
                     })
                     .collect(),
             }),

@@ -133,7 +133,7 @@ impl LongTraceOptions {
 /// 4 + 2 × 1009 spans make 78 spans per request (`step.toml`).
 pub const CHECK_ITEMS: u32 = 1009;
 /// The check's room above tier 2's idle usage.
-pub const CHECK_MARGIN_MIB: u64 = 32;
+pub const CHECK_MARGIN_MIB: u64 = 16;
 
 /// One reading of a tier-2 collector's memory.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -148,6 +148,8 @@ pub struct Sample {
     pub refused_spans: f64,
     /// What its memory cgroup charged, when it runs in one.
     pub cgroup_bytes: Option<f64>,
+    /// Spans its receiver accepted so far.
+    pub accepted_spans: f64,
 }
 
 /// What step 8's stage measured, before and after sampling.
@@ -226,6 +228,28 @@ pub struct CollectorUnderLimit {
     /// signal that ended it.
     pub died_at_seconds: Option<f64>,
     pub exit_signal: Option<i32>,
+    /// Bytes the cgroup charged per span accepted, before the first
+    /// decision (every span accepted is still held): the least-squares
+    /// slope. `None` with fewer than three samples in that time.
+    pub bytes_per_held_span: Option<f64>,
+}
+
+/// Bytes charged per span held: the slope of the cgroup's usage over the
+/// spans accepted, in the samples before `until` seconds (the first decision).
+pub fn bytes_per_held_span(samples: &[Sample], collector: &str, until: f64) -> Option<f64> {
+    let points: Vec<(f64, f64)> = samples
+        .iter()
+        .filter(|sample| sample.collector == collector && sample.t < until)
+        .filter_map(|sample| Some((sample.accepted_spans, sample.cgroup_bytes?)))
+        .collect();
+    if points.len() < 3 {
+        return None;
+    }
+    let n = points.len() as f64;
+    let (mean_x, mean_y) = (points.iter().map(|p| p.0).sum::<f64>() / n, points.iter().map(|p| p.1).sum::<f64>() / n);
+    let covariance: f64 = points.iter().map(|(x, y)| (x - mean_x) * (y - mean_y)).sum();
+    let variance: f64 = points.iter().map(|(x, _)| (x - mean_x).powi(2)).sum();
+    (variance > 0.0).then(|| covariance / variance)
 }
 
 /// Late spans that followed a cached decision, by that decision.
@@ -267,6 +291,7 @@ struct Limited {
 /// Spans tier 2's receiver refused (its memory limiter), and spans tier 1
 /// could not hand on; the names differ between exporters of the metrics.
 const REFUSED: [&str; 2] = ["otelcol_receiver_refused_spans", "otelcol_receiver_refused_spans_total"];
+const ACCEPTED: [&str; 2] = ["otelcol_receiver_accepted_spans", "otelcol_receiver_accepted_spans_total"];
 const SEND_FAILED: [&str; 2] = ["otelcol_exporter_send_failed_spans", "otelcol_exporter_send_failed_spans_total"];
 const LATE_SPAN_AGE: &str = "otelcol_processor_tail_sampling_sampling_late_span_age";
 const CACHED_RELEASES: &str = "otelcol_processor_tail_sampling_early_releases_from_cache_decision";
@@ -361,6 +386,11 @@ impl LongTraceStage {
                     oom_kills: limited.cgroup.oom_kills()?,
                     died_at_seconds: limited.died.map(|(t, _)| t),
                     exit_signal: limited.died.and_then(|(_, signal)| signal),
+                    bytes_per_held_span: bytes_per_held_span(
+                        &self.samples,
+                        &limited.collector,
+                        self.tier.options.decision_wait.as_secs_f64(),
+                    ),
                 })
             })
             .collect::<Result<Vec<_>>>()?;
@@ -402,6 +432,7 @@ impl LongTraceStage {
             let cgroup_bytes = cgroup.map(|limited| limited.cgroup.usage()).transpose()?.map(|bytes| bytes as f64);
             self.samples.push(Sample {
                 cgroup_bytes,
+                accepted_spans: sum_any(&metrics, &ACCEPTED),
                 t,
                 collector,
                 rss_bytes: metrics.sum("otelcol_process_memory_rss", &[]),
@@ -823,6 +854,22 @@ impl Stage for LongTraceStage {
         if send_failed > 0.0 {
             notes.push(format!("tier 1 could not deliver {send_failed} spans to tier 2"));
         }
+        if let Some(run) = &hard_limit {
+            for c in &run.collectors {
+                notes.push(format!(
+                    "{} in a {} memory cgroup: idle {:.1} MiB, limit {:.1} MiB, peak {:.1} MiB, {} per span held before the first decision, oom_kill {}{}",
+                    c.collector,
+                    run.cgroup,
+                    c.idle_bytes as f64 / MIB,
+                    run.limit_bytes as f64 / MIB,
+                    c.peak_bytes as f64 / MIB,
+                    c.bytes_per_held_span.map_or_else(|| "too few samples for bytes".to_owned(), |b| format!("{:.0} bytes", b)),
+                    c.oom_kills,
+                    c.died_at_seconds.map_or_else(String::new, |t| format!(", dead {t:.1} s into the workload"))
+                ));
+            }
+            notes.push(format!("lost: {lost_spans} spans of {lost_traces} traces with a failed span"));
+        }
         Ok(Evidence {
             assertions,
             notes,
@@ -961,6 +1008,26 @@ mod tests {
         assert_eq!(slope_mib_per_minute(&[(0.0, 5.0)]), 0.0);
         let flat: Vec<(f64, f64)> = (0..10).map(|i| (i as f64, 7.0 * mib)).collect();
         assert_eq!(slope_mib_per_minute(&flat), 0.0);
+    }
+
+    #[test]
+    fn bytes_per_held_span_is_the_slope_of_usage_over_spans_before_the_decision() {
+        let sample = |t: f64, spans: f64, bytes: f64| Sample {
+            t,
+            collector: "tier2-a".to_owned(),
+            rss_bytes: 0.0,
+            heap_bytes: 0.0,
+            traces_on_memory: 0.0,
+            refused_spans: 0.0,
+            cgroup_bytes: Some(bytes),
+            accepted_spans: spans,
+        };
+        // 4 KiB a span until the decision at 3 s; what follows does not count.
+        let samples: Vec<Sample> =
+            (0..6).map(|i| sample(f64::from(i), f64::from(i) * 1000.0, f64::from(i) * 4096_000.0)).collect();
+        assert_eq!(bytes_per_held_span(&samples, "tier2-a", 3.0), Some(4096.0));
+        assert_eq!(bytes_per_held_span(&samples, "tier2-b", 3.0), None);
+        assert_eq!(bytes_per_held_span(&samples, "tier2-a", 2.0), None);
     }
 
     #[test]

@@ -212,19 +212,19 @@ fn book_text(runs: &[LongRun]) -> anyhow::Result<String> {
     for run in runs {
         let data = run.data()?;
         let wait = wait_seconds(data);
-        let limit = match (&data.hard_limit, data.memory_limit_mib) {
-            (Some(hard), _) => format!("hard {:.0} MiB, no memory_limiter", hard.limit_bytes as f64 / MIB),
-            (None, Some((limit, _spike))) => format!("memory_limiter {limit} MiB"),
-            (None, None) => "memory_limiter 512 MiB".to_owned(),
-        };
         for row in &data.memory {
             let under_limit =
                 data.hard_limit.iter().flat_map(|hard| &hard.collectors).find(|c| c.collector == row.collector);
+            let limit = match (under_limit, data.memory_limit_mib) {
+                (Some(c), _) => format!("hard {:.0} MiB, no memory_limiter", c.limit_bytes as f64 / MIB),
+                (None, Some((limit, _spike))) => format!("memory_limiter {limit} MiB"),
+                (None, None) => "memory_limiter 512 MiB".to_owned(),
+            };
             memory.row(vec![
                 format!("{} ({} min)", run.label, run.minutes),
                 (if run.solution { "solution" } else { "unsolved" }).to_owned(),
                 format!("{wait} s"),
-                limit.clone(),
+                limit,
                 row.collector.clone(),
                 format!("{:.0} → {:.0} ({:.0})", row.first_rss_mib, row.last_rss_mib, row.max_rss_mib),
                 format!("{:+.2}", row.slope_mib_per_min),
@@ -449,13 +449,13 @@ mod tests {
             lost_traces: 0,
             hard_limit: (!solution).then(|| HardLimitRun {
                 cgroup: "cgroup v1".to_owned(),
-                limit_bytes: 82 << 20,
                 margin_mib: 32,
                 collectors: ["tier2-a", "tier2-b"]
                     .iter()
                     .map(|collector| CollectorUnderLimit {
                         collector: (*collector).to_owned(),
                         idle_bytes: 50 << 20,
+                        limit_bytes: 82 << 20,
                         peak_bytes: 82 << 20,
                         oom_kills: u64::from(*collector == "tier2-a"),
                         died_at_seconds: (*collector == "tier2-a").then_some(300.0),

@@ -83,8 +83,8 @@ pub struct LongTraceOptions {
 /// A hard memory limit on each tier-2 collector, enforced by the kernel.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize)]
 pub struct HardLimit {
-    /// Room above the idle collector's usage, measured once it listens: the
-    /// limit is the larger collector's idle usage plus this.
+    /// Room above each collector's idle usage, measured once the flow is
+    /// connected and before the workload: its limit is its idle usage plus this.
     pub margin_mib: u64,
 }
 
@@ -109,9 +109,11 @@ impl LongTraceOptions {
             batch_every: Duration::from_secs(1),
             items: CHECK_ITEMS,
             interval: Duration::from_millis(20),
-            // Well after the first decision (3 s), so that the batch's
-            // first part has nothing to keep it for.
-            fail_from: 5,
+            // The last ten items of each batch: well after the first
+            // decision, so that the batch's first part has nothing to keep
+            // it for. Few, so that what tier 2 writes of what it keeps (its
+            // file, page cache its cgroup is charged for) stays small.
+            fail_from: CHECK_ITEMS - 9,
             orders: None,
         };
         LongTraceOptions {
@@ -133,7 +135,7 @@ impl LongTraceOptions {
 /// 4 + 2 × 1009 spans make 78 spans per request (`step.toml`).
 pub const CHECK_ITEMS: u32 = 1009;
 /// The check's room above tier 2's idle usage.
-pub const CHECK_MARGIN_MIB: u64 = 16;
+pub const CHECK_MARGIN_MIB: u64 = 12;
 
 /// One reading of a tier-2 collector's memory.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -209,7 +211,6 @@ pub struct LongTraceData {
 pub struct HardLimitRun {
     /// `cgroup v1` or `cgroup v2`.
     pub cgroup: String,
-    pub limit_bytes: u64,
     pub margin_mib: u64,
     pub collectors: Vec<CollectorUnderLimit>,
 }
@@ -218,8 +219,10 @@ pub struct HardLimitRun {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CollectorUnderLimit {
     pub collector: String,
-    /// Charged once it listened, before the workload.
+    /// Charged with the flow connected, before the workload.
     pub idle_bytes: u64,
+    /// Its hard limit: `idle_bytes` + the margin.
+    pub limit_bytes: u64,
     /// The most the cgroup ever charged.
     pub peak_bytes: u64,
     /// The cgroup's OOM-kill counter at the end of the run.
@@ -276,7 +279,6 @@ pub struct LongTraceStage {
     /// Each tier-2 collector's memory cgroup, its idle usage, and how it
     /// died (seconds into the workload, signal) if it did.
     cgroups: Vec<Limited>,
-    limit_bytes: u64,
     started: Option<Instant>,
 }
 
@@ -318,7 +320,6 @@ impl LongTraceStage {
             orders: 0,
             samples: Vec::new(),
             cgroups: Vec::new(),
-            limit_bytes: 0,
             started: None,
         }
     }
@@ -356,18 +357,15 @@ impl LongTraceStage {
         }
     }
 
-    /// Measures each idle tier-2 collector's usage, then limits each to the
-    /// larger one plus the margin.
+    /// Measures each idle tier-2 collector's usage, then limits each to its
+    /// own plus the margin (their usage differs by the page cache each was
+    /// first to read).
     fn limit_tier2(&mut self, hard: HardLimit) -> Result<()> {
         // Past start-up's allocations: the collector idles at a level.
-        std::thread::sleep(Duration::from_secs(2));
+        std::thread::sleep(Duration::from_secs(1));
         for limited in &mut self.cgroups {
             limited.idle_bytes = limited.cgroup.usage()?;
-        }
-        let idle = self.cgroups.iter().map(|limited| limited.idle_bytes).max().context("no tier-2 cgroup")?;
-        self.limit_bytes = idle + hard.margin_mib * 1024 * 1024;
-        for limited in &self.cgroups {
-            limited.cgroup.set_limit(self.limit_bytes)?;
+            limited.cgroup.set_limit(limited.idle_bytes + hard.margin_mib * 1024 * 1024)?;
         }
         Ok(())
     }
@@ -382,6 +380,7 @@ impl LongTraceStage {
                 Ok(CollectorUnderLimit {
                     collector: limited.collector.clone(),
                     idle_bytes: limited.idle_bytes,
+                    limit_bytes: limited.cgroup.limit()?,
                     peak_bytes: limited.cgroup.peak()?,
                     oom_kills: limited.cgroup.oom_kills()?,
                     died_at_seconds: limited.died.map(|(t, _)| t),
@@ -394,12 +393,7 @@ impl LongTraceStage {
                 })
             })
             .collect::<Result<Vec<_>>>()?;
-        Ok(Some(HardLimitRun {
-            cgroup: first.cgroup.version.to_string(),
-            limit_bytes: self.limit_bytes,
-            margin_mib: hard.margin_mib,
-            collectors,
-        }))
+        Ok(Some(HardLimitRun { cgroup: first.cgroup.version.to_string(), margin_mib: hard.margin_mib, collectors }))
     }
 
     /// Tier-2 collectors that died under their hard limit.
@@ -471,12 +465,13 @@ const MIB: f64 = 1024.0 * 1024.0;
 
 /// The claim that tier 2 lived through its hard limit, and what the kernel did.
 fn survived_assertion(run: &HardLimitRun, lost_spans: u64, lost_traces: usize) -> Assertion {
-    let idle = run.collectors.iter().map(|c| c.idle_bytes).max().unwrap_or(0) as f64 / MIB;
+    let limits: Vec<String> =
+        run.collectors.iter().map(|c| format!("{} {:.1} MiB", c.collector, c.limit_bytes as f64 / MIB)).collect();
     let claim = format!(
-        "tier 2 survived a hard memory limit of {:.0} MiB ({}: idle {idle:.0} MiB + {} MiB), memory_limiter off",
-        run.limit_bytes as f64 / MIB,
+        "tier 2 survived a hard memory limit of its idle usage + {} MiB ({}: {}), memory_limiter off",
+        run.margin_mib,
         run.cgroup,
-        run.margin_mib
+        limits.join(", ")
     );
     let killed: Vec<&CollectorUnderLimit> = run.collectors.iter().filter(|c| c.oom_kills > 0).collect();
     let measured = if killed.is_empty() {
@@ -568,7 +563,7 @@ impl Stage for LongTraceStage {
             .context("starting the runtime of the lineage after sampling")?;
         // It settles only when told: what it counts is what tier 2 finally
         // kept, however late, not a snapshot taken mid-batch.
-        let settle = self.options.workload.span() + self.options.decision_wait * 4 + Duration::from_secs(120);
+        let settle = self.options.workload.span() + self.decision_wait(env.solution) * 4 + Duration::from_secs(120);
         let lineage = runtime.block_on(lineage::Lineage::start(lineage::Config {
             quiet_period: settle,
             max_age: settle,
@@ -612,11 +607,7 @@ impl Stage for LongTraceStage {
             tier2_cgroups: cgroups,
             ..TierOptions::default()
         };
-        self.tier.start(env)?;
-        if let Some(hard) = self.options.hard_limit {
-            self.limit_tier2(hard)?;
-        }
-        Ok(())
+        self.tier.start(env)
     }
 
     fn otlp_endpoint(&self) -> Option<String> {
@@ -626,6 +617,12 @@ impl Stage for LongTraceStage {
     fn drive(&mut self, env: &StageEnv, gateway: SocketAddr) -> Result<Vec<Order>> {
         let workload = self.options.workload.clone();
         let orders = self.orders_for(env);
+        // Idle with the flow connected and the metrics read once: what the
+        // collector needs before it holds anything.
+        if let Some(hard) = self.options.hard_limit {
+            self.tier.scrape()?;
+            self.limit_tier2(hard)?;
+        }
         let started = Instant::now();
         self.started = Some(started);
         let traffic = std::thread::Builder::new()
@@ -639,11 +636,16 @@ impl Stage for LongTraceStage {
         loop {
             self.check_tier(started)?;
             if let Err(err) = self.sample(started) {
-                // A collector killed between the check and the scrape.
+                // A collector killed during the scrape: the kernel takes a
+                // moment to finish it, and the kill is recorded then.
                 let dead = self.dead().len();
-                self.check_tier(started)?;
-                if self.dead().len() == dead {
-                    return Err(err);
+                let deadline = Instant::now() + Duration::from_secs(5);
+                while self.dead().len() == dead {
+                    if Instant::now() >= deadline {
+                        return Err(err);
+                    }
+                    std::thread::sleep(Duration::from_millis(100));
+                    self.check_tier(started)?;
                 }
             }
             let left = end.saturating_duration_since(Instant::now());
@@ -679,7 +681,7 @@ impl Stage for LongTraceStage {
         let kept = self.tier.kept_spans()?;
         let options = &self.options;
         let workload = &options.workload;
-        let wait = options.decision_wait;
+        let wait = self.tier.options.decision_wait;
 
         // Before sampling: how long each trace kept arriving at the tier.
         let batch_ids: BTreeSet<&str> = self.batches.iter().map(|batch| batch.order_id.as_str()).collect();
@@ -861,7 +863,7 @@ impl Stage for LongTraceStage {
                     c.collector,
                     run.cgroup,
                     c.idle_bytes as f64 / MIB,
-                    run.limit_bytes as f64 / MIB,
+                    c.limit_bytes as f64 / MIB,
                     c.peak_bytes as f64 / MIB,
                     c.bytes_per_held_span.map_or_else(|| "too few samples for bytes".to_owned(), |b| format!("{:.0} bytes", b)),
                     c.oom_kills,

@@ -287,7 +287,8 @@ struct Limited {
     collector: String,
     cgroup: MemoryCgroup,
     idle_bytes: u64,
-    died: Option<(f64, Option<i32>)>,
+    /// Recorded by whichever hook first sees it dead (`check_alive` too).
+    died: std::cell::Cell<Option<(f64, Option<i32>)>>,
 }
 
 /// Spans tier 2's receiver refused (its memory limiter), and spans tier 1
@@ -383,8 +384,8 @@ impl LongTraceStage {
                     limit_bytes: limited.cgroup.limit()?,
                     peak_bytes: limited.cgroup.peak()?,
                     oom_kills: limited.cgroup.oom_kills()?,
-                    died_at_seconds: limited.died.map(|(t, _)| t),
-                    exit_signal: limited.died.and_then(|(_, signal)| signal),
+                    died_at_seconds: limited.died.get().map(|(t, _)| t),
+                    exit_signal: limited.died.get().and_then(|(_, signal)| signal),
                     bytes_per_held_span: bytes_per_held_span(
                         &self.samples,
                         &limited.collector,
@@ -398,20 +399,24 @@ impl LongTraceStage {
 
     /// Tier-2 collectors that died under their hard limit.
     fn dead(&self) -> Vec<String> {
-        self.cgroups.iter().filter(|limited| limited.died.is_some()).map(|limited| limited.collector.clone()).collect()
+        self.cgroups
+            .iter()
+            .filter(|limited| limited.died.get().is_some())
+            .map(|limited| limited.collector.clone())
+            .collect()
     }
 
     /// Fails when a process of the tier died, except a tier-2 collector the
     /// kernel killed for its memory: that one is recorded, and the run goes on.
-    fn check_tier(&mut self, started: Instant) -> Result<()> {
+    fn check_tier(&self, started: Instant) -> Result<()> {
         use std::os::unix::process::ExitStatusExt as _;
         for (collector, status) in self.tier.tier2_exits()? {
             let Some(status) = status else { continue };
-            let Some(limited) = self.cgroups.iter_mut().find(|limited| limited.collector == collector) else {
+            let Some(limited) = self.cgroups.iter().find(|limited| limited.collector == collector) else {
                 continue;
             };
-            if limited.died.is_none() && limited.cgroup.oom_kills()? > 0 {
-                limited.died = Some((started.elapsed().as_secs_f64(), status.signal()));
+            if limited.died.get().is_none() && limited.cgroup.oom_kills()? > 0 {
+                limited.died.set(Some((started.elapsed().as_secs_f64(), status.signal())));
             }
         }
         self.tier.check_alive_except(&self.dead())
@@ -595,7 +600,12 @@ impl Stage for LongTraceStage {
             for collector in ["tier2-a", "tier2-b"] {
                 let cgroup = MemoryCgroup::create(collector)?;
                 cgroups.insert(collector.to_owned(), cgroup.dir().to_owned());
-                self.cgroups.push(Limited { collector: collector.to_owned(), cgroup, idle_bytes: 0, died: None });
+                self.cgroups.push(Limited {
+                    collector: collector.to_owned(),
+                    cgroup,
+                    idle_bytes: 0,
+                    died: Default::default(),
+                });
             }
         }
         self.tier.options = TierOptions {
@@ -669,11 +679,26 @@ impl Stage for LongTraceStage {
     fn measure(&mut self, env: &StageEnv, orders: &[Order]) -> Result<Evidence> {
         let lineage = env.lineage;
         let started = self.started.context("the workload never ran")?;
-        self.check_tier(started)?;
-        let dead = self.dead();
-        if dead.len() < 2 {
-            self.tier.wait_for_decisions_except(&dead)?;
+        // A collector may be killed while the others are waited for: then
+        // the wait starts again without it.
+        loop {
+            self.check_tier(started)?;
+            let dead = self.dead();
+            if dead.len() == self.tier.tier2_exits()?.len() {
+                break;
+            }
+            match self.tier.wait_for_decisions_except(&dead) {
+                Ok(()) => break,
+                Err(err) => {
+                    std::thread::sleep(Duration::from_millis(500));
+                    self.check_tier(started)?;
+                    if self.dead().len() == dead.len() {
+                        return Err(err);
+                    }
+                }
+            }
         }
+        let dead = self.dead();
         let after = self.after.as_ref().context("the lineage after sampling is not running")?;
         after.lineage.settle_now();
         let report_after = after.lineage.report();
@@ -915,7 +940,10 @@ impl Stage for LongTraceStage {
     }
 
     fn check_alive(&self) -> Result<()> {
-        self.tier.check_alive_except(&self.dead())
+        match self.started {
+            Some(started) => self.check_tier(started),
+            None => self.tier.check_alive(),
+        }
     }
 
     fn stop(&mut self) {

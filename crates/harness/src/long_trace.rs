@@ -962,9 +962,8 @@ pub mod long_mode {
 
     /// The files' `decision_wait`, what the fixed flow runs with.
     pub const DECISION_WAIT: Duration = Duration::from_secs(30);
-    /// The files' decision caches and a generous `num_traces`.
+    /// The files' decision caches.
     pub const DECISION_CACHE: (u64, u64) = (100_000, 100_000);
-    pub const NUM_TRACES: u64 = 50_000;
     /// Orders per second alongside the batches.
     pub const ORDERS_PER_SECOND: f64 = 12.0;
 
@@ -1054,7 +1053,7 @@ mod tests {
         };
         // 4 KiB a span until the decision at 3 s; what follows does not count.
         let samples: Vec<Sample> =
-            (0..6).map(|i| sample(f64::from(i), f64::from(i) * 1000.0, f64::from(i) * 4096_000.0)).collect();
+            (0..6).map(|i| sample(f64::from(i), f64::from(i) * 1000.0, f64::from(i) * 4_096_000.0)).collect();
         assert_eq!(bytes_per_held_span(&samples, "tier2-a", 3.0), Some(4096.0));
         assert_eq!(bytes_per_held_span(&samples, "tier2-b", 3.0), None);
         assert_eq!(bytes_per_held_span(&samples, "tier2-a", 2.0), None);

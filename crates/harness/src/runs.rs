@@ -44,7 +44,10 @@ pub fn long_trace(
         label: label.to_owned(),
         workload,
         decision_wait,
-        num_traces: Some(long_mode::NUM_TRACES),
+        // By step 4's rule for the run's wait: a decided trace keeps its
+        // slot until a newer one takes it, so an oversized `num_traces`
+        // holds every trace of the run.
+        num_traces: None,
         decision_cache: long_mode::DECISION_CACHE,
         memory_limit_mib,
         sample_every: Duration::from_secs(5),

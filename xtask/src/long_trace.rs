@@ -1,8 +1,10 @@
 //! `cargo xtask long-trace`: step 8's long mode. Minutes of sustained batches
-//! and orders through the tier, unsolved with the naive fix (a
-//! `decision_wait` that covers the batch) and solved with the files' 30 s,
-//! then both again under a tight memory limit. Writes the book's table and
-//! the RSS picture from what was measured.
+//! and orders through the tier, unsolved with the files' 30 s (late spans)
+//! and with the naive fix (a `decision_wait` that covers the batch), solved
+//! with the files' 30 s, each tier-2 collector under the check's hard memory
+//! limit (idle usage + a margin, no memory_limiter); then unsolved and
+//! solved again with a tight memory_limiter. Writes the book's table and the
+//! RSS picture, an OOM kill marked on it, from what was measured.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -10,7 +12,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use serde::{Deserialize, Serialize};
-use stitch_harness::long_trace::{LongTraceData, Sample, long_mode, slope_mib_per_minute};
+use stitch_harness::long_trace::{CHECK_MARGIN_MIB, HardLimit, LongTraceData, Sample, long_mode, slope_mib_per_minute};
 use stitch_harness::stage::Evidence;
 use stitch_harness::stages::StageData;
 
@@ -97,8 +99,12 @@ fn measure(
     let one = |label: &str, solution: bool, minutes: f64, wait: Option<Duration>, limit: Option<(u64, u64)>| {
         let workload = long_mode::workload(minutes);
         let wait = wait.unwrap_or_else(|| long_mode::covering_wait(&workload));
-        eprintln!("\nlong-trace {label}: {minutes} min, decision_wait {wait:?}, memory limit {limit:?}");
-        let run = stitch_harness::runs::long_trace(label, solution, workload, wait, limit, KAFKA)?;
+        // The runs without a memory_limiter run under the check's hard limit.
+        let hard = limit.is_none().then_some(HardLimit { margin_mib: CHECK_MARGIN_MIB });
+        eprintln!(
+            "\nlong-trace {label}: {minutes} min, decision_wait {wait:?}, memory_limiter {limit:?}, hard limit {hard:?}"
+        );
+        let run = stitch_harness::runs::long_trace(label, solution, workload, wait, limit, hard, KAFKA)?;
         let evidence = run.evidence.context("the stage measured nothing")?;
         let run =
             LongRun { label: label.to_owned(), solution, minutes, elapsed_seconds: run.elapsed_seconds, evidence };
@@ -107,22 +113,30 @@ fn measure(
             .with_context(|| format!("writing {}", path.display()))?;
         anyhow::Ok(run)
     };
-    let (before, after) = if tight_only {
-        let mut saved = load_labels(&["before", "after"])?.into_iter();
-        (saved.next().context("no saved before run")?, saved.next().context("no saved after run")?)
+    let untight = if tight_only {
+        load_labels(&UNTIGHT)?
     } else {
-        (one("before", false, minutes, None, None)?, one("after", true, minutes, Some(long_mode::DECISION_WAIT), None)?)
+        vec![
+            one("before-30s", false, minutes, Some(long_mode::DECISION_WAIT), None)?,
+            one("before", false, minutes, None, None)?,
+            one("after", true, minutes, Some(long_mode::DECISION_WAIT), None)?,
+        ]
     };
     let limit = tight_limit_mib.unwrap_or(TIGHT_LIMIT_MIB);
     let tight_before = one("tight-before", false, tight_minutes, None, Some((limit, SPIKE_MIB)))?;
     let tight_after =
         one("tight-after", true, tight_minutes, Some(long_mode::DECISION_WAIT), Some((limit, SPIKE_MIB)))?;
-    runs.extend([before, after, tight_before, tight_after]);
+    runs.extend(untight);
+    runs.extend([tight_before, tight_after]);
     Ok(runs)
 }
 
+/// The runs under the hard limit: unsolved with the files' window, with the
+/// naive fix, and solved.
+const UNTIGHT: [&str; 3] = ["before-30s", "before", "after"];
+
 fn load() -> anyhow::Result<Vec<LongRun>> {
-    load_labels(&["before", "after", "tight-before", "tight-after"])
+    load_labels(&["before-30s", "before", "after", "tight-before", "tight-after"])
 }
 
 fn load_labels(labels: &[&str]) -> anyhow::Result<Vec<LongRun>> {
@@ -155,7 +169,7 @@ fn steady_slope(samples: &[Sample], collector: &str, from: f64) -> f64 {
 fn write_book(runs: &[LongRun]) -> anyhow::Result<()> {
     let text = book_text(runs)?;
     std::fs::write(generated(), text).with_context(|| format!("writing {}", generated().display()))?;
-    let plotted: Vec<&LongRun> = runs.iter().filter(|run| run.label == "before" || run.label == "after").collect();
+    let plotted: Vec<&LongRun> = runs.iter().filter(|run| UNTIGHT.contains(&run.label.as_str())).collect();
     let svg = rss_svg(&plotted)?;
     std::fs::write(picture(), svg).with_context(|| format!("writing {}", picture().display()))?;
     Ok(())
@@ -177,8 +191,9 @@ fn book_text(runs: &[LongRun]) -> anyhow::Result<String> {
             "heap max, MiB",
             "traces held, max",
             "spans refused during the workload",
+            "OOM kills (at)",
         ],
-        &[false, false, true, true, false, true, true, true, true, true, true],
+        &[false, false, true, true, false, true, true, true, true, true, true, true],
     );
     let mut lineage = Table::new(
         &[
@@ -190,19 +205,26 @@ fn book_text(runs: &[LongRun]) -> anyhow::Result<String> {
             "batch traces kept in part",
             "memory limiter: forced GCs, refusals, spans refused",
             "spans tier 1 could not deliver",
+            "spans lost (of traces with a failed span)",
         ],
-        &[false, true, true, true, true, true, true, true],
+        &[false, true, true, true, true, true, true, true, true],
     );
     for run in runs {
         let data = run.data()?;
         let wait = wait_seconds(data);
-        let limit = data.memory_limit_mib.map(|(limit, _spike)| limit);
         for row in &data.memory {
+            let under_limit =
+                data.hard_limit.iter().flat_map(|hard| &hard.collectors).find(|c| c.collector == row.collector);
+            let limit = match (under_limit, data.memory_limit_mib) {
+                (Some(c), _) => format!("hard {:.0} MiB, no memory_limiter", c.limit_bytes as f64 / MIB),
+                (None, Some((limit, _spike))) => format!("memory_limiter {limit} MiB"),
+                (None, None) => "memory_limiter 512 MiB".to_owned(),
+            };
             memory.row(vec![
                 format!("{} ({} min)", run.label, run.minutes),
                 (if run.solution { "solution" } else { "unsolved" }).to_owned(),
                 format!("{wait} s"),
-                limit.map_or_else(|| "512 MiB".to_owned(), |limit| format!("{limit} MiB")),
+                limit,
                 row.collector.clone(),
                 format!("{:.0} → {:.0} ({:.0})", row.first_rss_mib, row.last_rss_mib, row.max_rss_mib),
                 format!("{:+.2}", row.slope_mib_per_min),
@@ -210,6 +232,13 @@ fn book_text(runs: &[LongRun]) -> anyhow::Result<String> {
                 format!("{:.0}", row.max_heap_mib),
                 format!("{}", row.max_traces_on_memory),
                 format!("{}", row.refused_spans),
+                match under_limit {
+                    Some(c) => match c.died_at_seconds {
+                        Some(t) => format!("{} ({:.1} min)", c.oom_kills, t / 60.0),
+                        None => format!("{}", c.oom_kills),
+                    },
+                    None => "—".to_owned(),
+                },
             ]);
         }
         let late = data.late_spans_in_map + data.late_spans_cached.kept + data.late_spans_cached.dropped;
@@ -227,6 +256,7 @@ fn book_text(runs: &[LongRun]) -> anyhow::Result<String> {
                 None => "—".to_owned(),
             },
             format!("{:.0}", data.tier1_send_failed_spans),
+            format!("{} of {} traces", data.lost_spans, data.lost_traces),
         ]);
     }
     let first = runs.first().context("no long runs to write")?;
@@ -248,8 +278,11 @@ fn book_text(runs: &[LongRun]) -> anyhow::Result<String> {
     ))
 }
 
-/// One plotted line: its legend, its colour, its (minutes, MiB) points.
-type Line = (String, &'static str, Vec<(f64, f64)>);
+const MIB: f64 = 1024.0 * 1024.0;
+
+/// One plotted line: its legend, its colour, its (minutes, MiB) points, and
+/// where its collector was OOM-killed (minutes), if it was.
+type Line = (String, &'static str, Vec<(f64, f64)>, Option<f64>);
 
 /// Tier-2 RSS over time, one line per run and collector, from the samples.
 fn rss_svg(runs: &[&LongRun]) -> anyhow::Result<String> {
@@ -261,24 +294,35 @@ fn rss_svg(runs: &[&LongRun]) -> anyhow::Result<String> {
         let all = &data.samples;
         let collectors: std::collections::BTreeSet<&String> = all.iter().map(|s| &s.collector).collect();
         lines.extend(collectors.into_iter().enumerate().map(|(index, collector)| {
-            let colour = match (run.solution, index) {
-                (false, 0) => "#c0392b",
-                (false, _) => "#e67e22",
-                (true, 0) => "#1f618d",
-                (true, _) => "#17a589",
+            let naive = !run.solution && data.decision_wait_ms > 30_000;
+            let colour = match (run.solution, naive, index) {
+                (false, true, 0) => "#c0392b",
+                (false, true, _) => "#e67e22",
+                (false, false, 0) => "#7d3c98",
+                (false, false, _) => "#af7ac5",
+                (true, _, 0) => "#1f618d",
+                (true, _, _) => "#17a589",
             };
+            let killed_at = data
+                .hard_limit
+                .iter()
+                .flat_map(|hard| &hard.collectors)
+                .find(|c| &c.collector == collector)
+                .and_then(|c| c.died_at_seconds)
+                .map(|t| t / 60.0);
             let points = all
                 .iter()
                 .filter(|sample| &sample.collector == collector)
                 .map(|sample| (sample.t / 60.0, sample.rss_bytes / (1024.0 * 1024.0)))
                 .collect();
             let flow = if run.solution { "solution" } else { "unsolved" };
-            (format!("{collector}, {flow}, wait {} s", wait_seconds(data)), colour, points)
+            (format!("{collector}, {flow}, wait {} s", wait_seconds(data)), colour, points, killed_at)
         }));
     }
-    let max_t = lines.iter().flat_map(|(_, _, points)| points.iter().map(|p| p.0)).fold(1.0, f64::max).ceil();
-    let max_y =
-        (lines.iter().flat_map(|(_, _, points)| points.iter().map(|p| p.1)).fold(10.0, f64::max) / 25.0).ceil() * 25.0;
+    let max_t = lines.iter().flat_map(|(_, _, points, _)| points.iter().map(|p| p.0)).fold(1.0, f64::max).ceil();
+    let max_y = (lines.iter().flat_map(|(_, _, points, _)| points.iter().map(|p| p.1)).fold(10.0, f64::max) / 25.0)
+        .ceil()
+        * 25.0;
     let x = |t: f64| left + t / max_t * (width - left - right);
     let y = |mib: f64| height - bottom - mib / max_y * (height - top - bottom);
     let mut parts = Vec::new();
@@ -303,9 +347,21 @@ fn rss_svg(runs: &[&LongRun]) -> anyhow::Result<String> {
         ));
         mib += 25.0;
     }
-    for (index, (label, colour, points)) in lines.iter().enumerate() {
+    for (index, (label, colour, points, killed_at)) in lines.iter().enumerate() {
         let path: Vec<String> = points.iter().map(|(t, mib)| format!("{:.1},{:.1}", x(*t), y(*mib))).collect();
         parts.push(format!("<polyline fill='none' stroke='{colour}' stroke-width='2' points='{}'/>", path.join(" ")));
+        // The kill: a cross at the collector's last reading, at the time it was found dead.
+        if let (Some(at), Some(&(_, last))) = (killed_at, points.last()) {
+            let (px, py) = (x(*at), y(last));
+            parts.push(format!(
+                "<path d='M{:.1},{:.1} l10,10 m0,-10 l-10,10' stroke='{colour}' stroke-width='3'/>\
+                 <text x='{:.1}' y='{:.1}' font-size='11' fill='{colour}'>OOM kill</text>",
+                px - 5.0,
+                py - 5.0,
+                px + 8.0,
+                py - 8.0
+            ));
+        }
         let ly = top + 10.0 + index as f64 * 22.0;
         parts.push(format!(
             "<line x1='{:.1}' y1='{ly:.1}' x2='{:.1}' y2='{ly:.1}' stroke='{colour}' stroke-width='3'/>\
@@ -338,7 +394,7 @@ fn rss_svg(runs: &[&LongRun]) -> anyhow::Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use stitch_harness::long_trace::{CachedLateSpans, memory_summary};
+    use stitch_harness::long_trace::{CachedLateSpans, CollectorUnderLimit, HardLimitRun, memory_summary};
 
     fn run(label: &str, solution: bool, rss_mib: impl Fn(f64) -> f64) -> LongRun {
         let samples: Vec<Sample> = ["tier2-a", "tier2-b"]
@@ -353,6 +409,8 @@ mod tests {
                         heap_bytes: 20.0 * 1024.0 * 1024.0,
                         traces_on_memory: 600.0,
                         refused_spans: 0.0,
+                        cgroup_bytes: None,
+                        accepted_spans: 0.0,
                     }
                 })
             })
@@ -387,6 +445,25 @@ mod tests {
             limiter_forced_gcs: 0,
             limiter_started_refusing: 0,
             tier1_send_failed_spans: 0.0,
+            lost_spans: 0,
+            lost_traces: 0,
+            hard_limit: (!solution).then(|| HardLimitRun {
+                cgroup: "cgroup v1".to_owned(),
+                margin_mib: 32,
+                collectors: ["tier2-a", "tier2-b"]
+                    .iter()
+                    .map(|collector| CollectorUnderLimit {
+                        collector: (*collector).to_owned(),
+                        idle_bytes: 50 << 20,
+                        limit_bytes: 82 << 20,
+                        peak_bytes: 82 << 20,
+                        oom_kills: u64::from(*collector == "tier2-a"),
+                        died_at_seconds: (*collector == "tier2-a").then_some(300.0),
+                        exit_signal: (*collector == "tier2-a").then_some(9),
+                        bytes_per_held_span: None,
+                    })
+                    .collect(),
+            }),
             memory: memory_summary(&samples),
             samples,
         };
@@ -414,5 +491,10 @@ mod tests {
         let svg = rss_svg(&runs.iter().collect::<Vec<_>>()).unwrap();
         assert_eq!(svg.matches("<polyline").count(), 4);
         assert!(svg.contains("tier2-b, solution, wait 30 s"));
+        // The unsolved run's tier2-a was killed 5 minutes in: marked once,
+        // in the table and on the picture.
+        assert!(text.contains("| hard 82 MiB, no memory_limiter | tier2-a |"), "{text}");
+        assert!(text.contains("| 1 (5.0 min) |"), "{text}");
+        assert_eq!(svg.matches("OOM kill").count(), 1);
     }
 }

@@ -6,6 +6,7 @@
 //! it directly.
 
 pub mod browser;
+pub mod cgroup;
 pub mod check;
 pub mod envoy;
 pub mod gate;

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, Result};
 use serde::{Deserialize, Serialize};
 
+use crate::cgroup::MemoryCgroup;
 use crate::otelcol::{Metrics, collector_config_dir};
 use crate::process::spinner;
 use crate::stage::{Assertion, Evidence, Order, Stage, StageEnv};
@@ -71,34 +72,70 @@ pub struct LongTraceOptions {
     pub memory_limit_mib: Option<(u64, u64)>,
     /// How often tier 2's memory is sampled while the workload runs.
     pub sample_every: Duration,
+    /// The unsolved flow runs with this `decision_wait` instead: the naive
+    /// fix of a window that covers the batch. `None`: `decision_wait`.
+    pub unsolved_decision_wait: Option<Duration>,
+    /// Each tier-2 collector in a memory cgroup with a hard limit, and no
+    /// memory_limiter (unless `memory_limit_mib` asks for one).
+    pub hard_limit: Option<HardLimit>,
+}
+
+/// A hard memory limit on each tier-2 collector, enforced by the kernel.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub struct HardLimit {
+    /// Room above each collector's idle usage, measured once the flow is
+    /// connected and before the workload: its limit is its idle usage plus this.
+    pub margin_mib: u64,
 }
 
 impl LongTraceOptions {
-    /// `cargo xtask check step-8`: short enough for CI. Decisions after 3 s,
-    /// batches of 15 s, and a tier that remembers a decision only while the
-    /// trace holds its `num_traces` slot (no decision cache, the collector's
-    /// default).
+    /// `cargo xtask check step-8`: short enough for CI (under 3 minutes).
+    /// A burst of six 20 s batches of 1009 items (one every 20 ms) through
+    /// tier 2 held to its idle usage plus [`CHECK_MARGIN_MIB`], with no
+    /// memory_limiter. Unsolved, the naive fix holds each batch for a
+    /// window that covers it, and the burst is sized to overflow the limit
+    /// (at least three batches, 6066 spans, held by one collector);
+    /// solved, the items are traces of their own and the check's 3 s
+    /// window holds about 900 spans per collector. The files' 30 s would
+    /// hold the whole 20 s burst too: the short check cannot tell the two
+    /// flows apart with it, the long mode does. A batch stays under the
+    /// run's lineage's 30 s `max_age`, after which a trace still arriving
+    /// would be split there. No decision cache (the collector's default): a
+    /// decision is remembered only while the trace holds its `num_traces`
+    /// slot.
     pub fn check() -> LongTraceOptions {
+        let workload = Workload {
+            batches: 6,
+            batch_every: Duration::from_secs(1),
+            items: CHECK_ITEMS,
+            interval: Duration::from_millis(20),
+            // The last ten items of each batch: well after the first
+            // decision, so that the batch's first part has nothing to keep
+            // it for. Few, so that what tier 2 writes of what it keeps (its
+            // file, page cache its cgroup is charged for) stays small.
+            fail_from: CHECK_ITEMS - 9,
+            orders: None,
+        };
         LongTraceOptions {
             label: "check".to_owned(),
-            workload: Workload {
-                batches: 6,
-                batch_every: Duration::from_secs(1),
-                items: 15,
-                interval: Duration::from_secs(1),
-                // Well after the first decision (3 s), so that the batch's
-                // first part has nothing to keep it for.
-                fail_from: 5,
-                orders: None,
-            },
+            // The batch and 10 s more: every item arrives before the decision.
+            unsolved_decision_wait: Some(workload.batch_length() + Duration::from_secs(10)),
+            workload,
             decision_wait: Duration::from_secs(3),
             num_traces: None,
             decision_cache: (0, 0),
             memory_limit_mib: None,
             sample_every: Duration::from_secs(1),
+            hard_limit: Some(HardLimit { margin_mib: CHECK_MARGIN_MIB }),
         }
     }
 }
+
+/// Items per batch in the check. 162 orders of 6 spans and 6 batches of
+/// 4 + 2 × 1009 spans make 78 spans per request (`step.toml`).
+pub const CHECK_ITEMS: u32 = 1009;
+/// The check's room above tier 2's idle usage.
+pub const CHECK_MARGIN_MIB: u64 = 12;
 
 /// One reading of a tier-2 collector's memory.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -111,6 +148,10 @@ pub struct Sample {
     pub traces_on_memory: f64,
     /// Spans its receiver refused so far (the memory limiter's doing).
     pub refused_spans: f64,
+    /// What its memory cgroup charged, when it runs in one.
+    pub cgroup_bytes: Option<f64>,
+    /// Spans its receiver accepted so far.
+    pub accepted_spans: f64,
 }
 
 /// What step 8's stage measured, before and after sampling.
@@ -155,8 +196,63 @@ pub struct LongTraceData {
     pub limiter_forced_gcs: usize,
     pub limiter_started_refusing: usize,
     pub tier1_send_failed_spans: f64,
+    /// Spans of traces with a failed span (the errors policy keeps each) that
+    /// tier 1 received and no tier-2 collector exported.
+    pub lost_spans: u64,
+    pub lost_traces: usize,
+    /// The hard limit, when tier 2 ran under one.
+    pub hard_limit: Option<HardLimitRun>,
     pub memory: Vec<MemorySummary>,
     pub samples: Vec<Sample>,
+}
+
+/// Tier 2 under a hard memory limit: the limit and what the kernel did.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct HardLimitRun {
+    /// `cgroup v1` or `cgroup v2`.
+    pub cgroup: String,
+    pub margin_mib: u64,
+    pub collectors: Vec<CollectorUnderLimit>,
+}
+
+/// One tier-2 collector in its memory cgroup.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CollectorUnderLimit {
+    pub collector: String,
+    /// Charged with the flow connected, before the workload.
+    pub idle_bytes: u64,
+    /// Its hard limit: `idle_bytes` + the margin.
+    pub limit_bytes: u64,
+    /// The most the cgroup ever charged.
+    pub peak_bytes: u64,
+    /// The cgroup's OOM-kill counter at the end of the run.
+    pub oom_kills: u64,
+    /// When it was seen dead, seconds since the workload started, and the
+    /// signal that ended it.
+    pub died_at_seconds: Option<f64>,
+    pub exit_signal: Option<i32>,
+    /// Bytes the cgroup charged per span accepted, before the first
+    /// decision (every span accepted is still held): the least-squares
+    /// slope. `None` with fewer than three samples in that time.
+    pub bytes_per_held_span: Option<f64>,
+}
+
+/// Bytes charged per span held: the slope of the cgroup's usage over the
+/// spans accepted, in the samples before `until` seconds (the first decision).
+pub fn bytes_per_held_span(samples: &[Sample], collector: &str, until: f64) -> Option<f64> {
+    let points: Vec<(f64, f64)> = samples
+        .iter()
+        .filter(|sample| sample.collector == collector && sample.t < until)
+        .filter_map(|sample| Some((sample.accepted_spans, sample.cgroup_bytes?)))
+        .collect();
+    if points.len() < 3 {
+        return None;
+    }
+    let n = points.len() as f64;
+    let (mean_x, mean_y) = (points.iter().map(|p| p.0).sum::<f64>() / n, points.iter().map(|p| p.1).sum::<f64>() / n);
+    let covariance: f64 = points.iter().map(|(x, y)| (x - mean_x) * (y - mean_y)).sum();
+    let variance: f64 = points.iter().map(|(x, _)| (x - mean_x).powi(2)).sum();
+    (variance > 0.0).then(|| covariance / variance)
 }
 
 /// Late spans that followed a cached decision, by that decision.
@@ -180,11 +276,25 @@ pub struct LongTraceStage {
     batches: Vec<Order>,
     orders: usize,
     samples: Vec<Sample>,
+    /// Each tier-2 collector's memory cgroup, its idle usage, and how it
+    /// died (seconds into the workload, signal) if it did.
+    cgroups: Vec<Limited>,
+    started: Option<Instant>,
+}
+
+/// A tier-2 collector in its memory cgroup.
+struct Limited {
+    collector: String,
+    cgroup: MemoryCgroup,
+    idle_bytes: u64,
+    /// Recorded by whichever hook first sees it dead (`check_alive` too).
+    died: std::cell::Cell<Option<(f64, Option<i32>)>>,
 }
 
 /// Spans tier 2's receiver refused (its memory limiter), and spans tier 1
 /// could not hand on; the names differ between exporters of the metrics.
 const REFUSED: [&str; 2] = ["otelcol_receiver_refused_spans", "otelcol_receiver_refused_spans_total"];
+const ACCEPTED: [&str; 2] = ["otelcol_receiver_accepted_spans", "otelcol_receiver_accepted_spans_total"];
 const SEND_FAILED: [&str; 2] = ["otelcol_exporter_send_failed_spans", "otelcol_exporter_send_failed_spans_total"];
 const LATE_SPAN_AGE: &str = "otelcol_processor_tail_sampling_sampling_late_span_age";
 const CACHED_RELEASES: &str = "otelcol_processor_tail_sampling_early_releases_from_cache_decision";
@@ -203,7 +313,16 @@ fn sum_any(metrics: &Metrics, names: &[&str]) -> f64 {
 impl LongTraceStage {
     pub fn new(options: LongTraceOptions) -> LongTraceStage {
         let tier = TierStage::new(crate::tier::Lesson::KeepWhatMatters, TierOptions::default());
-        LongTraceStage { options, tier, after: None, batches: Vec::new(), orders: 0, samples: Vec::new() }
+        LongTraceStage {
+            options,
+            tier,
+            after: None,
+            batches: Vec::new(),
+            orders: 0,
+            samples: Vec::new(),
+            cgroups: Vec::new(),
+            started: None,
+        }
     }
 
     /// Step 8's check.
@@ -216,19 +335,103 @@ impl LongTraceStage {
     }
 
     /// `num_traces` by step 4's rule, for the fixed flow's traffic (its
-    /// items are traces too): new traces per second per collector ×
-    /// decision_wait × 2.
-    fn sized_num_traces(&self, orders: usize) -> u64 {
+    /// items are traces too) at its PEAK, while every overlapping batch
+    /// runs: new traces per second per collector × (decision_wait + the
+    /// sampler's 1 s decision tick) × 2. Sized on the average rate instead,
+    /// the cap sat within the traffic's fluctuations at the peak, and a
+    /// full map evicts the oldest trace undecided (a failed item among them).
+    fn sized_num_traces(&self, orders: usize, wait: Duration) -> u64 {
         let workload = &self.options.workload;
-        let traces = (orders + workload.batches * (1 + workload.items as usize)) as f64;
-        let per_collector = traces / workload.span().as_secs_f64().max(1.0) / 2.0;
-        (per_collector * self.options.decision_wait.as_secs_f64() * 2.0).ceil().max(10.0) as u64
+        let overlapping = (workload.batch_length().as_secs_f64() / workload.batch_every.as_secs_f64().max(0.001))
+            .ceil()
+            .clamp(1.0, workload.batches.max(1) as f64);
+        let items_per_second = overlapping / workload.interval.as_secs_f64().max(0.001);
+        let orders_per_second = orders as f64 / workload.span().as_secs_f64().max(1.0);
+        let per_collector = (items_per_second + orders_per_second) / 2.0;
+        (per_collector * (wait.as_secs_f64() + 1.0) * 2.0).ceil().max(10.0) as u64
+    }
+
+    fn decision_wait(&self, solution: bool) -> Duration {
+        match self.options.unsolved_decision_wait {
+            Some(wait) if !solution => wait,
+            _ => self.options.decision_wait,
+        }
+    }
+
+    /// Measures each idle tier-2 collector's usage, then limits each to its
+    /// own plus the margin (their usage differs by the page cache each was
+    /// first to read).
+    fn limit_tier2(&mut self, hard: HardLimit) -> Result<()> {
+        // Past start-up's allocations: the collector idles at a level.
+        std::thread::sleep(Duration::from_secs(1));
+        for limited in &mut self.cgroups {
+            limited.idle_bytes = limited.cgroup.usage()?;
+            limited.cgroup.set_limit(limited.idle_bytes + hard.margin_mib * 1024 * 1024)?;
+        }
+        Ok(())
+    }
+
+    /// What the kernel did to each tier-2 collector under the hard limit.
+    fn hard_limit_run(&self) -> Result<Option<HardLimitRun>> {
+        let (Some(hard), Some(first)) = (self.options.hard_limit, self.cgroups.first()) else { return Ok(None) };
+        let collectors = self
+            .cgroups
+            .iter()
+            .map(|limited| {
+                Ok(CollectorUnderLimit {
+                    collector: limited.collector.clone(),
+                    idle_bytes: limited.idle_bytes,
+                    limit_bytes: limited.cgroup.limit()?,
+                    peak_bytes: limited.cgroup.peak()?,
+                    oom_kills: limited.cgroup.oom_kills()?,
+                    died_at_seconds: limited.died.get().map(|(t, _)| t),
+                    exit_signal: limited.died.get().and_then(|(_, signal)| signal),
+                    bytes_per_held_span: bytes_per_held_span(
+                        &self.samples,
+                        &limited.collector,
+                        self.tier.options.decision_wait.as_secs_f64(),
+                    ),
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Some(HardLimitRun { cgroup: first.cgroup.version.to_string(), margin_mib: hard.margin_mib, collectors }))
+    }
+
+    /// Tier-2 collectors that died under their hard limit.
+    fn dead(&self) -> Vec<String> {
+        self.cgroups
+            .iter()
+            .filter(|limited| limited.died.get().is_some())
+            .map(|limited| limited.collector.clone())
+            .collect()
+    }
+
+    /// Fails when a process of the tier died, except a tier-2 collector the
+    /// kernel killed for its memory: that one is recorded, and the run goes on.
+    fn check_tier(&self, started: Instant) -> Result<()> {
+        use std::os::unix::process::ExitStatusExt as _;
+        for (collector, status) in self.tier.tier2_exits()? {
+            let Some(status) = status else { continue };
+            let Some(limited) = self.cgroups.iter().find(|limited| limited.collector == collector) else {
+                continue;
+            };
+            if limited.died.get().is_none() && limited.cgroup.oom_kills()? > 0 {
+                limited.died.set(Some((started.elapsed().as_secs_f64(), status.signal())));
+            }
+        }
+        self.tier.check_alive_except(&self.dead())
     }
 
     fn sample(&mut self, started: Instant) -> Result<()> {
         let t = started.elapsed().as_secs_f64();
-        for (collector, metrics) in self.tier.scrape()?.into_iter().filter(|(name, _)| name.starts_with("tier2")) {
+        let dead = self.dead();
+        let scrapes = self.tier.scrape_except(&dead)?;
+        for (collector, metrics) in scrapes.into_iter().filter(|(name, _)| name.starts_with("tier2")) {
+            let cgroup = self.cgroups.iter().find(|limited| limited.collector == collector);
+            let cgroup_bytes = cgroup.map(|limited| limited.cgroup.usage()).transpose()?.map(|bytes| bytes as f64);
             self.samples.push(Sample {
+                cgroup_bytes,
+                accepted_spans: sum_any(&metrics, &ACCEPTED),
                 t,
                 collector,
                 rss_bytes: metrics.sum("otelcol_process_memory_rss", &[]),
@@ -261,6 +464,45 @@ fn arrival_spread(trace: &lineage::TraceView) -> Duration {
         (Some(first), Some(last)) => Duration::from_nanos(last - first),
         _ => Duration::ZERO,
     }
+}
+
+const MIB: f64 = 1024.0 * 1024.0;
+
+/// The claim that tier 2 lived through its hard limit, and what the kernel did.
+fn survived_assertion(run: &HardLimitRun, lost_spans: u64, lost_traces: usize) -> Assertion {
+    let limits: Vec<String> =
+        run.collectors.iter().map(|c| format!("{} {:.1} MiB", c.collector, c.limit_bytes as f64 / MIB)).collect();
+    let claim = format!(
+        "tier 2 survived a hard memory limit of its idle usage + {} MiB ({}: {}), memory_limiter off",
+        run.margin_mib,
+        run.cgroup,
+        limits.join(", ")
+    );
+    let killed: Vec<&CollectorUnderLimit> = run.collectors.iter().filter(|c| c.oom_kills > 0).collect();
+    let measured = if killed.is_empty() {
+        let peaks: Vec<String> = run
+            .collectors
+            .iter()
+            .map(|c| format!("{} peak {:.0} MiB", c.collector, c.peak_bytes as f64 / MIB))
+            .collect();
+        format!("no OOM kill; {}", peaks.join(", "))
+    } else {
+        let kills: Vec<String> = killed
+            .iter()
+            .map(|c| {
+                format!(
+                    "{} OOM-killed {} (oom_kill {}, signal {})",
+                    c.collector,
+                    c.died_at_seconds
+                        .map_or_else(|| "after the workload".to_owned(), |t| format!("{t:.0} s into the workload")),
+                    c.oom_kills,
+                    c.exit_signal.map_or_else(|| "none".to_owned(), |signal| signal.to_string())
+                )
+            })
+            .collect();
+        format!("{}; {lost_spans} spans of {lost_traces} traces with a failed span lost", kills.join(", "))
+    };
+    Assertion::new(claim, measured, killed.is_empty())
 }
 
 /// Least-squares slope of `(t seconds, bytes)` in MiB per minute.
@@ -326,7 +568,7 @@ impl Stage for LongTraceStage {
             .context("starting the runtime of the lineage after sampling")?;
         // It settles only when told: what it counts is what tier 2 finally
         // kept, however late, not a snapshot taken mid-batch.
-        let settle = self.options.workload.span() + self.options.decision_wait * 4 + Duration::from_secs(120);
+        let settle = self.options.workload.span() + self.decision_wait(env.solution) * 4 + Duration::from_secs(120);
         let lineage = runtime.block_on(lineage::Lineage::start(lineage::Config {
             quiet_period: settle,
             max_age: settle,
@@ -336,25 +578,43 @@ impl Stage for LongTraceStage {
         self.after = Some(After { runtime, lineage });
 
         let orders = self.orders_for(env);
-        let num_traces = self.options.num_traces.unwrap_or_else(|| self.sized_num_traces(orders));
+        let wait = self.decision_wait(env.solution);
+        let num_traces = self.options.num_traces.unwrap_or_else(|| self.sized_num_traces(orders, wait));
         let mut env_vars = vec![
             ("STITCH_AFTER_SAMPLING".to_owned(), endpoint),
             ("STITCH_SAMPLED_CACHE_SIZE".to_owned(), self.options.decision_cache.0.to_string()),
             ("STITCH_NON_SAMPLED_CACHE_SIZE".to_owned(), self.options.decision_cache.1.to_string()),
         ];
+        let mut overlays = vec![
+            collector_config_dir().join("tier2-after-sampling.yaml"),
+            collector_config_dir().join("tier2-decision-cache.yaml"),
+        ];
         if let Some((limit, spike)) = self.options.memory_limit_mib {
             env_vars.push(("STITCH_MEMORY_LIMIT_MIB".to_owned(), limit.to_string()));
             env_vars.push(("STITCH_MEMORY_SPIKE_MIB".to_owned(), spike.to_string()));
+        } else if self.options.hard_limit.is_some() {
+            overlays.push(collector_config_dir().join("tier2-no-memory-limiter.yaml"));
+        }
+        let mut cgroups = std::collections::BTreeMap::new();
+        if self.options.hard_limit.is_some() {
+            for collector in ["tier2-a", "tier2-b"] {
+                let cgroup = MemoryCgroup::create(collector)?;
+                cgroups.insert(collector.to_owned(), cgroup.dir().to_owned());
+                self.cgroups.push(Limited {
+                    collector: collector.to_owned(),
+                    cgroup,
+                    idle_bytes: 0,
+                    died: Default::default(),
+                });
+            }
         }
         self.tier.options = TierOptions {
-            decision_wait: self.options.decision_wait,
+            decision_wait: wait,
             num_traces,
             slow_threshold: SLOW_THRESHOLD,
-            tier2_overlays: vec![
-                collector_config_dir().join("tier2-after-sampling.yaml"),
-                collector_config_dir().join("tier2-decision-cache.yaml"),
-            ],
+            tier2_overlays: overlays,
             tier2_env: env_vars,
+            tier2_cgroups: cgroups,
             ..TierOptions::default()
         };
         self.tier.start(env)
@@ -367,7 +627,14 @@ impl Stage for LongTraceStage {
     fn drive(&mut self, env: &StageEnv, gateway: SocketAddr) -> Result<Vec<Order>> {
         let workload = self.options.workload.clone();
         let orders = self.orders_for(env);
+        // Idle with the flow connected and the metrics read once: what the
+        // collector needs before it holds anything.
+        if let Some(hard) = self.options.hard_limit {
+            self.tier.scrape()?;
+            self.limit_tier2(hard)?;
+        }
         let started = Instant::now();
+        self.started = Some(started);
         let traffic = std::thread::Builder::new()
             .name("long-trace-traffic".to_owned())
             .spawn(move || traffic(gateway, &workload, orders))
@@ -377,8 +644,20 @@ impl Stage for LongTraceStage {
         let end = started + self.options.workload.span() + Duration::from_secs(3);
         let progress = spinner(format!("running {} batches and {orders} orders", self.options.workload.batches));
         loop {
-            self.sample(started)?;
-            self.tier.check_alive()?;
+            self.check_tier(started)?;
+            if let Err(err) = self.sample(started) {
+                // A collector killed during the scrape: the kernel takes a
+                // moment to finish it, and the kill is recorded then.
+                let dead = self.dead().len();
+                let deadline = Instant::now() + Duration::from_secs(5);
+                while self.dead().len() == dead {
+                    if Instant::now() >= deadline {
+                        return Err(err);
+                    }
+                    std::thread::sleep(Duration::from_millis(100));
+                    self.check_tier(started)?;
+                }
+            }
             let left = end.saturating_duration_since(Instant::now());
             progress.set_message(format!(
                 "running {} batches and {orders} orders: {:.0} s left",
@@ -399,15 +678,35 @@ impl Stage for LongTraceStage {
 
     fn measure(&mut self, env: &StageEnv, orders: &[Order]) -> Result<Evidence> {
         let lineage = env.lineage;
-        self.tier.wait_for_decisions()?;
+        let started = self.started.context("the workload never ran")?;
+        // A collector may be killed while the others are waited for: then
+        // the wait starts again without it.
+        loop {
+            self.check_tier(started)?;
+            let dead = self.dead();
+            if dead.len() == self.tier.tier2_exits()?.len() {
+                break;
+            }
+            match self.tier.wait_for_decisions_except(&dead) {
+                Ok(()) => break,
+                Err(err) => {
+                    std::thread::sleep(Duration::from_millis(500));
+                    self.check_tier(started)?;
+                    if self.dead().len() == dead.len() {
+                        return Err(err);
+                    }
+                }
+            }
+        }
+        let dead = self.dead();
         let after = self.after.as_ref().context("the lineage after sampling is not running")?;
         after.lineage.settle_now();
         let report_after = after.lineage.report();
-        let scrapes = self.tier.scrape()?;
+        let scrapes = self.tier.scrape_except(&dead)?;
         let kept = self.tier.kept_spans()?;
         let options = &self.options;
         let workload = &options.workload;
-        let wait = options.decision_wait;
+        let wait = self.tier.options.decision_wait;
 
         // Before sampling: how long each trace kept arriving at the tier.
         let batch_ids: BTreeSet<&str> = self.batches.iter().map(|batch| batch.order_id.as_str()).collect();
@@ -438,6 +737,17 @@ impl Stage for LongTraceStage {
             }
         }
         let failing = workload.batches as u64 * workload.failing_items();
+        // Every trace with a failed span is the errors policy's to keep:
+        // what of it no tier-2 collector exported was lost.
+        let (mut lost_spans, mut lost_traces) = (0u64, 0usize);
+        for trace in all_before.values().filter(|trace| trace.spans.iter().any(|span| span.span_status == "error")) {
+            let kept = kept_by_trace.get(trace.trace_id.as_str()).copied().unwrap_or(0);
+            if kept < trace.spans.len() {
+                lost_spans += (trace.spans.len() - kept) as u64;
+                lost_traces += 1;
+            }
+        }
+        let hard_limit = self.hard_limit_run()?;
         let missing_parent: u64 = report_after.services.iter().map(|service| service.causes.missing_parent).sum();
         let orphans_after = report_after.orphans();
 
@@ -461,7 +771,7 @@ impl Stage for LongTraceStage {
             + 0.0;
         let memory = memory_summary(&self.samples);
 
-        let assertions = vec![
+        let mut assertions = vec![
             Assertion::new(
                 format!("no trace outlives decision_wait: its spans reach the tier within {wait:?} of the first"),
                 format!(
@@ -492,6 +802,24 @@ impl Stage for LongTraceStage {
                 report_before.linked() == items_expected,
             ),
         ];
+        // An evicted trace is judged never, or in pieces: said by name here,
+        // not left to show as a lost failed item.
+        assertions.push(Assertion::new(
+            format!(
+                "no trace evicted undecided (num_traces {} per collector was never full)",
+                self.tier.options.num_traces
+            ),
+            format!("{dropped_too_early} evicted"),
+            dropped_too_early == 0.0,
+        ));
+        if let Some(run) = &hard_limit {
+            assertions.push(survived_assertion(run, lost_spans, lost_traces));
+            assertions.push(Assertion::new(
+                "nothing lost: every span of a trace with a failed span (the errors policy's to keep) was exported",
+                format!("{lost_spans} spans of {lost_traces} such traces lost"),
+                lost_spans == 0,
+            ));
+        }
         let mut notes = vec![
             format!(
                 "{} batches of {} items, an item every {:?}, failing from item {} on; {} orders alongside",
@@ -549,6 +877,22 @@ impl Stage for LongTraceStage {
         if send_failed > 0.0 {
             notes.push(format!("tier 1 could not deliver {send_failed} spans to tier 2"));
         }
+        if let Some(run) = &hard_limit {
+            for c in &run.collectors {
+                notes.push(format!(
+                    "{} in a {} memory cgroup: idle {:.1} MiB, limit {:.1} MiB, peak {:.1} MiB, {} per span held before the first decision, oom_kill {}{}",
+                    c.collector,
+                    run.cgroup,
+                    c.idle_bytes as f64 / MIB,
+                    c.limit_bytes as f64 / MIB,
+                    c.peak_bytes as f64 / MIB,
+                    c.bytes_per_held_span.map_or_else(|| "too few samples for bytes".to_owned(), |b| format!("{:.0} bytes", b)),
+                    c.oom_kills,
+                    c.died_at_seconds.map_or_else(String::new, |t| format!(", dead {t:.1} s into the workload"))
+                ));
+            }
+            notes.push(format!("lost: {lost_spans} spans of {lost_traces} traces with a failed span"));
+        }
         Ok(Evidence {
             assertions,
             notes,
@@ -582,6 +926,9 @@ impl Stage for LongTraceStage {
                 limiter_forced_gcs: forced_gcs,
                 limiter_started_refusing: refusing,
                 tier1_send_failed_spans: send_failed,
+                lost_spans,
+                lost_traces,
+                hard_limit,
                 memory,
                 samples: self.samples.clone(),
             })),
@@ -589,11 +936,16 @@ impl Stage for LongTraceStage {
     }
 
     fn check_alive(&self) -> Result<()> {
-        self.tier.check_alive()
+        match self.started {
+            Some(started) => self.check_tier(started),
+            None => self.tier.check_alive(),
+        }
     }
 
     fn stop(&mut self) {
         self.tier.stop();
+        // Dropping a cgroup removes it.
+        self.cgroups.clear();
         if let Some(after) = self.after.take() {
             after.runtime.block_on(after.lineage.shutdown());
         }
@@ -606,9 +958,8 @@ pub mod long_mode {
 
     /// The files' `decision_wait`, what the fixed flow runs with.
     pub const DECISION_WAIT: Duration = Duration::from_secs(30);
-    /// The files' decision caches and a generous `num_traces`.
+    /// The files' decision caches.
     pub const DECISION_CACHE: (u64, u64) = (100_000, 100_000);
-    pub const NUM_TRACES: u64 = 50_000;
     /// Orders per second alongside the batches.
     pub const ORDERS_PER_SECOND: f64 = 12.0;
 
@@ -685,11 +1036,35 @@ mod tests {
     }
 
     #[test]
+    fn bytes_per_held_span_is_the_slope_of_usage_over_spans_before_the_decision() {
+        let sample = |t: f64, spans: f64, bytes: f64| Sample {
+            t,
+            collector: "tier2-a".to_owned(),
+            rss_bytes: 0.0,
+            heap_bytes: 0.0,
+            traces_on_memory: 0.0,
+            refused_spans: 0.0,
+            cgroup_bytes: Some(bytes),
+            accepted_spans: spans,
+        };
+        // 4 KiB a span until the decision at 3 s; what follows does not count.
+        let samples: Vec<Sample> =
+            (0..6).map(|i| sample(f64::from(i), f64::from(i) * 1000.0, f64::from(i) * 4_096_000.0)).collect();
+        assert_eq!(bytes_per_held_span(&samples, "tier2-a", 3.0), Some(4096.0));
+        assert_eq!(bytes_per_held_span(&samples, "tier2-b", 3.0), None);
+        assert_eq!(bytes_per_held_span(&samples, "tier2-a", 2.0), None);
+    }
+
+    #[test]
     fn the_check_sizes_num_traces_for_the_fixed_flow() {
         let stage = LongTraceStage::check();
-        // 162 orders + 6 batches × (1 + 15 items) = 258 traces over 20 s,
-        // 6.45 per second per collector, × 3 s × 2.
-        assert_eq!(stage.options.workload.span(), Duration::from_secs(20));
-        assert_eq!(stage.sized_num_traces(162), 39);
+        // At the peak, 6 batches at 50 items per second and 162 orders over
+        // 25.18 s: 306.43 new traces per second, 153.22 per collector,
+        // × (3 s + 1 s) × 2.
+        assert_eq!(stage.options.workload.span(), Duration::from_millis(25_180));
+        assert_eq!(stage.sized_num_traces(162, Duration::from_secs(3)), 1226);
+        // The naive fix's window covers a whole batch.
+        assert_eq!(stage.decision_wait(false), Duration::from_millis(30_180));
+        assert_eq!(stage.decision_wait(true), Duration::from_secs(3));
     }
 }

@@ -201,6 +201,20 @@ impl OtelProcess {
         ready_port: u16,
         log: &Path,
     ) -> Result<OtelProcess> {
+        OtelProcess::start_with(name, binary, configs, env, ready_port, log, |expression| expression)
+    }
+
+    /// [`OtelProcess::start`] with the command adjusted first (e.g. started
+    /// inside a memory cgroup).
+    pub fn start_with(
+        name: &str,
+        binary: &Path,
+        configs: &[PathBuf],
+        env: &[(&str, String)],
+        ready_port: u16,
+        log: &Path,
+        adjust: impl FnOnce(duct::Expression) -> duct::Expression,
+    ) -> Result<OtelProcess> {
         let metrics_port = free_port()?;
         let mut args = Vec::new();
         for config in configs {
@@ -213,7 +227,7 @@ impl OtelProcess {
         for (key, value) in env {
             expression = expression.env(key, value);
         }
-        let child = Child::start(name, expression, log)?;
+        let child = Child::start(name, adjust(expression), log)?;
         wait_until(&child, Duration::from_secs(30), || {
             [ready_port, metrics_port].iter().all(|&port| {
                 std::net::TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_millis(200)).is_ok()
@@ -228,6 +242,11 @@ impl OtelProcess {
 
     pub fn log(&self) -> &Path {
         self.child.log()
+    }
+
+    /// How the process ended, or `None` while it runs.
+    pub fn exit_status(&self) -> Result<Option<std::process::ExitStatus>> {
+        self.child.exit_status()
     }
 
     pub fn stop(&mut self) {

@@ -61,6 +61,12 @@ impl Child {
         Ok(())
     }
 
+    /// How the process ended, or `None` while it runs.
+    pub fn exit_status(&self) -> anyhow::Result<Option<std::process::ExitStatus>> {
+        let Some(handle) = &self.handle else { bail!("{} was stopped", self.name) };
+        Ok(handle.try_wait()?.map(|output| output.status))
+    }
+
     /// Lets the process run on after this value is gone (for `cargo xtask up`);
     /// returns its pids, which whoever stops it later needs.
     pub fn detach(mut self) -> Vec<u32> {

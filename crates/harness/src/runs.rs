@@ -8,7 +8,7 @@ use anyhow::{Context as _, Result};
 
 use crate::check::{CheckOptions, CheckRun, Variant, run_staged};
 use crate::kafka::BrokerKind;
-use crate::long_trace::{LongTraceOptions, LongTraceStage, Workload, long_mode};
+use crate::long_trace::{HardLimit, LongTraceOptions, LongTraceStage, Workload, long_mode};
 use crate::stages::StageKind;
 use crate::tier::{Lesson, TierOptions, TierStage};
 
@@ -32,6 +32,7 @@ pub fn long_trace(
     workload: Workload,
     decision_wait: Duration,
     memory_limit_mib: Option<(u64, u64)>,
+    hard_limit: Option<HardLimit>,
     kafka: BrokerKind,
 ) -> Result<CheckRun> {
     let step = crate::step::all()?
@@ -43,10 +44,15 @@ pub fn long_trace(
         label: label.to_owned(),
         workload,
         decision_wait,
-        num_traces: Some(long_mode::NUM_TRACES),
+        // By step 4's rule for the run's wait: a decided trace keeps its
+        // slot until a newer one takes it, so an oversized `num_traces`
+        // holds every trace of the run.
+        num_traces: None,
         decision_cache: long_mode::DECISION_CACHE,
         memory_limit_mib,
         sample_every: Duration::from_secs(5),
+        unsolved_decision_wait: None,
+        hard_limit,
     });
     let variant = Variant { name: Some(format!("{}-long-{label}", step.name)), ..Default::default() };
     let check = CheckOptions { step, solution, requests: orders, kafka, concurrency: 8 };

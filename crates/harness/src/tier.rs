@@ -10,6 +10,7 @@ mod jaeger;
 mod measure;
 mod otlp_json;
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -41,6 +42,9 @@ pub struct TierOptions {
     pub tier2_overlays: Vec<PathBuf>,
     /// Extra environment for the tier-2 collectors.
     pub tier2_env: Vec<(String, String)>,
+    /// The memory cgroup (its directory) a tier-2 collector starts in, by
+    /// name (`tier2-a`, `tier2-b`); a collector not named starts in none.
+    pub tier2_cgroups: BTreeMap<String, PathBuf>,
 }
 
 impl Default for TierOptions {
@@ -57,6 +61,7 @@ impl Default for TierOptions {
             spans_per_request: 6,
             tier2_overlays: Vec::new(),
             tier2_env: Vec::new(),
+            tier2_cgroups: BTreeMap::new(),
         }
     }
 }
@@ -103,12 +108,38 @@ impl TierStage {
 
     /// Scrapes every collector of the tier: tier 1 first, then tier 2's.
     pub fn scrape(&self) -> Result<Vec<(String, Metrics)>> {
+        self.scrape_except(&[])
+    }
+
+    /// [`TierStage::scrape`] without the tier-2 collectors in `dead`.
+    pub fn scrape_except(&self, dead: &[String]) -> Result<Vec<(String, Metrics)>> {
         let running = self.running()?;
         let mut all = vec![(running.tier1.name.clone(), running.tier1.metrics()?)];
-        for (collector, _, _) in &running.tier2 {
+        for (collector, _, _) in running.tier2.iter().filter(|(collector, _, _)| !dead.contains(&collector.name)) {
             all.push((collector.name.clone(), collector.metrics()?));
         }
         Ok(all)
+    }
+
+    /// How each tier-2 collector ended, by name; `None` while it runs.
+    pub fn tier2_exits(&self) -> Result<Vec<(String, Option<std::process::ExitStatus>)>> {
+        self.running()?
+            .tier2
+            .iter()
+            .map(|(collector, _, _)| Ok((collector.name.clone(), collector.exit_status()?)))
+            .collect()
+    }
+
+    /// [`Stage::check_alive`] without the tier-2 collectors in `dead`.
+    pub fn check_alive_except(&self, dead: &[String]) -> Result<()> {
+        let Some(running) = &self.running else { return Ok(()) };
+        running.jaeger.check_alive()?;
+        running.tier1.check_alive()?;
+        running
+            .tier2
+            .iter()
+            .filter(|(collector, _, _)| !dead.contains(&collector.name))
+            .try_for_each(|(process, _, _)| process.check_alive())
     }
 
     /// Jaeger's API base URL.
@@ -119,6 +150,11 @@ impl TierStage {
     /// Waits until every trace tier 2 received has been decided and nothing
     /// more arrives, or `decision_wait` plus a margin has passed.
     pub fn wait_for_decisions(&self) -> Result<()> {
+        self.wait_for_decisions_except(&[])
+    }
+
+    /// [`TierStage::wait_for_decisions`] of the tier-2 collectors not in `dead`.
+    pub fn wait_for_decisions_except(&self, dead: &[String]) -> Result<()> {
         let running = self.running()?;
         let waiting = spinner("waiting for tier 2's sampling decisions");
         let polled = poll_until_quiet(
@@ -126,7 +162,7 @@ impl TierStage {
             Duration::from_millis(250),
             || {
                 let (mut decided, mut received) = (0.0, 0.0);
-                for (collector, _, _) in &running.tier2 {
+                for (collector, _, _) in running.tier2.iter().filter(|(c, _, _)| !dead.contains(&c.name)) {
                     collector.check_alive()?;
                     let metrics = collector.metrics()?;
                     received += metrics.sum("otelcol_processor_tail_sampling_new_trace_id_received", &[]);
@@ -156,9 +192,18 @@ impl TierStage {
         for (collector, _, file) in &running.tier2 {
             let text = std::fs::read_to_string(file).unwrap_or_default();
             let mut spans = Vec::new();
+            let lines = text.lines().count();
             for (number, line) in text.lines().enumerate().filter(|(_, line)| !line.trim().is_empty()) {
-                let value: Value = serde_json::from_str(line)
-                    .with_context(|| format!("{} line {}: not OTLP JSON", file.display(), number + 1))?;
+                let value: Value = match serde_json::from_str(line) {
+                    Ok(value) => value,
+                    // A collector killed mid-write (an OOM kill) leaves its
+                    // last line cut short: it never exported that batch.
+                    Err(_) if number + 1 == lines && collector.exit_status()?.is_some() => break,
+                    Err(err) => {
+                        return Err(err)
+                            .with_context(|| format!("{} line {}: not OTLP JSON", file.display(), number + 1));
+                    }
+                };
                 spans.extend(otlp_json_spans(&value));
             }
             all.push((collector.name.clone(), spans));
@@ -215,8 +260,16 @@ impl Stage for TierStage {
                 for (key, value) in &self.options.tier2_env {
                     vars.push((key.as_str(), value.clone()));
                 }
-                let process =
-                    OtelProcess::start(name, &collector, &configs, &vars, port, &dir.join(format!("{name}.log")))?;
+                let log = dir.join(format!("{name}.log"));
+                let process = match self.options.tier2_cgroups.get(name) {
+                    Some(cgroup) => {
+                        let join = crate::cgroup::join_on_exec(cgroup)?;
+                        OtelProcess::start_with(name, &collector, &configs, &vars, port, &log, |command| {
+                            command.before_spawn(join)
+                        })?
+                    }
+                    None => OtelProcess::start(name, &collector, &configs, &vars, port, &log)?,
+                };
                 tier2.push((process, port, file));
             }
             let (grpc, http) = (free_port()?, free_port()?);
@@ -283,10 +336,7 @@ impl Stage for TierStage {
     }
 
     fn check_alive(&self) -> Result<()> {
-        let Some(running) = &self.running else { return Ok(()) };
-        running.jaeger.check_alive()?;
-        running.tier1.check_alive()?;
-        running.tier2.iter().try_for_each(|(process, _, _)| process.check_alive())
+        self.check_alive_except(&[])
     }
 
     fn stop(&mut self) {

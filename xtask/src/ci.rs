@@ -51,6 +51,7 @@ pub fn run(kafka: &str, requests: usize, no_tests: bool) -> anyhow::Result<ExitC
     let steps = step::all()?;
     step::validate(&steps)?;
     lint()?;
+    clock.lap("fmt and clippy");
     let mut proofs = Vec::new();
     let mut runs = Vec::new();
 

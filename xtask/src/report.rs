@@ -120,8 +120,22 @@ fn section(step: &Step, run: &CheckRun, verdict: &Verdict) -> String {
         stable_block(step, run, verdict) + &evidence,
         completeness.p50_ms,
         completeness.p99_ms,
-        run.sample_dump.trim_end()
+        shortened(run.sample_dump.trim_end(), SAMPLE_LINES)
     )
+}
+
+/// Lines of a request's dump a chapter shows: a batch of a thousand items is
+/// two thousand lines, and the shape shows in the first few dozen.
+const SAMPLE_LINES: usize = 40;
+
+/// The first `lines` lines of `dump`, and how many were left out.
+fn shortened(dump: &str, lines: usize) -> String {
+    let all: Vec<&str> = dump.lines().collect();
+    if all.len() <= lines {
+        return dump.to_owned();
+    }
+    format!("{}
+  … {} more lines", all[..lines].join("\n"), all.len() - lines)
 }
 
 /// Runs every step (and solution) and rewrites the generated files; with
@@ -356,6 +370,16 @@ fn routing_svg(run: &CheckRun, tier: &TierData) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_long_dump_is_shortened_and_says_by_how_much() {
+        let dump = (1..=50).map(|n| format!("line {n}")).collect::<Vec<_>>().join("\n");
+        let shown = super::shortened(&dump, 40);
+        assert!(shown.starts_with("line 1\n") && shown.contains("line 40\n"));
+        assert!(!shown.contains("line 41"));
+        assert!(shown.ends_with("… 10 more lines"));
+        assert_eq!(super::shortened("one\ntwo", 40), "one\ntwo");
+    }
+
     use lineage::Boundary;
     use stitch_harness::test_runs::{STEP_1, run, service, step};
 

@@ -134,8 +134,7 @@ fn shortened(dump: &str, lines: usize) -> String {
     if all.len() <= lines {
         return dump.to_owned();
     }
-    format!("{}
-  … {} more lines", all[..lines].join("\n"), all.len() - lines)
+    format!("{}\n  … {} more lines", all[..lines].join("\n"), all.len() - lines)
 }
 
 /// Runs every step (and solution) and rewrites the generated files; with

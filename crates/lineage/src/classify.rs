@@ -1,7 +1,7 @@
 //! The walk from every span up its parent chain, and what the top of the chain means.
 
 use crate::model::{Boundary, Cause, LineageStatus, SpanRec, flags, kind};
-use crate::store::Trace;
+use crate::trace::Trace;
 
 /// What the fragment under one top span is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

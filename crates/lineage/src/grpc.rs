@@ -1,6 +1,6 @@
-//! The OTLP/gRPC `TraceService`, taking each request as raw bytes so that
-//! `wire` reads only the fields lineage keeps instead of decoding every
-//! attribute into owned messages first.
+//! The OTLP/gRPC receiver: the tonic server and its `TraceService`, which
+//! takes each request as raw bytes so that `wire` reads only the fields
+//! lineage keeps instead of decoding every attribute into owned messages first.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -9,18 +9,42 @@ use std::task::{Context, Poll};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
 use prost::Message;
 use prost::bytes::Buf;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
 use tonic::codec::{Codec, CompressionEncoding, DecodeBuf, Decoder, EncodeBuf, Encoder};
 use tonic::codegen::{Body, BoxFuture, Bytes, StdError, http};
 use tonic::server::{Grpc, NamedService, UnaryService};
 use tonic::{Request, Response, Status};
 
-use crate::server::Shared;
+use crate::ingest::RejectReason;
+use crate::server::{Shared, until_stopped};
 
 const EXPORT_PATH: &str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
 
+/// Serves OTLP/gRPC on `listener` until `stopped` turns true.
+pub(crate) fn spawn(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    max_payload_bytes: usize,
+    stopped: watch::Receiver<bool>,
+) -> JoinHandle<()> {
+    let service = RejectionCounting { inner: TraceService::new(shared.clone(), max_payload_bytes), shared };
+    tokio::spawn(async move {
+        let incoming = tonic::transport::server::TcpIncoming::from(listener);
+        let result = tonic::transport::Server::builder()
+            .add_service(service)
+            .serve_with_incoming_shutdown(incoming, until_stopped(stopped))
+            .await;
+        if let Err(e) = result {
+            tracing::error!("OTLP/gRPC server failed: {e}");
+        }
+    })
+}
+
 /// Serves `TraceService/Export`; anything else is `Unimplemented`.
 #[derive(Clone)]
-pub(crate) struct TraceService {
+struct TraceService {
     shared: Arc<Shared>,
     max_decoding_message_size: usize,
 }
@@ -121,5 +145,68 @@ impl Decoder for RawDecoder {
 
     fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Bytes>, Status> {
         Ok(Some(src.copy_to_bytes(src.remaining())))
+    }
+}
+
+/// Counts payloads that tonic refuses before the handler runs (too large,
+/// unsupported compression); malformed protobuf is counted by the handler.
+#[derive(Clone)]
+struct RejectionCounting<S> {
+    inner: S,
+    shared: Arc<Shared>,
+}
+
+impl<S: NamedService> NamedService for RejectionCounting<S> {
+    const NAME: &'static str = S::NAME;
+}
+
+type GrpcRequest = http::Request<tonic::body::Body>;
+type GrpcResponse = http::Response<tonic::body::Body>;
+
+impl<S> tonic::codegen::Service<GrpcRequest> for RejectionCounting<S>
+where
+    S: tonic::codegen::Service<GrpcRequest, Response = GrpcResponse, Error = Infallible> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+{
+    type Response = GrpcResponse;
+    type Error = Infallible;
+    type Future = futures::future::BoxFuture<'static, Result<GrpcResponse, Infallible>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: GrpcRequest) -> Self::Future {
+        let ready = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, ready);
+        let shared = self.shared.clone();
+        Box::pin(async move {
+            let response = inner.call(request).await?;
+            Ok(inspect_grpc_response(&shared, response))
+        })
+    }
+}
+
+fn inspect_grpc_response(shared: &Shared, response: GrpcResponse) -> GrpcResponse {
+    let Some(status) = tonic::Status::from_header_map(response.headers()) else {
+        return response;
+    };
+    match status.code() {
+        tonic::Code::Ok => response,
+        tonic::Code::ResourceExhausted => {
+            shared.reject(RejectReason::TooLarge);
+            response
+        }
+        // tonic reports an oversized message as OutOfRange; gRPC clients
+        // expect ResourceExhausted for that.
+        tonic::Code::OutOfRange if status.message().contains("too large") => {
+            shared.reject(RejectReason::TooLarge);
+            tonic::Status::resource_exhausted(format!("OTLP payload too large: {}", status.message())).into_http()
+        }
+        tonic::Code::Unimplemented if status.message().contains("compress") => {
+            shared.reject(RejectReason::UnsupportedEncoding);
+            response
+        }
+        _ => response,
     }
 }

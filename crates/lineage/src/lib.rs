@@ -66,6 +66,7 @@ mod model;
 mod report;
 mod server;
 mod store;
+mod trace;
 mod view;
 mod wire;
 

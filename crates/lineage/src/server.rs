@@ -1,10 +1,9 @@
-//! The running instance: OTLP/gRPC and one HTTP server (OTLP/HTTP, API,
-//! metrics, HTML), plus the settle ticker.
+//! The running instance: [`Lineage::start`] starts the OTLP/gRPC receiver
+//! (`grpc`), the HTTP server (OTLP/HTTP, API, metrics, HTML, here) and the
+//! settle ticker.
 
-use std::convert::Infallible;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -19,10 +18,9 @@ use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
-use tonic::server::NamedService;
 
 use crate::Config;
-use crate::grpc::TraceService;
+use crate::grpc;
 use crate::html;
 use crate::ingest::{
     ContentEncoding, IngestOutcome, PayloadError, PayloadFormat, RejectReason, decode_request, encode_response,
@@ -109,23 +107,7 @@ impl Lineage {
         let shared = Arc::new(Shared::new(&config));
         let (stop, stopped) = watch::channel(false);
 
-        let grpc_service = RejectionCounting {
-            inner: TraceService::new(shared.clone(), config.max_payload_bytes),
-            shared: shared.clone(),
-        };
-        let grpc_task = {
-            let stopped = stopped.clone();
-            tokio::spawn(async move {
-                let incoming = tonic::transport::server::TcpIncoming::from(grpc_listener);
-                let result = tonic::transport::Server::builder()
-                    .add_service(grpc_service)
-                    .serve_with_incoming_shutdown(incoming, until_stopped(stopped))
-                    .await;
-                if let Err(e) = result {
-                    tracing::error!("OTLP/gRPC server failed: {e}");
-                }
-            })
-        };
+        let grpc_task = grpc::spawn(grpc_listener, shared.clone(), config.max_payload_bytes, stopped.clone());
 
         let app = router(shared.clone());
         let http_task = {
@@ -254,74 +236,11 @@ fn reachable(addr: SocketAddr) -> SocketAddr {
     }
 }
 
-async fn until_stopped(mut stopped: watch::Receiver<bool>) {
+pub(crate) async fn until_stopped(mut stopped: watch::Receiver<bool>) {
     while !*stopped.borrow() {
         if stopped.changed().await.is_err() {
             return;
         }
-    }
-}
-
-/// Counts payloads that tonic refuses before the handler runs (too large,
-/// unsupported compression); malformed protobuf is counted by the handler.
-#[derive(Clone)]
-struct RejectionCounting<S> {
-    inner: S,
-    shared: Arc<Shared>,
-}
-
-impl<S: NamedService> NamedService for RejectionCounting<S> {
-    const NAME: &'static str = S::NAME;
-}
-
-type GrpcRequest = axum::http::Request<tonic::body::Body>;
-type GrpcResponse = axum::http::Response<tonic::body::Body>;
-
-impl<S> tonic::codegen::Service<GrpcRequest> for RejectionCounting<S>
-where
-    S: tonic::codegen::Service<GrpcRequest, Response = GrpcResponse, Error = Infallible> + Clone + Send + 'static,
-    S::Future: Send + 'static,
-{
-    type Response = GrpcResponse;
-    type Error = Infallible;
-    type Future = futures::future::BoxFuture<'static, Result<GrpcResponse, Infallible>>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, request: GrpcRequest) -> Self::Future {
-        let ready = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, ready);
-        let shared = self.shared.clone();
-        Box::pin(async move {
-            let response = inner.call(request).await?;
-            Ok(inspect_grpc_response(&shared, response))
-        })
-    }
-}
-
-fn inspect_grpc_response(shared: &Shared, response: GrpcResponse) -> GrpcResponse {
-    let Some(status) = tonic::Status::from_header_map(response.headers()) else {
-        return response;
-    };
-    match status.code() {
-        tonic::Code::Ok => response,
-        tonic::Code::ResourceExhausted => {
-            shared.reject(RejectReason::TooLarge);
-            response
-        }
-        // tonic reports an oversized message as OutOfRange; gRPC clients
-        // expect ResourceExhausted for that.
-        tonic::Code::OutOfRange if status.message().contains("too large") => {
-            shared.reject(RejectReason::TooLarge);
-            tonic::Status::resource_exhausted(format!("OTLP payload too large: {}", status.message())).into_http()
-        }
-        tonic::Code::Unimplemented if status.message().contains("compress") => {
-            shared.reject(RejectReason::UnsupportedEncoding);
-            response
-        }
-        _ => response,
     }
 }
 

@@ -1,4 +1,8 @@
 //! The synchronous core: spans grouped by trace, settling, eviction and counters.
+//! Building the report and reading traces back live in `store/`.
+
+mod lookup;
+mod report;
 
 use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -6,123 +10,17 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 
 use crate::Config;
-use crate::classify::{Classification, FragmentClass, classify, fragment_class};
+use crate::classify::{FragmentClass, classify, fragment_class};
 use crate::histogram::LatencyHistogram;
-use crate::ingest::{INVALID_ID, IngestOutcome, PayloadError, Prepared, RejectReason, prepare, prepare_protobuf};
-use crate::model::{
-    Boundary, Cause, IdMap, IdSet, Interner, LinkRec, SpanId, SpanRec, TraceId, flags, now_unix_nanos, parse_trace_id,
-};
-use crate::report::{
-    BoundaryCounts, BoundaryReport, CauseCounts, CompletenessReport, Evictions, Held, Report, ServiceReport, ratio,
-    round_ms,
-};
-use crate::view::{self, RequestView, TraceView};
+use crate::ingest::{IngestOutcome, PayloadError, Prepared, RejectReason, prepare, prepare_protobuf};
+use crate::model::{Boundary, IdMap, IdSet, Interner, LinkRec, SpanRec, TraceId, flags, now_unix_nanos};
+use crate::report::Evictions;
+use crate::trace::Trace;
 
-/// Traces up to this many spans find spans by linear scan; bigger ones build an index.
-const INDEX_FROM: usize = 16;
 /// Distinct business keys remembered per trace; more are ignored for that trace.
 const MAX_KEYS_PER_TRACE: usize = 256;
 const MAX_SERVICES: usize = 10_000;
 const MAX_SPAN_NAMES: usize = 100_000;
-
-/// All spans of one trace held in memory.
-#[derive(Debug)]
-pub(crate) struct Trace {
-    /// Distinguishes a trace from an earlier, evicted trace with the same id.
-    pub incarnation: u64,
-    pub first_arrival: u64,
-    pub last_arrival: u64,
-    pub settled: bool,
-    pub spans: Vec<SpanRec>,
-    index: IdMap<SpanId, u32>,
-    pub keys: Vec<Box<str>>,
-    pub links: Vec<LinkRec>,
-    /// Boundaries already counted as breaks of this trace's request when
-    /// that request has no business key to count them under.
-    request_breaks: u8,
-}
-
-impl Trace {
-    fn new(incarnation: u64, now: u64) -> Trace {
-        Trace {
-            incarnation,
-            first_arrival: now,
-            last_arrival: now,
-            settled: false,
-            spans: Vec::new(),
-            index: IdMap::default(),
-            keys: Vec::new(),
-            links: Vec::new(),
-            request_breaks: 0,
-        }
-    }
-
-    pub fn position(&self, span_id: SpanId) -> Option<u32> {
-        if self.spans.len() <= INDEX_FROM {
-            self.spans.iter().position(|s| s.span_id == span_id).map(|p| p as u32)
-        } else {
-            self.index.get(&span_id).copied()
-        }
-    }
-
-    fn push(&mut self, span: SpanRec) {
-        let position = self.spans.len() as u32;
-        self.spans.push(span);
-        if self.spans.len() > INDEX_FROM {
-            if self.index.is_empty() {
-                self.index.reserve(self.spans.len());
-                for (i, s) in self.spans.iter().enumerate() {
-                    self.index.insert(s.span_id, i as u32);
-                }
-            } else {
-                self.index.insert(self.spans[position as usize].span_id, position);
-            }
-        }
-    }
-
-    pub fn key(&self, slot: u16) -> Option<&str> {
-        (slot > 0).then(|| self.keys.get(slot as usize - 1).map(|k| &**k)).flatten()
-    }
-
-    pub fn arrival(&self, span: &SpanRec) -> u64 {
-        self.first_arrival + u64::from(span.arrival_offset_us) * 1_000
-    }
-
-    /// The entry root of this trace (the smallest span id if there are
-    /// several): the request every orphan fragment of the trace belongs to.
-    fn request_root(&self, is_entry: impl Fn(u32) -> bool) -> Option<usize> {
-        self.spans
-            .iter()
-            .enumerate()
-            .filter(|(_, s)| s.parent_id == 0 && is_entry(s.service))
-            .min_by_key(|(_, s)| s.span_id)
-            .map(|(i, _)| i)
-    }
-
-    fn all_counted(&self) -> bool {
-        self.spans.iter().all(|s| s.has(flags::COUNTED))
-    }
-
-    /// Per top span: the smallest business key among the spans of its
-    /// fragment, so the choice does not depend on arrival order.
-    pub fn fragment_keys(&self, classification: &Classification) -> Vec<u16> {
-        let mut best = vec![0u16; self.spans.len()];
-        if self.keys.is_empty() {
-            return best;
-        }
-        for (i, span) in self.spans.iter().enumerate() {
-            if span.key == 0 {
-                continue;
-            }
-            let top = classification.top[i] as usize;
-            let current = best[top];
-            if current == 0 || self.keys[span.key as usize - 1] < self.keys[current as usize - 1] {
-                best[top] = span.key;
-            }
-        }
-        best
-    }
-}
 
 #[derive(Clone, Debug, Default)]
 pub(crate) struct ServiceCounters {
@@ -232,7 +130,7 @@ impl Tally {
         if new_tops.is_empty() {
             return;
         }
-        let fragment_keys = trace.fragment_keys(&classification);
+        let fragment_keys = trace.fragment_keys(&classification.top);
         let last_arrival = if new_tops.iter().any(|(_, c)| *c == FragmentClass::Request) {
             let mut last = vec![0u32; trace.spans.len()];
             for (i, span) in trace.spans.iter().enumerate() {
@@ -567,137 +465,6 @@ impl Store {
 
     pub(crate) fn span_name(&self, id: u32) -> &str {
         self.names.get(id)
-    }
-
-    pub fn report(&self) -> Report {
-        let tally = &self.tally;
-        let mut services: Vec<ServiceReport> = tally
-            .services
-            .iter()
-            .enumerate()
-            .filter(|(_, c)| c.spans > 0)
-            .map(|(id, c)| ServiceReport {
-                service: self.services.get(id as u32).to_owned(),
-                spans: c.spans,
-                connected: c.connected,
-                linked: c.linked,
-                orphans: c.orphans,
-                orphan_rate: ratio(c.orphans, c.spans),
-                causes: CauseCounts {
-                    root_in_internal_service: c.orphans_by[Cause::RootInInternalService.index()].iter().sum(),
-                    missing_parent: c.orphans_by[Cause::MissingParent.index()].iter().sum(),
-                },
-                boundaries: BoundaryCounts::from_array(std::array::from_fn(|b| {
-                    c.orphans_by[0][b] + c.orphans_by[1][b]
-                })),
-            })
-            .collect();
-        services.sort_by(|a, b| a.service.cmp(&b.service));
-        let boundaries = Boundary::ALL
-            .iter()
-            .map(|&b| BoundaryReport {
-                boundary: b,
-                breaks: tally.breaks[b.index()],
-                requests: tally.requests,
-                break_rate: ratio(tally.breaks[b.index()], tally.requests),
-            })
-            .collect();
-        let completeness = &tally.completeness;
-        Report {
-            entry_services: self.config.entry_services.clone(),
-            business_key: self.config.business_key.clone(),
-            spans_received: tally.spans_received,
-            spans_settled: tally.spans_settled,
-            traces_settled: tally.traces_settled,
-            traces_open: self.open_traces() as u64,
-            requests: tally.requests,
-            services,
-            boundaries,
-            unattributed_breaks: BoundaryCounts::from_array(tally.unattributed),
-            request_root_missing: BoundaryCounts::from_array(tally.request_root_missing()),
-            completeness: CompletenessReport {
-                count: completeness.count,
-                p50_ms: round_ms(completeness.percentile_ms(0.5)),
-                p99_ms: round_ms(completeness.percentile_ms(0.99)),
-                max_ms: round_ms(completeness.max_ms()),
-            },
-            late_spans: tally.late_spans,
-            duplicate_spans: tally.duplicate_spans,
-            evictions: tally.evictions,
-            rejected: tally.rejected_payloads.iter().map(|(reason, &n)| (reason.as_str().to_owned(), n)).collect(),
-            rejected_spans: if tally.rejected_spans > 0 {
-                BTreeMap::from([(INVALID_ID.to_owned(), tally.rejected_spans)])
-            } else {
-                BTreeMap::new()
-            },
-            held: Held { traces: self.traces.len() as u64, spans: self.spans_held },
-        }
-    }
-
-    /// The span tree of a trace, with each span classified as of now.
-    pub fn trace(&self, trace_id: TraceId) -> Option<TraceView> {
-        self.traces.get(&trace_id).map(|t| view::trace_view(self, trace_id, t))
-    }
-
-    /// Same as [`Store::trace`] with a 32-digit hex id.
-    pub fn trace_hex(&self, trace_id: &str) -> Option<TraceView> {
-        self.trace(parse_trace_id(trace_id)?)
-    }
-
-    /// The traces holding spans with this business key, oldest first.
-    pub fn request_traces(&self, key: &str) -> Vec<TraceView> {
-        let Some(entry) = self.tally.keys.get(key) else {
-            return Vec::new();
-        };
-        let mut views: Vec<TraceView> = entry.traces.iter().filter_map(|&id| self.trace(id)).collect();
-        views.sort_by(|a, b| (a.start_unix_nanos, &a.trace_id).cmp(&(b.start_unix_nanos, &b.trace_id)));
-        views
-    }
-
-    /// The fragments of one business key, with a summary; `None` if no held trace has the key.
-    pub fn request(&self, key: &str) -> Option<RequestView> {
-        let traces = self.request_traces(key);
-        (!traces.is_empty()).then(|| view::request_view(key, traces))
-    }
-
-    /// Text span dump of one trace (32-digit hex id).
-    pub fn trace_dump(&self, trace_id: &str) -> Option<String> {
-        self.trace_hex(trace_id).map(|t| view::dump_trace(&t))
-    }
-
-    /// Text span dump of every fragment of one business key.
-    pub fn request_dump(&self, key: &str) -> Option<String> {
-        self.request(key).map(|r| view::dump_request(&self.config.business_key, &r))
-    }
-
-    /// Most recently started traces, newest first.
-    pub(crate) fn recent_traces(&self, limit: usize) -> Vec<(TraceId, &Trace)> {
-        let mut all: Vec<(TraceId, &Trace)> = self.traces.iter().map(|(&id, t)| (id, t)).collect();
-        all.sort_by_key(|&(id, t)| std::cmp::Reverse((t.first_arrival, id)));
-        all.truncate(limit);
-        all
-    }
-
-    /// Business keys with the most recent traces, newest first.
-    pub(crate) fn recent_keys(&self, limit: usize) -> Vec<(&str, usize, u64)> {
-        let mut keys: Vec<(&str, usize, u64)> = self
-            .tally
-            .keys
-            .iter()
-            .map(|(key, entry)| {
-                let latest = entry
-                    .traces
-                    .iter()
-                    .filter_map(|id| self.traces.get(id))
-                    .map(|t| t.first_arrival)
-                    .max()
-                    .unwrap_or(0);
-                (&**key, entry.traces.len(), latest)
-            })
-            .collect();
-        keys.sort_by(|a, b| (b.2, b.0).cmp(&(a.2, a.0)));
-        keys.truncate(limit);
-        keys
     }
 
     /// Convenience for tests and tools: ingest at the current wall-clock time.

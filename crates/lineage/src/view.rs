@@ -6,7 +6,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::classify::{FragmentClass, classify};
 use crate::model::{Boundary, Cause, LineageStatus, TraceId, format_span_id, format_trace_id, kind, status_code};
-use crate::store::{Store, Trace};
+use crate::store::Store;
+use crate::trace::Trace;
 
 /// One trace as a tree.
 ///
@@ -105,7 +106,7 @@ pub struct RequestView {
 
 pub(crate) fn trace_view(store: &Store, trace_id: TraceId, trace: &Trace) -> TraceView {
     let classification = classify(trace);
-    let fragment_keys = trace.fragment_keys(&classification);
+    let fragment_keys = trace.fragment_keys(&classification.top);
     let n = trace.spans.len();
     let span_key = |slot: u16| trace.key(slot).map(str::to_owned);
 

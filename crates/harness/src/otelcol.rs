@@ -178,7 +178,10 @@ fn go_step(what: &str, expression: duct::Expression, log: &Path) -> Result<()> {
     let ran = run_logged(what, expression, log, 30);
     spinner.finish_and_clear();
     ran?;
-    eprintln!("{what}: done in {:.0} s", started.elapsed().as_secs_f64());
+    // Outside a terminal the phase has printed its own time already.
+    if spinner.on_terminal() {
+        eprintln!("{what}: done in {:.0} s", started.elapsed().as_secs_f64());
+    }
     Ok(())
 }
 

@@ -153,6 +153,11 @@ pub struct Phase {
 }
 
 impl Phase {
+    /// Whether the phase shows as a spinner (stderr is a terminal).
+    pub fn on_terminal(&self) -> bool {
+        !self.plain
+    }
+
     /// Ends the phase: clears the spinner, or prints how long it took.
     pub fn finish_and_clear(&self) {
         if self.plain {

@@ -369,29 +369,20 @@ fn routing_svg(run: &CheckRun, tier: &TierData) -> String {
 
 #[cfg(test)]
 mod tests {
-    #[test]
-    fn a_long_dump_is_shortened_and_says_by_how_much() {
-        let dump = (1..=50).map(|n| format!("line {n}")).collect::<Vec<_>>().join("\n");
-        let shown = super::shortened(&dump, 40);
-        assert!(shown.starts_with("line 1\n") && shown.contains("line 40\n"));
-        assert!(!shown.contains("line 41"));
-        assert!(shown.ends_with("… 10 more lines"));
-        assert_eq!(super::shortened("one\ntwo", 40), "one\ntwo");
-    }
-
     use lineage::Boundary;
-    use stitch_harness::test_runs::{STEP_1, run, service, step};
+    use stitch_harness::test_runs::{FIXED_CHAIN as CHAIN, STEP_1, run, service, step};
 
     use super::*;
 
-    const CHAIN: [&str; 6] = [
-        "gateway:server",
-        "gateway:client",
-        "worker:server",
-        "worker:internal",
-        "worker:producer",
-        "consumer:consumer",
-    ];
+    #[test]
+    fn a_long_dump_is_shortened_and_says_by_how_much() {
+        let dump = (1..=50).map(|n| format!("line {n}")).collect::<Vec<_>>().join("\n");
+        let shown = shortened(&dump, 40);
+        assert!(shown.starts_with("line 1\n") && shown.contains("line 40\n"));
+        assert!(!shown.contains("line 41"));
+        assert!(shown.ends_with("… 10 more lines"));
+        assert_eq!(shortened("one\ntwo", 40), "one\ntwo");
+    }
 
     fn judged(worker_orphans: u64) -> (Step, CheckRun, Verdict) {
         let step = step(1, STEP_1);

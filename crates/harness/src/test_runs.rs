@@ -33,6 +33,10 @@ min_break_rate = { http = 0.95 }
 spans_per_request = 6
 "#;
 
+/// A request of the fixed flow, span by span (`service:kind`), root first.
+pub const FIXED_CHAIN: [&str; 6] =
+    ["gateway:server", "gateway:client", "worker:server", "worker:internal", "worker:producer", "consumer:consumer"];
+
 pub fn step(number: u8, toml_text: &str) -> Step {
     let meta: StepMeta = toml::from_str(toml_text).expect("a valid step.toml");
     Step { number, name: format!("step-{number:02}-test"), meta }

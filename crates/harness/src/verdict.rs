@@ -161,16 +161,7 @@ mod tests {
     use super::*;
     use crate::stage::{Assertion, Evidence};
     use crate::stages::StageData;
-    use crate::test_runs::{STEP_1, run, service, step};
-
-    const CHAIN: [&str; 6] = [
-        "gateway:server",
-        "gateway:client",
-        "worker:server",
-        "worker:internal",
-        "worker:producer",
-        "consumer:consumer",
-    ];
+    use crate::test_runs::{FIXED_CHAIN as CHAIN, STEP_1, run, service, step};
 
     fn fixed() -> CheckRun {
         let services = vec![

@@ -386,30 +386,13 @@ pub fn install_telemetrygen() -> Result<PathBuf> {
     }
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let log = dir.join("install.log");
-    let file = std::fs::File::create(&log).with_context(|| format!("creating {}", log.display()))?;
-    eprintln!("ingest-bench: building telemetrygen v{COLLECTOR_VERSION} from the Go module proxy (first run only)");
-    let output = duct::cmd!("go", "install", format!("{TELEMETRYGEN_MODULE}@v{COLLECTOR_VERSION}"))
-        .env("GOBIN", dir.join("bin"))
-        .stdin_null()
-        .stdout_file(file.try_clone()?)
-        .stderr_file(file)
-        .unchecked()
-        .run();
-    match output {
-        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
-            bail!("`go` is not on PATH: install Go 1.25 or newer to build telemetrygen")
-        }
-        Err(err) => return Err(err).context("running go install"),
-        Ok(output) if !output.status.success() => {
-            bail!(
-                "go install telemetrygen failed ({}); last lines of {}:\n{}",
-                output.status,
-                log.display(),
-                log_tail(&log, 30)
-            )
-        }
-        Ok(_) => {}
-    }
+    stitch_harness::otelcol::require_go()?;
+    stitch_harness::otelcol::go_step(
+        &format!("building telemetrygen v{COLLECTOR_VERSION} from the Go module proxy (first run only)"),
+        duct::cmd!("go", "install", format!("{TELEMETRYGEN_MODULE}@v{COLLECTOR_VERSION}"))
+            .env("GOBIN", dir.join("bin")),
+        &log,
+    )?;
     if !binary.is_file() {
         bail!("go install finished but wrote no {}; see {}", binary.display(), log.display());
     }

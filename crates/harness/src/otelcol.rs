@@ -163,7 +163,8 @@ pub fn install_jaeger() -> Result<PathBuf> {
     Ok(binary)
 }
 
-fn require_go() -> Result<()> {
+/// Fails with how to get Go when `go` is not on PATH.
+pub fn require_go() -> Result<()> {
     match duct::cmd!("go", "version").stdin_null().stdout_null().stderr_null().unchecked().run() {
         Ok(_) => Ok(()),
         Err(err) if err.kind() == ErrorKind::NotFound => bail!("`go` is not on PATH: {GO_HINT}"),
@@ -172,7 +173,7 @@ fn require_go() -> Result<()> {
 }
 
 /// Runs one long Go command with a spinner, its output in `log`.
-fn go_step(what: &str, expression: duct::Expression, log: &Path) -> Result<()> {
+pub fn go_step(what: &str, expression: duct::Expression, log: &Path) -> Result<()> {
     let spinner = spinner(what.to_owned());
     let started = Instant::now();
     let ran = run_logged(what, expression, log, 30);

@@ -142,6 +142,7 @@ pub fn render() -> anyhow::Result<String> {
     fact(&mut out, "long_trace_unsolved_decision_wait", &duration(unsolved_wait));
     let Some(hard_limit) = &long.hard_limit else { bail!("step 8's check runs without a hard memory limit") };
     fact(&mut out, "long_trace_limit_margin", &format!("{} MiB", hard_limit.margin_mib));
+    fact(&mut out, "long_trace_gogc", &format!("`GOGC={}`", hard_limit.gogc));
 
     let flow: Vec<&Step> = steps.iter().filter(|step| step.meta.stage.is_none()).collect();
     let staged: Vec<&Step> = steps.iter().filter(|step| step.meta.stage.is_some()).collect();

@@ -12,7 +12,9 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use serde::{Deserialize, Serialize};
-use stitch_harness::long_trace::{CHECK_MARGIN_MIB, HardLimit, LongTraceData, Sample, long_mode, slope_mib_per_minute};
+use stitch_harness::long_trace::{
+    CHECK_GOGC, CHECK_MARGIN_MIB, HardLimit, LongTraceData, Sample, long_mode, slope_mib_per_minute,
+};
 use stitch_harness::stage::Evidence;
 use stitch_harness::stages::StageData;
 
@@ -100,7 +102,7 @@ fn measure(
         let workload = long_mode::workload(minutes);
         let wait = wait.unwrap_or_else(|| long_mode::covering_wait(&workload));
         // The runs without a memory_limiter run under the check's hard limit.
-        let hard = limit.is_none().then_some(HardLimit { margin_mib: CHECK_MARGIN_MIB });
+        let hard = limit.is_none().then_some(HardLimit { margin_mib: CHECK_MARGIN_MIB, gogc: CHECK_GOGC });
         eprintln!(
             "\nlong-trace {label}: {minutes} min, decision_wait {wait:?}, memory_limiter {limit:?}, hard limit {hard:?}"
         );
@@ -450,6 +452,7 @@ mod tests {
             hard_limit: (!solution).then(|| HardLimitRun {
                 cgroup: "cgroup v1".to_owned(),
                 margin_mib: 32,
+                gogc: 25,
                 collectors: ["tier2-a", "tier2-b"]
                     .iter()
                     .map(|collector| CollectorUnderLimit {

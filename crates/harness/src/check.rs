@@ -178,6 +178,7 @@ pub fn run_staged(
         grpc_addr: ([127, 0, 0, 1], 0).into(),
         http_addr: ([127, 0, 0, 1], 0).into(),
         quiet_period: Duration::from_secs(2),
+        max_age: stage.as_ref().map_or_else(|| lineage::Config::default().max_age, |stage| stage.lineage_max_age()),
         entry_services,
         cors_origins: stage.as_ref().map(|stage| stage.lineage_cors_origins()).unwrap_or_default(),
         ..lineage::Config::default()

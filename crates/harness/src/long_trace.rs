@@ -86,23 +86,29 @@ pub struct HardLimit {
     /// Room above each collector's idle usage, measured once the flow is
     /// connected and before the workload: its limit is its idle usage plus this.
     pub margin_mib: u64,
+    /// The Go collector's `GOGC` under the limit: collect garbage when the
+    /// heap grows this many percent past what was live, so that what the
+    /// limit meets is what the tail sampler holds, not garbage not yet
+    /// collected (Go's default, 100, lets the heap double first).
+    pub gogc: u32,
 }
 
 impl LongTraceOptions {
-    /// `cargo xtask check step-8`: short enough for CI (under 3 minutes).
-    /// A burst of six 20 s batches of 1009 items (one every 20 ms) through
-    /// tier 2 held to its idle usage plus [`CHECK_MARGIN_MIB`], with no
-    /// memory_limiter. Unsolved, the naive fix holds each batch for a
-    /// window that covers it, and the burst is sized to overflow the limit
-    /// (at least three batches, 6066 spans, held by one collector);
-    /// solved, the items are traces of their own and the check's 3 s
-    /// window holds about 900 spans per collector. The files' 30 s would
-    /// hold the whole 20 s burst too: the short check cannot tell the two
-    /// flows apart with it, the long mode does. A batch stays under the
-    /// run's lineage's 30 s `max_age`, after which a trace still arriving
-    /// would be split there. No decision cache (the collector's default): a
-    /// decision is remembered only while the trace holds its `num_traces`
-    /// slot.
+    /// `cargo xtask check step-8`: short enough for CI (about a minute per
+    /// flow). A burst of six 40 s batches of 2017 items (one every 20 ms)
+    /// through tier 2 held to its idle usage plus [`CHECK_MARGIN_MIB`], with
+    /// no memory_limiter. Unsolved, the naive fix holds each batch for a
+    /// window that covers it: at least three batches, about 12100 spans, held
+    /// by one collector, well past the limit. Solved, the items are traces of
+    /// their own and a collector holds at most `num_traces` of them (decided
+    /// traces keep their slot), about 2500 spans: what separates the two is
+    /// the batch's length over the solved window, so the batch is long. The
+    /// files' 30 s would hold the whole burst too: the short check cannot
+    /// tell the two flows apart with it, the long mode does. The run's
+    /// lineage keeps a trace open for the batch's length and 30 s more
+    /// ([`LongTraceStage::lineage_max_age`]). No decision cache (the
+    /// collector's default): a decision is remembered only while the trace
+    /// holds its `num_traces` slot.
     pub fn check() -> LongTraceOptions {
         let workload = Workload {
             batches: 6,
@@ -126,16 +132,18 @@ impl LongTraceOptions {
             decision_cache: (0, 0),
             memory_limit_mib: None,
             sample_every: Duration::from_secs(1),
-            hard_limit: Some(HardLimit { margin_mib: CHECK_MARGIN_MIB }),
+            hard_limit: Some(HardLimit { margin_mib: CHECK_MARGIN_MIB, gogc: CHECK_GOGC }),
         }
     }
 }
 
 /// Items per batch in the check. 162 orders of 6 spans and 6 batches of
-/// 4 + 2 × 1009 spans make 78 spans per request (`step.toml`).
-pub const CHECK_ITEMS: u32 = 1009;
+/// 4 + 2 × 2017 spans make 150 spans per request (`step.toml`).
+pub const CHECK_ITEMS: u32 = 2017;
 /// The check's room above tier 2's idle usage.
-pub const CHECK_MARGIN_MIB: u64 = 12;
+pub const CHECK_MARGIN_MIB: u64 = 14;
+/// The check's `GOGC` for tier 2.
+pub const CHECK_GOGC: u32 = 25;
 
 /// One reading of a tier-2 collector's memory.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -212,6 +220,7 @@ pub struct HardLimitRun {
     /// `cgroup v1` or `cgroup v2`.
     pub cgroup: String,
     pub margin_mib: u64,
+    pub gogc: u32,
     pub collectors: Vec<CollectorUnderLimit>,
 }
 
@@ -233,9 +242,15 @@ pub struct CollectorUnderLimit {
     pub exit_signal: Option<i32>,
     /// Bytes the cgroup charged per span accepted, before the first
     /// decision (every span accepted is still held): the least-squares
-    /// slope. `None` with fewer than three samples in that time.
+    /// slope. `None` with fewer than [`MIN_SLOPE_SAMPLES`] samples in that
+    /// time (a 3 s window: start-up's growth, not held spans).
     pub bytes_per_held_span: Option<f64>,
 }
+
+/// Samples a slope of bytes per held span needs: ten seconds at the check's
+/// one a second. Over three, the collector's own start-up growth under load
+/// made the solved flow's slope 8 to 16 KB a span.
+const MIN_SLOPE_SAMPLES: usize = 10;
 
 /// Bytes charged per span held: the slope of the cgroup's usage over the
 /// spans accepted, in the samples before `until` seconds (the first decision).
@@ -245,7 +260,7 @@ pub fn bytes_per_held_span(samples: &[Sample], collector: &str, until: f64) -> O
         .filter(|sample| sample.collector == collector && sample.t < until)
         .filter_map(|sample| Some((sample.accepted_spans, sample.cgroup_bytes?)))
         .collect();
-    if points.len() < 3 {
+    if points.len() < MIN_SLOPE_SAMPLES {
         return None;
     }
     let n = points.len() as f64;
@@ -394,7 +409,12 @@ impl LongTraceStage {
                 })
             })
             .collect::<Result<Vec<_>>>()?;
-        Ok(Some(HardLimitRun { cgroup: first.cgroup.version.to_string(), margin_mib: hard.margin_mib, collectors }))
+        Ok(Some(HardLimitRun {
+            cgroup: first.cgroup.version.to_string(),
+            margin_mib: hard.margin_mib,
+            gogc: hard.gogc,
+            collectors,
+        }))
     }
 
     /// Tier-2 collectors that died under their hard limit.
@@ -473,10 +493,11 @@ fn survived_assertion(run: &HardLimitRun, lost_spans: u64, lost_traces: usize) -
     let limits: Vec<String> =
         run.collectors.iter().map(|c| format!("{} {:.1} MiB", c.collector, c.limit_bytes as f64 / MIB)).collect();
     let claim = format!(
-        "tier 2 survived a hard memory limit of its idle usage + {} MiB ({}: {}), memory_limiter off",
+        "tier 2 survived a hard memory limit of its idle usage + {} MiB ({}: {}), memory_limiter off, GOGC={}",
         run.margin_mib,
         run.cgroup,
-        limits.join(", ")
+        limits.join(", "),
+        run.gogc
     );
     let killed: Vec<&CollectorUnderLimit> = run.collectors.iter().filter(|c| c.oom_kills > 0).collect();
     let measured = if killed.is_empty() {
@@ -554,6 +575,12 @@ pub fn memory_summary(samples: &[Sample]) -> Vec<MemorySummary> {
 }
 
 impl Stage for LongTraceStage {
+    /// A batch is one trace in the unsolved flow: lineage keeps it open for
+    /// the whole batch, and 30 s more.
+    fn lineage_max_age(&self) -> Duration {
+        self.options.workload.batch_length() + Duration::from_secs(30)
+    }
+
     fn baseline_requests(&self, _requests: usize) -> usize {
         // Every order is driven alongside the batches, in `drive`.
         0
@@ -594,6 +621,9 @@ impl Stage for LongTraceStage {
             env_vars.push(("STITCH_MEMORY_SPIKE_MIB".to_owned(), spike.to_string()));
         } else if self.options.hard_limit.is_some() {
             overlays.push(collector_config_dir().join("tier2-no-memory-limiter.yaml"));
+        }
+        if let Some(hard) = self.options.hard_limit {
+            env_vars.push(("GOGC".to_owned(), hard.gogc.to_string()));
         }
         let mut cgroups = std::collections::BTreeMap::new();
         if self.options.hard_limit.is_some() {
@@ -880,13 +910,16 @@ impl Stage for LongTraceStage {
         if let Some(run) = &hard_limit {
             for c in &run.collectors {
                 notes.push(format!(
-                    "{} in a {} memory cgroup: idle {:.1} MiB, limit {:.1} MiB, peak {:.1} MiB, {} per span held before the first decision, oom_kill {}{}",
+                    "{} in a {} memory cgroup: idle {:.1} MiB, limit {:.1} MiB, peak {:.1} MiB{}, oom_kill {}{}",
                     c.collector,
                     run.cgroup,
                     c.idle_bytes as f64 / MIB,
                     c.limit_bytes as f64 / MIB,
                     c.peak_bytes as f64 / MIB,
-                    c.bytes_per_held_span.map_or_else(|| "too few samples for bytes".to_owned(), |b| format!("{:.0} bytes", b)),
+                    // Only where the first decision came late enough to measure it.
+                    c.bytes_per_held_span.map_or_else(String::new, |b| {
+                        format!(", {b:.0} bytes per span held before the first decision")
+                    }),
                     c.oom_kills,
                     c.died_at_seconds.map_or_else(String::new, |t| format!(", dead {t:.1} s into the workload"))
                 ));
@@ -1047,24 +1080,27 @@ mod tests {
             cgroup_bytes: Some(bytes),
             accepted_spans: spans,
         };
-        // 4 KiB a span until the decision at 3 s; what follows does not count.
-        let samples: Vec<Sample> =
-            (0..6).map(|i| sample(f64::from(i), f64::from(i) * 1000.0, f64::from(i) * 4_096_000.0)).collect();
-        assert_eq!(bytes_per_held_span(&samples, "tier2-a", 3.0), Some(4096.0));
-        assert_eq!(bytes_per_held_span(&samples, "tier2-b", 3.0), None);
-        assert_eq!(bytes_per_held_span(&samples, "tier2-a", 2.0), None);
+        // 4 KiB a span until the decision at 12 s; what follows does not count.
+        let samples: Vec<Sample> = (0..12)
+            .map(|i| sample(f64::from(i), f64::from(i) * 1000.0, f64::from(i) * 4_096_000.0))
+            .chain([sample(12.0, 12_000.0, 0.0), sample(13.0, 13_000.0, 0.0)])
+            .collect();
+        assert_eq!(bytes_per_held_span(&samples, "tier2-a", 12.0), Some(4096.0));
+        assert_eq!(bytes_per_held_span(&samples, "tier2-b", 12.0), None);
+        // A decision after 3 s leaves too few samples.
+        assert_eq!(bytes_per_held_span(&samples, "tier2-a", 3.0), None);
     }
 
     #[test]
     fn the_check_sizes_num_traces_for_the_fixed_flow() {
         let stage = LongTraceStage::check();
         // At the peak, 6 batches at 50 items per second and 162 orders over
-        // 25.18 s: 306.43 new traces per second, 153.22 per collector,
+        // 45.34 s: 303.57 new traces per second, 151.79 per collector,
         // × (3 s + 1 s) × 2.
-        assert_eq!(stage.options.workload.span(), Duration::from_millis(25_180));
-        assert_eq!(stage.sized_num_traces(162, Duration::from_secs(3)), 1226);
-        // The naive fix's window covers a whole batch.
-        assert_eq!(stage.decision_wait(false), Duration::from_millis(30_180));
+        assert_eq!(stage.options.workload.span(), Duration::from_millis(45_340));
+        assert_eq!(stage.sized_num_traces(162, Duration::from_secs(3)), 1215);
+        // The naive fix's window covers a whole batch, and 10 s more.
+        assert_eq!(stage.decision_wait(false), Duration::from_millis(50_340));
         assert_eq!(stage.decision_wait(true), Duration::from_secs(3));
     }
 }

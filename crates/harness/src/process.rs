@@ -222,10 +222,25 @@ pub fn wait_until(child: &Child, timeout: Duration, mut ready: impl FnMut() -> b
     }
 }
 
-/// A TCP port on 127.0.0.1 that nothing listens on right now.
+/// A TCP port on 127.0.0.1 that nothing listens on right now, below the
+/// kernel's ephemeral range. A port the kernel hands out for `bind(0)` is
+/// one it also hands to outgoing connections: between the moment it is
+/// found and the moment a collector binds it, one of the run's own
+/// connections could take it (seen: Jaeger's receiver, "address already in
+/// use").
 pub fn free_port() -> anyhow::Result<u16> {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").context("finding a free port on 127.0.0.1")?;
-    Ok(listener.local_addr()?.port())
+    let ephemeral_start = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|range| range.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32768); // Linux's default
+    let range = 10_000..ephemeral_start.max(10_001);
+    for _ in 0..200 {
+        let port = fastrand::u16(range.clone());
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return Ok(port);
+        }
+    }
+    anyhow::bail!("no free port on 127.0.0.1 between {} and {} after 200 tries", range.start, range.end)
 }
 
 /// A cargo command, run by the cargo that runs us, without the variables

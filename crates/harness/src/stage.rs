@@ -18,6 +18,12 @@ pub trait Stage {
     fn entry_services(&self) -> Vec<String> {
         vec!["gateway".to_owned()]
     }
+    /// How long the run's lineage keeps a trace open for more spans; a span
+    /// arriving later starts a new fragment. A stage with traces longer than
+    /// lineage's default asks for more.
+    fn lineage_max_age(&self) -> std::time::Duration {
+        lineage::Config::default().max_age
+    }
     /// Page origins lineage's OTLP/HTTP receiver accepts spans from (CORS).
     fn lineage_cors_origins(&self) -> Vec<String> {
         Vec::new()

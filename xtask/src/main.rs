@@ -15,6 +15,7 @@ mod status;
 mod table;
 mod tags;
 mod traps;
+mod watch;
 
 use std::process::ExitCode;
 
@@ -62,6 +63,17 @@ enum Command {
         /// Print one JSON object on stdout instead of the tables.
         #[arg(long)]
         json: bool,
+    },
+    /// On every save in a step's crate: its own tests (seconds), then, once
+    /// they pass, its end-to-end check. One screen per run.
+    Watch {
+        /// `step-1`, `1`, `step-01` or `step-01-http`.
+        step: String,
+        /// Watch the step's solution instead of the learner's crate.
+        #[arg(long)]
+        solution: bool,
+        #[arg(long, default_value = "tansu")]
+        kafka: BrokerKind,
     },
     /// Before/after: the broken baseline and each fix, per service.
     Demo {
@@ -157,6 +169,7 @@ fn main() -> ExitCode {
         Command::Check { step, solution, requests, kafka, json } => {
             check_command(&step, solution, requests, kafka, json)
         }
+        Command::Watch { step, solution, kafka } => watch::run(&step, solution, kafka),
         Command::Demo { requests, kafka } => demo(requests, kafka),
         Command::Ci { kafka, requests, no_tests } => ci::run(&kafka, requests, no_tests),
         Command::Diff { step } => ci::show_diff(&step),

@@ -104,6 +104,7 @@ pub fn render() -> anyhow::Result<String> {
     fact(&mut out, "files_slow_threshold", &duration(file_duration(tier2, "STITCH_SLOW_MS", true)?));
     fact(&mut out, "check_decision_wait", &duration(tier.decision_wait));
     fact(&mut out, "check_slow_threshold", &duration(tier.slow_threshold));
+    fact(&mut out, "check_slow_delay", &duration(tier.slow_delay));
     let Some(step4) = steps.iter().find(|step| step.meta.stage == Some(StageKind::TailSampling)) else {
         bail!("no step with the tail-sampling stage")
     };

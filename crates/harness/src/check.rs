@@ -156,7 +156,8 @@ pub fn run(options: &CheckOptions) -> anyhow::Result<CheckRun> {
 
 /// [`run`], changed as `variant` says.
 pub fn run_variant(options: &CheckOptions, variant: &Variant) -> anyhow::Result<CheckRun> {
-    let mut stage = options.step.meta.stage.map(|kind| kind.for_check()).transpose()?;
+    let crate_dir = options.step.dir(options.solution);
+    let mut stage = options.step.meta.stage.map(|kind| kind.for_check(&crate_dir)).transpose()?;
     run_staged(options, variant, stage.as_deref_mut())
 }
 

@@ -28,11 +28,16 @@ impl StageKind {
         }
     }
 
-    /// The stage as a step's check runs it.
-    pub fn for_check(self) -> anyhow::Result<Box<dyn Stage>> {
+    /// The stage as a step's check runs it, for the crate in `crate_dir`
+    /// (a lesson may be a file the stage reads, e.g. step 4's sampling.yaml).
+    pub fn for_check(self, crate_dir: &std::path::Path) -> anyhow::Result<Box<dyn Stage>> {
         Ok(match self {
             StageKind::TailSampling => {
-                Box::new(crate::tier::TierStage::new(crate::tier::Lesson::KeepWhatMatters, Default::default()))
+                let options = match crate::tier::LearnerSampling::find(crate_dir)? {
+                    Some(sampling) => crate::tier::TierOptions::with_learner_sampling(&sampling),
+                    None => crate::tier::TierOptions::default(),
+                };
+                Box::new(crate::tier::TierStage::new(crate::tier::Lesson::KeepWhatMatters, options))
             }
             StageKind::Mesh => Box::new(crate::mesh::MeshStage::new()),
             StageKind::Browser => Box::new(crate::browser::BrowserStage::new()?),

@@ -9,6 +9,7 @@
 mod jaeger;
 mod measure;
 mod otlp_json;
+mod sampling;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -21,6 +22,7 @@ use serde_json::Value;
 pub use self::jaeger::jaeger_trace;
 pub use self::measure::{BASELINE_RATIO, CannotRepairData, RoutingRow, TierData, baseline_tolerance};
 pub use self::otlp_json::{KeptSpan, otlp_json_spans};
+pub use self::sampling::LearnerSampling;
 use crate::otelcol::{self, Metrics, OtelProcess, collector_config_dir};
 use crate::process::{free_port, poll_until_quiet, spinner};
 use crate::stage::{Evidence, Order, Stage, StageEnv};
@@ -45,6 +47,8 @@ pub struct TierOptions {
     /// The memory cgroup (its directory) a tier-2 collector starts in, by
     /// name (`tier2-a`, `tier2-b`); a collector not named starts in none.
     pub tier2_cgroups: BTreeMap<String, PathBuf>,
+    /// Tier 2's policies, `name (type)`, as the check describes them.
+    pub policies: Vec<String>,
 }
 
 impl Default for TierOptions {
@@ -62,6 +66,21 @@ impl Default for TierOptions {
             tier2_overlays: Vec::new(),
             tier2_env: Vec::new(),
             tier2_cgroups: BTreeMap::new(),
+            policies: ["errors (status_code)", "slow (latency)", "baseline (probabilistic)"].map(String::from).to_vec(),
+        }
+    }
+}
+
+impl TierOptions {
+    /// The check's options with a learner's `sampling.yaml` layered last:
+    /// its `decision_wait`, `num_traces` and policies are the tier's.
+    pub fn with_learner_sampling(sampling: &LearnerSampling) -> TierOptions {
+        TierOptions {
+            decision_wait: sampling.decision_wait,
+            num_traces: sampling.num_traces,
+            tier2_overlays: vec![sampling.path.clone()],
+            policies: sampling.policies.clone(),
+            ..TierOptions::default()
         }
     }
 }
@@ -157,28 +176,38 @@ impl TierStage {
     pub fn wait_for_decisions_except(&self, dead: &[String]) -> Result<()> {
         let running = self.running()?;
         let waiting = spinner("waiting for tier 2's sampling decisions");
+        // A tier that evicts traces undecided (a full `num_traces`) never
+        // accounts for all it received: once it has evicted, a count that
+        // stays still for longer than a decision takes is its last.
+        let evicted_settle = self.options.decision_wait + Duration::from_secs(2);
         let polled = poll_until_quiet(
             self.options.decision_wait * 2 + Duration::from_secs(15),
             Duration::from_millis(250),
             || {
-                let (mut decided, mut received) = (0.0, 0.0);
+                let (mut decided, mut received, mut evicted) = (0.0, 0.0, 0.0);
                 for (collector, _, _) in running.tier2.iter().filter(|(c, _, _)| !dead.contains(&c.name)) {
                     collector.check_alive()?;
                     let metrics = collector.metrics()?;
                     received += metrics.sum("otelcol_processor_tail_sampling_new_trace_id_received", &[]);
                     decided += metrics.sum("otelcol_processor_tail_sampling_global_count_traces_sampled", &[]);
-                    decided += metrics.sum("otelcol_processor_tail_sampling_sampling_trace_dropped_too_early", &[]);
+                    evicted += metrics.sum("otelcol_processor_tail_sampling_sampling_trace_dropped_too_early", &[]);
                 }
-                waiting.set_message(format!("waiting for tier 2's sampling decisions: {decided}/{received} traces"));
-                Ok((decided, received))
+                waiting.set_message(format!(
+                    "waiting for tier 2's sampling decisions: {decided} decided + {evicted} evicted / {received} traces"
+                ));
+                Ok((decided + evicted, received, evicted))
             },
-            |&(decided, received), quiet| received > 0.0 && decided >= received && quiet >= Duration::from_secs(1),
+            |&(done, received, evicted), quiet| {
+                received > 0.0
+                    && ((done >= received && quiet >= Duration::from_secs(1))
+                        || (evicted > 0.0 && quiet >= evicted_settle))
+            },
         );
         waiting.finish_and_clear();
         let polled = polled?;
         if !polled.settled {
-            let (decided, received) = polled.value;
-            bail!("tier 2 decided {decided} of {received} traces before the deadline");
+            let (done, received, _) = polled.value;
+            bail!("tier 2 decided {done} of {received} traces before the deadline");
         }
         // What was kept still crosses tier 2's batch processor and Jaeger's.
         std::thread::sleep(Duration::from_millis(1_500));

@@ -37,12 +37,12 @@ impl TierStage {
         let options = &self.options;
         let mut assertions = Vec::new();
         let mut notes = vec![format!(
-            "tier 2 ×{}: decision_wait {:?}, num_traces {} each, policies: errors, slow (> {} ms), baseline {}%",
+            "tier 2 ×{}: decision_wait {:?}, num_traces {} each, policies: {}; the check's slow threshold {} ms",
             kept_by_collector.len(),
             options.decision_wait,
             options.num_traces,
+            options.policies.join(", "),
             options.slow_threshold.as_millis(),
-            BASELINE_RATIO * 100.0
         )];
 
         // Which tier-2 collector kept each trace id.
@@ -186,6 +186,16 @@ impl TierStage {
             received.iter().map(|count| format!("{count}")).collect::<Vec<_>>().join(" / "),
             received.len() == 2 && received.iter().all(|&count| count > 0.0),
         ));
+        // What sizes `num_traces` (the chapter's rule): new traces per second
+        // per collector, over the seconds the requests' spans kept arriving.
+        let window = arrival_window(lineage, orders)?;
+        let busiest = received.iter().copied().fold(0.0, f64::max);
+        notes.push(format!(
+            "traffic: {:.0} new traces per second per tier-2 collector (the busier one: {busiest} traces in {:.1} s \
+             of arrivals)",
+            busiest / window.as_secs_f64().max(0.001),
+            window.as_secs_f64()
+        ));
         for row in &routing {
             notes.push(format!(
                 "{}: {} traces received, {} kept ({} spans), RSS {:.0} MiB",
@@ -318,6 +328,19 @@ impl TierStage {
                 routing,
             }),
         })
+    }
+}
+
+/// From the first span of the requests to reach lineage to the last.
+fn arrival_window(lineage: &lineage::Lineage, orders: &[Order]) -> Result<std::time::Duration> {
+    let arrivals: Vec<u64> = orders
+        .iter()
+        .flat_map(|order| lineage.request_traces(&order.order_id))
+        .flat_map(|trace| trace.spans.into_iter().map(|span| span.arrival_unix_nanos))
+        .collect();
+    match (arrivals.iter().min(), arrivals.iter().max()) {
+        (Some(first), Some(last)) if last > first => Ok(std::time::Duration::from_nanos(last - first)),
+        _ => anyhow::bail!("lineage holds no span of the run's requests: no traffic to size the tier by"),
     }
 }
 

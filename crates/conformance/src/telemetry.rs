@@ -1,0 +1,43 @@
+//! The global propagator and tracer, as `stitch_telemetry::init` installs
+//! them, minus the OTLP exporter: this service's spans matter only for the ids
+//! they give the headers it sends.
+
+use anyhow::Context as _;
+use opentelemetry::global;
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_sdk::propagation::TraceContextPropagator;
+use opentelemetry_sdk::trace::SdkTracerProvider;
+use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::util::SubscriberInitExt as _;
+use tracing_subscriber::{EnvFilter, Layer as _};
+
+/// Log filter of the service: `info` keeps the client spans of
+/// `reqwest_tracing`, which give every outgoing call its own parent-id.
+pub const FILTER: &str = "info";
+
+/// Installs the W3C propagator and a global subscriber whose OpenTelemetry
+/// layer turns `tracing` spans into SDK spans. Keep the provider for the life
+/// of the process.
+pub fn install() -> anyhow::Result<SdkTracerProvider> {
+    global::set_text_map_propagator(TraceContextPropagator::new());
+    // The SDK's defaults are the flow's: random ids, and a parent-based
+    // sampler that follows the caller's sampled flag.
+    let provider = SdkTracerProvider::builder().build();
+    let tracer = provider.tracer("stitch-conformance");
+    let filter = EnvFilter::try_from_default_env()
+        .or_else(|_| EnvFilter::try_new(FILTER))
+        .with_context(|| format!("invalid log filter {FILTER:?}"))?;
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(tracing_opentelemetry::layer().with_tracer(tracer))
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+                .with_target(false)
+                .with_filter(tracing_subscriber::filter::LevelFilter::WARN),
+        )
+        .try_init()
+        .context("a global tracing subscriber is already installed")?;
+    Ok(provider)
+}

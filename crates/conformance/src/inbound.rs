@@ -1,11 +1,8 @@
-//! The server side of the hop: the request span continues the caller's trace,
-//! exactly as the flow's worker does (`solutions/step-01-http/src/http.rs`).
+//! The server side of the hop: the request span continues the caller's trace
+//! with the flow's own code (`solutions/step-01-http/src/http.rs`), so what
+//! the suite measures is what the flow ships.
 
-use opentelemetry::global;
-use opentelemetry::trace::TraceContextExt as _;
-use opentelemetry_http::HeaderExtractor;
 use tracing::Span;
-use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
 /// The server span of one request to the service.
 pub fn request_span(request: &http::Request<axum::body::Body>) -> Span {
@@ -15,21 +12,6 @@ pub fn request_span(request: &http::Request<axum::body::Body>) -> Span {
         otel.kind = "server",
         http.request.method = %request.method(),
     );
-    continue_trace(&span, request.headers());
+    step_01_http_solution::http::continue_trace(&span, request.headers());
     span
-}
-
-/// Makes the caller's context, as the global propagator reads it, the parent
-/// of `span`; a span without a valid parent starts a new trace.
-pub fn continue_trace(span: &Span, headers: &http::HeaderMap) {
-    let parent = global::get_text_map_propagator(|propagator| propagator.extract(&HeaderExtractor(headers)));
-    if !parent.span().span_context().is_valid() {
-        if let Some(value) = headers.get("traceparent") {
-            tracing::warn!(?value, "ignoring a traceparent the propagator rejects; this request starts a new trace");
-        }
-        return;
-    }
-    if let Err(err) = span.set_parent(parent) {
-        tracing::warn!(%err, "cannot continue the caller's trace");
-    }
 }

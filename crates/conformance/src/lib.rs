@@ -8,6 +8,5 @@
 
 pub mod inbound;
 pub mod listen;
-pub mod outbound;
 pub mod service;
 pub mod telemetry;

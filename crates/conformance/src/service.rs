@@ -38,7 +38,7 @@ pub struct Outcome {
 pub fn router() -> Router {
     Router::new()
         .route(PATH, post(run_calls))
-        .with_state(crate::outbound::client())
+        .with_state(step_01_http_solution::http::client())
         .layer(TraceLayer::new_for_http().make_span_with(crate::inbound::request_span))
 }
 

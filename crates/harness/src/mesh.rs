@@ -11,7 +11,7 @@ use anyhow::Context as _;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use crate::envoy::{ENVOY_SERVICE, ENVOY_VERSION, Envoy, EnvoyPorts, install_envoy, loopback_port};
+use crate::envoy::{ENVOY_SERVICE, ENVOY_VERSION, Envoy, EnvoyPorts, SpanShape, install_envoy, loopback_port};
 use crate::hops::{TraceHops, chain_above};
 use crate::process::{free_port, poll_until_quiet, spinner};
 use crate::stage::{Assertion, Evidence, Order, Stage, StageEnv};
@@ -68,8 +68,8 @@ pub struct MeshData {
 }
 
 /// Envoy between the gateway and the worker, and what it does with context.
-#[derive(Default)]
 pub struct MeshStage {
+    shape: SpanShape,
     binary: Option<PathBuf>,
     envoy: Option<Envoy>,
     probes: Vec<Probe>,
@@ -78,7 +78,12 @@ pub struct MeshStage {
 
 impl MeshStage {
     pub fn new() -> MeshStage {
-        MeshStage::default()
+        MeshStage::with_shape(SpanShape::FromTheFile)
+    }
+
+    /// Envoy recording `shape`'s spans per request (the chapter measures both).
+    pub fn with_shape(shape: SpanShape) -> MeshStage {
+        MeshStage { shape, binary: None, envoy: None, probes: Vec::new(), probe_error: None }
     }
 
     /// Sends the probes to Envoy before the baseline traffic, reads what
@@ -183,7 +188,7 @@ impl Stage for MeshStage {
             lineage_otlp: loopback_port(&env.lineage_otlp)?,
         };
         let starting = spinner(format!("starting Envoy {ENVOY_VERSION} in front of the worker"));
-        let envoy = Envoy::start(&binary, ports, &env.logs.join("envoy"));
+        let envoy = Envoy::start_with(&binary, ports, &env.logs.join("envoy"), self.shape);
         starting.finish_and_clear();
         let envoy = envoy?;
         let listener = envoy.listener();

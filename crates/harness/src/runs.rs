@@ -1,13 +1,15 @@
-//! Runs of a stage outside its step's own check, for the book's chapters on
-//! sampling: step 0's broken flow through step 4's tier, and step 8's long
-//! mode. The stages know nothing of the runner; these compose the two.
+//! Runs of a stage outside its step's own check, for the book's chapters:
+//! step 0's broken flow through step 4's tier, step 6's Envoy with one span
+//! per request, and step 8's long mode. The stages know nothing of the runner; these compose the two.
 
 use std::time::Duration;
 
 use anyhow::{Context as _, Result};
 
 use crate::check::{CheckOptions, CheckRun, Variant, run_staged};
+use crate::envoy::SpanShape;
 use crate::kafka::BrokerKind;
+use crate::mesh::MeshStage;
 use crate::long_trace::{HardLimit, LongTraceOptions, LongTraceStage, Workload, long_mode};
 use crate::stages::StageKind;
 use crate::tier::{Lesson, TierOptions, TierStage};
@@ -22,6 +24,19 @@ pub fn sampling_cannot_repair(requests: usize, kafka: BrokerKind) -> Result<Chec
     let mut stage = TierStage::new(Lesson::CannotRepair, options);
     let variant = Variant { name: Some(format!("{}-through-the-tier", step.name)), ..Default::default() };
     let check = CheckOptions { step, solution: false, requests, kafka, concurrency: 8 };
+    run_staged(&check, &variant, Some(&mut stage))
+}
+
+/// Step 6's solution with Envoy recording one span per request
+/// (`spawn_upstream_span: false`), beside the check's two.
+pub fn mesh_one_sidecar_span(requests: usize, kafka: BrokerKind) -> Result<CheckRun> {
+    let step = crate::step::all()?
+        .into_iter()
+        .find(|step| step.meta.stage == Some(StageKind::Mesh))
+        .context("no step with the mesh stage")?;
+    let mut stage = MeshStage::with_shape(SpanShape::OneSidecarSpan);
+    let variant = Variant { name: Some(format!("{}-one-sidecar-span", step.name)), ..Default::default() };
+    let check = CheckOptions { step, solution: true, requests, kafka, concurrency: 8 };
     run_staged(&check, &variant, Some(&mut stage))
 }
 

@@ -9,6 +9,7 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use lineage::{Boundary, Cause};
 use stitch_harness::check::{self, CheckOptions, CheckRun};
+use stitch_harness::gate_judge::{self, GateCheck, GateCheckOptions};
 use stitch_harness::kafka::BrokerKind;
 use stitch_harness::step::{self, Step};
 use stitch_harness::verdict::{self, Verdict, percent};
@@ -98,12 +99,39 @@ pub fn run(kafka: &str, requests: usize, no_tests: bool) -> anyhow::Result<ExitC
     }
     let mdbook = install_in_background(&[("mdbook", crate::book::mdbook)]);
 
+    // A judged step (step 5's gate) records flows of its own, on the first
+    // broker: what it judges is the gate, not what Kafka does.
+    let mut gate_checks = Vec::new();
+    for step in steps.iter().filter(|step| step.meta.judge.is_some()) {
+        for solution in [false, true] {
+            let name = format!(
+                "{} {} on {}",
+                step.short_name(),
+                if solution { "solution judges every flow right" } else { "unsolved lets a broken flow through" },
+                brokers[0]
+            );
+            eprintln!("\n── {name}");
+            let options =
+                GateCheckOptions { step: step.clone(), solution, requests: step.default_requests(), kafka: brokers[0] };
+            let problems = match gate_judge::run(&options) {
+                Ok(check) => {
+                    let problems = if solution { prove_gate_solution(&check) } else { prove_gate_unsolved(&check) };
+                    gate_checks.push((step.clone(), check));
+                    problems
+                }
+                Err(err) => vec![format!("the check failed: {err:#}")],
+            };
+            clock.lap(&name);
+            proofs.push(Proof { name, problems });
+        }
+    }
+
     // Steps 0–3 on every broker, then the later steps. A stage (collector
     // tier, proxy, browser, long job) does not change what Kafka does: its
     // steps run on the first broker only, which keeps CI short.
     let mut plan: Vec<(BrokerKind, &Step)> = Vec::new();
     for &kafka in &brokers {
-        plan.extend(steps.iter().filter(|step| step.meta.stage.is_none()).map(|step| (kafka, step)));
+        plan.extend(steps.iter().filter(|step| step.is_flow()).map(|step| (kafka, step)));
     }
     let first = brokers[0];
     plan.extend(steps.iter().filter(|step| step.meta.stage.is_some()).map(|step| (first, step)));
@@ -182,10 +210,9 @@ pub fn run(kafka: &str, requests: usize, no_tests: bool) -> anyhow::Result<ExitC
         proofs.push(Proof { name, problems });
     }
     if brokers.contains(&crate::report::KAFKA) && requests == crate::report::REQUESTS {
-        proofs.push(Proof {
-            name: "book: measured results are current".to_owned(),
-            problems: crate::report::stale(&runs),
-        });
+        let mut problems = crate::report::stale(&runs);
+        problems.extend(crate::report::stale_gate_checks(&gate_checks));
+        proofs.push(Proof { name: "book: measured results are current".to_owned(), problems });
     }
     if let Some(mdbook) = mdbook.take() {
         let problems = mdbook.join().unwrap_or_else(|_| vec!["the install thread panicked".to_owned()]);
@@ -285,7 +312,10 @@ fn prove_unsolved(step: &Step, run: &CheckRun, verdict: &Verdict) -> Vec<String>
             problems.push(format!("fails at the {} boundary, which this step does not teach", row.boundary));
         }
     }
-    let expectation = &step.meta.unsolved;
+    let expectation = match step.expectation(false) {
+        Ok(expectation) => expectation,
+        Err(err) => return vec![format!("{err:#}")],
+    };
     for (boundary, min) in &expectation.min_break_rate {
         let Some(row) = verdict.boundaries.iter().find(|row| &row.boundary == boundary) else { continue };
         if row.break_rate < *min {
@@ -308,6 +338,26 @@ fn prove_unsolved(step: &Step, run: &CheckRun, verdict: &Verdict) -> Vec<String>
     }
     check_span_count(run, expectation.spans_per_request, &mut problems);
     problems
+}
+
+/// Unsolved, the gate must let the fixed flow through (it fails for the
+/// lesson's reason, not a crash or a gate that rejects everything) and let at
+/// least one broken flow through.
+fn prove_gate_unsolved(check: &GateCheck) -> Vec<String> {
+    let mut problems: Vec<String> = check
+        .flows
+        .iter()
+        .filter(|flow| flow.should_pass && !flow.right())
+        .map(|flow| format!("the unsolved gate rejects the fixed flow `{}`: {}", flow.flow, flow.violations.join("; ")))
+        .collect();
+    if !check.flows.iter().any(|flow| !flow.should_pass && !flow.right()) {
+        problems.push("the unsolved gate rejects every broken flow: the lesson teaches nothing".to_owned());
+    }
+    problems
+}
+
+fn prove_gate_solution(check: &GateCheck) -> Vec<String> {
+    check.failures()
 }
 
 fn prove_solution(step: &Step, run: &CheckRun, verdict: &Verdict) -> Vec<String> {

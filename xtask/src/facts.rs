@@ -12,10 +12,13 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
+use stitch_harness::gate::ORPHAN_RATE_LIMIT;
+use stitch_harness::gate_judge::JudgeKind;
 use stitch_harness::long_trace::LongTraceOptions;
 use stitch_harness::stages::StageKind;
 use stitch_harness::step::{self, Step};
 use stitch_harness::tier::TierOptions;
+use stitch_harness::verdict::percent;
 
 fn path() -> PathBuf {
     stitch_harness::project_root().join("book/src/generated/facts.md")
@@ -151,6 +154,12 @@ pub fn render() -> anyhow::Result<String> {
     fact(&mut out, "staged_steps", &format!("steps {}", numbers(&staged)));
     fact(&mut out, "final_flow_step", &format!("step {}", last.number));
     fact(&mut out, "final_flow_spans", &last.expectation(true)?.spans_per_request.to_string());
+    fact(&mut out, "gate_orphan_limit", &percent(ORPHAN_RATE_LIMIT));
+    let Some(gate_step) = steps.iter().find(|step| step.meta.judge == Some(JudgeKind::CiGate)) else {
+        bail!("no step judged by the CI gate's judge")
+    };
+    fact(&mut out, "gate_step", &format!("step {}", gate_step.number));
+    fact(&mut out, "gate_requests_per_flow", &gate_step.default_requests().to_string());
 
     // A judged step (step 5) runs no flow of its own: it has no span counts.
     let with_runs: Vec<&Step> = steps.iter().filter(|step| step.meta.judge.is_none()).collect();

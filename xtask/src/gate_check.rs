@@ -19,7 +19,8 @@ pub fn command(
     json: bool,
 ) -> anyhow::Result<ExitCode> {
     let started = std::time::Instant::now();
-    let check = gate_judge::run(&GateCheckOptions { step: step.clone(), solution, requests, kafka })?;
+    let check =
+        gate_judge::run(&GateCheckOptions { step: step.clone(), solution, requests, kafka, record_anew: false })?;
     if json {
         println!("{}", serde_json::to_string_pretty(&check)?);
     } else {

@@ -45,6 +45,9 @@ pub struct FlowOptions {
     /// Requests per flow.
     pub requests: usize,
     pub kafka: BrokerKind,
+    /// Records every flow again, even when runs of the same sources are kept
+    /// (the book's numbers come from fresh runs).
+    pub record_anew: bool,
 }
 
 /// Records (or reuses) every flow, checked against the project's gate
@@ -55,6 +58,9 @@ pub fn record(options: &FlowOptions) -> anyhow::Result<Vec<GateFlow>> {
     let steps = step::all()?;
     let fixed_step = step::final_flow()?;
     let dir = cache_dir(&steps, options)?;
+    if options.record_anew && dir.exists() {
+        std::fs::remove_dir_all(&dir).with_context(|| format!("removing {}", dir.display()))?;
+    }
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let baseline = Baseline::load()?;
     let mut flows = Vec::new();

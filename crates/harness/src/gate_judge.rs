@@ -99,6 +99,8 @@ pub struct GateCheckOptions {
     /// Requests per recorded flow.
     pub requests: usize,
     pub kafka: BrokerKind,
+    /// Records every flow again instead of reusing kept runs.
+    pub record_anew: bool,
 }
 
 /// Builds the judge, records (or reuses) the flows, and judges each.
@@ -113,7 +115,11 @@ pub fn run(options: &GateCheckOptions) -> anyhow::Result<GateCheck> {
     })?;
     let built = started.elapsed();
     let recording = std::time::Instant::now();
-    let flows = gate_flows::record(&FlowOptions { requests: options.requests, kafka: options.kafka })?;
+    let flows = gate_flows::record(&FlowOptions {
+        requests: options.requests,
+        kafka: options.kafka,
+        record_anew: options.record_anew,
+    })?;
     let recording_seconds =
         if flows.iter().any(|flow| flow.recorded_now) { recording.elapsed().as_secs_f64() } else { 0.0 };
     let judging = std::time::Instant::now();

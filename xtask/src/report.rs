@@ -521,6 +521,37 @@ mod tests {
         std::fs::remove_dir_all(dir).unwrap();
     }
 
+    fn gate_check(let_through: bool) -> GateCheck {
+        let flow = |name: &str, should_pass: bool, violations: &[&str]| stitch_harness::gate_judge::JudgedFlow {
+            flow: name.to_owned(),
+            wrong: "what is wrong".to_owned(),
+            should_pass,
+            violations: violations.iter().map(|line| (*line).to_owned()).collect(),
+            recorded_now: true,
+        };
+        let trap = if let_through { vec![] } else { vec!["50 requests do not have 6 spans (e.g. ord-1 has 5)"] };
+        GateCheck {
+            step: "step-5".to_owned(),
+            solution: !let_through,
+            kafka: KAFKA.to_string(),
+            requests_per_flow: 50,
+            flows: vec![flow("fixed", true, &[]), flow("log-filter", false, &trap)],
+            recording_seconds: 12.0,
+            judging_seconds: 1.0,
+        }
+    }
+
+    #[test]
+    fn the_gate_tables_stable_block_names_no_order_id_and_counts_the_wrong_flows() {
+        let judged = stable_gate_block(&gate_check(false));
+        assert!(judged.contains("| log-filter | what is wrong | REJECT | REJECT | right |"), "{judged}");
+        assert!(!judged.contains("ord-1") && judged.contains("**Verdict:** pass"), "{judged}");
+        let slipped = stable_gate_block(&gate_check(true));
+        assert!(slipped.contains("| log-filter | what is wrong | REJECT | PASS | WRONG |"), "{slipped}");
+        assert!(slipped.contains("**Verdict:** FAIL (1 flow judged wrong)"), "{slipped}");
+        assert!(gate_section(&step(5, STEP_1), &gate_check(false)).contains("ord-1 has 5"));
+    }
+
     #[test]
     fn runs_the_book_does_not_show_are_not_compared() {
         let dir = scratch("other");

@@ -219,6 +219,39 @@ mod tests {
         assert!(error.contains("line 1") && error.contains("tail-sampler"), "{error}");
     }
 
+    const JUDGED: &str = "title = \"t\"\nchapter = \"c\"\nteaches = []\nlesson = []\njudge = \"ci-gate\"\n";
+
+    #[test]
+    fn a_judged_step_has_no_expectations_and_a_flow_step_needs_them() {
+        let judged: StepMeta = toml::from_str(JUDGED).expect("a judged step parses");
+        assert_eq!(judged.judge, Some(JudgeKind::CiGate));
+        validate_kind(&judged).expect("a judged step without [unsolved] is valid");
+        let step = Step { number: 5, name: "step-05-test".to_owned(), meta: judged };
+        assert!(step.has_solution() && !step.is_flow());
+        assert!(step.expectation(false).unwrap_err().to_string().contains("runs no flow"));
+
+        let with_run: StepMeta =
+            toml::from_str(&format!("{JUDGED}[unsolved]\nspans_per_request = 6\n")).expect("it parses");
+        let error = validate_kind(&with_run).unwrap_err().to_string();
+        assert!(error.contains("remove `[targets]`, `[unsolved]` and `[solved]`"), "{error}");
+        let staged: StepMeta = toml::from_str(&format!("stage = \"mesh\"\n{JUDGED}")).expect("it parses");
+        assert!(validate_kind(&staged).unwrap_err().to_string().contains("exclude each other"));
+
+        let without_unsolved =
+            STEP_1.replace("[unsolved]\nspans_per_request = 5\nmin_break_rate = { http = 0.95 }\n", "");
+        let flow: StepMeta = toml::from_str(&without_unsolved).expect("it parses");
+        assert!(validate_kind(&flow).unwrap_err().to_string().contains("`[unsolved]` is missing"));
+        validate_kind(&toml::from_str(STEP_1).expect("step 1 parses")).expect("step 1 is valid");
+    }
+
+    #[test]
+    fn the_final_flow_is_the_last_step_of_the_flow_itself() {
+        let steps = all().expect("steps");
+        let last = final_flow().expect("a final flow");
+        assert!(last.is_flow() && last.has_solution());
+        assert!(steps.iter().any(|step| step.meta.judge.is_some() && step.number > last.number));
+    }
+
     #[test]
     fn every_step_of_the_workshop_parses_and_validates() {
         let steps = all().expect("every step.toml parses");

@@ -478,6 +478,41 @@ pub fn show_diff(query: &str) -> anyhow::Result<ExitCode> {
 
 #[cfg(test)]
 mod tests {
+    use stitch_harness::gate_judge::{GateCheck, JudgedFlow};
+
+    fn check(fixed_passes: bool, broken_rejected: bool) -> GateCheck {
+        let flow = |name: &str, should_pass: bool, rejected: bool| JudgedFlow {
+            flow: name.to_owned(),
+            wrong: "what is wrong".to_owned(),
+            should_pass,
+            violations: if rejected { vec!["a violation".to_owned()] } else { vec![] },
+            recorded_now: false,
+        };
+        GateCheck {
+            step: "step-5".to_owned(),
+            solution: false,
+            kafka: "tansu".to_owned(),
+            requests_per_flow: 50,
+            flows: vec![flow("fixed", true, !fixed_passes), flow("log-filter", false, broken_rejected)],
+            recording_seconds: 0.0,
+            judging_seconds: 0.0,
+        }
+    }
+
+    #[test]
+    fn an_unsolved_gate_must_pass_the_fixed_flow_and_let_a_broken_one_through() {
+        assert_eq!(super::prove_gate_unsolved(&check(true, false)), Vec::<String>::new());
+        let strict = super::prove_gate_unsolved(&check(false, false));
+        assert_eq!(strict.len(), 1, "{strict:?}");
+        assert!(strict[0].starts_with("the unsolved gate rejects the fixed flow `fixed`"), "{strict:?}");
+        assert_eq!(
+            super::prove_gate_unsolved(&check(true, true)),
+            ["the unsolved gate rejects every broken flow: the lesson teaches nothing"]
+        );
+        assert_eq!(super::prove_gate_solution(&check(true, true)), Vec::<String>::new());
+        assert_eq!(super::prove_gate_solution(&check(true, false)), ["log-filter: let through (what is wrong)"]);
+    }
+
     /// The file half of `cargo xtask ci`'s proof, which needs no run: each
     /// solution differs from its step only in the lesson files.
     #[test]

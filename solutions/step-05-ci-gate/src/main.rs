@@ -1,4 +1,4 @@
-//! The judge: `step-05-ci-gate --baseline ci/gate-baseline.toml RUN.json…`
+//! The judge: `step-05-ci-gate[-solution] --baseline ci/gate-baseline.toml RUN.json…`
 //! prints, for each recorded run, one JSON line with the violations the
 //! lesson's gate found. `cargo xtask check step-5` runs it on each flow.
 
@@ -19,7 +19,7 @@ fn main() -> ExitCode {
 
 fn run() -> anyhow::Result<()> {
     let mut args = std::env::args_os().skip(1);
-    let usage = "usage: judge --baseline BASELINE.toml RUN.json…";
+    let usage = concat!("usage: ", env!("CARGO_BIN_NAME"), " --baseline BASELINE.toml RUN.json…");
     if args.next().is_none_or(|flag| flag != "--baseline") {
         bail!("{usage}");
     }

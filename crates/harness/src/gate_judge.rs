@@ -141,7 +141,9 @@ pub fn run(options: &GateCheckOptions) -> anyhow::Result<GateCheck> {
 /// Runs the judge on one flow's run file.
 fn judge(judge: &Path, baseline: &Path, flow: &GateFlow) -> anyhow::Result<JudgedFlow> {
     let args: [std::ffi::OsString; 3] = ["--baseline".into(), baseline.into(), flow.run_file.clone().into()];
+    // The panic's message, not a backtrace that pushes it off the screen.
     let output = duct::cmd(judge, args)
+        .env("RUST_BACKTRACE", "0")
         .stdout_capture()
         .stderr_capture()
         .unchecked()

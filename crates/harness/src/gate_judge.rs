@@ -123,10 +123,8 @@ pub fn run(options: &GateCheckOptions) -> anyhow::Result<GateCheck> {
     let recording_seconds =
         if flows.iter().any(|flow| flow.recorded_now) { recording.elapsed().as_secs_f64() } else { 0.0 };
     let judging = std::time::Instant::now();
-    let judged = flows
-        .iter()
-        .map(|flow| judge(&binary(&package), &Baseline::path(), flow))
-        .collect::<anyhow::Result<Vec<_>>>()?;
+    let judged =
+        flows.iter().map(|flow| judge(&package, &Baseline::path(), flow)).collect::<anyhow::Result<Vec<_>>>()?;
     Ok(GateCheck {
         step: options.step.short_name(),
         solution: options.solution,
@@ -138,11 +136,12 @@ pub fn run(options: &GateCheckOptions) -> anyhow::Result<GateCheck> {
     })
 }
 
-/// Runs the judge on one flow's run file.
-fn judge(judge: &Path, baseline: &Path, flow: &GateFlow) -> anyhow::Result<JudgedFlow> {
+/// Runs the judge, `package`'s binary, on one flow's run file.
+fn judge(package: &str, baseline: &Path, flow: &GateFlow) -> anyhow::Result<JudgedFlow> {
+    let judge = binary(package);
     let args: [std::ffi::OsString; 3] = ["--baseline".into(), baseline.into(), flow.run_file.clone().into()];
     // The panic's message, not a backtrace that pushes it off the screen.
-    let output = duct::cmd(judge, args)
+    let output = duct::cmd(&judge, args)
         .env("RUST_BACKTRACE", "0")
         .stdout_capture()
         .stderr_capture()
@@ -158,7 +157,7 @@ fn judge(judge: &Path, baseline: &Path, flow: &GateFlow) -> anyhow::Result<Judge
             flow.run_file.display(),
             output.status,
             process::tail(&stderr, 20),
-            judge.file_name().map_or_else(String::new, |name| name.to_string_lossy().into_owned())
+            package
         );
     }
     let stdout = String::from_utf8_lossy(&output.stdout);

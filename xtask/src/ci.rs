@@ -9,6 +9,7 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use lineage::{Boundary, Cause};
 use stitch_harness::check::{self, CheckOptions, CheckRun};
+use stitch_harness::gate_judge::{self, GateCheck, GateCheckOptions};
 use stitch_harness::kafka::BrokerKind;
 use stitch_harness::step::{self, Step};
 use stitch_harness::verdict::{self, Verdict, percent};
@@ -98,12 +99,45 @@ pub fn run(kafka: &str, requests: usize, no_tests: bool) -> anyhow::Result<ExitC
     }
     let mdbook = install_in_background(&[("mdbook", crate::book::mdbook)]);
 
+    // A judged step (step 5's gate) records flows of its own, on the first
+    // broker: what it judges is the gate, not what Kafka does.
+    let mut gate_checks = Vec::new();
+    for step in steps.iter().filter(|step| step.meta.judge.is_some()) {
+        for solution in [false, true] {
+            let name = format!(
+                "{} {} on {}",
+                step.short_name(),
+                if solution { "solution judges every flow right" } else { "unsolved lets a broken flow through" },
+                brokers[0]
+            );
+            eprintln!("\n── {name}");
+            let options = GateCheckOptions {
+                step: step.clone(),
+                solution,
+                requests: step.default_requests(),
+                kafka: brokers[0],
+                // CI proves the flows as they are now, not as an earlier run recorded them.
+                record_anew: !solution,
+            };
+            let problems = match gate_judge::run(&options) {
+                Ok(check) => {
+                    let problems = if solution { prove_gate_solution(&check) } else { prove_gate_unsolved(&check) };
+                    gate_checks.push((step.clone(), check));
+                    problems
+                }
+                Err(err) => vec![format!("the check failed: {err:#}")],
+            };
+            clock.lap(&name);
+            proofs.push(Proof { name, problems });
+        }
+    }
+
     // Steps 0–3 on every broker, then the later steps. A stage (collector
     // tier, proxy, browser, long job) does not change what Kafka does: its
     // steps run on the first broker only, which keeps CI short.
     let mut plan: Vec<(BrokerKind, &Step)> = Vec::new();
     for &kafka in &brokers {
-        plan.extend(steps.iter().filter(|step| step.meta.stage.is_none()).map(|step| (kafka, step)));
+        plan.extend(steps.iter().filter(|step| step.is_flow()).map(|step| (kafka, step)));
     }
     let first = brokers[0];
     plan.extend(steps.iter().filter(|step| step.meta.stage.is_some()).map(|step| (first, step)));
@@ -182,10 +216,9 @@ pub fn run(kafka: &str, requests: usize, no_tests: bool) -> anyhow::Result<ExitC
         proofs.push(Proof { name, problems });
     }
     if brokers.contains(&crate::report::KAFKA) && requests == crate::report::REQUESTS {
-        proofs.push(Proof {
-            name: "book: measured results are current".to_owned(),
-            problems: crate::report::stale(&runs),
-        });
+        let mut problems = crate::report::stale(&runs);
+        problems.extend(crate::report::stale_gate_checks(&gate_checks));
+        proofs.push(Proof { name: "book: measured results are current".to_owned(), problems });
     }
     if let Some(mdbook) = mdbook.take() {
         let problems = mdbook.join().unwrap_or_else(|_| vec!["the install thread panicked".to_owned()]);
@@ -285,7 +318,10 @@ fn prove_unsolved(step: &Step, run: &CheckRun, verdict: &Verdict) -> Vec<String>
             problems.push(format!("fails at the {} boundary, which this step does not teach", row.boundary));
         }
     }
-    let expectation = &step.meta.unsolved;
+    let expectation = match step.expectation(false) {
+        Ok(expectation) => expectation,
+        Err(err) => return vec![format!("{err:#}")],
+    };
     for (boundary, min) in &expectation.min_break_rate {
         let Some(row) = verdict.boundaries.iter().find(|row| &row.boundary == boundary) else { continue };
         if row.break_rate < *min {
@@ -308,6 +344,26 @@ fn prove_unsolved(step: &Step, run: &CheckRun, verdict: &Verdict) -> Vec<String>
     }
     check_span_count(run, expectation.spans_per_request, &mut problems);
     problems
+}
+
+/// Unsolved, the gate must let the fixed flow through (it fails for the
+/// lesson's reason, not a crash or a gate that rejects everything) and let at
+/// least one broken flow through.
+fn prove_gate_unsolved(check: &GateCheck) -> Vec<String> {
+    let mut problems: Vec<String> = check
+        .flows
+        .iter()
+        .filter(|flow| flow.should_pass && !flow.right())
+        .map(|flow| format!("the unsolved gate rejects the fixed flow `{}`: {}", flow.flow, flow.violations.join("; ")))
+        .collect();
+    if !check.flows.iter().any(|flow| !flow.should_pass && !flow.right()) {
+        problems.push("the unsolved gate rejects every broken flow: the lesson teaches nothing".to_owned());
+    }
+    problems
+}
+
+fn prove_gate_solution(check: &GateCheck) -> Vec<String> {
+    check.failures()
 }
 
 fn prove_solution(step: &Step, run: &CheckRun, verdict: &Verdict) -> Vec<String> {
@@ -422,6 +478,41 @@ pub fn show_diff(query: &str) -> anyhow::Result<ExitCode> {
 
 #[cfg(test)]
 mod tests {
+    use stitch_harness::gate_judge::{GateCheck, JudgedFlow};
+
+    fn check(fixed_passes: bool, broken_rejected: bool) -> GateCheck {
+        let flow = |name: &str, should_pass: bool, rejected: bool| JudgedFlow {
+            flow: name.to_owned(),
+            wrong: "what is wrong".to_owned(),
+            should_pass,
+            violations: if rejected { vec!["a violation".to_owned()] } else { vec![] },
+            recorded_now: false,
+        };
+        GateCheck {
+            step: "step-5".to_owned(),
+            solution: false,
+            kafka: "tansu".to_owned(),
+            requests_per_flow: 50,
+            flows: vec![flow("fixed", true, !fixed_passes), flow("log-filter", false, broken_rejected)],
+            recording_seconds: 0.0,
+            judging_seconds: 0.0,
+        }
+    }
+
+    #[test]
+    fn an_unsolved_gate_must_pass_the_fixed_flow_and_let_a_broken_one_through() {
+        assert_eq!(super::prove_gate_unsolved(&check(true, false)), Vec::<String>::new());
+        let strict = super::prove_gate_unsolved(&check(false, false));
+        assert_eq!(strict.len(), 1, "{strict:?}");
+        assert!(strict[0].starts_with("the unsolved gate rejects the fixed flow `fixed`"), "{strict:?}");
+        assert_eq!(
+            super::prove_gate_unsolved(&check(true, true)),
+            ["the unsolved gate rejects every broken flow: the lesson teaches nothing"]
+        );
+        assert_eq!(super::prove_gate_solution(&check(true, true)), Vec::<String>::new());
+        assert_eq!(super::prove_gate_solution(&check(true, false)), ["log-filter: let through (what is wrong)"]);
+    }
+
     /// The file half of `cargo xtask ci`'s proof, which needs no run: each
     /// solution differs from its step only in the lesson files.
     #[test]

@@ -96,8 +96,9 @@ pub fn run() -> anyhow::Result<ExitCode> {
 
     let has = |what: &str| requirements.iter().any(|r| r.what == what && r.ok());
     let core = has("Rust 1.88+") && has("C toolchain for librdkafka");
-    let steps: [(&str, bool); 6] = [
+    let steps: [(&str, bool); 7] = [
         ("steps 0–3 (the main job, `cargo xtask demo`)", core),
+        ("step 5 (the CI gate: it records runs of steps 1–3)", core),
         ("step 4 and step 8 (collector tier)", core && has("collector and Jaeger (or Go 1.25+ to build them)")),
         ("step 6 (Envoy)", core && has("Envoy (or pip to fetch it)")),
         ("step 7 (browser)", core && has("Node.js 20+ and npm") && has("Chromium")),

@@ -12,10 +12,13 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
+use stitch_harness::gate::ORPHAN_RATE_LIMIT;
+use stitch_harness::gate_judge::JudgeKind;
 use stitch_harness::long_trace::LongTraceOptions;
 use stitch_harness::stages::StageKind;
 use stitch_harness::step::{self, Step};
 use stitch_harness::tier::TierOptions;
+use stitch_harness::verdict::percent;
 
 fn path() -> PathBuf {
     stitch_harness::project_root().join("book/src/generated/facts.md")
@@ -145,27 +148,35 @@ pub fn render() -> anyhow::Result<String> {
     fact(&mut out, "long_trace_limit_margin", &format!("{} MiB", hard_limit.margin_mib));
     fact(&mut out, "long_trace_gogc", &format!("`GOGC={}`", hard_limit.gogc));
 
-    let flow: Vec<&Step> = steps.iter().filter(|step| step.meta.stage.is_none()).collect();
+    let flow: Vec<&Step> = steps.iter().filter(|step| step.is_flow()).collect();
     let staged: Vec<&Step> = steps.iter().filter(|step| step.meta.stage.is_some()).collect();
     let Some(last) = flow.last() else { bail!("no step without a stage: there is no flow") };
     fact(&mut out, "gate_steps", &format!("steps {}", numbers(&flow)));
     fact(&mut out, "staged_steps", &format!("steps {}", numbers(&staged)));
     fact(&mut out, "final_flow_step", &format!("step {}", last.number));
-    fact(&mut out, "final_flow_spans", &last.expectation(true).spans_per_request.to_string());
+    fact(&mut out, "final_flow_spans", &last.expectation(true)?.spans_per_request.to_string());
+    fact(&mut out, "gate_orphan_limit", &percent(ORPHAN_RATE_LIMIT));
+    let Some(gate_step) = steps.iter().find(|step| step.meta.judge == Some(JudgeKind::CiGate)) else {
+        bail!("no step judged by the CI gate's judge")
+    };
+    fact(&mut out, "gate_step", &format!("step {}", gate_step.number));
+    fact(&mut out, "gate_requests_per_flow", &gate_step.default_requests().to_string());
 
+    // A judged step (step 5) runs no flow of its own: it has no span counts.
+    let with_runs: Vec<&Step> = steps.iter().filter(|step| step.meta.judge.is_none()).collect();
     let mut table = String::from("| step | stage | spans per request, unsolved | solved |\n|---|---|---:|---:|\n");
-    for step in &steps {
+    for step in &with_runs {
         table.push_str(&format!(
             "| {} | {} | {} | {} |\n",
             step.short_name(),
             step.meta.stage.map_or("—", StageKind::name),
-            step.meta.unsolved.spans_per_request,
+            step.expectation(false)?.spans_per_request,
             step.meta.solved.as_ref().map_or_else(|| "—".to_owned(), |solved| solved.spans_per_request.to_string())
         ));
     }
     fact(&mut out, "spans_per_request", table.trim_end());
-    for step in &steps {
-        let solved = step.expectation(true).spans_per_request;
+    for step in &with_runs {
+        let solved = step.expectation(true)?.spans_per_request;
         fact(&mut out, &format!("step{}_spans", step.number), &solved.to_string());
     }
 

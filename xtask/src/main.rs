@@ -6,6 +6,7 @@ mod ci;
 mod doctor;
 mod facts;
 mod fast_tests;
+mod gate_check;
 mod hint;
 mod infra;
 mod ingest_bench;
@@ -218,6 +219,9 @@ fn check_command(
     if solution && !step.has_solution() {
         anyhow::bail!("{} has no solution: it is the baseline, nothing to fix yet", step.short_name());
     }
+    if step.meta.judge.is_some() {
+        return gate_check::command(&step, solution, requests, kafka, json);
+    }
     let run = check::run(&CheckOptions { step: step.clone(), solution, requests, kafka, concurrency: 8 })?;
     let verdict = verdict::judge(&step, &run);
     if json {
@@ -257,7 +261,7 @@ fn demo(requests: usize, kafka: BrokerKind) -> anyhow::Result<ExitCode> {
     let mut runs = Vec::new();
     // The lesson of the four boundaries; the later steps add a tier, a proxy
     // or a browser around the same flow and have checks of their own.
-    for step in step::all()?.into_iter().filter(|step| step.meta.stage.is_none()) {
+    for step in step::all()?.into_iter().filter(|step| step.is_flow()) {
         let solution = step.has_solution();
         eprintln!("running {} ({})…", step.package(solution), step.meta.title);
         let run = check::run(&CheckOptions { step: step.clone(), solution, requests, kafka, concurrency: 8 })?;

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use stitch_harness::check::{self, CheckOptions, CheckRun};
+use stitch_harness::gate_judge::{self, GateCheck, GateCheckOptions};
 use stitch_harness::kafka::BrokerKind;
 use stitch_harness::stage::Evidence;
 use stitch_harness::stages::{StageData, StageKind};
@@ -24,7 +25,7 @@ pub const KAFKA: BrokerKind = BrokerKind::Tansu;
 /// Requests of a step's runs in the book: [`REQUESTS`], or what a stage's
 /// step.toml asks for.
 pub fn book_requests(step: &Step) -> usize {
-    if step.meta.stage.is_some() { step.default_requests() } else { REQUESTS }
+    if step.is_flow() { REQUESTS } else { step.default_requests() }
 }
 
 /// Requests of step 0's run through the tier (as many as step 4 drives).
@@ -150,6 +151,22 @@ pub fn generate(only: Option<&str>) -> anyhow::Result<ExitCode> {
     let last = Some(step::final_flow()?.name);
     for step in &steps {
         let mut sections = vec![HEADER.to_owned()];
+        if step.meta.judge.is_some() {
+            for solution in [false, true] {
+                eprintln!("running {}…", step.package(solution));
+                // The unsolved check records every flow anew; the solution's reuses them.
+                let options = GateCheckOptions {
+                    step: step.clone(),
+                    solution,
+                    requests: book_requests(step),
+                    kafka: KAFKA,
+                    record_anew: !solution,
+                };
+                sections.push(gate_section(step, &gate_judge::run(&options)?));
+            }
+            write(&generated_dir().join(format!("{}.md", step.name)), &sections.join("\n"))?;
+            continue;
+        }
         for solution in [false, true] {
             if solution && !step.has_solution() {
                 continue;
@@ -188,7 +205,7 @@ pub fn generate(only: Option<&str>) -> anyhow::Result<ExitCode> {
                 }
                 _ => {}
             }
-            if (solution || !step.has_solution()) && step.meta.stage.is_none() {
+            if (solution || !step.has_solution()) && step.is_flow() {
                 demo_runs.push((step.clone(), run));
             }
         }
@@ -305,6 +322,82 @@ fn stale_in(dir: &Path, runs: &[(Step, CheckRun, Verdict)]) -> Vec<String> {
             Ok(committed) if !committed.contains(&stable_block(step, run, verdict)) => problems.push(format!(
                 "{shown} ({}) no longer matches this run: run `cargo xtask report` and commit",
                 label(run)
+            )),
+            Ok(_) => {}
+        }
+    }
+    problems
+}
+
+/// The part of a gate check that must not change between runs: which flow
+/// the gate let through. What it said (an order id) and timings stay outside.
+pub fn stable_gate_block(check: &GateCheck) -> String {
+    let wrong = check.flows.iter().filter(|flow| !flow.right()).count();
+    format!(
+        "<!-- stable: {} {} -->\n{}\n\n**Verdict:** {}\n<!-- /stable -->",
+        check.step,
+        if check.solution { "solution" } else { "unsolved" },
+        crate::gate_check::flows_table(check, false).markdown(),
+        match wrong {
+            0 => "pass".to_owned(),
+            1 => "FAIL (1 flow judged wrong)".to_owned(),
+            wrong => format!("FAIL ({wrong} flows judged wrong)"),
+        }
+    )
+}
+
+fn gate_section(step: &Step, check: &GateCheck) -> String {
+    let said: String = check
+        .flows
+        .iter()
+        .map(|flow| match flow.violations.as_slice() {
+            [] => format!("- `{}`: PASS\n", flow.flow),
+            violations => format!(
+                "- `{}`: REJECT\n{}",
+                flow.flow,
+                violations.iter().map(|violation| format!("  - {violation}\n")).collect::<String>()
+            ),
+        })
+        .collect();
+    let reused = check.flows.iter().all(|flow| !flow.recorded_now);
+    let recording = if reused {
+        "The flows were those the check above recorded".to_owned()
+    } else {
+        format!("Recording the flows took {:.0} s", check.recording_seconds)
+    };
+    format!(
+        "#### {}: `cargo xtask check {}{}`\n\n{} requests per recorded flow on {}.\n\n{}\n\n\
+         What the gate said about each flow:\n\n{said}\n\
+         {recording}; building and running the judge took {:.1} s. Timings vary from run to run and machine to \
+         machine.\n",
+        if check.solution { "The solution" } else { "Before the fix" },
+        step.short_name(),
+        if check.solution { " --solution" } else { "" },
+        check.requests_per_flow,
+        check.kafka,
+        stable_gate_block(check),
+        check.judging_seconds
+    )
+}
+
+/// Stale gate tables: the stable block of each gate check CI ran must appear
+/// in the committed chapter include.
+pub fn stale_gate_checks(checks: &[(Step, GateCheck)]) -> Vec<String> {
+    let mut problems = Vec::new();
+    for (step, check) in checks {
+        if check.requests_per_flow != book_requests(step) || check.kafka != KAFKA.to_string() {
+            continue;
+        }
+        let path = generated_dir().join(format!("{}.md", step.name));
+        let shown = path.strip_prefix(stitch_harness::project_root()).unwrap_or(&path).display().to_string();
+        match std::fs::read_to_string(&path) {
+            Err(err) => {
+                problems.push(format!("{shown}: {err}: run `cargo xtask report --step {}` and commit", step.number))
+            }
+            Ok(committed) if !committed.contains(&stable_gate_block(check)) => problems.push(format!(
+                "{shown} ({}) no longer matches this run: run `cargo xtask report --step {}` and commit",
+                if check.solution { "solution" } else { "unsolved" },
+                step.number
             )),
             Ok(_) => {}
         }
@@ -471,6 +564,37 @@ mod tests {
         assert_eq!(problems.len(), 1, "{problems:?}");
         assert!(problems[0].contains("run `cargo xtask report`"), "{problems:?}");
         std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    fn gate_check(let_through: bool) -> GateCheck {
+        let flow = |name: &str, should_pass: bool, violations: &[&str]| stitch_harness::gate_judge::JudgedFlow {
+            flow: name.to_owned(),
+            wrong: "what is wrong".to_owned(),
+            should_pass,
+            violations: violations.iter().map(|line| (*line).to_owned()).collect(),
+            recorded_now: true,
+        };
+        let trap = if let_through { vec![] } else { vec!["50 requests do not have 6 spans (e.g. ord-1 has 5)"] };
+        GateCheck {
+            step: "step-5".to_owned(),
+            solution: !let_through,
+            kafka: KAFKA.to_string(),
+            requests_per_flow: 50,
+            flows: vec![flow("fixed", true, &[]), flow("log-filter", false, &trap)],
+            recording_seconds: 12.0,
+            judging_seconds: 1.0,
+        }
+    }
+
+    #[test]
+    fn the_gate_tables_stable_block_names_no_order_id_and_counts_the_wrong_flows() {
+        let judged = stable_gate_block(&gate_check(false));
+        assert!(judged.contains("| log-filter | what is wrong | REJECT | REJECT | right |"), "{judged}");
+        assert!(!judged.contains("ord-1") && judged.contains("**Verdict:** pass"), "{judged}");
+        let slipped = stable_gate_block(&gate_check(true));
+        assert!(slipped.contains("| log-filter | what is wrong | REJECT | PASS | WRONG |"), "{slipped}");
+        assert!(slipped.contains("**Verdict:** FAIL (1 flow judged wrong)"), "{slipped}");
+        assert!(gate_section(&step(5, STEP_1), &gate_check(false)).contains("ord-1 has 5"));
     }
 
     #[test]

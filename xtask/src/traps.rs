@@ -24,7 +24,7 @@ const KAFKA: BrokerKind = BrokerKind::Tansu;
 use crate::report::HEADER;
 
 /// The filter of trap 3, as `traps/log-filter` names it.
-const LOG_FILTER: &str = "info,reqwest=off";
+const LOG_FILTER: &str = stitch_harness::gate_flows::LOG_FILTER_TRAP;
 /// What the worker logs when `set_parent` fails (`traps/late-set-parent`).
 const SET_PARENT_WARNING: &str = "cannot continue the caller's trace";
 

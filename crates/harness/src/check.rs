@@ -317,7 +317,7 @@ fn drive_and_measure(
 
     // Wait for the spans: until the expected count arrived and stopped moving,
     // the flow went quiet, or the completeness window ran out.
-    let expected = orders.len() as u64 * options.step.expectation(options.solution).spans_per_request;
+    let expected = orders.len() as u64 * options.step.expectation(options.solution)?.spans_per_request;
     let waiting = spinner("waiting for spans to reach lineage");
     let polled = poll_until_quiet(
         COMPLETENESS_WINDOW,

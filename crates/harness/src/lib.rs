@@ -10,6 +10,8 @@ pub mod cgroup;
 pub mod check;
 pub mod envoy;
 pub mod gate;
+pub mod gate_flows;
+pub mod gate_judge;
 pub mod gateway;
 pub mod hints;
 pub mod hops;

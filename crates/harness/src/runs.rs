@@ -19,8 +19,10 @@ use crate::tier::{Lesson, TierOptions, TierStage};
 /// fragment kind is a count.
 pub fn sampling_cannot_repair(requests: usize, kafka: BrokerKind) -> Result<CheckRun> {
     let step = crate::step::all()?.into_iter().next().context("no steps")?;
-    let options =
-        TierOptions { spans_per_request: step.expectation(false).spans_per_request as usize, ..TierOptions::default() };
+    let options = TierOptions {
+        spans_per_request: step.expectation(false)?.spans_per_request as usize,
+        ..TierOptions::default()
+    };
     let mut stage = TierStage::new(Lesson::CannotRepair, options);
     let variant = Variant { name: Some(format!("{}-through-the-tier", step.name)), ..Default::default() };
     let check = CheckOptions { step, solution: false, requests, kafka, concurrency: 8 };

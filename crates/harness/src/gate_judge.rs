@@ -1,0 +1,245 @@
+//! Step 5's check: the learner's gate, built as the step's own binary (the
+//! judge), is run on recorded flows (`gate_flows`), and each verdict is
+//! compared with what a correct gate says. The judge runs as a separate
+//! process, so a lesson that does not compile or panics fails the check with
+//! a message and never breaks the harness or xtask.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context as _, bail};
+use serde::{Deserialize, Serialize};
+
+use crate::gate::Baseline;
+use crate::gate_flows::{self, FlowOptions, GateFlow};
+use crate::kafka::BrokerKind;
+use crate::process::{self, binary, cargo_build};
+use crate::step::Step;
+
+/// Every judge a `step.toml` may name (`judge = "…"`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum JudgeKind {
+    /// Step 5: the end-to-end gate of the final flow.
+    CiGate,
+}
+
+/// What the judge prints on stdout, one JSON line per run file it is given.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Judgement {
+    pub run: PathBuf,
+    /// Empty when the gate lets the run pass.
+    pub violations: Vec<String>,
+}
+
+/// One row of the check: a flow, what a correct gate says, what the judge said.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct JudgedFlow {
+    pub flow: String,
+    pub wrong: String,
+    pub should_pass: bool,
+    /// The learner's gate's violations; empty means it let the flow pass.
+    pub violations: Vec<String>,
+    /// Whether this invocation recorded the flow (false: reused).
+    pub recorded_now: bool,
+}
+
+impl JudgedFlow {
+    pub fn passed_the_gate(&self) -> bool {
+        self.violations.is_empty()
+    }
+
+    /// Whether the gate judged this flow as it should.
+    pub fn right(&self) -> bool {
+        self.passed_the_gate() == self.should_pass
+    }
+}
+
+/// Everything step 5's check measured.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct GateCheck {
+    pub step: String,
+    pub solution: bool,
+    pub kafka: String,
+    pub requests_per_flow: usize,
+    pub flows: Vec<JudgedFlow>,
+    /// Seconds spent recording flows (zero when every one was reused).
+    pub recording_seconds: f64,
+    /// Seconds spent building and running the judge.
+    pub judging_seconds: f64,
+}
+
+impl GateCheck {
+    /// The step passes when every flow was judged right.
+    pub fn passed(&self) -> bool {
+        self.flows.iter().all(JudgedFlow::right)
+    }
+
+    /// One line per flow judged wrong.
+    pub fn failures(&self) -> Vec<String> {
+        self.flows
+            .iter()
+            .filter(|flow| !flow.right())
+            .map(|flow| {
+                if flow.should_pass {
+                    format!("{}: rejected, but it is the fixed flow ({})", flow.flow, flow.violations.join("; "))
+                } else {
+                    format!("{}: let through ({})", flow.flow, flow.wrong)
+                }
+            })
+            .collect()
+    }
+}
+
+/// How to run step 5's check.
+#[derive(Debug, Clone)]
+pub struct GateCheckOptions {
+    pub step: Step,
+    pub solution: bool,
+    /// Requests per recorded flow.
+    pub requests: usize,
+    pub kafka: BrokerKind,
+    /// Records every flow again instead of reusing kept runs.
+    pub record_anew: bool,
+}
+
+/// Builds the judge, records (or reuses) the flows, and judges each.
+pub fn run(options: &GateCheckOptions) -> anyhow::Result<GateCheck> {
+    let package = options.step.package(options.solution);
+    let started = std::time::Instant::now();
+    cargo_build(&[&package]).with_context(|| {
+        format!(
+            "the judge ({package}) does not build: fix the compiler errors above in {}",
+            options.step.dir(options.solution).join("src").display()
+        )
+    })?;
+    let built = started.elapsed();
+    let recording = std::time::Instant::now();
+    let flows = gate_flows::record(&FlowOptions {
+        requests: options.requests,
+        kafka: options.kafka,
+        record_anew: options.record_anew,
+    })?;
+    let recording_seconds =
+        if flows.iter().any(|flow| flow.recorded_now) { recording.elapsed().as_secs_f64() } else { 0.0 };
+    let judging = std::time::Instant::now();
+    let judged =
+        flows.iter().map(|flow| judge(&package, &Baseline::path(), flow)).collect::<anyhow::Result<Vec<_>>>()?;
+    Ok(GateCheck {
+        step: options.step.short_name(),
+        solution: options.solution,
+        kafka: options.kafka.to_string(),
+        requests_per_flow: options.requests,
+        flows: judged,
+        recording_seconds,
+        judging_seconds: (built + judging.elapsed()).as_secs_f64(),
+    })
+}
+
+/// Runs the judge, `package`'s binary, on one flow's run file.
+fn judge(package: &str, baseline: &Path, flow: &GateFlow) -> anyhow::Result<JudgedFlow> {
+    let judge = binary(package);
+    let args: [std::ffi::OsString; 3] = ["--baseline".into(), baseline.into(), flow.run_file.clone().into()];
+    // The panic's message, not a backtrace that pushes it off the screen.
+    let output = duct::cmd(&judge, args)
+        .env("RUST_BACKTRACE", "0")
+        .stdout_capture()
+        .stderr_capture()
+        .unchecked()
+        .run()
+        .with_context(|| format!("starting the judge {}", judge.display()))?;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    if !output.status.success() {
+        bail!(
+            "the judge failed on the flow `{}` ({}), {}:\n{}\nA panic in the lesson (src/gate.rs) shows here; \
+             `cargo test -p {}` runs the same code on hand-made runs.",
+            flow.name,
+            flow.run_file.display(),
+            output.status,
+            process::tail(&stderr, 20),
+            package
+        );
+    }
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let judgement = parse(&stdout, &flow.run_file).with_context(|| {
+        format!(
+            "reading the judge's answer on the flow `{}`: the judge's src/main.rs prints it and is not part of \
+             the lesson; restore it with `git checkout -- src/main.rs` in the step's directory",
+            flow.name
+        )
+    })?;
+    Ok(JudgedFlow {
+        flow: flow.name.clone(),
+        wrong: flow.wrong.clone(),
+        should_pass: flow.should_pass,
+        violations: judgement.violations,
+        recorded_now: flow.recorded_now,
+    })
+}
+
+/// The judge's one line about `run_file`.
+fn parse(stdout: &str, run_file: &Path) -> anyhow::Result<Judgement> {
+    let lines: Vec<&str> = stdout.lines().filter(|line| !line.trim().is_empty()).collect();
+    let [line] = lines.as_slice() else {
+        bail!("expected one JSON line on stdout, got {}:\n{}", lines.len(), process::tail(stdout, 10));
+    };
+    let judgement: Judgement =
+        serde_json::from_str(line).with_context(|| format!("not a judgement: {}", process::tail(line, 3)))?;
+    if judgement.run != run_file {
+        bail!("the judgement is about {}, not {}", judgement.run.display(), run_file.display());
+    }
+    Ok(judgement)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn flow(should_pass: bool, violations: &[&str]) -> JudgedFlow {
+        JudgedFlow {
+            flow: "fixed".to_owned(),
+            wrong: "nothing".to_owned(),
+            should_pass,
+            violations: violations.iter().map(|line| (*line).to_owned()).collect(),
+            recorded_now: false,
+        }
+    }
+
+    #[test]
+    fn a_flow_is_judged_right_when_the_gate_says_what_it_should() {
+        assert!(flow(true, &[]).right());
+        assert!(flow(false, &["1 of 50 requests are not one trace"]).right());
+        assert!(!flow(false, &[]).right());
+        assert!(!flow(true, &["worker: no spans reached lineage"]).right());
+    }
+
+    #[test]
+    fn the_check_fails_when_one_flow_slipped_through() {
+        let check = |flows| GateCheck {
+            step: "step-5".to_owned(),
+            solution: false,
+            kafka: "tansu".to_owned(),
+            requests_per_flow: 50,
+            flows,
+            recording_seconds: 0.0,
+            judging_seconds: 0.0,
+        };
+        assert!(check(vec![flow(true, &[]), flow(false, &["x"])]).passed());
+        let slipped = check(vec![flow(true, &[]), flow(false, &[])]);
+        assert!(!slipped.passed());
+        assert_eq!(slipped.failures(), ["fixed: let through (nothing)"]);
+    }
+
+    #[test]
+    fn the_judges_answer_must_be_one_line_about_the_run() {
+        let run = Path::new("/runs/fixed.json");
+        let answer = r#"{"run":"/runs/fixed.json","violations":["a"]}"#;
+        assert_eq!(parse(answer, run).unwrap().violations, ["a"]);
+        let error = format!("{:#}", parse("", run).unwrap_err());
+        assert!(error.contains("one JSON line"), "{error}");
+        let error = format!("{:#}", parse("thread 'main' panicked", run).unwrap_err());
+        assert!(error.contains("not a judgement"), "{error}");
+        let error = format!("{:#}", parse(answer, Path::new("/runs/other.json")).unwrap_err());
+        assert!(error.contains("not /runs/other.json"), "{error}");
+    }
+}

@@ -9,8 +9,8 @@ use anyhow::{Context as _, Result};
 use crate::check::{CheckOptions, CheckRun, Variant, run_staged};
 use crate::envoy::SpanShape;
 use crate::kafka::BrokerKind;
-use crate::mesh::MeshStage;
 use crate::long_trace::{HardLimit, LongTraceOptions, LongTraceStage, Workload, long_mode};
+use crate::mesh::MeshStage;
 use crate::stages::StageKind;
 use crate::tier::{Lesson, TierOptions, TierStage};
 

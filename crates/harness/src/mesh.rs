@@ -76,6 +76,13 @@ pub struct MeshStage {
     probe_error: Option<String>,
 }
 
+impl Default for MeshStage {
+    /// Envoy as the file configures it.
+    fn default() -> MeshStage {
+        MeshStage::new()
+    }
+}
+
 impl MeshStage {
     pub fn new() -> MeshStage {
         MeshStage::with_shape(SpanShape::FromTheFile)

@@ -2,14 +2,10 @@
 //! them, minus the OTLP exporter: this service's spans matter only for the ids
 //! they give the headers it sends.
 
-use anyhow::Context as _;
 use opentelemetry::global;
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::SdkTracerProvider;
-use tracing_subscriber::layer::SubscriberExt as _;
-use tracing_subscriber::util::SubscriberInitExt as _;
-use tracing_subscriber::{EnvFilter, Layer as _};
 
 /// Log filter of the service: `info` keeps the client spans of
 /// `reqwest_tracing`, which give every outgoing call its own parent-id.
@@ -24,20 +20,6 @@ pub fn install() -> anyhow::Result<SdkTracerProvider> {
     // sampler that follows the caller's sampled flag.
     let provider = SdkTracerProvider::builder().build();
     let tracer = provider.tracer("stitch-conformance");
-    let filter = EnvFilter::try_from_default_env()
-        .or_else(|_| EnvFilter::try_new(FILTER))
-        .with_context(|| format!("invalid log filter {FILTER:?}"))?;
-    tracing_subscriber::registry()
-        .with(filter)
-        .with(tracing_opentelemetry::layer().with_tracer(tracer))
-        .with(
-            tracing_subscriber::fmt::layer()
-                .with_writer(std::io::stderr)
-                .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-                .with_target(false)
-                .with_filter(tracing_subscriber::filter::LevelFilter::WARN),
-        )
-        .try_init()
-        .context("a global tracing subscriber is already installed")?;
+    stitch_telemetry::install_subscriber(tracer, FILTER, tracing_subscriber::filter::LevelFilter::WARN)?;
     Ok(provider)
 }

@@ -89,9 +89,21 @@ pub fn init(options: &Options) -> anyhow::Result<Telemetry> {
     let provider = SdkTracerProvider::builder().with_span_processor(processor).with_resource(resource.build()).build();
     let tracer = provider.tracer(options.service.clone());
 
+    install_subscriber(tracer, &options.filter, tracing_subscriber::filter::LevelFilter::INFO)?;
+    Ok(Telemetry { provider })
+}
+
+/// The global subscriber every Stitch process runs: `filter` (or `RUST_LOG`)
+/// decides which spans exist, the OpenTelemetry layer turns them into
+/// `tracer`'s spans, and log lines at `log_level` or above go to stderr.
+pub fn install_subscriber(
+    tracer: opentelemetry_sdk::trace::SdkTracer,
+    filter: &str,
+    log_level: tracing_subscriber::filter::LevelFilter,
+) -> anyhow::Result<()> {
     let filter = EnvFilter::try_from_default_env()
-        .or_else(|_| EnvFilter::try_new(&options.filter))
-        .with_context(|| format!("invalid log filter {:?}", options.filter))?;
+        .or_else(|_| EnvFilter::try_new(filter))
+        .with_context(|| format!("invalid log filter {filter:?}"))?;
     tracing_subscriber::registry()
         .with(filter)
         .with(tracing_opentelemetry::layer().with_tracer(tracer))
@@ -101,11 +113,10 @@ pub fn init(options: &Options) -> anyhow::Result<Telemetry> {
                 // Colour for a terminal, plain text for the log files checks keep.
                 .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
                 .with_target(false)
-                .with_filter(tracing_subscriber::filter::LevelFilter::INFO),
+                .with_filter(log_level),
         )
         .try_init()
-        .context("a global tracing subscriber is already installed")?;
-    Ok(Telemetry { provider })
+        .context("a global tracing subscriber is already installed")
 }
 
 impl Telemetry {

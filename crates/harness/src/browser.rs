@@ -112,11 +112,26 @@ pub struct BrowserStage {
     page_orders: Vec<PageOrder>,
     probes: Vec<Probe>,
     screenshot: Option<PathBuf>,
+    /// The step's own `allowlist.js`, bundled into the page.
+    allowlist: PathBuf,
+    /// Where the page is bundled for this run, served by the gateway.
+    page_dir: Option<PathBuf>,
 }
 
+/// The lesson file the page is bundled with, in the step's crate.
+pub const ALLOWLIST_FILE: &str = "allowlist.js";
+
 impl BrowserStage {
-    pub fn new() -> anyhow::Result<BrowserStage> {
+    /// The stage for the step's crate in `crate_dir`, whose `allowlist.js`
+    /// decides where the page propagates.
+    pub fn new(crate_dir: &std::path::Path) -> anyhow::Result<BrowserStage> {
+        let allowlist = crate_dir.join(ALLOWLIST_FILE);
+        if !allowlist.is_file() {
+            bail!("{} is missing: the page is bundled with the step's propagation allowlist", allowlist.display());
+        }
         Ok(BrowserStage {
+            allowlist,
+            page_dir: None,
             gateway_port: free_port()?,
             runtime: None,
             recorders: Vec::new(),
@@ -140,8 +155,9 @@ impl BrowserStage {
         crate::project_root().join("frontend")
     }
 
-    /// `npm ci` when `node_modules` is missing, then the bundle, every run.
-    fn build_page(env: &StageEnv) -> anyhow::Result<()> {
+    /// `npm ci` when `node_modules` is missing, then the page bundled with
+    /// the step's allowlist, every run, into the run's log directory.
+    fn build_page(&self, env: &StageEnv) -> anyhow::Result<PathBuf> {
         let version = duct::cmd!("node", "--version").stdout_capture().stderr_null().unchecked().run();
         let major = version
             .ok()
@@ -162,7 +178,14 @@ impl BrowserStage {
         if !dir.join("node_modules").is_dir() {
             npm(&["ci", "--no-audit", "--no-fund"], "npm-ci.log")?;
         }
-        npm(&["run", "build"], "npm-build.log")
+        let page = env.logs.join("page");
+        std::fs::create_dir_all(&page).with_context(|| format!("creating {}", page.display()))?;
+        let outfile = format!("--outfile={}", page.join("app.js").display());
+        let alias = format!("--alias:stitch-allowlist={}", self.allowlist.display());
+        npm(&["run", "bundle", "--", &outfile, &alias], "npm-bundle.log")?;
+        std::fs::copy(dir.join("index.html"), page.join("index.html"))
+            .with_context(|| format!("copying the page's index.html into {}", page.display()))?;
+        Ok(page)
     }
 
     fn start_recorders(&mut self) -> anyhow::Result<()> {
@@ -393,7 +416,7 @@ impl Stage for BrowserStage {
     }
 
     fn start(&mut self, env: &StageEnv) -> anyhow::Result<()> {
-        Self::build_page(env)?;
+        self.page_dir = Some(self.build_page(env)?);
         self.lineage_http = env.lineage_http.clone();
         self.start_recorders()
     }
@@ -404,7 +427,7 @@ impl Stage for BrowserStage {
         }
         let mut args = vec![
             "--frontend".to_owned(),
-            Self::frontend_dir().join("dist").display().to_string(),
+            self.page_dir.as_ref().map_or_else(String::new, |page| page.display().to_string()),
             "--frontend-otlp".to_owned(),
             format!("{}/v1/traces", self.lineage_http),
             "--trusted-origin".to_owned(),

@@ -40,7 +40,7 @@ impl StageKind {
                 Box::new(crate::tier::TierStage::new(crate::tier::Lesson::KeepWhatMatters, options))
             }
             StageKind::Mesh => Box::new(crate::mesh::MeshStage::new()),
-            StageKind::Browser => Box::new(crate::browser::BrowserStage::new()?),
+            StageKind::Browser => Box::new(crate::browser::BrowserStage::new(crate_dir)?),
             StageKind::LongTrace => Box::new(crate::long_trace::LongTraceStage::check()),
         })
     }

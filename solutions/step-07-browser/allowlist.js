@@ -1,5 +1,6 @@
 // Which cross-origin URLs get the page's `traceparent`. Same-origin calls
-// always do; everything else gets it only if it matches this list.
+// always do; everything else gets it only if it matches this list. The page
+// (`frontend/src/main.js`) is bundled with this file by the check.
 
 // ANCHOR: allowlist
 /** Anchored RegExps, one per allowed API origin: `^scheme://host:port/`. */

@@ -238,7 +238,7 @@ impl Receiver {
     }
 
     fn accepted(&self) -> Result<u64> {
-        let metrics = Metrics::parse(&http_get(&self.metrics_url)?);
+        let metrics = Metrics::parse(&http_get(&self.metrics_url)?)?;
         accepted_spans(&metrics, self.accepted_names).with_context(|| format!("reading {}", self.metrics_url))
     }
 }
@@ -422,10 +422,11 @@ mod tests {
         let collector = Metrics::parse(
             "otelcol_receiver_accepted_spans_total{receiver=\"otlp\",transport=\"grpc\"} 1536\n\
              otelcol_receiver_refused_spans_total{receiver=\"otlp\",transport=\"grpc\"} 0\n",
-        );
+        )
+        .unwrap();
         let names = ["otelcol_receiver_accepted_spans_total", "otelcol_receiver_accepted_spans"];
         assert_eq!(accepted_spans(&collector, &names).unwrap(), 1536);
-        let renamed = Metrics::parse("otelcol_receiver_spans_ok_total 1536\n");
+        let renamed = Metrics::parse("otelcol_receiver_spans_ok_total 1536\n").unwrap();
         assert!(accepted_spans(&renamed, &names).is_err(), "a renamed counter is an error, not zero");
     }
 

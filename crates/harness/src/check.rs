@@ -178,7 +178,13 @@ pub fn run_staged(
     let lineage = runtime.block_on(lineage::Lineage::start(lineage::Config {
         grpc_addr: ([127, 0, 0, 1], 0).into(),
         http_addr: ([127, 0, 0, 1], 0).into(),
-        quiet_period: Duration::from_secs(2),
+        // Longer than the lag between two services' exports on a loaded
+        // machine (each batches its spans; a collector tier batches again):
+        // a trace settled before its parent span arrived would count the
+        // child an orphan of the flow. The run ends with `settle_now`, so a
+        // long period costs no time; at 2 s, step 4's consumer showed 3%
+        // `missing-parent` orphans on a busy machine with every span received.
+        quiet_period: Duration::from_secs(10),
         max_age: stage.as_ref().map_or_else(|| lineage::Config::default().max_age, |stage| stage.lineage_max_age()),
         entry_services,
         cors_origins: stage.as_ref().map(|stage| stage.lineage_cors_origins()).unwrap_or_default(),

@@ -260,7 +260,7 @@ impl OtelProcess {
     /// Scrapes the process's self-metrics.
     pub fn metrics(&self) -> Result<Metrics> {
         let text = http_get(&format!("http://127.0.0.1:{}/metrics", self.metrics_port))?;
-        Ok(Metrics::parse(&text))
+        Metrics::parse(&text)
     }
 }
 
@@ -271,22 +271,15 @@ pub struct Metrics {
 }
 
 impl Metrics {
-    /// Parses the text exposition format; lines it cannot read are skipped.
-    pub fn parse(text: &str) -> Metrics {
+    /// Parses the text exposition format. A sample line it cannot read is an
+    /// error naming the line: a scrape read in part would count as zeros.
+    pub fn parse(text: &str) -> anyhow::Result<Metrics> {
         let samples = text
             .lines()
             .filter(|line| !line.starts_with('#') && !line.trim().is_empty())
-            .filter_map(|line| {
-                let (series, value) = line.rsplit_once(' ')?;
-                let value: f64 = value.parse().ok()?;
-                let (name, labels) = match series.split_once('{') {
-                    Some((name, rest)) => (name, parse_labels(rest.strip_suffix('}')?)),
-                    None => (series, BTreeMap::new()),
-                };
-                Some((name.to_owned(), labels, value))
-            })
-            .collect();
-        Metrics { samples }
+            .map(|line| parse_sample(line).with_context(|| format!("a metrics line that is not a sample: {line:?}")))
+            .collect::<anyhow::Result<_>>()?;
+        Ok(Metrics { samples })
     }
 
     /// The sum of every series of `name` whose labels include all of `labels`.
@@ -307,6 +300,21 @@ impl Metrics {
             })
             .map(|(_, labels, value)| (labels, *value))
     }
+}
+
+/// `name{labels} value` or `name value`, with an optional timestamp after
+/// the value.
+fn parse_sample(line: &str) -> Option<(String, BTreeMap<String, String>, f64)> {
+    let (series, rest) = match line.rfind('}') {
+        Some(close) => line.split_at(close + 1),
+        None => line.split_once(' ')?,
+    };
+    let value: f64 = rest.split_whitespace().next()?.parse().ok()?;
+    let (name, labels) = match series.split_once('{') {
+        Some((name, labels)) => (name, parse_labels(labels.strip_suffix('}')?)),
+        None => (series, BTreeMap::new()),
+    };
+    Some((name.trim().to_owned(), labels, value))
 }
 
 fn parse_labels(text: &str) -> BTreeMap<String, String> {
@@ -347,9 +355,9 @@ mod tests {
              otelcol_a{policy=\"errors\",sampled=\"true\"} 2\n\
              otelcol_a{policy=\"errors\",sampled=\"false\"} 40\n\
              otelcol_a{policy=\"slow\",sampled=\"true\"} 1\n\
-             otelcol_rss 1.5e+08\n\
-             garbage line\n",
-        );
+             otelcol_rss 1.5e+08 1733112000000\n",
+        )
+        .unwrap();
         assert_eq!(metrics.sum("otelcol_a", &[("sampled", "true")]), 3.0);
         assert_eq!(metrics.sum("otelcol_a", &[("policy", "errors")]), 42.0);
         assert_eq!(metrics.sum("otelcol_rss", &[]), 1.5e8);
@@ -357,8 +365,14 @@ mod tests {
     }
 
     #[test]
+    fn a_line_that_is_not_a_sample_is_an_error_that_names_it() {
+        let error = Metrics::parse("otelcol_a 1\ngarbage line\n").unwrap_err();
+        assert!(format!("{error:#}").contains("\"garbage line\""), "{error:#}");
+    }
+
+    #[test]
     fn label_values_may_hold_commas_quotes_and_braces() {
-        let metrics = Metrics::parse("m{endpoint=\"127.0.0.1:1,2\",note=\"a \\\"b\\\" {c}\"} 7\n");
+        let metrics = Metrics::parse("m{endpoint=\"127.0.0.1:1,2\",note=\"a \\\"b\\\" {c}\"} 7\n").unwrap();
         let (labels, value) = metrics.series("m", &[]).next().expect("one series");
         assert_eq!(value, 7.0);
         assert_eq!(labels["endpoint"], "127.0.0.1:1,2");

@@ -198,7 +198,7 @@ pub fn generate(only: Option<&str>) -> anyhow::Result<ExitCode> {
                 }
                 Some(StageKind::TailSampling) if solution => {
                     let evidence = run.evidence.as_ref().context("the tier measured nothing")?;
-                    let StageData::Tier(tier) = &evidence.data else {
+                    let StageData::TailSampling(tier) = &evidence.data else {
                         anyhow::bail!("step {}'s stage measured something other than the tier", step.number);
                     };
                     write(&images_dir().join(TIER_ROUTING), &routing_svg(&run, tier))?;

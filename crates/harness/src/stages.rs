@@ -1,31 +1,42 @@
-//! The stages of the later steps: what each adds around the flow. A step names
-//! its stage in `step.toml` (`stage = "…"`); steps 0–3 have none. Adding a
-//! stage: its module, a variant of [`StageKind`] and of [`StageData`], and
-//! its step's `step.toml`.
+//! The stages of the later steps: what each adds around the flow, and what
+//! each measured. A step names its stage in `step.toml` (`stage = "…"`);
+//! steps 0–3 have none. Adding a stage: its module, a variant of
+//! [`StageData`] (its measured data; [`StageKind`], the name a `step.toml`
+//! gives it, is derived from it), the arm of [`StageKind::for_check`] the
+//! compiler then asks for, and its step's `step.toml`.
 
 use serde::{Deserialize, Serialize};
+use strum::{EnumDiscriminants, IntoStaticStr};
 
 use crate::stage::Stage;
 
-/// Every stage a `step.toml` may name; serde rejects any other name.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum StageKind {
-    TailSampling,
-    Mesh,
-    Browser,
-    LongTrace,
+/// What each stage measured, by stage: the book's tables read these fields.
+/// Its discriminants are [`StageKind`], each named in kebab case
+/// (`tail-sampling`); serde rejects any other name in a `step.toml`.
+#[derive(Debug, Clone, Serialize, Deserialize, EnumDiscriminants)]
+#[serde(tag = "stage", rename_all = "kebab-case")]
+#[strum_discriminants(
+    name(StageKind),
+    derive(Serialize, Deserialize, IntoStaticStr),
+    serde(rename_all = "kebab-case"),
+    strum(serialize_all = "kebab-case")
+)]
+pub enum StageData {
+    /// Step 4: the tier keeps the error, the slow trace and about 1% of the rest.
+    TailSampling(crate::tier::TierData),
+    /// Step 0's broken flow through step 4's tier (`cargo xtask
+    /// sampling-cannot-repair`): a measurement, not a step's stage.
+    #[strum_discriminants(serde(skip_deserializing))]
+    SamplingCannotRepair(crate::tier::CannotRepairData),
+    Mesh(crate::mesh::MeshData),
+    Browser(crate::browser::BrowserData),
+    LongTrace(Box<crate::long_trace::LongTraceData>),
 }
 
 impl StageKind {
     /// The name a `step.toml` gives the stage.
     pub fn name(self) -> &'static str {
-        match self {
-            StageKind::TailSampling => "tail-sampling",
-            StageKind::Mesh => "mesh",
-            StageKind::Browser => "browser",
-            StageKind::LongTrace => "long-trace",
-        }
+        self.into()
     }
 
     /// The stage as a step's check runs it, for the crate in `crate_dir`
@@ -39,24 +50,16 @@ impl StageKind {
                 };
                 Box::new(crate::tier::TierStage::new(crate::tier::Lesson::KeepWhatMatters, options))
             }
+            StageKind::SamplingCannotRepair => {
+                anyhow::bail!(
+                    "sampling-cannot-repair is not a step's stage: `cargo xtask sampling-cannot-repair` runs it"
+                )
+            }
             StageKind::Mesh => Box::new(crate::mesh::MeshStage::new()),
             StageKind::Browser => Box::new(crate::browser::BrowserStage::new(crate_dir)?),
             StageKind::LongTrace => Box::new(crate::long_trace::LongTraceStage::check()),
         })
     }
-}
-
-/// What each stage measured, by stage: the book's tables read these fields.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(tag = "stage", rename_all = "kebab-case")]
-pub enum StageData {
-    /// Step 4: the tier keeps the error, the slow trace and about 1% of the rest.
-    Tier(crate::tier::TierData),
-    /// Step 0's broken flow through step 4's tier.
-    SamplingCannotRepair(crate::tier::CannotRepairData),
-    Mesh(crate::mesh::MeshData),
-    Browser(crate::browser::BrowserData),
-    LongTrace(Box<crate::long_trace::LongTraceData>),
 }
 
 #[cfg(test)]
@@ -69,6 +72,10 @@ mod tests {
             let parsed: StageKind = serde_json::from_value(serde_json::json!(kind.name())).expect("a known name");
             assert_eq!(parsed, kind);
         }
+        assert_eq!(StageKind::TailSampling.name(), "tail-sampling");
+        // A measurement of its own, not a stage a step may name.
+        assert!(serde_json::from_value::<StageKind>(serde_json::json!("sampling-cannot-repair")).is_err());
+        assert!(serde_json::from_value::<StageKind>(serde_json::json!("tier")).is_err());
     }
 
     #[test]

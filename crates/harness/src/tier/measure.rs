@@ -216,7 +216,7 @@ impl TierStage {
         Ok(Evidence {
             assertions,
             notes,
-            data: StageData::Tier(TierData {
+            data: StageData::TailSampling(TierData {
                 decision_wait_ms: options.decision_wait.as_millis() as u64,
                 num_traces: options.num_traces,
                 baseline_total,

@@ -105,7 +105,8 @@ struct Probe {
 
 pub struct BrowserStage {
     gateway_port: u16,
-    runtime: Option<tokio::runtime::Runtime>,
+    /// The recording servers, on the run's runtime until the stage stops.
+    servers: Vec<tokio::task::JoinHandle<()>>,
     recorders: Vec<Recorder>,
     lineage_http: String,
     driver: Option<Child>,
@@ -133,7 +134,7 @@ impl BrowserStage {
             allowlist,
             page_dir: None,
             gateway_port: free_port()?,
-            runtime: None,
+            servers: Vec::new(),
             recorders: Vec::new(),
             lineage_http: String::new(),
             driver: None,
@@ -188,12 +189,7 @@ impl BrowserStage {
         Ok(page)
     }
 
-    fn start_recorders(&mut self) -> anyhow::Result<()> {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .context("starting the recording servers' runtime")?;
+    fn start_recorders(&mut self, runtime: &tokio::runtime::Runtime) -> anyhow::Result<()> {
         let page_origin = self.page_origin();
         for (name, cors) in [
             ("partner", Cors::Allowlisted),
@@ -207,12 +203,12 @@ impl BrowserStage {
             let addr = listener.local_addr()?;
             let state = Arc::new((cors, page_origin.clone(), hits.clone()));
             let app = axum::Router::new().fallback(record).with_state(state);
-            runtime.spawn(async move {
+            let server = runtime.spawn(async move {
                 let _ = axum::serve(listener, app).await;
             });
+            self.servers.push(server);
             self.recorders.push(Recorder { name, cors, addr, hits });
         }
-        self.runtime = Some(runtime);
         Ok(())
     }
 
@@ -260,8 +256,12 @@ impl BrowserStage {
     }
 
     /// Callers the gateway does not trust, each presenting a context of its own.
-    fn send_probes(&self, gateway: SocketAddr, count: usize) -> anyhow::Result<Vec<Probe>> {
-        let runtime = self.runtime.as_ref().context("the stage was not started")?;
+    fn send_probes(
+        &self,
+        runtime: &tokio::runtime::Runtime,
+        gateway: SocketAddr,
+        count: usize,
+    ) -> anyhow::Result<Vec<Probe>> {
         let origin = self.recorder(Cors::ThirdParty).origin();
         let url = format!("http://{gateway}/orders");
         runtime.block_on(async {
@@ -418,7 +418,7 @@ impl Stage for BrowserStage {
     fn start(&mut self, env: &StageEnv) -> anyhow::Result<()> {
         self.page_dir = Some(self.build_page(env)?);
         self.lineage_http = env.lineage_http.clone();
-        self.start_recorders()
+        self.start_recorders(env.runtime)
     }
 
     fn service_args(&self, role: &str) -> Vec<String> {
@@ -444,7 +444,7 @@ impl Stage for BrowserStage {
 
     fn drive(&mut self, env: &StageEnv, gateway: SocketAddr) -> anyhow::Result<Vec<Order>> {
         self.page_orders = self.run_browser(env, gateway, env.requests)?;
-        self.probes = self.send_probes(gateway, env.requests)?;
+        self.probes = self.send_probes(env.runtime, gateway, env.requests)?;
         Ok(self
             .page_orders
             .iter()
@@ -594,8 +594,8 @@ impl Stage for BrowserStage {
         if let Some(mut driver) = self.driver.take() {
             driver.stop(Duration::from_secs(2));
         }
-        if let Some(runtime) = self.runtime.take() {
-            runtime.shutdown_timeout(Duration::from_secs(1));
+        for server in self.servers.drain(..) {
+            server.abort();
         }
     }
 }

@@ -197,6 +197,7 @@ pub fn run_staged(
         lineage_http: lineage.http_endpoint(),
         solution: options.solution,
         requests: options.requests,
+        runtime: &runtime,
     };
 
     let outcome = run_started(&runtime, &lineage, options, &package, &env, variant, stage.as_deref_mut());

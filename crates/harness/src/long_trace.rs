@@ -665,9 +665,10 @@ impl Stage for LongTraceStage {
         }
         let started = Instant::now();
         self.started = Some(started);
+        let runtime = env.runtime.handle().clone();
         let traffic = std::thread::Builder::new()
             .name("long-trace-traffic".to_owned())
-            .spawn(move || traffic(gateway, &workload, orders))
+            .spawn(move || traffic(&runtime, gateway, &workload, orders))
             .context("starting the traffic thread")?;
         // Until the last batch's last item is done, with a margin for a batch
         // that started late.
@@ -1021,8 +1022,12 @@ pub mod long_mode {
 
 /// Drives the workload against the gateway: the batches and the orders, each
 /// at its own time. Returns the batches and the orders the gateway accepted.
-fn traffic(gateway: SocketAddr, workload: &Workload, orders: usize) -> Result<(Vec<Order>, Vec<Order>)> {
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+fn traffic(
+    runtime: &tokio::runtime::Handle,
+    gateway: SocketAddr,
+    workload: &Workload,
+    orders: usize,
+) -> Result<(Vec<Order>, Vec<Order>)> {
     runtime.block_on(async {
         let client = crate::gateway::client()?;
         let start = tokio::time::Instant::now();

@@ -97,8 +97,7 @@ impl MeshStage {
     /// lineage made of them, then resets lineage: the judged numbers hold the
     /// gateway's requests only, and the probes are judged on their own.
     fn probe(&mut self, env: &StageEnv, listener: SocketAddr) -> anyhow::Result<()> {
-        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-        let statuses = runtime.block_on(send_probes(listener))?;
+        let statuses = env.runtime.block_on(send_probes(listener))?;
         // Until the spans stop arriving: the malformed probe always leaves
         // some (the worker starts a trace of its own), and the consumer's
         // arrive a few hundred milliseconds after the worker's.

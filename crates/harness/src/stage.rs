@@ -82,6 +82,9 @@ pub struct StageEnv<'a> {
     pub solution: bool,
     /// The baseline requests the run drives.
     pub requests: usize,
+    /// The run's one tokio runtime: block on it, or spawn on it the servers
+    /// a stage keeps until it stops.
+    pub runtime: &'a tokio::runtime::Runtime,
 }
 
 /// What a stage measured beyond lineage's report.

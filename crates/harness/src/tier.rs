@@ -341,10 +341,9 @@ impl Stage for TierStage {
         self.running.as_ref().map(|running| format!("http://127.0.0.1:{}", running.tier1_grpc))
     }
 
-    fn drive(&mut self, _env: &StageEnv, gateway: SocketAddr) -> Result<Vec<Order>> {
-        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    fn drive(&mut self, env: &StageEnv, gateway: SocketAddr) -> Result<Vec<Order>> {
         let delay = self.options.slow_delay.as_millis();
-        let (error, slow) = runtime.block_on(async {
+        let (error, slow) = env.runtime.block_on(async {
             let client = crate::gateway::client()?;
             let order = |query: String| crate::gateway::place(client.post(format!("http://{gateway}/orders?{query}")));
             anyhow::Ok(tokio::join!(order("fail=true".to_owned()), order(format!("delay_ms={delay}"))))

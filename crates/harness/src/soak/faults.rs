@@ -66,6 +66,10 @@ pub struct FaultResult {
     /// between [`IN_FLIGHT_BEFORE_KILL`] before it and the restarted
     /// service answering) and every orphan belongs to one of them.
     pub explained: bool,
+    /// Lineage's completeness latency over the run: a fault that only
+    /// delays work shows here, not in the losses.
+    pub completeness_p99_ms: f64,
+    pub completeness_max_ms: f64,
     /// Seconds from the kill to the restarted service answering `/healthz`.
     pub down_s: f64,
     /// Seconds from the kill until the first request after which every
@@ -99,14 +103,11 @@ pub fn run(flow: &mut Flow<'_>, fault: Fault, rate: Rate, spans_per_request: u64
     flow.lineage.settle_now();
     let report = flow.lineage.report();
 
-    let window_start = killed_at.checked_sub(IN_FLIGHT_BEFORE_KILL).context("clock before the window")?;
-    let in_window = |at: Instant| at >= window_start && at <= back_at;
     let mut ordered: Vec<_> = sent.iter().collect();
     ordered.sort_by_key(|sent| sent.sent_at);
     let (mut spans_lost, mut spans_extra, mut attributed_orphans) = (0, 0, 0);
-    let (mut hurt, mut hurt_outside) = (0, 0);
-    let mut last_hurt: Option<usize> = None;
-    for (index, sent) in ordered.iter().enumerate() {
+    let mut requests = Vec::with_capacity(ordered.len());
+    for sent in ordered {
         let whole = match &sent.outcome {
             Ok(order) => {
                 let spans = order_spans(flow.lineage, &order.order_id);
@@ -117,20 +118,13 @@ pub fn run(flow: &mut Flow<'_>, fault: Fault, rate: Rate, spans_per_request: u64
             }
             Err(_) => false,
         };
-        if !whole {
-            hurt += 1;
-            hurt_outside += usize::from(!in_window(sent.sent_at));
-            last_hurt = Some(index);
-        }
+        requests.push(Judged { sent_at: sent.sent_at, whole });
+    }
+    let harm = Harm::of(&requests, killed_at, back_at);
+    if report.completeness.count == 0 {
+        bail!("lineage measured no completeness latency in the fault run: no request became a connected trace");
     }
     let orphans_without_request = report.orphans().saturating_sub(attributed_orphans);
-    let recovered_s = match last_hurt {
-        // Nothing was hurt: whole from the kill on.
-        None => Some(0.0),
-        Some(index) => {
-            ordered.get(index + 1).map(|next| next.sent_at.saturating_duration_since(killed_at).as_secs_f64())
-        }
-    };
     Ok(FaultResult {
         fault: fault.name().to_owned(),
         requests: sent.len(),
@@ -138,11 +132,84 @@ pub fn run(flow: &mut Flow<'_>, fault: Fault, rate: Rate, spans_per_request: u64
         orphans: report.orphans(),
         spans_lost,
         spans_extra,
-        requests_hurt: hurt,
-        requests_hurt_outside_window: hurt_outside,
+        requests_hurt: harm.hurt,
+        requests_hurt_outside_window: harm.outside_window,
         orphans_without_request,
-        explained: hurt_outside == 0 && orphans_without_request == 0,
+        completeness_p99_ms: report.completeness.p99_ms,
+        completeness_max_ms: report.completeness.max_ms,
+        explained: harm.outside_window == 0 && orphans_without_request == 0,
         down_s: back_at.duration_since(killed_at).as_secs_f64(),
-        recovered_s,
+        recovered_s: harm.recovered_s,
     })
+}
+
+/// One request of a fault run: when it left, and whether it came through whole.
+#[derive(Debug, Clone, Copy)]
+pub struct Judged {
+    pub sent_at: Instant,
+    pub whole: bool,
+}
+
+/// What a kill did to the requests around it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Harm {
+    pub hurt: usize,
+    /// Hurt requests sent outside [kill − [`IN_FLIGHT_BEFORE_KILL`], back].
+    pub outside_window: usize,
+    /// Seconds from the kill to the request after the last hurt one; `None`
+    /// when the last request was hurt.
+    pub recovered_s: Option<f64>,
+}
+
+impl Harm {
+    /// Judges `requests`, in the order they were sent.
+    pub fn of(requests: &[Judged], killed_at: Instant, back_at: Instant) -> Harm {
+        let window_start = killed_at.checked_sub(IN_FLIGHT_BEFORE_KILL).unwrap_or(killed_at);
+        let in_window = |at: Instant| at >= window_start && at <= back_at;
+        let hurt: Vec<usize> = (0..requests.len()).filter(|&index| !requests[index].whole).collect();
+        let outside_window = hurt.iter().filter(|&&index| !in_window(requests[index].sent_at)).count();
+        let recovered_s = match hurt.last() {
+            // Nothing was hurt: whole from the kill on.
+            None => Some(0.0),
+            Some(&last) => {
+                requests.get(last + 1).map(|next| next.sent_at.saturating_duration_since(killed_at).as_secs_f64())
+            }
+        };
+        Harm { hurt: hurt.len(), outside_window, recovered_s }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Requests every 100 ms for 5 s; the kill at 2 s, the service back at 2.5 s.
+    fn judge(hurt_at_ms: &[u64]) -> Harm {
+        let start = Instant::now();
+        let at = |ms: u64| start + Duration::from_millis(ms);
+        let requests: Vec<Judged> =
+            (0..50).map(|n| Judged { sent_at: at(n * 100), whole: !hurt_at_ms.contains(&(n * 100)) }).collect();
+        Harm::of(&requests, at(2000), at(2500))
+    }
+
+    #[test]
+    fn losses_in_flight_at_the_kill_are_explained() {
+        let harm = judge(&[1100, 1900, 2000, 2300, 2500]);
+        assert_eq!(harm.hurt, 5);
+        assert_eq!(harm.outside_window, 0);
+        let recovered = harm.recovered_s.unwrap();
+        assert!((recovered - 0.6).abs() < 1e-6, "{recovered}");
+    }
+
+    #[test]
+    fn a_loss_long_before_or_after_the_kill_is_not() {
+        assert_eq!(judge(&[500, 2000]).outside_window, 1);
+        assert_eq!(judge(&[2000, 3000]).outside_window, 1);
+    }
+
+    #[test]
+    fn a_run_that_ends_hurt_has_not_recovered() {
+        assert_eq!(judge(&[2000, 4900]).recovered_s, None);
+        assert_eq!(judge(&[]).recovered_s, Some(0.0));
+    }
 }

@@ -22,7 +22,7 @@ const TOPIC: &str = "orders";
 /// Cases in flight at once.
 const CONCURRENCY: usize = 32;
 
-/// Violations quoted in the result.
+/// Violations quoted in the result, one per kind.
 const EXAMPLES: usize = 10;
 
 /// What the fuzz measured.
@@ -56,7 +56,9 @@ pub struct FuzzResult {
     pub spans_refused_by_lineage: std::collections::BTreeMap<String, u64>,
     /// The statuses refused cases were answered with, and how often.
     pub refused_statuses: std::collections::BTreeMap<u16, usize>,
-    /// The first violations, each with its case number.
+    /// Violations by the case's kind (`traceparent: short ids`, …).
+    pub violations_by_kind: std::collections::BTreeMap<String, usize>,
+    /// The first violation of each kind, with its case number.
     pub examples: Vec<String>,
 }
 
@@ -147,6 +149,7 @@ pub fn run(flow: &mut Flow<'_>, seed: u64, count: usize, spans_per_request: u64)
         spans_received: report.spans_received,
         spans_refused_by_lineage: report.rejected_spans.clone(),
         refused_statuses: std::collections::BTreeMap::new(),
+        violations_by_kind: std::collections::BTreeMap::new(),
         examples: Vec::new(),
     };
     for (case, delivery) in cases.iter().zip(&deliveries) {
@@ -206,7 +209,9 @@ pub fn run(flow: &mut Flow<'_>, seed: u64, count: usize, spans_per_request: u64)
             Some(what) => {
                 result.violations += 1;
                 result.edges[edge].violations += 1;
-                if result.examples.len() < EXAMPLES {
+                let seen = result.violations_by_kind.entry(case.kind.to_owned()).or_insert(0);
+                *seen += 1;
+                if *seen == 1 && result.examples.len() < EXAMPLES {
                     result.examples.push(format!("case {} ({:?}, {}): {what}", case.index, case.edge, case.kind));
                 }
             }

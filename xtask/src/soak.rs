@@ -166,6 +166,7 @@ pub fn tables(report: &SoakReport) -> Vec<(String, Table)> {
             ("spans expected", load.spans_expected.to_string()),
             ("spans received", load.spans_received.to_string()),
             ("orphan spans", load.orphans.to_string()),
+            ("late spans (after their trace settled)", load.late_spans.to_string()),
             ("incomplete requests", load.incomplete_requests.to_string()),
             ("gateway latency p50", format!("{:.1} ms", load.latency_p50_ms)),
             ("gateway latency p99", format!("{:.1} ms", load.latency_p99_ms)),
@@ -191,8 +192,10 @@ pub fn tables(report: &SoakReport) -> Vec<(String, Table)> {
                 "explained",
                 "down",
                 "recovered",
+                "completeness p99 / max",
+                "late spans",
             ],
-            &[false, true, true, true, true, true, true, false, true, true],
+            &[false, true, true, true, true, true, true, false, true, true, true, true],
         );
         for fault in &report.faults {
             table.row(vec![
@@ -211,6 +214,7 @@ pub fn tables(report: &SoakReport) -> Vec<(String, Table)> {
                 format!("{:.1} s", fault.down_s),
                 fault.recovered_s.map_or_else(|| "not in the run".to_owned(), |seconds| format!("{seconds:.1} s")),
                 format!("{:.0} / {:.0} ms", fault.completeness_p99_ms, fault.completeness_max_ms),
+                fault.late_spans.to_string(),
             ]);
         }
         tables.push(("Faults, each under load (a kill a third of the way in, restarted at once)".to_owned(), table));
@@ -247,4 +251,49 @@ pub fn tables(report: &SoakReport) -> Vec<(String, Table)> {
         tables.push((title, table));
     }
     tables
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const REPORT: &str = r#"{
+        "kafka": "tansu",
+        "load": {
+            "rps": 100, "seconds": 15.0, "requests": 1500, "failed": 0,
+            "spans_expected": 9000, "spans_received": 9000, "orphans": 0, "late_spans": 0,
+            "incomplete_requests": 0, "latency_p50_ms": 3.2, "latency_p99_ms": 9.5,
+            "completeness_p99_ms": 244.3, "send_lag_p99_ms": 4.6, "send_lag_max_ms": 14.5
+        },
+        "faults": [{
+            "fault": "worker SIGKILL + restart", "requests": 1500, "failed": 14, "orphans": 11,
+            "spans_lost": 32, "spans_extra": 0, "late_spans": 0, "requests_hurt": 25,
+            "requests_hurt_outside_window": 0, "orphans_without_request": 0,
+            "completeness_p99_ms": 300.0, "completeness_max_ms": 900.0, "explained": true,
+            "down_s": 0.2, "recovered_s": null
+        }],
+        "fuzz": {
+            "seed": 42, "cases": 2000, "crashes": 0, "rejected": 1388, "continued": 282,
+            "continued_unsampled": 257, "handled": 1999, "violations": 1, "valid_not_continued": 0,
+            "edges": [{"edge": "Worker", "cases": 800, "continued": 220, "continued_unsampled": 209,
+                       "new_root": 370, "refused": 0, "violations": 1}],
+            "spans_expected": 8400, "spans_received": 7490, "spans_refused_by_lineage": {},
+            "refused_statuses": {}, "violations_by_kind": {"traceparent: short ids": 1},
+            "examples": ["case 13 (Worker, traceparent: short ids): continued trace 0000000000581a87c344928b35b69a52"]
+        },
+        "elapsed_seconds": 40.0
+    }"#;
+
+    #[test]
+    fn each_scenario_renders_a_table_and_the_chapter_says_how_to_replay_it() {
+        let report: SoakReport = serde_json::from_str(REPORT).unwrap();
+        let tables = tables(&report);
+        assert_eq!(tables.len(), 3, "load, faults, fuzz");
+        let faults = tables[1].1.render();
+        assert!(faults.contains("not in the run"), "a run that ended hurt says so:\n{faults}");
+        let chapter = markdown(&[(SoakOptions::short(BrokerKind::Tansu, 42), report)]);
+        assert!(chapter.contains("`cargo xtask soak --kafka tansu --seed 42`"), "{chapter}");
+        assert!(chapter.contains("- 1 × traceparent: short ids"), "{chapter}");
+        assert!(chapter.contains("requests were not whole again"), "{chapter}");
+    }
 }

@@ -56,6 +56,8 @@ pub struct FaultResult {
     pub spans_lost: u64,
     /// Spans beyond the shape (work done twice).
     pub spans_extra: u64,
+    /// Spans that reached lineage after their trace had settled.
+    pub late_spans: u64,
     /// Requests (accepted or not) that are not whole.
     pub requests_hurt: usize,
     /// Of those, requests sent outside the in-flight window.
@@ -132,6 +134,7 @@ pub fn run(flow: &mut Flow<'_>, fault: Fault, rate: Rate, spans_per_request: u64
         orphans: report.orphans(),
         spans_lost,
         spans_extra,
+        late_spans: report.late_spans,
         requests_hurt: harm.hurt,
         requests_hurt_outside_window: harm.outside_window,
         orphans_without_request,

@@ -22,6 +22,10 @@ pub struct LoadResult {
     pub spans_received: u64,
     /// Orphan spans over the whole run, from lineage's report.
     pub orphans: u64,
+    /// Spans that reached lineage after their trace had settled (2 s
+    /// without a new span): lineage judges such a span alone, and an orphan
+    /// it counts then stays counted.
+    pub late_spans: u64,
     /// Accepted requests that are not one connected trace of the flow's shape.
     pub incomplete_requests: usize,
     pub latency_p50_ms: f64,
@@ -78,6 +82,7 @@ pub fn run(flow: &mut Flow<'_>, rate: Rate, spans_per_request: u64) -> anyhow::R
         spans_expected,
         spans_received,
         orphans: report.orphans(),
+        late_spans: report.late_spans,
         incomplete_requests,
         latency_p50_ms: percentile(&latencies, 0.50).context("no latency")?,
         latency_p99_ms: percentile(&latencies, 0.99).context("no latency")?,

@@ -245,8 +245,8 @@ pub fn tables(report: &SoakReport) -> Vec<(String, Table)> {
             fuzz.violations.to_string(),
         ]);
         let title = format!(
-            "Fuzz: seed {}, {} crashes, {} handled, {} valid contexts not continued",
-            fuzz.seed, fuzz.crashes, fuzz.handled, fuzz.valid_not_continued
+            "Fuzz: seed {}, {} crashes, {} error answers, {} handled, {} valid contexts not continued",
+            fuzz.seed, fuzz.crashes, fuzz.errors, fuzz.handled, fuzz.valid_not_continued
         );
         tables.push((title, table));
     }
@@ -274,7 +274,7 @@ mod tests {
         }],
         "fuzz": {
             "seed": 42, "cases": 2000, "crashes": 0, "rejected": 1388, "continued": 282,
-            "continued_unsampled": 257, "handled": 1999, "violations": 1, "valid_not_continued": 0,
+            "continued_unsampled": 257, "handled": 1999, "errors": 0, "violations": 1, "valid_not_continued": 0,
             "edges": [{"edge": "Worker", "cases": 800, "continued": 220, "continued_unsampled": 209,
                        "new_root": 370, "refused": 0, "violations": 1}],
             "spans_expected": 8400, "spans_received": 7490, "spans_refused_by_lineage": {},

@@ -223,6 +223,7 @@ mod tests {
             continued: 282,
             continued_unsampled: 257,
             handled: 1927,
+            errors: 0,
             violations: 73,
             valid_not_continued: 0,
             edges: Vec::new(),

@@ -42,6 +42,9 @@ pub struct FuzzResult {
     pub continued_unsampled: usize,
     /// Cases whose outcome the W3C rules allow.
     pub handled: usize,
+    /// Cases answered with an error status (5xx) or not at all: counted in
+    /// the violations too.
+    pub errors: usize,
     /// Cases whose outcome they do not: an error, an invalid context
     /// continued, or no entry span in lineage.
     pub violations: usize,
@@ -142,6 +145,7 @@ pub fn run(flow: &mut Flow<'_>, seed: u64, count: usize, spans_per_request: u64)
         continued: 0,
         continued_unsampled: 0,
         handled: 0,
+        errors: 0,
         violations: 0,
         valid_not_continued: 0,
         edges: Vec::new(),
@@ -170,7 +174,10 @@ pub fn run(flow: &mut Flow<'_>, seed: u64, count: usize, spans_per_request: u64)
         };
         result.edges[edge].cases += 1;
         let violation = match delivery {
-            Delivery::Failed(error) => Some(format!("answered with an error: {error}")),
+            Delivery::Failed(error) => {
+                result.errors += 1;
+                Some(format!("answered with an error: {error}"))
+            }
             Delivery::Refused(status) => {
                 *result.refused_statuses.entry(*status).or_insert(0) += 1;
                 result.rejected += 1;

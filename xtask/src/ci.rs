@@ -215,6 +215,20 @@ pub fn run(kafka: &str, requests: usize, no_tests: bool) -> anyhow::Result<ExitC
         clock.lap(&name);
         proofs.push(Proof { name, problems });
     }
+    {
+        let name = "soak --short on tansu: 0 crashes, 0 unexplained losses, 0 orphans under load";
+        let options = stitch_harness::soak::SoakOptions::short(BrokerKind::Tansu, stitch_harness::soak::fresh_seed());
+        eprintln!("\n── {name} (fuzz seed {})", options.seed);
+        let problems = match stitch_harness::soak::run(&options) {
+            Ok(report) => {
+                crate::soak::print(&report);
+                report.ci_problems()
+            }
+            Err(err) => vec![format!("the soak failed: {err:#}")],
+        };
+        clock.lap(name);
+        proofs.push(Proof { name: name.to_owned(), problems });
+    }
     if brokers.contains(&crate::report::KAFKA) && requests == crate::report::REQUESTS {
         let mut problems = crate::report::stale(&runs);
         problems.extend(crate::report::stale_gate_checks(&gate_checks));

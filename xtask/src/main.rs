@@ -12,6 +12,7 @@ mod infra;
 mod ingest_bench;
 mod long_trace;
 mod report;
+mod soak;
 mod status;
 mod table;
 mod tags;
@@ -152,6 +153,9 @@ enum Command {
     },
     /// telemetrygen's OTLP load into lineage and into the collector, each on one core.
     IngestBench(ingest_bench::Args),
+    /// The final flow under a steady open-loop load, a worker and a consumer
+    /// killed mid-run, and generated malformed trace context at every edge.
+    Soak(soak::Args),
     /// Check every include and anchor of the book, then build it.
     Book {
         /// Check only (the default, and the only mode).
@@ -182,6 +186,7 @@ fn main() -> ExitCode {
         Command::Tags => tags::run(),
         Command::IngestBench(args) => ingest_bench::run(&args),
         Command::Traps => traps::write(),
+        Command::Soak(args) => soak::run(&args),
         Command::LongTrace { minutes, tight_minutes, tight_limit_mib, tight_only, render_only } => {
             let runs = match (tight_only, render_only) {
                 (_, true) => long_trace::Runs::None,

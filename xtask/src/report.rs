@@ -54,6 +54,7 @@ pub fn generated_files(steps: &[Step]) -> Vec<String> {
     let mut files: Vec<String> = steps.iter().map(|step| format!("generated/{}.md", step.name)).collect();
     let tables = [STEP_0_TABLE, DEMO, SILENT_FAILURES, CANNOT_REPAIR, SPAN_SHAPES, crate::long_trace::TABLE];
     files.extend(tables.iter().map(|name| format!("generated/{name}")));
+    files.push(crate::soak::BOOK_FILE.to_owned());
     let images = [SHATTERED, STITCHED, MESH, TIER_ROUTING, BROWSER_PAGE, BROWSER_TRACE, crate::long_trace::PICTURE];
     files.extend(images.iter().map(|name| format!("images/{name}")));
     files

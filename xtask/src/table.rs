@@ -20,6 +20,7 @@ impl Table {
     }
 
     pub fn row(&mut self, cells: Vec<String>) {
+        assert_eq!(cells.len(), self.header.len(), "a row of {} cells under {:?}", cells.len(), self.header);
         self.rows.push(cells);
     }
 

@@ -83,11 +83,26 @@ pub struct CheckRun {
     pub evidence: Option<Evidence>,
 }
 
-/// The services of the flow, started as three processes of the step's binary.
-struct Services {
-    children: Vec<Child>,
-    gateway: SocketAddr,
+/// One service of the flow: how it was started, so that it can be again.
+struct Member {
+    launch: Launch,
+    argv: Vec<String>,
+    child: Child,
 }
+
+/// The services of the flow, started as three processes of the step's binary.
+pub struct Services {
+    members: Vec<Member>,
+    gateway: SocketAddr,
+    binary: std::path::PathBuf,
+    logs: std::path::PathBuf,
+    /// Restarts so far: each restarted process logs to a file of its own.
+    restarts: usize,
+}
+
+/// How long a service may take to answer `/healthz`; the consumer answers
+/// once its partitions are assigned.
+const READY_TIMEOUT: Duration = Duration::from_secs(60);
 
 impl Services {
     fn start(
@@ -109,44 +124,123 @@ impl Services {
         let consumer_addr: SocketAddr = ([127, 0, 0, 1], consumer).into();
         let group = format!("stitch-{}", std::process::id());
         let kafka = bootstrap.to_owned();
-        let mut children = Vec::new();
+        let mut members = Vec::new();
         let start = |launch: Launch, stage: &Option<&mut (dyn Stage + '_)>| {
             let role = launch.role();
             let mut argv = launch.args(otlp);
             argv.extend(extra_args.iter().cloned());
             argv.extend(stage.as_ref().map(|stage| stage.service_args(role)).unwrap_or_default());
-            let expression = duct::cmd(binary, argv).env_remove("RUST_LOG").env_remove("OTEL_EXPORTER_OTLP_ENDPOINT");
-            let child = Child::start(role, expression, &logs.join(format!("{role}.log")))?;
-            // The consumer answers 200 only once its partitions are assigned.
-            wait_until(&child, Duration::from_secs(60), || healthy(launch.listen()))?;
-            anyhow::Ok(child)
+            let child = start_member(binary, role, &argv, &logs.join(format!("{role}.log")), launch.listen())?;
+            anyhow::Ok(Member { launch, argv, child })
         };
-        children.push(start(Launch::Consumer { listen: consumer_addr, kafka: kafka.clone(), group }, &stage)?);
-        children.push(start(Launch::Worker { listen: worker_addr, kafka }, &stage)?);
+        members.push(start(Launch::Consumer { listen: consumer_addr, kafka: kafka.clone(), group }, &stage)?);
+        members.push(start(Launch::Worker { listen: worker_addr, kafka }, &stage)?);
         let worker_url = match stage.as_deref_mut() {
             Some(stage) => stage.worker_url(worker_addr, env)?,
             None => None,
         };
         let worker_url = worker_url.unwrap_or_else(|| format!("http://{worker_addr}"));
-        children.push(start(Launch::Gateway { listen: gateway_addr, worker_url }, &stage)?);
-        Ok(Services { children, gateway: gateway_addr })
+        members.push(start(Launch::Gateway { listen: gateway_addr, worker_url }, &stage)?);
+        Ok(Services { members, gateway: gateway_addr, binary: binary.to_owned(), logs: logs.clone(), restarts: 0 })
     }
 
-    fn check_alive(&self) -> anyhow::Result<()> {
-        self.children.iter().try_for_each(Child::check_alive)
+    /// Where the gateway answers.
+    pub fn gateway(&self) -> SocketAddr {
+        self.gateway
+    }
+
+    /// Where `role` (`gateway`, `worker`, `consumer`) answers HTTP.
+    pub fn listen(&self, role: &str) -> anyhow::Result<SocketAddr> {
+        Ok(self.member(role)?.launch.listen())
+    }
+
+    fn member(&self, role: &str) -> anyhow::Result<&Member> {
+        self.members.iter().find(|member| member.launch.role() == role).with_context(|| format!("no service {role:?}"))
+    }
+
+    fn member_mut(&mut self, role: &str) -> anyhow::Result<&mut Member> {
+        self.members
+            .iter_mut()
+            .find(|member| member.launch.role() == role)
+            .with_context(|| format!("no service {role:?}"))
+    }
+
+    pub fn check_alive(&self) -> anyhow::Result<()> {
+        self.members.iter().try_for_each(|member| member.child.check_alive())
+    }
+
+    /// Roles whose process exited or that no longer answer `/healthz`.
+    pub fn down(&self) -> Vec<&'static str> {
+        self.members
+            .iter()
+            .filter(|member| !matches!(member.child.exit_status(), Ok(None)) || !healthy(member.launch.listen()))
+            .map(|member| member.launch.role())
+            .collect()
+    }
+
+    /// SIGKILL, no flush: what a crash or an OOM kill does. Returns once the
+    /// process is gone (an error after 10 s).
+    pub fn kill(&mut self, role: &str) -> anyhow::Result<()> {
+        let member = self.member_mut(role)?;
+        for pid in member.child.pids() {
+            crate::process::signal(pid, crate::process::Signal::KILL);
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while member.child.exit_status()?.is_none() {
+            if Instant::now() >= deadline {
+                bail!("{role} still runs 10 s after SIGKILL");
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        Ok(())
+    }
+
+    /// Starts `role` again with the arguments it had, and waits until it
+    /// answers `/healthz`.
+    pub fn restart(&mut self, role: &str) -> anyhow::Result<()> {
+        self.restarts += 1;
+        let log = self.logs.join(format!("{role}.restart-{}.log", self.restarts));
+        let binary = self.binary.clone();
+        let member = self.member_mut(role)?;
+        member.child = start_member(&binary, role, &member.argv, &log, member.launch.listen())?;
+        Ok(())
     }
 
     fn stop(mut self) {
         // Reverse start order: the consumer drains last.
-        while let Some(mut child) = self.children.pop() {
-            child.stop(Duration::from_secs(5));
+        while let Some(mut member) = self.members.pop() {
+            member.child.stop(Duration::from_secs(5));
         }
     }
+}
+
+/// Starts one service and waits until it answers `/healthz`.
+fn start_member(
+    binary: &std::path::Path,
+    role: &str,
+    argv: &[String],
+    log: &std::path::Path,
+    listen: SocketAddr,
+) -> anyhow::Result<Child> {
+    let expression = duct::cmd(binary, argv).env_remove("RUST_LOG").env_remove("OTEL_EXPORTER_OTLP_ENDPOINT");
+    let child = Child::start(role, expression, log)?;
+    wait_until(&child, READY_TIMEOUT, || healthy(listen))?;
+    Ok(child)
 }
 
 fn healthy(addr: SocketAddr) -> bool {
     http_get_status(&format!("http://{addr}/healthz")).is_ok_and(|(status, _)| status == 200)
 }
+
+/// How long the run's lineage waits without a new span before it settles a
+/// trace. Longer than the lag between two services' exports on a loaded
+/// machine (each batches its spans; a collector tier batches again): a trace
+/// settled before its parent span arrived would count the child an orphan of
+/// the flow. A check ends with `settle_now`, so a long period costs it no
+/// time. At 2 s, step 4's consumer showed 3% `missing-parent` orphans on a
+/// busy machine with every span received, and the soak 172 orphans at 200
+/// requests a second with 72000 of 72000 spans received.
+pub const SETTLE_AFTER: Duration = Duration::from_secs(10);
 
 /// Runs a step end to end and returns what lineage (and the step's stage,
 /// when it has one) measured.
@@ -178,13 +272,7 @@ pub fn run_staged(
     let lineage = runtime.block_on(lineage::Lineage::start(lineage::Config {
         grpc_addr: ([127, 0, 0, 1], 0).into(),
         http_addr: ([127, 0, 0, 1], 0).into(),
-        // Longer than the lag between two services' exports on a loaded
-        // machine (each batches its spans; a collector tier batches again):
-        // a trace settled before its parent span arrived would count the
-        // child an orphan of the flow. The run ends with `settle_now`, so a
-        // long period costs no time; at 2 s, step 4's consumer showed 3%
-        // `missing-parent` orphans on a busy machine with every span received.
-        quiet_period: Duration::from_secs(10),
+        quiet_period: SETTLE_AFTER,
         max_age: stage.as_ref().map_or_else(|| lineage::Config::default().max_age, |stage| stage.lineage_max_age()),
         entry_services,
         cors_origins: stage.as_ref().map(|stage| stage.lineage_cors_origins()).unwrap_or_default(),
@@ -204,6 +292,83 @@ pub fn run_staged(
     if let Some(stage) = stage {
         stage.stop();
     }
+    runtime.block_on(lineage.shutdown());
+    outcome
+}
+
+/// A flow started for a caller that drives it itself (the soak): its
+/// services, the broker they talk to, and the run's lineage.
+pub struct Flow<'a> {
+    pub runtime: &'a tokio::runtime::Runtime,
+    pub lineage: &'a lineage::Lineage,
+    pub services: Services,
+    pub broker: Broker,
+    /// This run's log directory.
+    pub logs: std::path::PathBuf,
+}
+
+impl Flow<'_> {
+    /// Fails when a service or the broker died.
+    pub fn check_alive(&mut self) -> anyhow::Result<()> {
+        self.services.check_alive()?;
+        self.broker.check_alive()
+    }
+}
+
+/// Starts `step`'s solution (lineage in process, the broker, the three
+/// services), hands it to `drive`, and stops everything on every path out.
+pub fn with_flow<T>(
+    step: &Step,
+    kafka: BrokerKind,
+    name: &str,
+    drive: impl FnOnce(&mut Flow<'_>) -> anyhow::Result<T>,
+) -> anyhow::Result<T> {
+    let package = step.package(true);
+    cargo_build(&[&package])?;
+    build_broker()?;
+    let logs = log_dir(name);
+    std::fs::create_dir_all(&logs)?;
+    let runtime = tokio::runtime::Runtime::new().context("starting the tokio runtime")?;
+    let lineage = runtime.block_on(lineage::Lineage::start(lineage::Config {
+        grpc_addr: ([127, 0, 0, 1], 0).into(),
+        http_addr: ([127, 0, 0, 1], 0).into(),
+        quiet_period: SETTLE_AFTER,
+        ..lineage::Config::default()
+    }))?;
+    let outcome = (|| {
+        let broker = Broker::start(&BrokerOptions {
+            kind: kafka,
+            port: 0,
+            work_dir: logs.join("kafka"),
+            tansu_binary: binary("stitch-broker"),
+            cache_dir: crate::kafka::default_cache_dir(),
+        })?;
+        let env = StageEnv {
+            logs: logs.clone(),
+            lineage: &lineage,
+            lineage_otlp: lineage.otlp_grpc_endpoint(),
+            lineage_http: lineage.http_endpoint(),
+            solution: true,
+            requests: 0,
+            runtime: &runtime,
+        };
+        let starting = spinner(format!("starting {package} (gateway, worker, consumer)"));
+        let services = Services::start(&binary(&package), &env.lineage_otlp, broker.bootstrap(), &env, &[], None);
+        starting.finish_and_clear();
+        let services = match services {
+            Ok(services) => services,
+            Err(err) => {
+                broker.stop();
+                return Err(err);
+            }
+        };
+        let mut flow = Flow { runtime: &runtime, lineage: &lineage, services, broker, logs: logs.clone() };
+        let outcome = drive(&mut flow);
+        let Flow { services, broker, .. } = flow;
+        services.stop();
+        broker.stop();
+        outcome
+    })();
     runtime.block_on(lineage.shutdown());
     outcome
 }
@@ -322,18 +487,34 @@ fn drive_and_measure(
         bail!("no request succeeded; first error: {}", failures.first().map_or("none", String::as_str));
     }
 
-    // Wait for the spans: until the expected count arrived and stopped moving,
-    // the flow went quiet, or the completeness window ran out.
     let expected = orders.len() as u64 * options.step.expectation(options.solution)?.spans_per_request;
+    let polled = wait_for_spans(lineage, expected, || {
+        services.check_alive()?;
+        match stage.as_deref() {
+            Some(stage) => stage.check_alive(),
+            None => Ok(()),
+        }
+    });
+    // Not settling within the window is the verdict's to judge, not an error.
+    polled?;
+    broker.check_alive()?;
+    Ok((orders, failures.len(), started))
+}
+
+/// Waits for the spans: until `expected` arrived and stopped moving, the
+/// flow went quiet for 3 s, or the completeness window ran out. `alive`
+/// fails when a process died, which ends the wait.
+pub fn wait_for_spans(
+    lineage: &lineage::Lineage,
+    expected: u64,
+    alive: impl Fn() -> anyhow::Result<()>,
+) -> anyhow::Result<crate::process::Polled<u64>> {
     let waiting = spinner("waiting for spans to reach lineage");
     let polled = poll_until_quiet(
         COMPLETENESS_WINDOW,
         Duration::from_millis(100),
         || {
-            services.check_alive()?;
-            if let Some(stage) = stage.as_deref() {
-                stage.check_alive()?;
-            }
+            alive()?;
             let received = lineage.report().spans_received;
             waiting.set_message(format!("waiting for spans: {received}/{expected}"));
             Ok(received)
@@ -343,10 +524,7 @@ fn drive_and_measure(
         },
     );
     waiting.finish_and_clear();
-    // Not settling within the window is the verdict's to judge, not an error.
-    polled?;
-    broker.check_alive()?;
-    Ok((orders, failures.len(), started))
+    polled
 }
 
 /// Reads one request's fragments from lineage.

@@ -1,0 +1,281 @@
+//! The soak: the final flow under a steady load, under faults, and fed
+//! malformed trace context, on one broker. Each scenario is a module; this
+//! one runs them in order on one started flow and says which claims failed.
+
+pub mod account;
+pub mod cases;
+pub mod drive;
+pub mod faults;
+pub mod fuzz;
+pub mod load;
+pub mod w3c;
+
+use serde::{Deserialize, Serialize};
+
+use self::drive::Rate;
+use self::faults::{Fault, FaultResult};
+use self::fuzz::FuzzResult;
+use self::load::LoadResult;
+use crate::kafka::BrokerKind;
+
+/// What a soak runs.
+#[derive(Debug, Clone)]
+pub struct SoakOptions {
+    pub kafka: BrokerKind,
+    pub load: Rate,
+    /// The rate each fault runs under.
+    pub fault_load: Rate,
+    pub faults: Vec<Fault>,
+    pub fuzz_cases: usize,
+    pub seed: u64,
+}
+
+impl SoakOptions {
+    /// 200 requests/s for 60 s, both faults, 10,000 fuzz cases.
+    pub fn long(kafka: BrokerKind, seed: u64) -> SoakOptions {
+        SoakOptions {
+            kafka,
+            load: Rate { rps: 200, seconds: 60.0 },
+            fault_load: Rate { rps: 100, seconds: 60.0 },
+            faults: vec![Fault::KillWorker, Fault::KillConsumer],
+            fuzz_cases: 10_000,
+            seed,
+        }
+    }
+
+    /// What CI runs: 100 requests/s for 15 s, the worker fault, 2,000 cases.
+    pub fn short(kafka: BrokerKind, seed: u64) -> SoakOptions {
+        SoakOptions {
+            kafka,
+            load: Rate { rps: 100, seconds: 15.0 },
+            fault_load: Rate { rps: 100, seconds: 15.0 },
+            faults: vec![Fault::KillWorker],
+            fuzz_cases: 2_000,
+            seed,
+        }
+    }
+}
+
+/// Everything a soak measured; a scenario that did not run is absent.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SoakReport {
+    pub kafka: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub load: Option<LoadResult>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub faults: Vec<FaultResult>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fuzz: Option<FuzzResult>,
+    /// Seconds from the first request to the last judgement.
+    pub elapsed_seconds: f64,
+}
+
+/// A seed from the clock and the process id: each run fuzzes afresh, and
+/// prints the seed that replays it.
+pub fn fresh_seed() -> u64 {
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |since| since.as_nanos());
+    (nanos as u64) ^ (u64::from(std::process::id()) << 32)
+}
+
+impl SoakReport {
+    /// What CI holds the short soak to: no crash under the fuzz, no loss a
+    /// fault does not explain, no orphan under load. A scenario that did
+    /// not run is a problem too.
+    pub fn ci_problems(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        match &self.load {
+            Some(load) if load.orphans > 0 => problems.push(format!("load: {} orphan spans", load.orphans)),
+            Some(_) => {}
+            None => problems.push("the load did not run".to_owned()),
+        }
+        if self.faults.is_empty() {
+            problems.push("no fault ran".to_owned());
+        }
+        for fault in self.faults.iter().filter(|fault| !fault.explained) {
+            problems.push(unexplained(fault));
+        }
+        match &self.fuzz {
+            Some(fuzz) if fuzz.crashes > 0 => {
+                problems.push(format!("fuzz: {} services crashed (seed {})", fuzz.crashes, fuzz.seed))
+            }
+            Some(_) => {}
+            None => problems.push("the fuzz did not run".to_owned()),
+        }
+        problems
+    }
+
+    /// Every claim of the soak that does not hold, one line each.
+    pub fn problems(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        if let Some(load) = &self.load {
+            if load.failed > 0 {
+                problems.push(format!("load: {} of {} requests failed", load.failed, load.requests));
+            }
+            if load.orphans > 0 {
+                problems.push(format!("load: {} orphan spans", load.orphans));
+            }
+            if load.spans_received != load.spans_expected {
+                problems
+                    .push(format!("load: {} spans received, {} expected", load.spans_received, load.spans_expected));
+            }
+        }
+        for fault in &self.faults {
+            if !fault.explained {
+                problems.push(unexplained(fault));
+            }
+            if fault.recovered_s.is_none() {
+                problems.push(format!("{}: requests were not whole again before the run ended", fault.fault));
+            }
+        }
+        if let Some(fuzz) = &self.fuzz {
+            if fuzz.crashes > 0 {
+                problems.push(format!("fuzz: {} services crashed", fuzz.crashes));
+            }
+            if fuzz.violations > 0 {
+                problems.push(format!("fuzz: {} cases broke the W3C rules (seed {})", fuzz.violations, fuzz.seed));
+            }
+        }
+        problems
+    }
+}
+
+fn unexplained(fault: &FaultResult) -> String {
+    format!(
+        "{}: {} hurt requests outside the in-flight window, {} orphans without a request",
+        fault.fault, fault.requests_hurt_outside_window, fault.orphans_without_request
+    )
+}
+
+/// Runs the soak's scenarios on one started final flow: the load, each
+/// fault, then the fuzz (last: its cases to the worker leave orphans by
+/// design, and lineage is reset between scenarios anyway).
+pub fn run(options: &SoakOptions) -> anyhow::Result<SoakReport> {
+    options.load.validate()?;
+    options.fault_load.validate()?;
+    if options.fuzz_cases == 0 {
+        anyhow::bail!("--fuzz-cases 0: the fuzz needs at least one case");
+    }
+    let step = crate::step::final_flow()?;
+    let spans_per_request = step.expectation(true)?.spans_per_request;
+    let name = format!("soak-{}", options.kafka.to_string().to_ascii_lowercase());
+    crate::check::with_flow(&step, options.kafka, &name, |flow| {
+        let started = std::time::Instant::now();
+        let load = Some(load::run(flow, options.load, spans_per_request)?);
+        let mut fault_results = Vec::new();
+        for &fault in &options.faults {
+            fault_results.push(faults::run(flow, fault, options.fault_load, spans_per_request)?);
+        }
+        let fuzz = Some(fuzz::run(flow, options.seed, options.fuzz_cases, spans_per_request)?);
+        Ok(SoakReport {
+            kafka: options.kafka.to_string(),
+            load,
+            faults: fault_results,
+            fuzz,
+            elapsed_seconds: started.elapsed().as_secs_f64(),
+        })
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report() -> SoakReport {
+        let load = LoadResult {
+            rps: 100,
+            seconds: 15.0,
+            requests: 1500,
+            failed: 0,
+            spans_expected: 9000,
+            spans_received: 9000,
+            orphans: 0,
+            late_spans: 0,
+            incomplete_requests: 0,
+            latency_p50_ms: 3.0,
+            latency_p99_ms: 9.0,
+            completeness_p99_ms: 250.0,
+            send_lag_p99_ms: 5.0,
+            send_lag_max_ms: 15.0,
+            first_failure: None,
+        };
+        let fault = FaultResult {
+            fault: Fault::KillWorker.name().to_owned(),
+            requests: 1500,
+            failed: 14,
+            orphans: 11,
+            spans_lost: 32,
+            spans_extra: 0,
+            late_spans: 0,
+            requests_hurt: 25,
+            requests_hurt_outside_window: 0,
+            orphans_without_request: 0,
+            completeness_p99_ms: 400.0,
+            completeness_max_ms: 900.0,
+            explained: true,
+            down_s: 0.2,
+            recovered_s: Some(0.3),
+        };
+        let fuzz = FuzzResult {
+            seed: 42,
+            cases: 2000,
+            crashes: 0,
+            rejected: 1388,
+            continued: 282,
+            continued_unsampled: 257,
+            handled: 1927,
+            errors: 0,
+            violations: 73,
+            valid_not_continued: 0,
+            edges: Vec::new(),
+            spans_expected: 8400,
+            spans_received: 7490,
+            spans_refused_by_lineage: Default::default(),
+            refused_statuses: Default::default(),
+            violations_by_kind: Default::default(),
+            examples: Vec::new(),
+        };
+        SoakReport {
+            kafka: "tansu".to_owned(),
+            load: Some(load),
+            faults: vec![fault],
+            fuzz: Some(fuzz),
+            elapsed_seconds: 40.0,
+        }
+    }
+
+    #[test]
+    fn ci_holds_the_short_soak_to_its_three_claims() {
+        assert_eq!(report().ci_problems(), Vec::<String>::new());
+        assert_eq!(report().problems().len(), 1, "the fuzz's violations are the soak's problem, not CI's");
+
+        let mut orphaned = report();
+        orphaned.load.as_mut().unwrap().orphans = 3;
+        assert_eq!(orphaned.ci_problems(), ["load: 3 orphan spans"]);
+
+        let mut unexplained = report();
+        unexplained.faults[0].explained = false;
+        unexplained.faults[0].requests_hurt_outside_window = 2;
+        assert_eq!(unexplained.ci_problems().len(), 1);
+
+        let mut crashed = report();
+        crashed.fuzz.as_mut().unwrap().crashes = 1;
+        assert_eq!(crashed.ci_problems(), ["fuzz: 1 services crashed (seed 42)"]);
+    }
+
+    #[test]
+    fn a_scenario_that_did_not_run_fails_ci() {
+        let mut missing = report();
+        missing.fuzz = None;
+        missing.faults.clear();
+        assert_eq!(missing.ci_problems(), ["no fault ran", "the fuzz did not run"]);
+    }
+
+    #[test]
+    fn a_scenario_that_did_not_run_is_absent_from_the_json() {
+        let mut partial = report();
+        partial.fuzz = None;
+        partial.faults.clear();
+        let json = serde_json::to_string(&partial).unwrap();
+        assert!(json.contains("\"load\"") && !json.contains("\"fuzz\"") && !json.contains("\"faults\""), "{json}");
+    }
+}

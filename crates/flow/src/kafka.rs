@@ -56,7 +56,7 @@ pub(crate) fn producer(bootstrap: &str) -> anyhow::Result<FutureProducer> {
         .context("creating the Kafka producer")
 }
 
-/// Flags when the group has assigned this consumer its partitions.
+/// Flags when the group has assigned this consumer at least one partition.
 pub(crate) struct AssignmentContext(Arc<AtomicBool>);
 
 impl rdkafka::ClientContext for AssignmentContext {}
@@ -65,8 +65,15 @@ impl ConsumerContext for AssignmentContext {
     fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         match rebalance {
             Rebalance::Assign(partitions) => {
-                tracing::info!(partitions = partitions.count(), "partitions assigned");
-                self.0.store(true, Ordering::Release);
+                let count = partitions.count();
+                tracing::info!(partitions = count, "partitions assigned");
+                // The flow's only consumer of its group: an assignment of no
+                // partition consumes nothing, and must not read as ready
+                // (seen after a restart on Tansu, until the run's end).
+                if count == 0 {
+                    tracing::warn!("assigned no partition: not ready until the group hands this consumer one");
+                }
+                self.0.store(count > 0, Ordering::Release);
             }
             Rebalance::Revoke(_) => self.0.store(false, Ordering::Release),
             Rebalance::Error(err) => tracing::warn!(%err, "rebalance failed"),

@@ -71,13 +71,7 @@ pub fn up(kafka: BrokerKind) -> anyhow::Result<ExitCode> {
     })?;
     record("lineage", &lineage.detach())?;
 
-    let broker = Broker::start(&BrokerOptions {
-        kind: kafka,
-        port: KAFKA_PORT,
-        work_dir: logs.join("kafka"),
-        tansu_binary: binary("stitch-broker"),
-        cache_dir: stitch_harness::kafka::default_cache_dir(),
-    });
+    let broker = Broker::start(&BrokerOptions::in_logs(kafka, KAFKA_PORT, &logs));
     let broker = match broker {
         Ok(broker) => broker,
         Err(err) => {

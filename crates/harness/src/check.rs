@@ -336,13 +336,7 @@ pub fn with_flow<T>(
         ..lineage::Config::default()
     }))?;
     let outcome = (|| {
-        let broker = Broker::start(&BrokerOptions {
-            kind: kafka,
-            port: 0,
-            work_dir: logs.join("kafka"),
-            tansu_binary: binary("stitch-broker"),
-            cache_dir: crate::kafka::default_cache_dir(),
-        })?;
+        let broker = Broker::start(&BrokerOptions::in_logs(kafka, 0, &logs))?;
         let env = StageEnv {
             logs: logs.clone(),
             lineage: &lineage,
@@ -385,13 +379,7 @@ fn run_started(
     if let Some(stage) = stage.as_deref_mut() {
         stage.start(env)?;
     }
-    let mut broker = Broker::start(&BrokerOptions {
-        kind: options.kafka,
-        port: 0,
-        work_dir: env.logs.join("kafka"),
-        tansu_binary: binary("stitch-broker"),
-        cache_dir: crate::kafka::default_cache_dir(),
-    })?;
+    let mut broker = Broker::start(&BrokerOptions::in_logs(options.kafka, 0, &env.logs))?;
 
     let otlp = stage.as_ref().and_then(|stage| stage.otlp_endpoint()).unwrap_or_else(|| env.lineage_otlp.clone());
     let starting = spinner(format!("starting {package} (gateway, worker, consumer)"));
@@ -487,7 +475,9 @@ fn drive_and_measure(
         bail!("no request succeeded; first error: {}", failures.first().map_or("none", String::as_str));
     }
 
-    let expected = orders.len() as u64 * options.step.expectation(options.solution)?.spans_per_request;
+    let per_request = options.step.expectation(options.solution)?.spans_per_request;
+    let expected =
+        stage.as_deref().map_or(orders.len() as u64 * per_request, |stage| stage.expected_spans(&orders, per_request));
     let polled = wait_for_spans(lineage, expected, || {
         services.check_alive()?;
         match stage.as_deref() {

@@ -104,6 +104,20 @@ pub struct BrokerOptions {
     pub cache_dir: PathBuf,
 }
 
+impl BrokerOptions {
+    /// `kind` on `port` (0: a free one), with its scratch directory under
+    /// `logs`, the built `stitch-broker` and the usual jar cache.
+    pub fn in_logs(kind: BrokerKind, port: u16, logs: &std::path::Path) -> BrokerOptions {
+        BrokerOptions {
+            kind,
+            port,
+            work_dir: logs.join("kafka"),
+            tansu_binary: crate::process::binary("stitch-broker"),
+            cache_dir: default_cache_dir(),
+        }
+    }
+}
+
 /// A running broker process. Dropping it kills the process.
 #[derive(Debug)]
 pub struct Broker {

@@ -137,6 +137,9 @@ impl LongTraceOptions {
     }
 }
 
+/// Spans of one order of the fixed flow (step 3's `spans_per_request`).
+const ORDER_SPANS: u64 = 6;
+
 /// Items per batch in the check. 162 orders of 6 spans and 6 batches of
 /// 4 + 2 × 2017 spans make 150 spans per request (`step.toml`).
 pub const CHECK_ITEMS: u32 = 2017;
@@ -575,6 +578,14 @@ pub fn memory_summary(samples: &[Sample]) -> Vec<MemorySummary> {
 }
 
 impl Stage for LongTraceStage {
+    /// A batch owes its 4 spans and 2 per item; every other request is an
+    /// order of the fixed flow.
+    fn expected_spans(&self, orders: &[Order], _spans_per_request: u64) -> u64 {
+        let batches = self.batches.len() as u64;
+        let per_batch = 4 + 2 * u64::from(self.options.workload.items);
+        batches * per_batch + (orders.len() as u64).saturating_sub(batches) * ORDER_SPANS
+    }
+
     /// A batch is one trace in the unsolved flow: lineage keeps it open for
     /// the whole batch, and 30 s more.
     fn lineage_max_age(&self) -> Duration {

@@ -38,6 +38,12 @@ pub trait Stage {
     fn baseline_requests(&self, requests: usize) -> usize {
         requests
     }
+    /// The spans the run's `orders` owe lineage, the wait's target: the
+    /// step's spans per request for each, unless the stage's traffic has
+    /// requests of another shape (step 8's batches).
+    fn expected_spans(&self, orders: &[Order], spans_per_request: u64) -> u64 {
+        orders.len() as u64 * spans_per_request
+    }
     /// Starts what the stage needs, once lineage listens.
     fn start(&mut self, env: &StageEnv) -> anyhow::Result<()>;
     /// Where the services export their spans, when not straight to lineage.

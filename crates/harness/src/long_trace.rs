@@ -482,11 +482,7 @@ impl LongTraceStage {
 /// What the run's lineage says about a trace: the spread of its spans'
 /// arrivals, which is what the tier experiences.
 fn arrival_spread(trace: &lineage::TraceView) -> Duration {
-    let arrivals = trace.spans.iter().map(|span| span.arrival_unix_nanos);
-    match (arrivals.clone().min(), arrivals.max()) {
-        (Some(first), Some(last)) => Duration::from_nanos(last - first),
-        _ => Duration::ZERO,
-    }
+    trace.arrival_range().map_or(Duration::ZERO, |(first, last)| Duration::from_nanos(last - first))
 }
 
 const MIB: f64 = 1024.0 * 1024.0;

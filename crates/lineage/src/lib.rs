@@ -57,6 +57,7 @@
 #![doc = include_str!("metric.md")]
 
 mod classify;
+mod duration;
 mod grpc;
 mod histogram;
 mod html;
@@ -73,6 +74,7 @@ mod wire;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
+pub use duration::parse_duration;
 pub use ingest::{
     ContentEncoding, INVALID_ID, IngestOutcome, PayloadError, PayloadFormat, RejectReason, decode_payload,
     decode_request, encode_response, inflate,

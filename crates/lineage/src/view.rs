@@ -31,6 +31,15 @@ pub struct TraceView {
     pub spans: Vec<SpanView>,
 }
 
+impl TraceView {
+    /// When its first and its last span reached lineage, in Unix
+    /// nanoseconds; `None` for a trace without spans.
+    pub fn arrival_range(&self) -> Option<(u64, u64)> {
+        let arrivals = self.spans.iter().map(|span| span.arrival_unix_nanos);
+        Some((arrivals.clone().min()?, arrivals.max()?))
+    }
+}
+
 /// The span heading one fragment of a trace, with what the fragment is.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct FragmentView {

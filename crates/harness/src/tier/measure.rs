@@ -59,11 +59,9 @@ impl TierStage {
         // Baseline traces over the threshold are the `slow` policy's to keep:
         // lineage, which saw every span, says which took that long.
         let threshold_nanos = options.slow_threshold.as_nanos() as u64;
-        let over_threshold = |order: &Order| {
-            lineage
-                .trace(&order.trace_id)
-                .is_some_and(|trace| trace.end_unix_nanos.saturating_sub(trace.start_unix_nanos) > threshold_nanos)
-        };
+        // From the first span of the requests to reach lineage to the last:
+        // the seconds of traffic that size `num_traces`.
+        let mut arrivals: Option<(u64, u64)> = None;
         let mut baseline_kept = 0usize;
         let mut baseline_total = 0usize;
         let mut slow_baseline = 0usize;
@@ -72,6 +70,12 @@ impl TierStage {
         let mut in_jaeger = BTreeMap::new();
         let reading = spinner("reading the requests back from Jaeger");
         for order in orders {
+            let seen = lineage.trace(&order.trace_id);
+            if let Some((first, last)) = seen.as_ref().and_then(lineage::TraceView::arrival_range) {
+                arrivals = Some(arrivals.map_or((first, last), |(from, to)| (from.min(first), to.max(last))));
+            }
+            let over_threshold =
+                seen.is_some_and(|trace| trace.end_unix_nanos.saturating_sub(trace.start_unix_nanos) > threshold_nanos);
             let trace = jaeger_trace(&jaeger, &order.trace_id)?;
             if let Some(spans) = &trace
                 && spans.len() == options.spans_per_request
@@ -81,7 +85,7 @@ impl TierStage {
             }
             if special.contains(order.order_id.as_str()) {
                 // judged below, one by one
-            } else if over_threshold(order) {
+            } else if over_threshold {
                 slow_baseline += 1;
                 slow_baseline_kept += usize::from(trace.is_some());
             } else {
@@ -188,7 +192,10 @@ impl TierStage {
         ));
         // What sizes `num_traces` (the chapter's rule): new traces per second
         // per collector, over the seconds the requests' spans kept arriving.
-        let window = arrival_window(lineage, orders)?;
+        let window = match arrivals {
+            Some((first, last)) if last > first => std::time::Duration::from_nanos(last - first),
+            _ => anyhow::bail!("lineage holds no span of the run's requests: no traffic to size the tier by"),
+        };
         let busiest = received.iter().copied().fold(0.0, f64::max);
         notes.push(format!(
             "traffic: {:.0} new traces per second per tier-2 collector (the busier one: {busiest} traces in {:.1} s \
@@ -328,19 +335,6 @@ impl TierStage {
                 routing,
             }),
         })
-    }
-}
-
-/// From the first span of the requests to reach lineage to the last.
-fn arrival_window(lineage: &lineage::Lineage, orders: &[Order]) -> Result<std::time::Duration> {
-    let arrivals: Vec<u64> = orders
-        .iter()
-        .flat_map(|order| lineage.request_traces(&order.order_id))
-        .flat_map(|trace| trace.spans.into_iter().map(|span| span.arrival_unix_nanos))
-        .collect();
-    match (arrivals.iter().min(), arrivals.iter().max()) {
-        (Some(first), Some(last)) if last > first => Ok(std::time::Duration::from_nanos(last - first)),
-        _ => anyhow::bail!("lineage holds no span of the run's requests: no traffic to size the tier by"),
     }
 }
 

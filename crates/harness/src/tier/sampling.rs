@@ -88,19 +88,15 @@ impl LearnerSampling {
     }
 }
 
-/// A collector duration as a person writes one: `500ms`, `10s`, `2m`.
+/// A collector duration as a person writes one in this tier: `500ms`, `10s`,
+/// `2m`. The collector (Go) wants the unit written, where lineage's parser
+/// would read a bare number as seconds.
 fn parse_duration(text: &str) -> Result<Duration> {
-    let text = text.trim();
-    let split = text.find(|c: char| !c.is_ascii_digit() && c != '.').context("a duration needs a unit: ms, s or m")?;
-    let (number, unit) = text.split_at(split);
-    let value: f64 = number.parse().with_context(|| format!("{number:?} is not a number"))?;
-    let seconds = match unit {
-        "ms" => value / 1000.0,
-        "s" => value,
-        "m" => value * 60.0,
-        other => bail!("unit {other:?}: use ms, s or m"),
-    };
-    Ok(Duration::from_secs_f64(seconds))
+    let unit = text.trim().trim_start_matches(|c: char| c.is_ascii_digit() || c == '.');
+    if !matches!(unit, "ms" | "s" | "m") {
+        bail!("unit {unit:?}: use ms, s or m");
+    }
+    lineage::parse_duration(text).map_err(anyhow::Error::msg)
 }
 
 #[cfg(test)]

@@ -219,6 +219,75 @@ pub fn tables(report: &SoakReport) -> Vec<(String, Table)> {
         }
         tables.push(("Faults, each under load (a kill a third of the way in, restarted at once)".to_owned(), table));
     }
+    if let Some(overhead) = &report.overhead {
+        let mut table = Table::new(&["", "tracing on", "tracing off", "on / off"], &[false, true, true, true]);
+        let (on, off) = (&overhead.on, &overhead.off);
+        table.row(vec![
+            "gateway latency p50".to_owned(),
+            format!("{:.2} ms", on.latency_p50_ms),
+            format!("{:.2} ms", off.latency_p50_ms),
+            format!("{:.3}", overhead.latency_p50_ratio),
+        ]);
+        table.row(vec![
+            "gateway latency p99".to_owned(),
+            format!("{:.2} ms", on.latency_p99_ms),
+            format!("{:.2} ms", off.latency_p99_ms),
+            format!("{:.3}", overhead.latency_p99_ratio),
+        ]);
+        table.row(vec![
+            format!("throughput, {} callers", overhead.callers),
+            format!("{:.0} requests/s", on.throughput_rps),
+            format!("{:.0} requests/s", off.throughput_rps),
+            format!("{:.3}", overhead.throughput_ratio),
+        ]);
+        table.row(vec!["failed requests".to_owned(), on.failed.to_string(), off.failed.to_string(), String::new()]);
+        let title = format!(
+            "Overhead: latency at {} requests/s for {} s, throughput over {} s, tracing on then off",
+            overhead.rate.rps, overhead.rate.seconds, overhead.rate.seconds
+        );
+        tables.push((title, table));
+    }
+    if let Some(saturation) = &report.saturation {
+        let mut table = Table::new(
+            &[
+                "requests/s",
+                "requests",
+                "failed",
+                "spans expected",
+                "received",
+                "dropped by the SDKs",
+                "orphans",
+                "late spans",
+                "latency p99",
+                "send lag p99",
+            ],
+            &[true, true, true, true, true, true, true, true, true, true],
+        );
+        for step in &saturation.steps {
+            table.row(vec![
+                step.rps.to_string(),
+                step.requests.to_string(),
+                step.failed.to_string(),
+                step.spans_expected.to_string(),
+                step.spans_received.to_string(),
+                step.spans_dropped_by_sdk.to_string(),
+                step.orphans.to_string(),
+                step.late_spans.to_string(),
+                format!("{:.0} ms", step.latency_p99_ms),
+                format!("{:.0} ms", step.send_lag_p99_ms),
+            ]);
+        }
+        let found = match (saturation.first_loss_rps, saturation.steps.last()) {
+            (Some(rps), _) => format!("the first span lost at {rps} requests/s"),
+            (None, Some(last)) => format!("no span lost up to {} requests/s", last.rps),
+            (None, None) => "no rate ran".to_owned(),
+        };
+        let title = format!(
+            "Saturation: {} s at each rate, climbing until a span is lost; {found}, {} orphans at twice the load",
+            saturation.seconds, saturation.orphans_at_2x
+        );
+        tables.push((title, table));
+    }
     if let Some(fuzz) = &report.fuzz {
         let mut table = Table::new(
             &["edge", "cases", "continued", "continued, unsampled", "new trace", "refused (4xx)", "violations"],

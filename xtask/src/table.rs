@@ -128,6 +128,23 @@ pub fn boundaries_table(verdict: &Verdict) -> Table {
     table
 }
 
+/// The spans the services' SDKs lost before export: lineage never sees
+/// them, so only the services can say.
+pub fn sdk_export_line(services: &[stitch_harness::sdk_export::ServiceExport]) -> String {
+    let each: Vec<String> = services
+        .iter()
+        .map(|service| {
+            let counts = &service.counts;
+            format!("{} {} of {}", service.role, counts.lost(), counts.ended)
+        })
+        .collect();
+    format!(
+        "spans lost before export (the SDK's queue full, or the export failed): {} ({})",
+        stitch_harness::sdk_export::total_lost(services),
+        each.join(" · ")
+    )
+}
+
 pub fn print_check(step: &Step, run: &CheckRun, verdict: &Verdict) {
     let which = if run.solution { "solution" } else { "your crate" };
     println!(
@@ -146,6 +163,9 @@ pub fn print_check(step: &Step, run: &CheckRun, verdict: &Verdict) {
         "  completeness (entry span end → last connected span): p50 {:.0} ms, p99 {:.0} ms over {} requests\n",
         completeness.p50_ms, completeness.p99_ms, completeness.count
     );
+    if !run.sdk_export.is_empty() {
+        println!("  {}\n", sdk_export_line(&run.sdk_export));
+    }
     if !run.sample_dump.is_empty() {
         println!("  one request, as lineage sees it:\n");
         for line in run.sample_dump.lines() {

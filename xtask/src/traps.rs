@@ -176,6 +176,7 @@ fn measured(name: &str, lineage: &lineage::Lineage, orders: Vec<Order>, started:
         sample_page: String::new(),
         elapsed_seconds: started.elapsed().as_secs_f64(),
         evidence: None,
+        sdk_export: Vec::new(),
     }
 }
 

@@ -22,6 +22,10 @@ struct Cli {
     /// Log filter (EnvFilter syntax); RUST_LOG wins when set.
     #[arg(long, global = true, default_value = stitch_telemetry::DEFAULT_FILTER)]
     log: String,
+    /// `off`: no OpenTelemetry at all (no layer, no exporter), only logs:
+    /// what the soak compares against to measure tracing's cost.
+    #[arg(long, global = true, env = "STITCH_TRACING", default_value = "on")]
+    tracing: stitch_telemetry::Tracing,
 }
 
 #[derive(Subcommand, Debug)]
@@ -88,6 +92,7 @@ pub fn run_with(step: &str, boundaries: Boundaries, telemetry: fn(&mut stitch_te
             resource: vec![("stitch.step".to_owned(), step.to_owned())],
             install_propagator: true,
             export_delay: Some(stitch_telemetry::EXPORT_DELAY),
+            tracing: cli.tracing,
         };
         telemetry(&mut options);
         let telemetry = stitch_telemetry::init(&options)?;

@@ -28,19 +28,21 @@ pub(crate) async fn serve(
 
     // Ready means partitions are assigned: a message sent before that would
     // wait for the group to form and blur the completeness latency.
-    let health = Router::new().route(
-        "/healthz",
-        get(move || {
-            let assigned = assigned.load(Ordering::Acquire);
-            async move {
-                if assigned {
-                    (StatusCode::OK, "ok")
-                } else {
-                    (StatusCode::SERVICE_UNAVAILABLE, "waiting for partitions")
+    let health = Router::new()
+        .route(
+            "/healthz",
+            get(move || {
+                let assigned = assigned.load(Ordering::Acquire);
+                async move {
+                    if assigned {
+                        (StatusCode::OK, "ok")
+                    } else {
+                        (StatusCode::SERVICE_UNAVAILABLE, "waiting for partitions")
+                    }
                 }
-            }
-        }),
-    );
+            }),
+        )
+        .merge(crate::server::metrics_route());
     let listener = crate::server::bind(listen).await?;
     tokio::spawn(async move { axum::serve(listener, health).await });
     tracing::info!(%listen, bootstrap = %kafka.bootstrap, topic = %kafka.topic, %group, "consumer started");

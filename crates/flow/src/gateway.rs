@@ -166,7 +166,8 @@ pub(crate) async fn serve(
                     crate::server::on_response(response.status(), span)
                 }),
         )
-        .route("/healthz", get(|| async { "ok" }));
+        .route("/healthz", get(|| async { "ok" }))
+        .merge(crate::server::metrics_route());
     if let Some(dir) = &edge.frontend {
         if !dir.join("index.html").is_file() {
             anyhow::bail!(

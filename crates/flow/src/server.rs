@@ -1,5 +1,5 @@
 //! What the flow's HTTP services share: binding a port, stopping on a
-//! signal, and the server span of each request.
+//! signal, the server span of each request, and `/metrics`.
 
 use std::net::SocketAddr;
 
@@ -60,4 +60,18 @@ pub(crate) fn on_response(status: http::StatusCode, span: &tracing::Span) {
     if status.is_server_error() {
         span.record("otel.status_code", "ERROR");
     }
+}
+
+/// `GET /metrics`: what became of the spans this process ended (exported,
+/// failed, dropped before export), for the checks and the soak to read.
+pub(crate) fn metrics_route<S: Clone + Send + Sync + 'static>() -> axum::Router<S> {
+    axum::Router::new().route(
+        "/metrics",
+        axum::routing::get(|| async {
+            (
+                [(http::header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+                stitch_telemetry::ExportCounts::now().exposition(),
+            )
+        }),
+    )
 }

@@ -54,7 +54,8 @@ pub(crate) async fn serve(listen: SocketAddr, kafka: KafkaArgs, boundaries: Boun
                     crate::server::on_response(response.status(), span)
                 }),
         )
-        .route("/healthz", get(|| async { "ok" }));
+        .route("/healthz", get(|| async { "ok" }))
+        .merge(crate::server::metrics_route());
     let listener = crate::server::bind(listen).await?;
     tracing::info!(%listen, bootstrap = %kafka.bootstrap, "worker listening");
     axum::serve(listener, app).with_graceful_shutdown(crate::server::shutdown_signal()).await?;

@@ -81,6 +81,10 @@ pub struct CheckRun {
     /// What the step's stage measured, when it has one.
     #[serde(default)]
     pub evidence: Option<Evidence>,
+    /// What each service's SDK did with its spans, read once the spans
+    /// settled: a span dropped before export never reaches lineage.
+    #[serde(default)]
+    pub sdk_export: Vec<crate::sdk_export::ServiceExport>,
 }
 
 /// One service of the flow: how it was started, so that it can be again.
@@ -169,6 +173,20 @@ impl Services {
         self.members.iter().try_for_each(|member| member.child.check_alive())
     }
 
+    /// What each service's SDK did with the spans it ended so far (since it
+    /// last started), from its `/metrics`.
+    pub fn export_counts(&self) -> anyhow::Result<Vec<crate::sdk_export::ServiceExport>> {
+        self.members
+            .iter()
+            .map(|member| {
+                Ok(crate::sdk_export::ServiceExport {
+                    role: member.launch.role().to_owned(),
+                    counts: crate::sdk_export::scrape(member.launch.listen())?,
+                })
+            })
+            .collect()
+    }
+
     /// Roles whose process exited or that no longer answer `/healthz`.
     pub fn down(&self) -> Vec<&'static str> {
         self.members
@@ -206,6 +224,26 @@ impl Services {
         Ok(())
     }
 
+    /// Stops every service and starts it again with OpenTelemetry
+    /// `tracing` on or off, in start order, each ready before the next.
+    pub fn restart_all(&mut self, tracing: stitch_telemetry::Tracing) -> anyhow::Result<()> {
+        let value = match tracing {
+            stitch_telemetry::Tracing::On => "on",
+            stitch_telemetry::Tracing::Off => "off",
+        };
+        for index in 0..self.members.len() {
+            let member = &mut self.members[index];
+            member.child.stop(Duration::from_secs(5));
+            if let Some(at) = member.argv.iter().position(|arg| arg == "--tracing") {
+                member.argv.drain(at..(at + 2).min(member.argv.len()));
+            }
+            member.argv.extend(["--tracing".to_owned(), value.to_owned()]);
+            let role = member.launch.role();
+            self.restart(role)?;
+        }
+        Ok(())
+    }
+
     fn stop(mut self) {
         // Reverse start order: the consumer drains last.
         while let Some(mut member) = self.members.pop() {
@@ -222,7 +260,10 @@ fn start_member(
     log: &std::path::Path,
     listen: SocketAddr,
 ) -> anyhow::Result<Child> {
-    let expression = duct::cmd(binary, argv).env_remove("RUST_LOG").env_remove("OTEL_EXPORTER_OTLP_ENDPOINT");
+    let expression = duct::cmd(binary, argv)
+        .env_remove("RUST_LOG")
+        .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
+        .env_remove("STITCH_TRACING");
     let child = Child::start(role, expression, log)?;
     wait_until(&child, READY_TIMEOUT, || healthy(listen))?;
     Ok(child)
@@ -395,9 +436,11 @@ fn run_started(
     };
 
     let outcome = drive_and_measure(runtime, lineage, &services, &mut broker, options, env, stage.as_deref_mut());
+    let sdk_export = if outcome.is_ok() { services.export_counts() } else { Ok(Vec::new()) };
     services.stop();
     broker.stop();
     let (orders, failed, started) = outcome?;
+    let sdk_export = sdk_export?;
     lineage.settle_now();
     let evidence = match stage {
         Some(stage) => Some(stage.measure(env, &orders)?),
@@ -419,6 +462,7 @@ fn run_started(
         sample_page,
         elapsed_seconds: started.elapsed().as_secs_f64(),
         evidence,
+        sdk_export,
     })
 }
 

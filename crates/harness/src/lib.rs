@@ -21,6 +21,7 @@ pub mod mesh;
 pub mod otelcol;
 pub mod process;
 pub mod runs;
+pub mod sdk_export;
 pub mod soak;
 pub mod stage;
 pub mod stages;

@@ -8,6 +8,8 @@ pub mod drive;
 pub mod faults;
 pub mod fuzz;
 pub mod load;
+pub mod overhead;
+pub mod saturation;
 pub mod w3c;
 
 use serde::{Deserialize, Serialize};
@@ -16,6 +18,8 @@ use self::drive::Rate;
 use self::faults::{Fault, FaultResult};
 use self::fuzz::FuzzResult;
 use self::load::LoadResult;
+use self::overhead::OverheadResult;
+use self::saturation::SaturationResult;
 use crate::kafka::BrokerKind;
 
 /// What a soak runs.
@@ -26,6 +30,12 @@ pub struct SoakOptions {
     /// The rate each fault runs under.
     pub fault_load: Rate,
     pub faults: Vec<Fault>,
+    /// The overhead's open loop (latency) and the seconds of its closed loop.
+    pub overhead_load: Rate,
+    /// Callers of the overhead's closed loop (throughput).
+    pub overhead_callers: usize,
+    /// Seconds at each rate of the saturation climb.
+    pub saturation_seconds: f64,
     pub fuzz_cases: usize,
     pub seed: u64,
 }
@@ -38,6 +48,9 @@ impl SoakOptions {
             load: Rate { rps: 200, seconds: 60.0 },
             fault_load: Rate { rps: 100, seconds: 60.0 },
             faults: vec![Fault::KillWorker, Fault::KillConsumer],
+            overhead_load: Rate { rps: 100, seconds: 20.0 },
+            overhead_callers: 16,
+            saturation_seconds: 10.0,
             fuzz_cases: 10_000,
             seed,
         }
@@ -50,6 +63,9 @@ impl SoakOptions {
             load: Rate { rps: 100, seconds: 15.0 },
             fault_load: Rate { rps: 100, seconds: 15.0 },
             faults: vec![Fault::KillWorker],
+            overhead_load: Rate { rps: 100, seconds: 5.0 },
+            overhead_callers: 16,
+            saturation_seconds: 5.0,
             fuzz_cases: 2_000,
             seed,
         }
@@ -64,6 +80,10 @@ pub struct SoakReport {
     pub load: Option<LoadResult>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub faults: Vec<FaultResult>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub saturation: Option<SaturationResult>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub overhead: Option<OverheadResult>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fuzz: Option<FuzzResult>,
     /// Seconds from the first request to the last judgement.
@@ -90,6 +110,12 @@ impl SoakReport {
         }
         if self.faults.is_empty() {
             problems.push("no fault ran".to_owned());
+        }
+        if self.overhead.is_none() {
+            problems.push("the overhead did not run".to_owned());
+        }
+        if self.saturation.is_none() {
+            problems.push("the saturation climb did not run".to_owned());
         }
         for fault in self.faults.iter().filter(|fault| !fault.explained) {
             problems.push(unexplained(fault));
@@ -146,9 +172,11 @@ fn unexplained(fault: &FaultResult) -> String {
     )
 }
 
-/// Runs the soak's scenarios on one started final flow: the load, each
-/// fault, then the fuzz (last: its cases to the worker leave orphans by
-/// design, and lineage is reset between scenarios anyway).
+/// Runs the soak's scenarios on one started final flow: the load, the
+/// overhead (tracing on and off), each fault, the saturation climb (after
+/// the faults: past capacity it leaves a backlog), then the fuzz (last: its
+/// cases to the worker leave orphans by design, and lineage is reset
+/// between scenarios anyway).
 pub fn run(options: &SoakOptions) -> anyhow::Result<SoakReport> {
     options.load.validate()?;
     options.fault_load.validate()?;
@@ -161,15 +189,19 @@ pub fn run(options: &SoakOptions) -> anyhow::Result<SoakReport> {
     crate::check::with_flow(&step, options.kafka, &name, |flow| {
         let started = std::time::Instant::now();
         let load = Some(load::run(flow, options.load, spans_per_request)?);
+        let overhead = Some(overhead::run(flow, options.overhead_load, options.overhead_callers, spans_per_request)?);
         let mut fault_results = Vec::new();
         for &fault in &options.faults {
             fault_results.push(faults::run(flow, fault, options.fault_load, spans_per_request)?);
         }
+        let saturation = Some(saturation::run(flow, options.load, options.saturation_seconds, spans_per_request)?);
         let fuzz = Some(fuzz::run(flow, options.seed, options.fuzz_cases, spans_per_request)?);
         Ok(SoakReport {
             kafka: options.kafka.to_string(),
             load,
             faults: fault_results,
+            saturation,
+            overhead,
             fuzz,
             elapsed_seconds: started.elapsed().as_secs_f64(),
         })
@@ -238,6 +270,32 @@ mod tests {
             kafka: "tansu".to_owned(),
             load: Some(load),
             faults: vec![fault],
+            saturation: Some(SaturationResult {
+                seconds: 5.0,
+                steps: Vec::new(),
+                first_loss_rps: None,
+                spans_dropped_by_sdk: 0,
+                orphans_at_2x: 0,
+            }),
+            overhead: Some(OverheadResult {
+                rate: Rate { rps: 100, seconds: 5.0 },
+                callers: 16,
+                on: overhead::OverheadSide {
+                    latency_p50_ms: 3.0,
+                    latency_p99_ms: 9.0,
+                    throughput_rps: 300.0,
+                    failed: 0,
+                },
+                off: overhead::OverheadSide {
+                    latency_p50_ms: 3.0,
+                    latency_p99_ms: 9.0,
+                    throughput_rps: 300.0,
+                    failed: 0,
+                },
+                latency_p50_ratio: 1.0,
+                latency_p99_ratio: 1.0,
+                throughput_ratio: 1.0,
+            }),
             fuzz: Some(fuzz),
             elapsed_seconds: 40.0,
         }
@@ -267,7 +325,8 @@ mod tests {
         let mut missing = report();
         missing.fuzz = None;
         missing.faults.clear();
-        assert_eq!(missing.ci_problems(), ["no fault ran", "the fuzz did not run"]);
+        missing.saturation = None;
+        assert_eq!(missing.ci_problems(), ["no fault ran", "the saturation climb did not run", "the fuzz did not run"]);
     }
 
     #[test]

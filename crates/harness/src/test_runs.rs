@@ -120,5 +120,6 @@ pub fn run(requests: u64, services: Vec<ServiceReport>, breaks: [u64; 3], chain:
         sample_page: String::new(),
         elapsed_seconds: 1.0,
         evidence: None,
+        sdk_export: Vec::new(),
     }
 }

@@ -5,8 +5,11 @@
 //! W3C propagator, and a shutdown that really flushes. The boundaries where
 //! lineage is born live in the step crates.
 
+mod export_counts;
 #[cfg(feature = "testing")]
 pub mod testing;
+
+pub use export_counts::ExportCounts;
 
 use std::time::Duration;
 
@@ -49,13 +52,34 @@ pub struct Options {
     /// `OTEL_BSP_SCHEDULE_DELAY`), as `traps/no-shutdown` does to show what a
     /// short-lived job that never shuts down loses.
     pub export_delay: Option<Duration>,
+    /// Whether spans become OpenTelemetry spans and are exported. Off, the
+    /// process keeps its `tracing` spans and logs but has no OpenTelemetry
+    /// layer, processor or exporter: what the soak compares against to
+    /// measure what tracing costs.
+    pub tracing: Tracing,
 }
+
+/// OpenTelemetry on or off in a service.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Tracing {
+    #[default]
+    On,
+    Off,
+}
+
+/// The batch processor's queue: spans that ended and wait for the next
+/// export. The SDK's 2048 is about 2 s of the worker's spans at 300
+/// requests/s; past it, spans are dropped. The soak's saturation scenario
+/// measures where that starts.
+pub const MAX_QUEUE_SIZE: usize = 2048;
 
 /// A running telemetry pipeline. Call [`Telemetry::shutdown`] before the process
 /// exits: a provider that is never shut down loses its last batch.
 #[must_use = "call shutdown() before exit or the last batch of spans is lost"]
 pub struct Telemetry {
-    provider: SdkTracerProvider,
+    /// `None` with [`Tracing::Off`].
+    provider: Option<SdkTracerProvider>,
+    service: String,
 }
 
 /// Installs the global propagator (unless [`Options::install_propagator`] is
@@ -71,6 +95,15 @@ pub fn init(options: &Options) -> anyhow::Result<Telemetry> {
     }
     // ANCHOR_END: propagator
 
+    if options.tracing == Tracing::Off {
+        tracing_subscriber::registry()
+            .with(env_filter(&options.filter)?)
+            .with(log_layer(tracing_subscriber::filter::LevelFilter::INFO))
+            .try_init()
+            .context("a global tracing subscriber is already installed")?;
+        return Ok(Telemetry { provider: None, service: options.service.clone() });
+    }
+
     let exporter = SpanExporter::builder()
         .with_tonic()
         .with_endpoint(&options.otlp_endpoint)
@@ -81,16 +114,22 @@ pub fn init(options: &Options) -> anyhow::Result<Telemetry> {
         Some(delay) => BatchConfigBuilder::default().with_scheduled_delay(delay),
         None => BatchConfigBuilder::default(),
     };
-    let processor = BatchSpanProcessor::builder(exporter).with_batch_config(batch.build()).build();
+    let batch = batch.with_max_queue_size(MAX_QUEUE_SIZE);
+    let processor =
+        BatchSpanProcessor::builder(export_counts::CountingExporter(exporter)).with_batch_config(batch.build()).build();
     let mut resource = Resource::builder().with_service_name(options.service.clone());
     for (key, value) in &options.resource {
         resource = resource.with_attribute(opentelemetry::KeyValue::new(key.clone(), value.clone()));
     }
-    let provider = SdkTracerProvider::builder().with_span_processor(processor).with_resource(resource.build()).build();
+    let provider = SdkTracerProvider::builder()
+        .with_span_processor(export_counts::EndedCounter)
+        .with_span_processor(processor)
+        .with_resource(resource.build())
+        .build();
     let tracer = provider.tracer(options.service.clone());
 
     install_subscriber(tracer, &options.filter, tracing_subscriber::filter::LevelFilter::INFO)?;
-    Ok(Telemetry { provider })
+    Ok(Telemetry { provider: Some(provider), service: options.service.clone() })
 }
 
 /// The global subscriber every Stitch process runs: `filter` (or `RUST_LOG`)
@@ -101,36 +140,56 @@ pub fn install_subscriber(
     filter: &str,
     log_level: tracing_subscriber::filter::LevelFilter,
 ) -> anyhow::Result<()> {
-    let filter = EnvFilter::try_from_default_env()
-        .or_else(|_| EnvFilter::try_new(filter))
-        .with_context(|| format!("invalid log filter {filter:?}"))?;
     tracing_subscriber::registry()
-        .with(filter)
+        .with(env_filter(filter)?)
         .with(tracing_opentelemetry::layer().with_tracer(tracer))
-        .with(
-            tracing_subscriber::fmt::layer()
-                .with_writer(std::io::stderr)
-                // Colour for a terminal, plain text for the log files checks keep.
-                .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-                .with_target(false)
-                .with_filter(log_level),
-        )
+        .with(log_layer(log_level))
         .try_init()
         .context("a global tracing subscriber is already installed")
 }
 
+/// `RUST_LOG` when set, else `filter`.
+fn env_filter(filter: &str) -> anyhow::Result<EnvFilter> {
+    EnvFilter::try_from_default_env()
+        .or_else(|_| EnvFilter::try_new(filter))
+        .with_context(|| format!("invalid log filter {filter:?}"))
+}
+
+/// Log lines at `log_level` or above, on stderr.
+fn log_layer<S>(log_level: tracing_subscriber::filter::LevelFilter) -> impl Layer<S>
+where
+    S: tracing::Subscriber + for<'span> tracing_subscriber::registry::LookupSpan<'span>,
+{
+    tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        // Colour for a terminal, plain text for the log files checks keep.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_target(false)
+        .with_filter(log_level)
+}
+
 impl Telemetry {
-    /// Flushes and stops the exporter.
+    /// Flushes and stops the exporter, then says what became of every span
+    /// this process ended.
     ///
     /// The SDK's shutdown blocks on the export; doing it on a runtime worker
     /// would starve the tonic channel it waits for, so it runs on the blocking pool.
     pub async fn shutdown(self) {
-        let provider = self.provider;
+        let Some(provider) = self.provider else { return };
         let outcome = tokio::task::spawn_blocking(move || provider.shutdown()).await;
         match outcome {
             Ok(Ok(())) => {}
             Ok(Err(err)) => eprintln!("telemetry shutdown: {err}"),
             Err(err) => eprintln!("telemetry shutdown task: {err}"),
         }
+        let counts = ExportCounts::now();
+        eprintln!(
+            "{}: {} spans ended, {} exported, {} failed to export, {} dropped before export",
+            self.service,
+            counts.ended,
+            counts.exported,
+            counts.failed,
+            counts.dropped()
+        );
     }
 }

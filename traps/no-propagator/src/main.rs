@@ -33,6 +33,7 @@ mod tests {
             resource: Vec::new(),
             install_propagator: false,
             export_delay: None,
+            tracing: stitch_telemetry::Tracing::On,
         })
         .expect("telemetry starts");
         let span = tracing::info_span!("publish", otel.kind = "producer");

@@ -50,6 +50,7 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
             install_propagator: true,
             // The SDK's default: a job rarely thinks about the batch delay.
             export_delay: None,
+            tracing: stitch_telemetry::Tracing::On,
         })?;
         let run = std::process::id();
         for n in 1..=cli.spans {

@@ -84,6 +84,55 @@ pub async fn open_loop(
     Ok(sent)
 }
 
+/// What a closed loop got through.
+#[derive(Debug, Clone, Copy)]
+pub struct Throughput {
+    pub completed: usize,
+    pub failed: usize,
+    pub seconds: f64,
+}
+
+impl Throughput {
+    pub fn per_second(&self) -> f64 {
+        self.completed as f64 / self.seconds
+    }
+}
+
+/// `callers` each send a request, wait for its answer and send the next,
+/// for `seconds`: the rate the flow answers at when nobody waits on a
+/// schedule. Answers after the deadline are not counted.
+pub async fn closed_loop(gateway: std::net::SocketAddr, callers: usize, seconds: f64) -> anyhow::Result<Throughput> {
+    let client = crate::gateway::client()?;
+    let url = format!("http://{gateway}/orders");
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs_f64(seconds);
+    let tasks = (0..callers.max(1)).map(|_| {
+        let client = client.clone();
+        let url = url.clone();
+        tokio::spawn(async move {
+            let (mut completed, mut failed) = (0, 0);
+            while Instant::now() < deadline {
+                let outcome = crate::gateway::place(client.post(&url)).await;
+                if Instant::now() > deadline {
+                    break;
+                }
+                match outcome {
+                    Ok(_) => completed += 1,
+                    Err(_) => failed += 1,
+                }
+            }
+            (completed, failed)
+        })
+    });
+    let mut throughput = Throughput { completed: 0, failed: 0, seconds };
+    for task in futures::future::join_all(tasks).await {
+        let (completed, failed) = task.context("a caller task panicked")?;
+        throughput.completed += completed;
+        throughput.failed += failed;
+    }
+    Ok(throughput)
+}
+
 /// The nearest-rank percentile of `values` (`quantile` in 0..=1); `None`
 /// when there is nothing to rank.
 pub fn percentile(values: &[f64], quantile: f64) -> Option<f64> {

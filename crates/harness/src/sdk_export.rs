@@ -1,0 +1,66 @@
+//! What each service's OpenTelemetry SDK did with the spans it ended, read
+//! from the service's `/metrics`: exported, failed to export, or dropped
+//! before export (the batch processor's queue was full). A span lost there
+//! never reaches lineage, so lineage alone cannot tell it from a span that
+//! was never made.
+
+use std::net::SocketAddr;
+
+use anyhow::Context as _;
+use serde::{Deserialize, Serialize};
+pub use stitch_telemetry::ExportCounts;
+
+use crate::otelcol::Metrics;
+
+/// Reads the counters from a `/metrics` text. A missing counter is an
+/// error: a service that does not count would read as "nothing lost".
+pub fn parse(text: &str) -> anyhow::Result<ExportCounts> {
+    let metrics = Metrics::parse(text)?;
+    let read = |name: &str| -> anyhow::Result<u64> {
+        let (_, value) =
+            metrics.series(name, &[]).next().with_context(|| format!("no {name} in the service's /metrics"))?;
+        Ok(value as u64)
+    };
+    Ok(ExportCounts {
+        ended: read("stitch_spans_ended_total")?,
+        exported: read("stitch_spans_exported_total")?,
+        failed: read("stitch_spans_export_failed_total")?,
+    })
+}
+
+/// Scrapes the service that answers HTTP on `listen`.
+pub fn scrape(listen: SocketAddr) -> anyhow::Result<ExportCounts> {
+    let text = crate::process::http_get(&format!("http://{listen}/metrics"))?;
+    parse(&text).with_context(|| format!("reading the span counters of {listen}"))
+}
+
+/// One service's counters, by role.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceExport {
+    pub role: String,
+    #[serde(flatten)]
+    pub counts: ExportCounts,
+}
+
+/// The spans every service lost before export, summed.
+pub fn total_lost(services: &[ServiceExport]) -> u64 {
+    services.iter().map(|service| service.counts.lost()).sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_services_exposition_reads_back() {
+        let counts = ExportCounts { ended: 120, exported: 100, failed: 5 };
+        assert_eq!(parse(&counts.exposition()).unwrap(), counts);
+    }
+
+    #[test]
+    fn a_missing_counter_is_an_error_not_zero() {
+        let text = "stitch_spans_ended_total 3\nstitch_spans_exported_total 3\n";
+        let err = parse(text).unwrap_err();
+        assert!(format!("{err:#}").contains("stitch_spans_export_failed_total"), "{err:#}");
+    }
+}

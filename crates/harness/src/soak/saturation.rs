@@ -1,0 +1,167 @@
+//! Past capacity: open-loop rates climbing from the steady load until the
+//! first span is lost, each span accounted for by lineage and each span the
+//! services never sent counted by their SDKs (`/metrics`).
+
+use anyhow::Context as _;
+use serde::{Deserialize, Serialize};
+
+use super::account::order_spans;
+use super::drive::{Rate, millis, open_loop, percentile, progress};
+use crate::check::{Flow, wait_for_spans};
+use crate::sdk_export::{ExportCounts, ServiceExport};
+
+/// The rates tried, as multiples of the steady load's rate: 2× is always
+/// among them, for `orphans_at_2x`.
+pub const MULTIPLES: [f64; 6] = [1.0, 1.5, 2.0, 2.5, 3.0, 4.0];
+
+/// One rate of the climb.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SaturationStep {
+    pub rps: u32,
+    pub requests: usize,
+    pub failed: usize,
+    pub spans_expected: u64,
+    /// Spans lineage holds under the accepted requests' keys.
+    pub spans_received: u64,
+    /// Spans the services' SDKs dropped (queue full) or failed to export.
+    pub spans_dropped_by_sdk: u64,
+    pub orphans: u64,
+    /// Spans that reached lineage after their trace had settled.
+    pub late_spans: u64,
+    pub latency_p99_ms: f64,
+    /// How late the sender itself was: past the machine's capacity the
+    /// offered rate is lower than the one asked for.
+    pub send_lag_p99_ms: f64,
+}
+
+impl SaturationStep {
+    /// Whether any span of this rate is missing, in lineage or at the source.
+    pub fn lost_spans(&self) -> bool {
+        self.spans_received < self.spans_expected || self.spans_dropped_by_sdk > 0
+    }
+}
+
+/// The climb and what it found.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SaturationResult {
+    /// Seconds at each rate.
+    pub seconds: f64,
+    pub steps: Vec<SaturationStep>,
+    /// The lowest rate tried at which a span was lost; `None` when none was
+    /// up to the highest rate tried.
+    pub first_loss_rps: Option<u32>,
+    /// Spans the SDKs dropped or failed to export, over the whole climb.
+    pub spans_dropped_by_sdk: u64,
+    /// Orphan spans at twice the steady load's rate.
+    pub orphans_at_2x: u64,
+}
+
+/// Climbs from `load`'s rate by [`MULTIPLES`], `seconds` at each, and stops
+/// at the first rate that lost a span once 2× has run.
+pub fn run(flow: &mut Flow<'_>, load: Rate, seconds: f64, spans_per_request: u64) -> anyhow::Result<SaturationResult> {
+    let mut steps = Vec::new();
+    let mut orphans_at_2x = None;
+    for multiple in MULTIPLES {
+        let rate = Rate { rps: (f64::from(load.rps) * multiple).round() as u32, seconds };
+        let step = climb(flow, rate, spans_per_request)?;
+        eprintln!(
+            "· {} requests/s: {} of {} spans received, {} dropped by the SDKs, {} orphans",
+            step.rps, step.spans_received, step.spans_expected, step.spans_dropped_by_sdk, step.orphans
+        );
+        if multiple == 2.0 {
+            orphans_at_2x = Some(step.orphans);
+        }
+        let lost = step.lost_spans();
+        steps.push(step);
+        if lost && orphans_at_2x.is_some() {
+            break;
+        }
+    }
+    let orphans_at_2x = orphans_at_2x.ok_or_else(|| anyhow::anyhow!("the climb never ran at 2× the load"))?;
+    Ok(SaturationResult {
+        seconds,
+        first_loss_rps: steps.iter().find(|step| step.lost_spans()).map(|step| step.rps),
+        spans_dropped_by_sdk: steps.iter().map(|step| step.spans_dropped_by_sdk).sum(),
+        orphans_at_2x,
+        steps,
+    })
+}
+
+fn climb(flow: &mut Flow<'_>, rate: Rate, spans_per_request: u64) -> anyhow::Result<SaturationStep> {
+    flow.lineage.reset();
+    let before = flow.services.export_counts()?;
+    let bar = progress("saturation", rate.requests());
+    let sent = flow.runtime.block_on(open_loop(flow.services.gateway(), rate, bar.clone()))?;
+    bar.finish_and_clear();
+    let accepted: Vec<_> =
+        sent.iter().filter_map(|sent| sent.outcome.as_ref().ok().map(|order| (sent, order))).collect();
+    let spans_expected = accepted.len() as u64 * spans_per_request;
+    let services = &flow.services;
+    wait_for_spans(flow.lineage, spans_expected, || services.check_alive())?;
+    flow.check_alive()?;
+    let after = flow.services.export_counts()?;
+    flow.lineage.settle_now();
+    let report = flow.lineage.report();
+    let spans_received = accepted.iter().map(|(_, order)| order_spans(flow.lineage, &order.order_id).spans).sum();
+    let latencies: Vec<f64> = accepted.iter().map(|(sent, _)| millis(sent.latency)).collect();
+    let lags: Vec<f64> = sent.iter().map(|sent| millis(sent.lag)).collect();
+    Ok(SaturationStep {
+        rps: rate.rps,
+        requests: sent.len(),
+        failed: sent.len() - accepted.len(),
+        spans_expected,
+        spans_received,
+        spans_dropped_by_sdk: lost_between(&before, &after)?,
+        orphans: report.orphans(),
+        late_spans: report.late_spans,
+        latency_p99_ms: percentile(&latencies, 0.99)
+            .with_context(|| format!("no request was accepted at {} requests/s", rate.rps))?,
+        send_lag_p99_ms: percentile(&lags, 0.99).context("no request was sent")?,
+    })
+}
+
+/// Spans every service lost between two scrapes of the same processes.
+fn lost_between(before: &[ServiceExport], after: &[ServiceExport]) -> anyhow::Result<u64> {
+    after
+        .iter()
+        .map(|now| {
+            let earlier = before
+                .iter()
+                .find(|earlier| earlier.role == now.role)
+                .map_or(ExportCounts::default(), |earlier| earlier.counts);
+            if now.counts.ended < earlier.ended {
+                anyhow::bail!("{} restarted during the climb: its counters went back", now.role);
+            }
+            Ok(now.counts.since(&earlier).lost())
+        })
+        .sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn export(role: &str, ended: u64, exported: u64) -> ServiceExport {
+        ServiceExport { role: role.to_owned(), counts: ExportCounts { ended, exported, failed: 0 } }
+    }
+
+    #[test]
+    fn losses_are_counted_between_scrapes_only() {
+        let before = [export("worker", 100, 90), export("consumer", 50, 50)];
+        let after = [export("worker", 400, 350), export("consumer", 150, 150)];
+        assert_eq!(lost_between(&before, &after).unwrap(), 40);
+    }
+
+    #[test]
+    fn a_restarted_service_is_an_error_not_a_negative_loss() {
+        let before = [export("worker", 100, 100)];
+        let after = [export("worker", 10, 10)];
+        assert!(lost_between(&before, &after).is_err());
+    }
+
+    #[test]
+    fn the_climb_goes_through_twice_the_load() {
+        assert!(MULTIPLES.contains(&2.0));
+        assert!(MULTIPLES.windows(2).all(|pair| pair[0] < pair[1]));
+    }
+}

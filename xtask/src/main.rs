@@ -126,9 +126,13 @@ enum Command {
     },
     /// Build a local `workshop` branch with a tag per step start and solution.
     Tags,
-    /// Reproduce the book's five silent failures (`traps/`) and write what
+    /// Reproduce the book's six silent failures (`traps/`) and write what
     /// lineage measured into book/src/generated/silent-failures.md.
-    Traps,
+    Traps {
+        /// Run this trap only and print its section (e.g. `small-queue`).
+        #[arg(long)]
+        only: Option<String>,
+    },
     /// Step 8's long mode: minutes of batches through the tier, unsolved
     /// with a decision_wait that covers the batch and solved with 30 s, then
     /// both under a tight memory limit. Writes the book's table and the RSS
@@ -185,7 +189,7 @@ fn main() -> ExitCode {
         Command::Report { step } => facts::write().and_then(|()| report::generate(step.as_deref())),
         Command::Tags => tags::run(),
         Command::IngestBench(args) => ingest_bench::run(&args),
-        Command::Traps => traps::write(),
+        Command::Traps { only } => traps::write(only.as_deref()),
         Command::Soak(args) => soak::run(&args),
         Command::LongTrace { minutes, tight_minutes, tight_limit_mib, tight_only, render_only } => {
             let runs = match (tight_only, render_only) {

@@ -241,6 +241,12 @@ pub fn tables(report: &SoakReport) -> Vec<(String, Table)> {
             format!("{:.3}", overhead.throughput_ratio),
         ]);
         table.row(vec!["failed requests".to_owned(), on.failed.to_string(), off.failed.to_string(), String::new()]);
+        table.row(vec![
+            "spans dropped by the SDKs".to_owned(),
+            on.spans_dropped_by_sdk.map_or_else(|| "-".to_owned(), |spans| spans.to_string()),
+            "no spans".to_owned(),
+            String::new(),
+        ]);
         let title = format!(
             "Overhead: latency at {} requests/s for {} s, throughput over {} s, tracing on then off",
             overhead.rate.rps, overhead.rate.seconds, overhead.rate.seconds

@@ -1,4 +1,4 @@
-//! `cargo xtask traps`: reproduces the five silent failures of
+//! `cargo xtask traps`: reproduces the six silent failures of
 //! `book/src/silent-failures.md` (the crates in `traps/`) and renders what
 //! lineage measured as `book/src/generated/silent-failures.md`.
 
@@ -20,6 +20,8 @@ use crate::table::{self, Table};
 
 /// Requests (or spans, for the job) per trap.
 pub const REQUESTS: usize = 50;
+/// Requests in flight at once, in the traps that run the flow.
+const CONCURRENCY: usize = 8;
 const KAFKA: BrokerKind = BrokerKind::Tansu;
 use crate::report::HEADER;
 
@@ -32,8 +34,19 @@ fn output_path() -> PathBuf {
     stitch_harness::project_root().join("book").join("src").join("generated").join("silent-failures.md")
 }
 
-/// `cargo xtask traps`: runs every trap and writes the chapter's include.
-pub fn write() -> anyhow::Result<ExitCode> {
+/// `cargo xtask traps`: runs every trap and writes the chapter's include;
+/// with `only`, runs that trap and prints its section instead.
+pub fn write(only: Option<&str>) -> anyhow::Result<ExitCode> {
+    if let Some(name) = only {
+        let last = step::final_flow()?;
+        let baseline = Baseline::load()?;
+        let trap = TRAPS.iter().find(|(trap, _)| *trap == name).with_context(|| {
+            let names: Vec<&str> = TRAPS.iter().map(|(trap, _)| *trap).collect();
+            format!("no trap {name:?}; the traps are {}", names.join(", "))
+        })?;
+        println!("{}", (trap.1)(&last, &baseline)?);
+        return Ok(ExitCode::SUCCESS);
+    }
     let markdown = generate()?;
     let path = output_path();
     if let Some(dir) = path.parent() {
@@ -44,24 +57,34 @@ pub fn write() -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+type Trap = fn(&Step, &Baseline) -> anyhow::Result<String>;
+
+/// Every trap, by the name `--only` takes, in the chapter's order.
+const TRAPS: [(&str, Trap); 6] = [
+    ("two-otel-versions", |last, _| two_versions(last)),
+    ("no-propagator", no_propagator),
+    ("log-filter", log_filter),
+    ("late-set-parent", late_set_parent),
+    ("no-shutdown", |_, _| no_shutdown()),
+    ("small-queue", small_queue),
+];
+
 /// Runs every trap for real and returns the Markdown of
 /// `book/src/generated/silent-failures.md`.
 pub fn generate() -> anyhow::Result<String> {
     let last = step::final_flow()?;
     let baseline = Baseline::load()?;
-    let sections = [
+    let mut sections = vec![
         HEADER.to_owned(),
         format!(
             "{REQUESTS} requests per trap on {KAFKA}, measured by lineage. Orphan-rate targets are those of the final \
              step ({}), and the CI gate is the one the final solution passes.\n",
             last.short_name()
         ),
-        two_versions(&last)?,
-        no_propagator(&last, &baseline)?,
-        log_filter(&last, &baseline)?,
-        late_set_parent(&last, &baseline)?,
-        no_shutdown()?,
     ];
+    for (_, trap) in TRAPS {
+        sections.push(trap(&last, &baseline)?);
+    }
     Ok(sections.join("\n"))
 }
 
@@ -182,7 +205,8 @@ fn measured(name: &str, lineage: &lineage::Lineage, orders: Vec<Order>, started:
 
 /// Runs the final step's flow as `variant` changes it.
 fn flow(last: &Step, variant: &Variant) -> anyhow::Result<(CheckRun, Verdict)> {
-    let options = CheckOptions { step: last.clone(), solution: true, requests: REQUESTS, kafka: KAFKA, concurrency: 8 };
+    let options =
+        CheckOptions { step: last.clone(), solution: true, requests: REQUESTS, kafka: KAFKA, concurrency: CONCURRENCY };
     let run = check::run_variant(&options, variant)?;
     let verdict = verdict::judge(last, &run);
     Ok((run, verdict))
@@ -314,6 +338,33 @@ fn no_shutdown() -> anyhow::Result<String> {
          imported order and exits, once without and once with `Telemetry::shutdown`. The time a job runs varies \
          from machine to machine.\n\n{}\n",
         table.markdown()
+    ))
+}
+
+/// The span queue of trap 6: far below what 8 concurrent callers fill
+/// between two exports, 200 ms apart.
+pub const SMALL_QUEUE: usize = 16;
+
+fn small_queue(last: &Step, baseline: &Baseline) -> anyhow::Result<String> {
+    eprintln!("running {} with --span-queue {SMALL_QUEUE}…", last.package(true));
+    let variant = Variant {
+        service_args: vec!["--span-queue".to_owned(), SMALL_QUEUE.to_string()],
+        name: Some("trap-small-queue".to_owned()),
+        ..Variant::default()
+    };
+    let (run, verdict) = flow(last, &variant)?;
+    if run.sdk_export.is_empty() {
+        anyhow::bail!("the small-queue trap read no span counters from the services");
+    }
+    Ok(format!(
+        "### A span queue too small for the traffic\n\n\
+         The final solution, unchanged, its services started with `--span-queue {SMALL_QUEUE}` (the batch \
+         processor's `max_queue_size`; {} by default), {} callers at a time.\n\n\
+         The services' own counters, read from their `/metrics` once the spans settled: {}.\n\n{}",
+        stitch_telemetry::MAX_QUEUE_SIZE,
+        CONCURRENCY,
+        table::sdk_export_line(&run.sdk_export),
+        flow_measurements(&run, &verdict, baseline)
     ))
 }
 

@@ -26,6 +26,10 @@ struct Cli {
     /// what the soak compares against to measure tracing's cost.
     #[arg(long, global = true, env = "STITCH_TRACING", default_value = "on")]
     tracing: stitch_telemetry::Tracing,
+    /// Spans the batch processor may hold between exports; past it, new
+    /// spans are dropped (and counted on `/metrics`).
+    #[arg(long, global = true, default_value_t = stitch_telemetry::MAX_QUEUE_SIZE, value_parser = queue_size)]
+    span_queue: usize,
 }
 
 #[derive(Subcommand, Debug)]
@@ -61,6 +65,15 @@ enum Role {
     },
 }
 
+/// A queue of at least one span: with none, every span would be dropped.
+fn queue_size(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(0) => Err("0 would drop every span: give at least 1".to_owned()),
+        Ok(size) => Ok(size),
+        Err(err) => Err(format!("{text:?} is not a number of spans: {err}")),
+    }
+}
+
 /// Parses the command line and runs one service until SIGINT/SIGTERM.
 pub fn run(step: &str, boundaries: Boundaries) -> ExitCode {
     run_with(step, boundaries, |_| {})
@@ -93,6 +106,7 @@ pub fn run_with(step: &str, boundaries: Boundaries, telemetry: fn(&mut stitch_te
             install_propagator: true,
             export_delay: Some(stitch_telemetry::EXPORT_DELAY),
             tracing: cli.tracing,
+            max_queue_size: cli.span_queue,
         };
         telemetry(&mut options);
         let telemetry = stitch_telemetry::init(&options)?;

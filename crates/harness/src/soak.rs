@@ -36,6 +36,8 @@ pub struct SoakOptions {
     pub overhead_callers: usize,
     /// Seconds at each rate of the saturation climb.
     pub saturation_seconds: f64,
+    /// The climb's rates, as multiples of the load's.
+    pub saturation_multiples: Vec<f64>,
     pub fuzz_cases: usize,
     pub seed: u64,
 }
@@ -51,6 +53,7 @@ impl SoakOptions {
             overhead_load: Rate { rps: 100, seconds: 20.0 },
             overhead_callers: 16,
             saturation_seconds: 10.0,
+            saturation_multiples: saturation::MULTIPLES.to_vec(),
             fuzz_cases: 10_000,
             seed,
         }
@@ -66,6 +69,7 @@ impl SoakOptions {
             overhead_load: Rate { rps: 100, seconds: 5.0 },
             overhead_callers: 16,
             saturation_seconds: 5.0,
+            saturation_multiples: saturation::SHORT_MULTIPLES.to_vec(),
             fuzz_cases: 2_000,
             seed,
         }
@@ -194,7 +198,13 @@ pub fn run(options: &SoakOptions) -> anyhow::Result<SoakReport> {
         for &fault in &options.faults {
             fault_results.push(faults::run(flow, fault, options.fault_load, spans_per_request)?);
         }
-        let saturation = Some(saturation::run(flow, options.load, options.saturation_seconds, spans_per_request)?);
+        let saturation = Some(saturation::run(
+            flow,
+            options.load,
+            &options.saturation_multiples,
+            options.saturation_seconds,
+            spans_per_request,
+        )?);
         let fuzz = Some(fuzz::run(flow, options.seed, options.fuzz_cases, spans_per_request)?);
         Ok(SoakReport {
             kafka: options.kafka.to_string(),
@@ -285,12 +295,14 @@ mod tests {
                     latency_p99_ms: 9.0,
                     throughput_rps: 300.0,
                     failed: 0,
+                    spans_dropped_by_sdk: Some(0),
                 },
                 off: overhead::OverheadSide {
                     latency_p50_ms: 3.0,
                     latency_p99_ms: 9.0,
                     throughput_rps: 300.0,
                     failed: 0,
+                    spans_dropped_by_sdk: None,
                 },
                 latency_p50_ratio: 1.0,
                 latency_p99_ratio: 1.0,

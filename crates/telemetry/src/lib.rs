@@ -57,6 +57,9 @@ pub struct Options {
     /// layer, processor or exporter: what the soak compares against to
     /// measure what tracing costs.
     pub tracing: Tracing,
+    /// Spans the batch processor holds between exports before it drops
+    /// new ones: [`MAX_QUEUE_SIZE`] in the services.
+    pub max_queue_size: usize,
 }
 
 /// OpenTelemetry on or off in a service.
@@ -114,7 +117,7 @@ pub fn init(options: &Options) -> anyhow::Result<Telemetry> {
         Some(delay) => BatchConfigBuilder::default().with_scheduled_delay(delay),
         None => BatchConfigBuilder::default(),
     };
-    let batch = batch.with_max_queue_size(MAX_QUEUE_SIZE);
+    let batch = batch.with_max_queue_size(options.max_queue_size);
     let processor =
         BatchSpanProcessor::builder(export_counts::CountingExporter(exporter)).with_batch_config(batch.build()).build();
     let mut resource = Resource::builder().with_service_name(options.service.clone());

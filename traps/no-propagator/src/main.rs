@@ -34,6 +34,7 @@ mod tests {
             install_propagator: false,
             export_delay: None,
             tracing: stitch_telemetry::Tracing::On,
+            max_queue_size: stitch_telemetry::MAX_QUEUE_SIZE,
         })
         .expect("telemetry starts");
         let span = tracing::info_span!("publish", otel.kind = "producer");

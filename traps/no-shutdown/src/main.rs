@@ -51,6 +51,7 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
             // The SDK's default: a job rarely thinks about the batch delay.
             export_delay: None,
             tracing: stitch_telemetry::Tracing::On,
+            max_queue_size: stitch_telemetry::MAX_QUEUE_SIZE,
         })?;
         let run = std::process::id();
         for n in 1..=cli.spans {

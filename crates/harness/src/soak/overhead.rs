@@ -19,6 +19,9 @@ pub struct OverheadSide {
     pub throughput_rps: f64,
     /// Requests that failed, in both loops.
     pub failed: usize,
+    /// Spans the services' SDKs dropped or failed to export over both
+    /// loops; `None` with tracing off.
+    pub spans_dropped_by_sdk: Option<u64>,
 }
 
 /// Tracing on against tracing off.
@@ -69,6 +72,10 @@ fn measure(
         Tracing::Off => ("tracing off", "tracing off: closed loop"),
     };
     flow.lineage.reset();
+    let before = match tracing {
+        Tracing::On => Some(flow.services.export_counts()?),
+        Tracing::Off => None,
+    };
     let gateway = flow.services.gateway();
     let bar = progress(latency_label, rate.requests());
     let sent = flow.runtime.block_on(open_loop(gateway, rate, bar.clone()))?;
@@ -83,7 +90,12 @@ fn measure(
     failed += throughput.failed;
     drain(flow, tracing, throughput.completed as u64 * spans_per_request)?;
     flow.check_alive()?;
+    let spans_dropped_by_sdk = match before {
+        Some(before) => Some(super::saturation::lost_between(&before, &flow.services.export_counts()?)?),
+        None => None,
+    };
     Ok(OverheadSide {
+        spans_dropped_by_sdk,
         latency_p50_ms: percentile(&latencies, 0.50).context("no request of the open loop was answered")?,
         latency_p99_ms: percentile(&latencies, 0.99).context("no request of the open loop was answered")?,
         throughput_rps: throughput.per_second(),

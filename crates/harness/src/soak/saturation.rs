@@ -10,9 +10,12 @@ use super::drive::{Rate, millis, open_loop, percentile, progress};
 use crate::check::{Flow, wait_for_spans};
 use crate::sdk_export::{ExportCounts, ServiceExport};
 
-/// The rates tried, as multiples of the steady load's rate: 2× is always
-/// among them, for `orphans_at_2x`.
-pub const MULTIPLES: [f64; 6] = [1.0, 1.5, 2.0, 2.5, 3.0, 4.0];
+/// The rates the long climb tries, as multiples of the steady load's rate:
+/// 2× is always among them, for `orphans_at_2x`.
+pub const MULTIPLES: [f64; 8] = [1.0, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 6.0];
+
+/// The short climb (CI): twice the load only.
+pub const SHORT_MULTIPLES: [f64; 1] = [2.0];
 
 /// One rate of the climb.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -56,12 +59,18 @@ pub struct SaturationResult {
     pub orphans_at_2x: u64,
 }
 
-/// Climbs from `load`'s rate by [`MULTIPLES`], `seconds` at each, and stops
-/// at the first rate that lost a span once 2× has run.
-pub fn run(flow: &mut Flow<'_>, load: Rate, seconds: f64, spans_per_request: u64) -> anyhow::Result<SaturationResult> {
+/// Climbs from `load`'s rate by `multiples` (one of which is 2), `seconds`
+/// at each, and stops at the first rate that lost a span once 2× has run.
+pub fn run(
+    flow: &mut Flow<'_>,
+    load: Rate,
+    multiples: &[f64],
+    seconds: f64,
+    spans_per_request: u64,
+) -> anyhow::Result<SaturationResult> {
     let mut steps = Vec::new();
     let mut orphans_at_2x = None;
-    for multiple in MULTIPLES {
+    for &multiple in multiples {
         let rate = Rate { rps: (f64::from(load.rps) * multiple).round() as u32, seconds };
         let step = climb(flow, rate, spans_per_request)?;
         eprintln!(
@@ -121,7 +130,7 @@ fn climb(flow: &mut Flow<'_>, rate: Rate, spans_per_request: u64) -> anyhow::Res
 }
 
 /// Spans every service lost between two scrapes of the same processes.
-fn lost_between(before: &[ServiceExport], after: &[ServiceExport]) -> anyhow::Result<u64> {
+pub(crate) fn lost_between(before: &[ServiceExport], after: &[ServiceExport]) -> anyhow::Result<u64> {
     after
         .iter()
         .map(|now| {
@@ -161,7 +170,7 @@ mod tests {
 
     #[test]
     fn the_climb_goes_through_twice_the_load() {
-        assert!(MULTIPLES.contains(&2.0));
+        assert!(MULTIPLES.contains(&2.0) && SHORT_MULTIPLES.contains(&2.0));
         assert!(MULTIPLES.windows(2).all(|pair| pair[0] < pair[1]));
     }
 }

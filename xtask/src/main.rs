@@ -1,5 +1,6 @@
 //! `cargo xtask`: the workshop's command line.
 
+mod agenda;
 mod book;
 mod book_order;
 mod ci;
@@ -113,6 +114,9 @@ enum Command {
     },
     /// Every step with its last verdict, the next step to do, and its chapter.
     Status,
+    /// Time each step's check twice (after cleaning its crate, then warm)
+    /// and write the instructors' agenda (book/src/generated/agenda.md).
+    Agenda,
     /// Write the numbers the book states about the code and the configs into
     /// book/src/generated/facts.md (`book --check` fails when it is stale).
     Facts,
@@ -184,6 +188,7 @@ fn main() -> ExitCode {
         Command::Diff { step } => ci::show_diff(&step),
         Command::Hint { step, level } => hint::print(&step, usize::from(level)),
         Command::Status => status::print(),
+        Command::Agenda => agenda::run(),
         Command::Facts => facts::command(),
         Command::SamplingCannotRepair { requests, kafka } => sampling_cannot_repair(requests, kafka),
         Command::Report { step } => facts::write().and_then(|()| report::generate(step.as_deref())),

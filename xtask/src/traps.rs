@@ -380,9 +380,11 @@ fn shape_summary(run: &CheckRun) -> String {
         .iter()
         .map(|((traces, spans), count)| {
             format!(
-                "{count} of {} requests are {traces} trace{} of {spans} spans",
+                "{count} of {} {} {traces} trace{} of {spans} span{}",
                 run.shapes.len(),
-                if *traces == 1 { "" } else { "s" }
+                if *count == 1 { "request is" } else { "requests are" },
+                if *traces == 1 { "" } else { "s" },
+                if *spans == 1 { "" } else { "s" }
             )
         })
         .collect();

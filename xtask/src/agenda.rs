@@ -35,7 +35,9 @@ pub fn run() -> anyhow::Result<ExitCode> {
         let solution = step.has_solution();
         let package = step.package(solution);
         eprintln!("agenda: {} ({package})…", step.short_name());
-        process::cargo(&[&"clean", &"--quiet", &"-p", &package]).run().with_context(|| format!("cleaning {package}"))?;
+        process::cargo(&[&"clean", &"--quiet", &"-p", &package])
+            .run()
+            .with_context(|| format!("cleaning {package}"))?;
         if step.meta.judge.is_some() {
             // The gate's recorded flows are part of a first check too.
             let flows = stitch_harness::run_dir().join("gate-flows");
@@ -76,7 +78,11 @@ fn markdown(timed: &[Timed]) -> anyhow::Result<String> {
     for step in timed {
         table.row(vec![
             step.step.short_name(),
-            format!("`cargo xtask check {}{}`", step.step.number, if step.step.has_solution() { " --solution" } else { "" }),
+            format!(
+                "`cargo xtask check {}{}`",
+                step.step.number,
+                if step.step.has_solution() { " --solution" } else { "" }
+            ),
             format!("{:.0} s", step.first_s),
             format!("{:.0} s", step.again_s),
             if step.passed { "pass".to_owned() } else { "fails, as the baseline must".to_owned() },

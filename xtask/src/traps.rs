@@ -356,16 +356,43 @@ fn small_queue(last: &Step, baseline: &Baseline) -> anyhow::Result<String> {
     if run.sdk_export.is_empty() {
         anyhow::bail!("the small-queue trap read no span counters from the services");
     }
+    // The SDK logs its own total of dropped spans at shutdown: the counters
+    // must agree with it, or they count something else.
+    let logs = check::log_dir("trap-small-queue");
+    for service in &run.sdk_export {
+        let log = logs.join(format!("{}.log", service.role));
+        let text = std::fs::read_to_string(&log).with_context(|| format!("reading {}", log.display()))?;
+        // The SDK logs a total only when it dropped something.
+        let logged = sdk_dropped_count(&text).unwrap_or(0);
+        if logged != service.counts.dropped() {
+            anyhow::bail!(
+                "{}: the SDK logged {logged} dropped spans at shutdown, its /metrics counted {} ({})",
+                service.role,
+                service.counts.dropped(),
+                log.display()
+            );
+        }
+    }
     Ok(format!(
         "### A span queue too small for the traffic\n\n\
          The final solution, unchanged, its services started with `--span-queue {SMALL_QUEUE}` (the batch \
          processor's `max_queue_size`; {} by default), {} callers at a time.\n\n\
-         The services' own counters, read from their `/metrics` once the spans settled: {}.\n\n{}",
+         The services' own counters, read from their `/metrics` once the spans settled: {}. Each service's \
+         count of dropped spans equals the total the SDK logged at its shutdown.\n\n{}",
         stitch_telemetry::MAX_QUEUE_SIZE,
         CONCURRENCY,
         table::sdk_export_line(&run.sdk_export),
         flow_measurements(&run, &verdict, baseline)
     ))
+}
+
+/// The total the SDK's batch processor logs at shutdown when it dropped
+/// spans (`dropped_span_count=N`); `None` when it logged none.
+fn sdk_dropped_count(log: &str) -> Option<u64> {
+    log.lines().rev().find_map(|line| {
+        let (_, after) = line.split_once("dropped_span_count=")?;
+        after.split(|c: char| !c.is_ascii_digit()).next()?.parse().ok()
+    })
 }
 
 /// `50 of 50 requests: 1 trace, 6 spans`: how the requests look in lineage.
@@ -401,6 +428,14 @@ fn shape_summary(run: &CheckRun) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_sdks_shutdown_total_is_read_from_its_log() {
+        let log = "WARN name=\"BatchSpanProcessor.SpansDropped\" dropped_span_count=87 max_queue_size=16 Spans were dropped\n\
+                   worker: 150 spans ended, 63 exported, 0 failed to export, 87 dropped before export\n";
+        assert_eq!(sdk_dropped_count(log), Some(87));
+        assert_eq!(sdk_dropped_count("worker: 6 spans ended, 6 exported\n"), None);
+    }
 
     #[test]
     fn tree_blocks_pick_the_named_crate() {

@@ -13,7 +13,8 @@ use crate::table::Table;
 pub struct Args {
     #[arg(long, default_value = "tansu")]
     pub kafka: BrokerKind,
-    /// What CI runs: 100 requests/s for 15 s, the worker fault, 2,000 fuzz cases.
+    /// What CI runs: 100 requests/s for 15 s, the worker kill and the lineage
+    /// restart, twice the load, 2,000 fuzz cases.
     #[arg(long)]
     pub short: bool,
     /// The load's requests per second (200, or 100 with --short).
@@ -194,8 +195,9 @@ pub fn tables(report: &SoakReport) -> Vec<(String, Table)> {
                 "recovered",
                 "completeness p99 / max",
                 "late spans",
+                "lost at the source",
             ],
-            &[false, true, true, true, true, true, true, false, true, true, true, true],
+            &[false, true, true, true, true, true, true, false, true, true, true, true, true],
         );
         for fault in &report.faults {
             table.row(vec![
@@ -215,9 +217,19 @@ pub fn tables(report: &SoakReport) -> Vec<(String, Table)> {
                 fault.recovered_s.map_or_else(|| "not in the run".to_owned(), |seconds| format!("{seconds:.1} s")),
                 format!("{:.0} / {:.0} ms", fault.completeness_p99_ms, fault.completeness_max_ms),
                 fault.late_spans.to_string(),
+                fault.spans_lost_by_sdk.map_or_else(|| "—".to_owned(), |spans| spans.to_string()),
             ]);
         }
-        tables.push(("Faults, each under load (a kill a third of the way in, restarted at once)".to_owned(), table));
+        let forgotten: usize = report.faults.iter().map(|fault| fault.requests_forgotten).sum();
+        let title = if forgotten > 0 {
+            format!(
+                "Faults, each under load (a third of the way in, restarted at once; the {forgotten} requests sent \
+                 before the lineage restart's window are not judged: the restarted lineage forgot them)"
+            )
+        } else {
+            "Faults, each under load (a kill a third of the way in, restarted at once)".to_owned()
+        };
+        tables.push((title, table));
     }
     if let Some(overhead) = &report.overhead {
         let mut table = Table::new(&["", "tracing on", "tracing off", "on / off"], &[false, true, true, true]);

@@ -341,7 +341,8 @@ pub fn run_staged(
 /// services, the broker they talk to, and the run's lineage.
 pub struct Flow<'a> {
     pub runtime: &'a tokio::runtime::Runtime,
-    pub lineage: &'a lineage::Lineage,
+    /// Mutable so that a fault can restart it.
+    pub lineage: &'a mut lineage::Lineage,
     pub services: Services,
     pub broker: Broker,
     /// This run's log directory.
@@ -370,7 +371,7 @@ pub fn with_flow<T>(
     let logs = log_dir(name);
     std::fs::create_dir_all(&logs)?;
     let runtime = tokio::runtime::Runtime::new().context("starting the tokio runtime")?;
-    let lineage = runtime.block_on(lineage::Lineage::start(lineage::Config {
+    let mut lineage = runtime.block_on(lineage::Lineage::start(lineage::Config {
         grpc_addr: ([127, 0, 0, 1], 0).into(),
         http_addr: ([127, 0, 0, 1], 0).into(),
         quiet_period: SETTLE_AFTER,
@@ -397,7 +398,7 @@ pub fn with_flow<T>(
                 return Err(err);
             }
         };
-        let mut flow = Flow { runtime: &runtime, lineage: &lineage, services, broker, logs: logs.clone() };
+        let mut flow = Flow { runtime: &runtime, lineage: &mut lineage, services, broker, logs: logs.clone() };
         let outcome = drive(&mut flow);
         let Flow { services, broker, .. } = flow;
         services.stop();

@@ -43,13 +43,13 @@ pub struct SoakOptions {
 }
 
 impl SoakOptions {
-    /// 200 requests/s for 60 s, both faults, 10,000 fuzz cases.
+    /// 200 requests/s for 60 s, every fault, the climb from 1× to 6×, 10,000 fuzz cases.
     pub fn long(kafka: BrokerKind, seed: u64) -> SoakOptions {
         SoakOptions {
             kafka,
             load: Rate { rps: 200, seconds: 60.0 },
             fault_load: Rate { rps: 100, seconds: 60.0 },
-            faults: vec![Fault::KillWorker, Fault::KillConsumer],
+            faults: vec![Fault::KillWorker, Fault::KillConsumer, Fault::RestartLineage],
             overhead_load: Rate { rps: 100, seconds: 20.0 },
             overhead_callers: 16,
             saturation_seconds: 10.0,
@@ -59,13 +59,14 @@ impl SoakOptions {
         }
     }
 
-    /// What CI runs: 100 requests/s for 15 s, the worker fault, 2,000 cases.
+    /// What CI runs: 100 requests/s for 15 s, the worker kill and the lineage
+    /// restart, 2× the load, 2,000 cases.
     pub fn short(kafka: BrokerKind, seed: u64) -> SoakOptions {
         SoakOptions {
             kafka,
             load: Rate { rps: 100, seconds: 15.0 },
             fault_load: Rate { rps: 100, seconds: 15.0 },
-            faults: vec![Fault::KillWorker],
+            faults: vec![Fault::KillWorker, Fault::RestartLineage],
             overhead_load: Rate { rps: 100, seconds: 5.0 },
             overhead_callers: 16,
             saturation_seconds: 5.0,
@@ -256,6 +257,8 @@ mod tests {
             explained: true,
             down_s: 0.2,
             recovered_s: Some(0.3),
+            requests_forgotten: 0,
+            spans_lost_by_sdk: None,
         };
         let fuzz = FuzzResult {
             seed: 42,

@@ -81,6 +81,8 @@ impl Shared {
 /// [`Lineage::shutdown`] also waits for them to finish.
 pub struct Lineage {
     shared: Arc<Shared>,
+    /// What it started with, for [`Lineage::restart`].
+    config: Config,
     grpc_addr: SocketAddr,
     http_addr: SocketAddr,
     stop: watch::Sender<bool>,
@@ -106,6 +108,7 @@ impl Lineage {
         let http_addr = http_listener.local_addr().context("reading the HTTP address")?;
         let shared = Arc::new(Shared::new(&config));
         let (stop, stopped) = watch::channel(false);
+        let config = Config { grpc_addr, http_addr, ..config };
 
         let grpc_task = grpc::spawn(grpc_listener, shared.clone(), config.max_payload_bytes, stopped.clone());
 
@@ -145,7 +148,7 @@ impl Lineage {
         };
 
         tracing::info!(%grpc_addr, %http_addr, "lineage listening");
-        Ok(Lineage { shared, grpc_addr, http_addr, stop, tasks: vec![grpc_task, http_task, ticker_task] })
+        Ok(Lineage { shared, config, grpc_addr, http_addr, stop, tasks: vec![grpc_task, http_task, ticker_task] })
     }
 
     pub fn grpc_addr(&self) -> SocketAddr {
@@ -212,6 +215,10 @@ impl Lineage {
 
     /// Stops accepting, lets in-flight requests finish (up to 5 s), then returns.
     pub async fn shutdown(mut self) {
+        self.stop_tasks().await;
+    }
+
+    async fn stop_tasks(&mut self) {
         let _ = self.stop.send(true);
         for task in std::mem::take(&mut self.tasks) {
             let abort = task.abort_handle();
@@ -219,6 +226,16 @@ impl Lineage {
                 abort.abort();
             }
         }
+    }
+
+    /// What a restart of the process does: both ports close, everything
+    /// held and counted is forgotten, and after `down` the same ports listen
+    /// again. Exporters see refused connections in between.
+    pub async fn restart(&mut self, down: std::time::Duration) -> anyhow::Result<()> {
+        self.stop_tasks().await;
+        tokio::time::sleep(down).await;
+        *self = Lineage::start(self.config.clone()).await.context("starting lineage again on its ports")?;
+        Ok(())
     }
 }
 

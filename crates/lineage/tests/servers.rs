@@ -613,3 +613,28 @@ async fn browser_pages_export_only_from_allowed_origins() {
     assert_eq!(lineage.report().spans_received, 6);
     lineage.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_restart_refuses_while_down_then_listens_on_the_same_ports_with_nothing_held() {
+    let mut lineage = start().await;
+    let (grpc_addr, http_addr) = (lineage.grpc_addr(), lineage.http_addr());
+    let mut client = grpc(&lineage).await;
+    client.export(request(connected_chain(1, 0, "1001"))).await.expect("export before the restart");
+    assert!(lineage.report().spans_received > 0);
+
+    let endpoint = lineage.otlp_grpc_endpoint();
+    let restart = tokio::spawn(async move {
+        lineage.restart(Duration::from_millis(500)).await.expect("restarts");
+        lineage
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(TraceServiceClient::connect(endpoint.clone()).await.is_err(), "nothing listens while it is down");
+    let lineage = restart.await.unwrap();
+
+    assert_eq!((lineage.grpc_addr(), lineage.http_addr()), (grpc_addr, http_addr));
+    assert_eq!(lineage.report().spans_received, 0, "a restart forgets what it held");
+    let mut client = TraceServiceClient::connect(endpoint).await.expect("connects again");
+    client.export(request(connected_chain(2, 0, "1002"))).await.expect("export after the restart");
+    assert!(lineage.report().spans_received > 0);
+    lineage.shutdown().await;
+}

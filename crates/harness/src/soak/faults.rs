@@ -25,20 +25,30 @@ pub enum Fault {
     /// The consumer, SIGKILLed and restarted: Kafka redelivers what it had
     /// processed but not committed.
     KillConsumer,
+    /// Lineage, the spans' receiver, restarted: its ports close for
+    /// [`LINEAGE_DOWN`] and it forgets everything it held. The services'
+    /// exports fail meanwhile, and their SDKs count the spans.
+    RestartLineage,
 }
 
-impl Fault {
-    pub fn role(self) -> &'static str {
-        match self {
-            Fault::KillWorker => "worker",
-            Fault::KillConsumer => "consumer",
-        }
-    }
+/// How long the receiver stays down in [`Fault::RestartLineage`].
+pub const LINEAGE_DOWN: Duration = Duration::from_secs(2);
 
+impl Fault {
     pub fn name(self) -> &'static str {
         match self {
             Fault::KillWorker => "worker SIGKILL + restart",
             Fault::KillConsumer => "consumer SIGKILL + restart",
+            Fault::RestartLineage => "lineage restart (2 s down)",
+        }
+    }
+
+    /// Stops what the fault stops and starts it again.
+    fn strike(self, flow: &mut Flow<'_>) -> anyhow::Result<()> {
+        match self {
+            Fault::KillWorker => flow.services.kill("worker").and_then(|()| flow.services.restart("worker")),
+            Fault::KillConsumer => flow.services.kill("consumer").and_then(|()| flow.services.restart("consumer")),
+            Fault::RestartLineage => flow.runtime.block_on(flow.lineage.restart(LINEAGE_DOWN)),
         }
     }
 }
@@ -77,22 +87,32 @@ pub struct FaultResult {
     /// Seconds from the kill until the first request after which every
     /// request was whole; `None` when the run ended before that.
     pub recovered_s: Option<f64>,
+    /// Requests sent before the in-flight window of a lineage restart:
+    /// the restarted lineage forgot them, so they are not judged.
+    #[serde(default)]
+    pub requests_forgotten: usize,
+    /// Spans the services' SDKs failed to export or dropped during the run,
+    /// from their `/metrics`; `None` when a service restarted (its counters
+    /// started again from 0).
+    #[serde(default)]
+    pub spans_lost_by_sdk: Option<u64>,
 }
 
 /// Drives `rate` through `flow`, kills the fault's service a third of the
 /// way in, starts it again at once, and accounts for every request.
 pub fn run(flow: &mut Flow<'_>, fault: Fault, rate: Rate, spans_per_request: u64) -> anyhow::Result<FaultResult> {
     flow.lineage.reset();
+    let counted_before = flow.services.export_counts()?;
     let bar = progress("fault", rate.requests());
     let load = flow.runtime.spawn(open_loop(flow.services.gateway(), rate, bar.clone()));
     std::thread::sleep(Duration::from_secs_f64(rate.seconds / 3.0));
     let killed_at = Instant::now();
-    let restarted = flow.services.kill(fault.role()).and_then(|()| flow.services.restart(fault.role()));
+    let restarted = fault.strike(flow);
     let back_at = Instant::now();
     // The load ends on its own; wait for it even when the restart failed.
     let sent = flow.runtime.block_on(load).context("the load task panicked")?;
     bar.finish_and_clear();
-    restarted.with_context(|| format!("restarting the {}", fault.role()))?;
+    restarted.with_context(|| format!("{}: starting again", fault.name()))?;
     let sent = sent?;
     flow.check_alive()?;
 
@@ -102,25 +122,44 @@ pub fn run(flow: &mut Flow<'_>, fault: Fault, rate: Rate, spans_per_request: u64
     }
     let services = &flow.services;
     wait_for_spans(flow.lineage, accepted as u64 * spans_per_request, || services.check_alive())?;
+    let spans_lost_by_sdk = match fault {
+        Fault::RestartLineage => {
+            Some(super::saturation::lost_between(&counted_before, &flow.services.export_counts()?)?)
+        }
+        Fault::KillWorker | Fault::KillConsumer => None,
+    };
     flow.lineage.settle_now();
     let report = flow.lineage.report();
 
     let mut ordered: Vec<_> = sent.iter().collect();
     ordered.sort_by_key(|sent| sent.sent_at);
-    let (mut spans_lost, mut spans_extra, mut attributed_orphans) = (0, 0, 0);
+    // A restarted lineage holds nothing sent before the in-flight window:
+    // those requests are not judged, but their late orphans still count.
+    let forgotten_before = match fault {
+        Fault::RestartLineage => killed_at.checked_sub(IN_FLIGHT_BEFORE_KILL),
+        Fault::KillWorker | Fault::KillConsumer => None,
+    };
+    let (mut spans_lost, mut spans_extra, mut attributed_orphans, mut requests_forgotten) = (0, 0, 0, 0);
     let mut requests = Vec::with_capacity(ordered.len());
     for sent in ordered {
+        let forgotten = forgotten_before.is_some_and(|before| sent.sent_at < before);
         let whole = match &sent.outcome {
             Ok(order) => {
                 let spans = order_spans(flow.lineage, &order.order_id);
-                spans_lost += spans.lost(spans_per_request);
-                spans_extra += spans.extra(spans_per_request);
                 attributed_orphans += spans.orphans;
+                if !forgotten {
+                    spans_lost += spans.lost(spans_per_request);
+                    spans_extra += spans.extra(spans_per_request);
+                }
                 spans.whole(spans_per_request)
             }
             Err(_) => false,
         };
-        requests.push(Judged { sent_at: sent.sent_at, whole });
+        if forgotten {
+            requests_forgotten += 1;
+        } else {
+            requests.push(Judged { sent_at: sent.sent_at, whole });
+        }
     }
     let harm = Harm::of(&requests, killed_at, back_at);
     if report.completeness.count == 0 {
@@ -143,6 +182,8 @@ pub fn run(flow: &mut Flow<'_>, fault: Fault, rate: Rate, spans_per_request: u64
         explained: harm.outside_window == 0 && orphans_without_request == 0,
         down_s: back_at.duration_since(killed_at).as_secs_f64(),
         recovered_s: harm.recovered_s,
+        requests_forgotten,
+        spans_lost_by_sdk,
     })
 }
 

@@ -6,6 +6,7 @@ pub mod account;
 pub mod cases;
 pub mod drive;
 pub mod faults;
+pub mod foreign;
 pub mod fuzz;
 pub mod load;
 pub mod overhead;

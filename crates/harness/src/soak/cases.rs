@@ -127,12 +127,15 @@ pub fn generate(seed: u64, count: usize) -> Vec<Case> {
         .collect()
 }
 
+/// Draws one case's headers.
+type HeadersOf = fn(&mut fastrand::Rng) -> Vec<ContextHeader>;
+
 /// The Java producer's cases, numbered from `first_index`: each kind
 /// twice, so both draws of a seed's values show. One JVM sends them all.
 pub fn foreign(seed: u64, first_index: usize) -> Vec<Case> {
     // Its own stream: the librdkafka cases stay what a seed always gave.
     let mut rng = fastrand::Rng::with_seed(seed ^ 0x6a61_7661);
-    let kinds: [(&'static str, fn(&mut fastrand::Rng) -> Vec<ContextHeader>); 5] = [
+    let kinds: [(&'static str, HeadersOf); 5] = [
         ("foreign: valid traceparent", |rng| vec![header("traceparent", valid_traceparent(rng))]),
         ("foreign: malformed traceparent", |rng| {
             let valid = valid_traceparent(rng);

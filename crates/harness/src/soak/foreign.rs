@@ -35,8 +35,9 @@ pub type Sent = Result<(), String>;
 
 /// Sends every case (each keyed `keys[i]`, its payload the order JSON) to
 /// `topic` in one JVM, with [`CLIENT_SETTINGS`]. An error means the producer
-/// could not run at all; a message the broker did not take fails its case
-/// only. The producer's output goes to `log`.
+/// did not run, or the broker took none of its messages; a message the
+/// broker did not take fails its case only. The producer's output goes to
+/// `log`.
 pub fn send(bootstrap: &str, topic: &str, cases: &[Case], keys: &[String], log: &Path) -> anyhow::Result<Vec<Sent>> {
     send_with(bootstrap, topic, cases, keys, CLIENT_SETTINGS, log)
 }
@@ -50,12 +51,11 @@ pub fn send_with(
     settings: &[&str],
     log: &Path,
 ) -> anyhow::Result<Vec<Sent>> {
-    require_jdk()?;
-    let libs = install_apache_kafka(&default_cache_dir(), &infra_dir())?;
-    let source = infra_dir().join("ForeignProducer.java");
-    if !source.is_file() {
-        bail!("{} is missing: it is part of the repository; restore it with `git checkout`", source.display());
+    if cases.len() != keys.len() {
+        bail!("{} cases but {} keys: each case needs its key", cases.len(), keys.len());
     }
+    let libs = ready()?;
+    let source = infra_dir().join("ForeignProducer.java");
     let mut input = String::new();
     for (case, key) in cases.iter().zip(keys) {
         let payload = serde_json::json!({ "order_id": key }).to_string();
@@ -122,14 +122,46 @@ pub fn send_with(
         .collect())
 }
 
+/// Checks for `java` and the producer's source, and resolves the jars once
+/// (Maven); returns the jar directory. The soak calls it before its first
+/// request, so a missing JDK costs seconds, not a whole run.
+pub fn ready() -> anyhow::Result<std::path::PathBuf> {
+    require_jdk()?;
+    let source = infra_dir().join("ForeignProducer.java");
+    if !source.is_file() {
+        bail!("{} is missing: it is part of the repository; restore it with `git checkout`", source.display());
+    }
+    install_apache_kafka(&default_cache_dir(), &infra_dir())
+}
+
 fn require_jdk() -> anyhow::Result<()> {
-    match cmd!("java", "-version").stdin_null().stdout_null().stderr_null().unchecked().run() {
+    require("java")
+}
+
+fn require(java: &str) -> anyhow::Result<()> {
+    match cmd!(java, "-version").stdin_null().stdout_null().stderr_null().unchecked().run() {
         Ok(_) => Ok(()),
-        Err(err) if err.kind() == ErrorKind::NotFound => bail!("`java` is not on PATH: {INSTALL_HINT}"),
-        Err(err) => Err(err).context("running `java -version`"),
+        Err(err) if err.kind() == ErrorKind::NotFound => bail!("`{java}` is not on PATH: {INSTALL_HINT}"),
+        Err(err) => Err(err).context(format!("running `{java} -version`")),
     }
 }
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|byte| format!("{byte:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_java_says_how_to_install_it() {
+        let err = require("stitch-no-such-java").unwrap_err().to_string();
+        assert!(err.contains("apt-get install openjdk-17-jdk-headless maven"), "{err}");
+    }
+
+    #[test]
+    fn header_values_travel_as_hex() {
+        assert_eq!(hex(&[0x00, 0xff, b'a']), "00ff61");
+    }
 }

@@ -111,7 +111,7 @@ pub fn run(flow: &mut Flow<'_>, seed: u64, count: usize, spans_per_request: u64)
         .create()
         .context("creating the fuzz's Kafka producer")?;
     let client = reqwest::Client::builder().timeout(Duration::from_secs(10)).build()?;
-    let bar = progress("fuzz", cases.len());
+    let bar = progress("fuzz", first_foreign);
     let mut deliveries: Vec<Delivery> = flow.runtime.block_on(
         futures::stream::iter(&cases[..first_foreign])
             .map(|case| {
@@ -129,7 +129,7 @@ pub fn run(flow: &mut Flow<'_>, seed: u64, count: usize, spans_per_request: u64)
     bar.finish_and_clear();
     let foreign_cases = &cases[first_foreign..];
     let keys: Vec<String> = foreign_cases.iter().map(|case| case_key(seed, case)).collect();
-    eprintln!("· fuzz: {} messages from the Java producer", keys.len());
+    let started = std::time::Instant::now();
     let sent = super::foreign::send(
         flow.broker.bootstrap(),
         TOPIC,
@@ -137,6 +137,7 @@ pub fn run(flow: &mut Flow<'_>, seed: u64, count: usize, spans_per_request: u64)
         &keys,
         &flow.logs.join("foreign-producer.log"),
     )?;
+    eprintln!("· fuzz: {} messages from the Java producer in {:.1?}", keys.len(), started.elapsed());
     deliveries.extend(keys.into_iter().zip(sent).map(|(key, sent)| match sent {
         Ok(()) => Delivery::Accepted(key),
         Err(err) => Delivery::Failed(format!("the Java producer: {err}")),

@@ -48,8 +48,9 @@ pub fn run() -> anyhow::Result<ExitCode> {
         ),
         (
             "Java 17+ and Maven",
-            "--kafka apache, cargo xtask ci",
-            "apt-get install openjdk-17-jre-headless maven",
+            "--kafka apache, cargo xtask soak, cargo xtask ci",
+            // The soak's foreign producer is a Java source file: a JDK, not a JRE.
+            "apt-get install openjdk-17-jdk-headless maven",
             java_and_maven,
         ),
         (

@@ -23,7 +23,7 @@ pub struct Args {
     /// The load's seconds (60, or 15 with --short).
     #[arg(long)]
     pub seconds: Option<f64>,
-    /// Fuzz cases (10,000, or 2,000 with --short).
+    /// Fuzz cases (10,000, or 2,000 with --short); 10 more come from the Java producer.
     #[arg(long)]
     pub fuzz_cases: Option<usize>,
     /// Replays a fuzz run: the seed it printed.

@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 
 use crate::Boundaries;
 use crate::kafka::KafkaArgs;
+use crate::peek::PeekArgs;
 
 /// One of the workshop's three services. Each runs as its own process with its
 /// own `service.name`.
@@ -63,6 +64,9 @@ enum Role {
         #[arg(long, default_value = "stitch-consumer")]
         group: String,
     },
+    /// Prints the newest messages of the orders topic: partition, offset, key
+    /// and each header (`traceparent` among them). Joins no group, commits nothing.
+    Peek(PeekArgs),
 }
 
 /// A queue of at least one span: with none, every span would be dropped.
@@ -86,6 +90,8 @@ pub fn run(step: &str, boundaries: Boundaries) -> ExitCode {
 pub fn run_with(step: &str, boundaries: Boundaries, telemetry: fn(&mut stitch_telemetry::Options)) -> ExitCode {
     let cli = Cli::parse();
     let service = match &cli.role {
+        // Not a service: no telemetry, no runtime.
+        Role::Peek(args) => return peek(args),
         Role::Gateway { .. } => "gateway",
         Role::Worker { .. } => "worker",
         Role::Consumer { .. } => "consumer",
@@ -116,6 +122,7 @@ pub fn run_with(step: &str, boundaries: Boundaries, telemetry: fn(&mut stitch_te
             }
             Role::Worker { listen, kafka } => crate::worker::serve(listen, kafka, boundaries).await,
             Role::Consumer { listen, kafka, group } => crate::consumer::serve(listen, kafka, group, boundaries).await,
+            Role::Peek(_) => unreachable!("peek returned above"),
         };
         telemetry.shutdown().await;
         served
@@ -124,6 +131,16 @@ pub fn run_with(step: &str, boundaries: Boundaries, telemetry: fn(&mut stitch_te
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("{service}: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn peek(args: &PeekArgs) -> ExitCode {
+    match crate::peek::run(args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("peek: {err:#}");
             ExitCode::FAILURE
         }
     }
@@ -157,5 +174,18 @@ mod tests {
             &consumer.role,
             Role::Consumer { listen: l, kafka, group } if *l == listen && kafka.bootstrap == "127.0.0.1:9999" && group == "g-1"
         ));
+    }
+
+    #[test]
+    fn peek_reads_the_orders_topic_of_the_default_broker() {
+        let cli = Cli::try_parse_from(["flow", "peek"]).unwrap();
+        assert!(matches!(
+            &cli.role,
+            Role::Peek(PeekArgs { kafka, last: 5 }) if kafka.bootstrap == "127.0.0.1:9092" && kafka.topic == "orders"
+        ));
+        let cli = Cli::try_parse_from(["flow", "peek", "--last", "2", "--kafka", "127.0.0.1:9999"]).unwrap();
+        assert!(matches!(&cli.role, Role::Peek(PeekArgs { kafka, last: 2 }) if kafka.bootstrap == "127.0.0.1:9999"));
+        let refused = Cli::try_parse_from(["flow", "peek", "--last", "0"]).unwrap_err().to_string();
+        assert!(refused.contains("--last"), "{refused}");
     }
 }

@@ -13,6 +13,7 @@ pub mod edge;
 mod gateway;
 mod kafka;
 mod launch;
+pub mod peek;
 mod server;
 pub mod status;
 mod worker;

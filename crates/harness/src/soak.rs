@@ -6,6 +6,7 @@ pub mod account;
 pub mod cases;
 pub mod drive;
 pub mod faults;
+pub mod foreign;
 pub mod fuzz;
 pub mod load;
 pub mod overhead;
@@ -188,6 +189,8 @@ pub fn run(options: &SoakOptions) -> anyhow::Result<SoakReport> {
     if options.fuzz_cases == 0 {
         anyhow::bail!("--fuzz-cases 0: the fuzz needs at least one case");
     }
+    // The fuzz's last part needs a JDK: know before minutes of load.
+    foreign::ready()?;
     let step = crate::step::final_flow()?;
     let spans_per_request = step.expectation(true)?.spans_per_request;
     let name = format!("soak-{}", options.kafka.to_string().to_ascii_lowercase());

@@ -14,6 +14,9 @@ pub enum Edge {
     Worker,
     /// A message produced to the orders topic, read by the consumer.
     Consumer,
+    /// The same, produced by a client that is not librdkafka: Apache
+    /// Kafka's Java client (`infra/kafka/ForeignProducer.java`).
+    Foreign,
 }
 
 impl Edge {
@@ -22,7 +25,7 @@ impl Edge {
         match self {
             Edge::Gateway => ("gateway", "server"),
             Edge::Worker => ("worker", "server"),
-            Edge::Consumer => ("consumer", "consumer"),
+            Edge::Consumer | Edge::Foreign => ("consumer", "consumer"),
         }
     }
 
@@ -33,7 +36,7 @@ impl Edge {
         match self {
             Edge::Gateway => spans_per_request,
             Edge::Worker => spans_per_request.saturating_sub(2),
-            Edge::Consumer => 1,
+            Edge::Consumer | Edge::Foreign => 1,
         }
     }
 }
@@ -117,9 +120,49 @@ pub fn generate(seed: u64, count: usize) -> Vec<Case> {
             };
             let (kind, headers) = match edge {
                 Edge::Gateway | Edge::Worker => http_headers(&mut rng),
-                Edge::Consumer => kafka_headers(&mut rng),
+                Edge::Consumer | Edge::Foreign => kafka_headers(&mut rng),
             };
             Case { index, edge, kind, headers }
+        })
+        .collect()
+}
+
+/// Draws one case's headers.
+type HeadersOf = fn(&mut fastrand::Rng) -> Vec<ContextHeader>;
+
+/// The Java producer's cases, numbered from `first_index`: each kind
+/// twice, so both draws of a seed's values show. One JVM sends them all.
+pub fn foreign(seed: u64, first_index: usize) -> Vec<Case> {
+    // Its own stream: the librdkafka cases stay what a seed always gave.
+    let mut rng = fastrand::Rng::with_seed(seed ^ 0x6a61_7661);
+    let kinds: [(&'static str, HeadersOf); 5] = [
+        ("foreign: valid traceparent", |rng| vec![header("traceparent", valid_traceparent(rng))]),
+        ("foreign: malformed traceparent", |rng| {
+            let valid = valid_traceparent(rng);
+            let malformed = if rng.bool() { valid.to_uppercase() } else { valid[..rng.usize(1..55)].to_owned() };
+            vec![header("traceparent", malformed)]
+        }),
+        ("foreign: no headers", |_| Vec::new()),
+        ("foreign: traceparent twice", |rng| {
+            vec![header("traceparent", valid_traceparent(rng)), header("traceparent", valid_traceparent(rng))]
+        }),
+        ("foreign: traceparent not UTF-8", |rng| {
+            let mut bytes = valid_traceparent(rng).into_bytes();
+            let at = rng.usize(..bytes.len());
+            // 0xff never occurs in UTF-8.
+            bytes[at] = 0xff;
+            vec![header("traceparent", bytes)]
+        }),
+    ];
+    kinds
+        .iter()
+        .chain(kinds.iter())
+        .enumerate()
+        .map(|(n, (kind, headers))| Case {
+            index: first_index + n,
+            edge: Edge::Foreign,
+            kind,
+            headers: headers(&mut rng),
         })
         .collect()
 }
@@ -304,6 +347,24 @@ mod tests {
             for (name, value) in &case.headers {
                 let value = value.as_deref().expect("HTTP headers have values");
                 assert!(reqwest::header::HeaderValue::from_bytes(value).is_ok(), "{name}: {value:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_foreign_cases_are_seeded_and_judged_by_the_same_rules() {
+        let render = |cases: Vec<Case>| cases.into_iter().map(|case| (case.index, case.headers)).collect::<Vec<_>>();
+        assert_eq!(render(foreign(7, 100)), render(foreign(7, 100)));
+        assert_ne!(render(foreign(7, 100)), render(foreign(8, 100)));
+        let cases = foreign(7, 100);
+        assert_eq!(cases.len(), 10);
+        assert_eq!(cases[0].index, 100);
+        for case in &cases {
+            let expect = case.expect();
+            match case.kind {
+                "foreign: valid traceparent" => assert!(matches!(expect, Expect::MayContinue(_))),
+                "foreign: traceparent twice" => assert!(matches!(&expect, Expect::EitherOf(both) if both.len() == 2)),
+                _ => assert_eq!(expect, Expect::NewRoot, "{}", case.kind),
             }
         }
     }

@@ -1,6 +1,7 @@
 //! The fuzz: generated context headers sent to the running services (HTTP
 //! through the gateway and straight to the worker, messages to the orders
-//! topic), each case judged by the trace lineage says its work ended up in.
+//! topic from librdkafka and from Apache Kafka's Java client), each case
+//! judged by the trace lineage says its work ended up in.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -11,7 +12,7 @@ use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use serde::{Deserialize, Serialize};
 
-use super::cases::{Case, Edge, Expect, generate};
+use super::cases::{Case, Edge, Expect, foreign, generate};
 use super::drive::progress;
 use crate::check::{Flow, wait_for_spans};
 
@@ -97,7 +98,9 @@ enum Landed {
 /// Sends `count` cases generated from `seed` to the running flow and judges each.
 pub fn run(flow: &mut Flow<'_>, seed: u64, count: usize, spans_per_request: u64) -> anyhow::Result<FuzzResult> {
     flow.lineage.reset();
-    let cases = generate(seed, count);
+    let mut cases = generate(seed, count);
+    let first_foreign = cases.len();
+    cases.extend(foreign(seed, first_foreign));
     let gateway = flow.services.gateway();
     let worker = flow.services.listen("worker")?;
     let producer: FutureProducer = rdkafka::ClientConfig::new()
@@ -108,9 +111,9 @@ pub fn run(flow: &mut Flow<'_>, seed: u64, count: usize, spans_per_request: u64)
         .create()
         .context("creating the fuzz's Kafka producer")?;
     let client = reqwest::Client::builder().timeout(Duration::from_secs(10)).build()?;
-    let bar = progress("fuzz", cases.len());
-    let deliveries: Vec<Delivery> = flow.runtime.block_on(
-        futures::stream::iter(&cases)
+    let bar = progress("fuzz", first_foreign);
+    let mut deliveries: Vec<Delivery> = flow.runtime.block_on(
+        futures::stream::iter(&cases[..first_foreign])
             .map(|case| {
                 let bar = bar.clone();
                 let (client, producer) = (&client, &producer);
@@ -124,6 +127,21 @@ pub fn run(flow: &mut Flow<'_>, seed: u64, count: usize, spans_per_request: u64)
             .collect(),
     );
     bar.finish_and_clear();
+    let foreign_cases = &cases[first_foreign..];
+    let keys: Vec<String> = foreign_cases.iter().map(|case| case_key(seed, case)).collect();
+    let started = std::time::Instant::now();
+    let sent = super::foreign::send(
+        flow.broker.bootstrap(),
+        TOPIC,
+        foreign_cases,
+        &keys,
+        &flow.logs.join("foreign-producer.log"),
+    )?;
+    eprintln!("· fuzz: {} messages from the Java producer in {:.1?}", keys.len(), started.elapsed());
+    deliveries.extend(keys.into_iter().zip(sent).map(|(key, sent)| match sent {
+        Ok(()) => Delivery::Accepted(key),
+        Err(err) => Delivery::Failed(format!("the Java producer: {err}")),
+    }));
     let crashes = flow.services.down().len();
 
     let expected = cases
@@ -248,6 +266,7 @@ async fn deliver(
         Edge::Worker => {
             client.post(format!("http://{worker}/work")).header("content-type", "application/json").body(body.clone())
         }
+        Edge::Foreign => return Delivery::Failed("foreign cases are sent by the Java producer".to_owned()),
         Edge::Consumer => {
             let mut headers = OwnedHeaders::new();
             for (name, value) in &case.headers {

@@ -11,6 +11,7 @@ mod gate_check;
 mod hint;
 mod infra;
 mod ingest_bench;
+mod kafka_message;
 mod long_trace;
 mod report;
 mod soak;

@@ -52,7 +52,15 @@ const BROWSER_TRACE: &str = "browser-trace.png";
 /// and only these, missing before a report has run.
 pub fn generated_files(steps: &[Step]) -> Vec<String> {
     let mut files: Vec<String> = steps.iter().map(|step| format!("generated/{}.md", step.name)).collect();
-    let tables = [STEP_0_TABLE, DEMO, SILENT_FAILURES, CANNOT_REPAIR, SPAN_SHAPES, crate::long_trace::TABLE];
+    let tables = [
+        STEP_0_TABLE,
+        DEMO,
+        SILENT_FAILURES,
+        CANNOT_REPAIR,
+        SPAN_SHAPES,
+        crate::long_trace::TABLE,
+        crate::kafka_message::FILE,
+    ];
     files.extend(tables.iter().map(|name| format!("generated/{name}")));
     files.push(crate::soak::BOOK_FILE.to_owned());
     let images = [SHATTERED, STITCHED, MESH, TIER_ROUTING, BROWSER_PAGE, BROWSER_TRACE, crate::long_trace::PICTURE];
@@ -190,6 +198,7 @@ pub fn generate(only: Option<&str>) -> anyhow::Result<ExitCode> {
             }
             if solution && Some(&step.name) == last.as_ref() {
                 screenshot(&run.sample_page, &images_dir().join(STITCHED))?;
+                write(&generated_dir().join(crate::kafka_message::FILE), &crate::kafka_message::render(step)?)?;
             }
             match step.meta.stage {
                 Some(StageKind::Browser) if solution => browser_pictures(&run)?,

@@ -224,14 +224,17 @@ impl Services {
         Ok(())
     }
 
-    /// Stops every service and starts it again with OpenTelemetry
+    /// Stops each of `roles` and starts it again with OpenTelemetry
     /// `tracing` on or off, in start order, each ready before the next.
-    pub fn restart_all(&mut self, tracing: stitch_telemetry::Tracing) -> anyhow::Result<()> {
+    pub fn restart_with_tracing(&mut self, roles: &[&str], tracing: stitch_telemetry::Tracing) -> anyhow::Result<()> {
         let value = match tracing {
             stitch_telemetry::Tracing::On => "on",
             stitch_telemetry::Tracing::Off => "off",
         };
         for index in 0..self.members.len() {
+            if !roles.contains(&self.members[index].launch.role()) {
+                continue;
+            }
             let member = &mut self.members[index];
             member.child.stop(Duration::from_secs(5));
             if let Some(at) = member.argv.iter().position(|arg| arg == "--tracing") {

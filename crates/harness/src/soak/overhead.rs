@@ -1,6 +1,12 @@
 //! What tracing costs: the same traffic through the same services with
 //! OpenTelemetry on and then off (no layer, no exporter), in one run.
 //! Lineage shares the machine, so "on" also pays for receiving the spans.
+//!
+//! Only the gateway and the worker are switched: the callers time the
+//! answer to `POST /orders`, which waits for neither Kafka nor the consumer,
+//! and a restarted consumer costs a group rebalance (on Tansu 0.6 it was
+//! once handed no partition at all). The consumer's one span per request
+//! is exported in both runs.
 
 use anyhow::Context as _;
 use serde::{Deserialize, Serialize};
@@ -8,6 +14,9 @@ use stitch_telemetry::Tracing;
 
 use super::drive::{Rate, closed_loop, millis, open_loop, percentile, progress};
 use crate::check::{Flow, wait_for_spans};
+
+/// The services restarted with tracing off (see the module's comment).
+pub const SWITCHED: [&str; 2] = ["worker", "gateway"];
 
 /// One side of the comparison.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -44,10 +53,10 @@ pub struct OverheadResult {
 /// tracing off, measures again, and leaves them running with tracing on.
 pub fn run(flow: &mut Flow<'_>, rate: Rate, callers: usize, spans_per_request: u64) -> anyhow::Result<OverheadResult> {
     let on = measure(flow, rate, callers, spans_per_request, Tracing::On)?;
-    flow.services.restart_all(Tracing::Off)?;
+    flow.services.restart_with_tracing(&SWITCHED, Tracing::Off)?;
     let off = measure(flow, rate, callers, spans_per_request, Tracing::Off);
     // Back on whatever happened: the scenarios after this one need spans.
-    flow.services.restart_all(Tracing::On)?;
+    flow.services.restart_with_tracing(&SWITCHED, Tracing::On)?;
     let off = off?;
     Ok(OverheadResult {
         rate,
@@ -83,12 +92,12 @@ fn measure(
     let latencies: Vec<f64> =
         sent.iter().filter(|sent| sent.outcome.is_ok()).map(|sent| millis(sent.latency)).collect();
     let mut failed = sent.len() - latencies.len();
-    drain(flow, tracing, latencies.len() as u64 * spans_per_request)?;
+    drain(flow, tracing, latencies.len() as u64, spans_per_request)?;
 
     eprintln!("· {throughput_label}: {callers} callers for {} s", rate.seconds);
     let throughput = flow.runtime.block_on(closed_loop(gateway, callers, rate.seconds))?;
     failed += throughput.failed;
-    drain(flow, tracing, throughput.completed as u64 * spans_per_request)?;
+    drain(flow, tracing, throughput.completed as u64, spans_per_request)?;
     flow.check_alive()?;
     let spans_dropped_by_sdk = match before {
         Some(before) => Some(super::saturation::lost_between(&before, &flow.services.export_counts()?)?),
@@ -104,16 +113,14 @@ fn measure(
 }
 
 /// Lets the traffic's tail finish before the next measurement starts: its
-/// spans reach lineage (tracing on), or the consumer works off its backlog.
-fn drain(flow: &mut Flow<'_>, tracing: Tracing, spans: u64) -> anyhow::Result<()> {
-    match tracing {
-        Tracing::On => {
-            let services = &flow.services;
-            wait_for_spans(flow.lineage, spans, || services.check_alive())?;
-        }
-        // Nothing to count: the consumer's backlog of this size clears well
-        // within this (it keeps up with the open loop's rate).
-        Tracing::Off => std::thread::sleep(std::time::Duration::from_secs(2)),
-    }
+/// spans reach lineage, all of them with tracing on, the consumer's one per
+/// request with it off.
+fn drain(flow: &mut Flow<'_>, tracing: Tracing, requests: u64, spans_per_request: u64) -> anyhow::Result<()> {
+    let spans = match tracing {
+        Tracing::On => requests * spans_per_request,
+        Tracing::Off => requests,
+    };
+    let services = &flow.services;
+    wait_for_spans(flow.lineage, spans, || services.check_alive())?;
     Ok(())
 }

@@ -407,9 +407,9 @@ fn shape_summary(run: &CheckRun) -> String {
         .iter()
         .map(|((traces, spans), count)| {
             format!(
-                "{count} of {} {} {traces} trace{} of {spans} span{}",
+                "{count} of {} requests {} {traces} trace{} of {spans} span{}",
                 run.shapes.len(),
-                if *count == 1 { "request is" } else { "requests are" },
+                if *count == 1 { "is" } else { "are" },
                 if *traces == 1 { "" } else { "s" },
                 if *spans == 1 { "" } else { "s" }
             )

@@ -255,8 +255,9 @@ pub fn tables(report: &SoakReport) -> Vec<(String, Table)> {
         table.row(vec!["failed requests".to_owned(), on.failed.to_string(), off.failed.to_string(), String::new()]);
         table.row(vec![
             "spans dropped by the SDKs".to_owned(),
-            on.spans_dropped_by_sdk.map_or_else(|| "-".to_owned(), |spans| spans.to_string()),
-            "no spans".to_owned(),
+            on.spans_dropped_by_sdk.map_or_else(|| "—".to_owned(), |spans| spans.to_string()),
+            // Off, the gateway and the worker make no span to drop.
+            "—".to_owned(),
             String::new(),
         ]);
         let title = format!(

@@ -167,13 +167,9 @@ fn show(bytes: &[u8]) -> String {
             let end = (0..=shown.len()).rev().find(|&end| text.is_char_boundary(end)).unwrap_or(0);
             format!("{}{cut}", &text[..end])
         }
-        Ok(_) => format!("0x{} (control characters){cut}", hex(shown)),
-        Err(_) => format!("0x{} (not UTF-8){cut}", hex(shown)),
+        Ok(_) => format!("0x{} (control characters){cut}", hex::encode(shown)),
+        Err(_) => format!("0x{} (not UTF-8){cut}", hex::encode(shown)),
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
 }
 
 #[cfg(test)]

@@ -22,6 +22,7 @@ use std::{
 
 mod apache;
 
+pub(crate) use self::apache::require_tool;
 pub use self::apache::{APACHE_KAFKA_VERSION, default_cache_dir, infra_dir, install_apache_kafka};
 use self::apache::{APACHE_READY_TIMEOUT, apache_command, require_java};
 use crate::process::{Child, free_port, log_tail, spinner};

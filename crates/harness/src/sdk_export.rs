@@ -47,9 +47,44 @@ pub fn total_lost(services: &[ServiceExport]) -> u64 {
     services.iter().map(|service| service.counts.lost()).sum()
 }
 
+/// Spans every service lost between two scrapes of the same processes.
+pub fn lost_between(before: &[ServiceExport], after: &[ServiceExport]) -> anyhow::Result<u64> {
+    after
+        .iter()
+        .map(|now| {
+            let earlier = before
+                .iter()
+                .find(|earlier| earlier.role == now.role)
+                .map_or(ExportCounts::default(), |earlier| earlier.counts);
+            if now.counts.ended < earlier.ended {
+                anyhow::bail!("{} restarted between the two scrapes: its counters went back", now.role);
+            }
+            Ok(now.counts.since(&earlier).lost())
+        })
+        .sum()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn export(role: &str, ended: u64, exported: u64) -> ServiceExport {
+        ServiceExport { role: role.to_owned(), counts: ExportCounts { ended, exported, failed: 0 } }
+    }
+
+    #[test]
+    fn losses_are_counted_between_scrapes_only() {
+        let before = [export("worker", 100, 90), export("consumer", 50, 50)];
+        let after = [export("worker", 400, 350), export("consumer", 150, 150)];
+        assert_eq!(lost_between(&before, &after).unwrap(), 40);
+    }
+
+    #[test]
+    fn a_restarted_service_is_an_error_not_a_negative_loss() {
+        let before = [export("worker", 100, 100)];
+        let after = [export("worker", 10, 10)];
+        assert!(lost_between(&before, &after).is_err());
+    }
 
     #[test]
     fn the_services_exposition_reads_back() {

@@ -81,10 +81,8 @@ impl Shared {
 /// [`Lineage::shutdown`] also waits for them to finish.
 pub struct Lineage {
     shared: Arc<Shared>,
-    /// What it started with, for [`Lineage::restart`].
+    /// What it started with, its ports as bound: for [`Lineage::restart`].
     config: Config,
-    grpc_addr: SocketAddr,
-    http_addr: SocketAddr,
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -148,25 +146,25 @@ impl Lineage {
         };
 
         tracing::info!(%grpc_addr, %http_addr, "lineage listening");
-        Ok(Lineage { shared, config, grpc_addr, http_addr, stop, tasks: vec![grpc_task, http_task, ticker_task] })
+        Ok(Lineage { shared, config, stop, tasks: vec![grpc_task, http_task, ticker_task] })
     }
 
     pub fn grpc_addr(&self) -> SocketAddr {
-        self.grpc_addr
+        self.config.grpc_addr
     }
 
     pub fn http_addr(&self) -> SocketAddr {
-        self.http_addr
+        self.config.http_addr
     }
 
     /// `http://HOST:PORT` for an OTLP/gRPC exporter (loopback if bound to all interfaces).
     pub fn otlp_grpc_endpoint(&self) -> String {
-        format!("http://{}", reachable(self.grpc_addr))
+        format!("http://{}", reachable(self.config.grpc_addr))
     }
 
     /// `http://HOST:PORT` of the HTTP server; OTLP/HTTP traces go to `{this}/v1/traces`.
     pub fn http_endpoint(&self) -> String {
-        format!("http://{}", reachable(self.http_addr))
+        format!("http://{}", reachable(self.config.http_addr))
     }
 
     pub fn report(&self) -> Report {

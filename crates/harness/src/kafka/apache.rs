@@ -58,7 +58,7 @@ pub fn install_apache_kafka(cache_dir: &Path, infra_dir: &Path) -> Result<PathBu
         return Ok(libs);
     }
 
-    require_tool("mvn", "Maven (`mvn`) is needed once, to download Apache Kafka's jars")?;
+    require_tool("mvn", "Maven (`mvn`) is needed once, to download Apache Kafka's jars", INSTALL_HINT)?;
     fs::create_dir_all(cache_dir).with_context(|| format!("creating {}", cache_dir.display()))?;
     let _ = fs::remove_file(&marker);
     // Another process may be installing into the same cache: each copies
@@ -221,14 +221,15 @@ fn render_properties(template: &str, overrides: &[(&str, String)]) -> String {
 }
 
 pub(super) fn require_java() -> Result<()> {
-    require_tool("java", "Apache Kafka needs a Java 17+ runtime (`java`)")
+    require_tool("java", "Apache Kafka needs a Java 17+ runtime (`java`)", INSTALL_HINT)
 }
 
-fn require_tool(program: &str, why: &str) -> Result<()> {
+/// Fails with `why` and `how` to install it when `program -version` cannot run.
+pub(crate) fn require_tool(program: &str, why: &str, how: &str) -> Result<()> {
     match cmd!(program, "-version").stdin_null().stdout_null().stderr_null().unchecked().run() {
         Ok(_) => Ok(()),
         Err(err) if err.kind() == ErrorKind::NotFound => {
-            bail!("{why}, but `{program}` is not on PATH: {INSTALL_HINT}")
+            bail!("{why}, but `{program}` is not on PATH: {how}")
         }
         Err(err) => Err(err).context(format!("running `{program} -version`")),
     }

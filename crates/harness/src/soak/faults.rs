@@ -124,7 +124,7 @@ pub fn run(flow: &mut Flow<'_>, fault: Fault, rate: Rate, spans_per_request: u64
     wait_for_spans(flow.lineage, accepted as u64 * spans_per_request, || services.check_alive())?;
     let spans_lost_by_sdk = match fault {
         Fault::RestartLineage => {
-            Some(super::saturation::lost_between(&counted_before, &flow.services.export_counts()?)?)
+            Some(crate::sdk_export::lost_between(&counted_before, &flow.services.export_counts()?)?)
         }
         Fault::KillWorker | Fault::KillConsumer => None,
     };

@@ -4,15 +4,14 @@
 //! topic as librdkafka's, and are judged the same way.
 
 use std::fmt::Write as _;
-use std::io::ErrorKind;
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use duct::cmd;
 
 use super::cases::Case;
-use crate::kafka::{default_cache_dir, infra_dir, install_apache_kafka};
+use crate::kafka::{default_cache_dir, infra_dir, install_apache_kafka, require_tool};
 
 /// JVM start, compiling the source, then at most the client's own delivery
 /// timeout (15 s, set in the Java file).
@@ -62,7 +61,7 @@ pub fn send_with(
         write!(input, "{key}\t{payload}")?;
         for (name, value) in &case.headers {
             match value {
-                Some(value) => write!(input, "\t{name}={}", hex(value))?,
+                Some(value) => write!(input, "\t{name}={}", hex::encode(value))?,
                 None => write!(input, "\t{name}")?,
             }
         }
@@ -87,17 +86,10 @@ pub fn send_with(
         .unchecked()
         .start()
         .context("starting the foreign producer (java)")?;
-    let deadline = Instant::now() + TIMEOUT;
-    let output = loop {
-        if let Some(output) = handle.try_wait().context("waiting for the foreign producer")? {
-            break output.clone();
-        }
-        if Instant::now() > deadline {
-            // The one process this started; kill() also reaps it.
-            let _ = handle.kill();
-            bail!("the foreign producer did not finish within {TIMEOUT:?}");
-        }
-        std::thread::sleep(Duration::from_millis(50));
+    let Some(output) = handle.wait_timeout(TIMEOUT).context("waiting for the foreign producer")?.cloned() else {
+        // The one process this started; kill() also reaps it.
+        let _ = handle.kill();
+        bail!("the foreign producer did not finish within {TIMEOUT:?}");
     };
     let text = String::from_utf8_lossy(&output.stdout).into_owned();
     std::fs::write(log, &text).with_context(|| format!("writing {}", log.display()))?;
@@ -139,15 +131,7 @@ fn require_jdk() -> anyhow::Result<()> {
 }
 
 fn require(java: &str) -> anyhow::Result<()> {
-    match cmd!(java, "-version").stdin_null().stdout_null().stderr_null().unchecked().run() {
-        Ok(_) => Ok(()),
-        Err(err) if err.kind() == ErrorKind::NotFound => bail!("`{java}` is not on PATH: {INSTALL_HINT}"),
-        Err(err) => Err(err).context(format!("running `{java} -version`")),
-    }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
+    require_tool(java, "the soak's foreign producer needs Java", INSTALL_HINT)
 }
 
 #[cfg(test)]
@@ -162,6 +146,7 @@ mod tests {
 
     #[test]
     fn header_values_travel_as_hex() {
-        assert_eq!(hex(&[0x00, 0xff, b'a']), "00ff61");
+        // What ForeignProducer.java decodes: two lowercase digits a byte.
+        assert_eq!(hex::encode([0x00, 0xff, b'a']), "00ff61");
     }
 }

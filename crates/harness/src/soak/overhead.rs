@@ -100,7 +100,7 @@ fn measure(
     drain(flow, tracing, throughput.completed as u64, spans_per_request)?;
     flow.check_alive()?;
     let spans_dropped_by_sdk = match before {
-        Some(before) => Some(super::saturation::lost_between(&before, &flow.services.export_counts()?)?),
+        Some(before) => Some(crate::sdk_export::lost_between(&before, &flow.services.export_counts()?)?),
         None => None,
     };
     Ok(OverheadSide {

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use super::account::order_spans;
 use super::drive::{Rate, millis, open_loop, percentile, progress};
 use crate::check::{Flow, wait_for_spans};
-use crate::sdk_export::{ExportCounts, ServiceExport};
+use crate::sdk_export::lost_between;
 
 /// The rates the long climb tries, as multiples of the steady load's rate:
 /// 2× is always among them, for `orphans_at_2x`.
@@ -129,44 +129,9 @@ fn climb(flow: &mut Flow<'_>, rate: Rate, spans_per_request: u64) -> anyhow::Res
     })
 }
 
-/// Spans every service lost between two scrapes of the same processes.
-pub(crate) fn lost_between(before: &[ServiceExport], after: &[ServiceExport]) -> anyhow::Result<u64> {
-    after
-        .iter()
-        .map(|now| {
-            let earlier = before
-                .iter()
-                .find(|earlier| earlier.role == now.role)
-                .map_or(ExportCounts::default(), |earlier| earlier.counts);
-            if now.counts.ended < earlier.ended {
-                anyhow::bail!("{} restarted during the climb: its counters went back", now.role);
-            }
-            Ok(now.counts.since(&earlier).lost())
-        })
-        .sum()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn export(role: &str, ended: u64, exported: u64) -> ServiceExport {
-        ServiceExport { role: role.to_owned(), counts: ExportCounts { ended, exported, failed: 0 } }
-    }
-
-    #[test]
-    fn losses_are_counted_between_scrapes_only() {
-        let before = [export("worker", 100, 90), export("consumer", 50, 50)];
-        let after = [export("worker", 400, 350), export("consumer", 150, 150)];
-        assert_eq!(lost_between(&before, &after).unwrap(), 40);
-    }
-
-    #[test]
-    fn a_restarted_service_is_an_error_not_a_negative_loss() {
-        let before = [export("worker", 100, 100)];
-        let after = [export("worker", 10, 10)];
-        assert!(lost_between(&before, &after).is_err());
-    }
 
     #[test]
     fn the_climb_goes_through_twice_the_load() {

@@ -12,9 +12,14 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
+use stitch_harness::check::SETTLE_AFTER;
 use stitch_harness::gate::ORPHAN_RATE_LIMIT;
 use stitch_harness::gate_judge::JudgeKind;
+use stitch_harness::kafka::BrokerKind;
 use stitch_harness::long_trace::LongTraceOptions;
+use stitch_harness::soak::SoakOptions;
+use stitch_harness::soak::drive::Rate;
+use stitch_harness::soak::faults::{Fault, IN_FLIGHT_BEFORE_KILL, LINEAGE_DOWN};
 use stitch_harness::stages::StageKind;
 use stitch_harness::step::{self, Step};
 use stitch_harness::tier::TierOptions;
@@ -53,6 +58,41 @@ fn file_duration(file: &str, name: &str, unit_ms: bool) -> anyhow::Result<Durati
         value.strip_suffix('s').and_then(|secs| secs.parse::<u64>().ok()).map(Duration::from_secs)
     };
     parsed.with_context(|| format!("{file}: {name} defaults to {value:?}, not a duration this reads"))
+}
+
+/// `200 requests/s for 60 s`.
+fn rate(rate: Rate) -> String {
+    format!("{} requests/s for {}", rate.rps, duration(Duration::from_secs_f64(rate.seconds)))
+}
+
+/// `the worker kill, the lineage restart and the broker restart`.
+fn fault_names(faults: &[Fault]) -> String {
+    let names: Vec<String> = faults.iter().map(|fault| format!("the {}", fault.name())).collect();
+    match names.split_last() {
+        None => "no fault".to_owned(),
+        Some((last, [])) => last.clone(),
+        Some((last, rest)) => format!("{} and {last}", rest.join(", ")),
+    }
+}
+
+/// `twice`, `1.5×`.
+fn multiples(multiples: &[f64]) -> String {
+    let each: Vec<String> =
+        multiples.iter().map(|&m| if m == 2.0 { "twice".to_owned() } else { format!("{m}×") }).collect();
+    each.join(", ")
+}
+
+/// `2,000`.
+fn thousands(value: usize) -> String {
+    let digits = value.to_string();
+    let mut out = String::new();
+    for (index, digit) in digits.chars().enumerate() {
+        if index > 0 && (digits.len() - index).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(digit);
+    }
+    out
 }
 
 /// `0–3` for a run of numbers, `0, 2 and 5` otherwise.
@@ -180,6 +220,32 @@ pub fn render() -> anyhow::Result<String> {
         fact(&mut out, &format!("step{}_spans", step.number), &solved.to_string());
     }
 
+    let long_soak = SoakOptions::long(BrokerKind::Tansu, 0);
+    let short_soak = SoakOptions::short(BrokerKind::Tansu, 0);
+    fact(&mut out, "soak_load", &rate(long_soak.load));
+    fact(
+        &mut out,
+        "soak_short",
+        &format!(
+            "{}, the overhead for {} a side, {}, {} at {} the load, {} cases",
+            rate(short_soak.load),
+            duration(Duration::from_secs_f64(short_soak.overhead_load.seconds)),
+            fault_names(&short_soak.faults),
+            duration(Duration::from_secs_f64(short_soak.saturation_seconds)),
+            multiples(&short_soak.saturation_multiples),
+            thousands(short_soak.fuzz_cases),
+        ),
+    );
+    let climb: Vec<String> = long_soak.saturation_multiples.iter().map(|m| format!("{m}×")).collect();
+    fact(&mut out, "saturation_multiples", &climb.join(", "));
+    fact(&mut out, "soak_long_faults", &fault_names(&long_soak.faults));
+    fact(&mut out, "soak_in_flight", &duration(IN_FLIGHT_BEFORE_KILL));
+    fact(&mut out, "soak_lineage_down", &duration(LINEAGE_DOWN));
+    fact(&mut out, "export_delay", &duration(stitch_telemetry::EXPORT_DELAY));
+    fact(&mut out, "span_queue", &stitch_telemetry::MAX_QUEUE_SIZE.to_string());
+    fact(&mut out, "settle_after", &duration(SETTLE_AFTER));
+    fact(&mut out, "consumer_session_timeout", &duration(stitch_flow::CONSUMER_SESSION_TIMEOUT));
+
     let mut agenda = format!("| step | chapter | reading, at {WORDS_PER_MINUTE} words/min |\n|---|---|---:|\n");
     for step in &steps {
         let path = stitch_harness::project_root().join(&step.meta.chapter);
@@ -237,5 +303,18 @@ mod tests {
         assert_eq!(duration(Duration::from_secs(10)), "10 s");
         assert_eq!(duration(Duration::from_millis(2500)), "2.5 s");
         assert_eq!(duration(Duration::from_millis(250)), "250 ms");
+    }
+
+    #[test]
+    fn counts_and_lists_read_as_prose() {
+        assert_eq!(thousands(2000), "2,000");
+        assert_eq!(thousands(10_000), "10,000");
+        assert_eq!(thousands(999), "999");
+        assert_eq!(fault_names(&[Fault::KillWorker]), "the worker SIGKILL + restart");
+        assert_eq!(
+            fault_names(&[Fault::KillWorker, Fault::KillConsumer, Fault::RestartBroker]),
+            "the worker SIGKILL + restart, the consumer SIGKILL + restart and the broker restart"
+        );
+        assert_eq!(multiples(&[2.0]), "twice");
     }
 }

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use stitch_harness::kafka::BrokerKind;
 use stitch_harness::soak::drive::Rate;
+use stitch_harness::soak::faults::Fault;
 use stitch_harness::soak::{self, SoakOptions, SoakReport};
 
 use crate::table::Table;
@@ -23,6 +24,10 @@ pub struct Args {
     /// The load's seconds (60, or 15 with --short).
     #[arg(long)]
     pub seconds: Option<f64>,
+    /// Run only these faults (repeat the flag for several); every fault by
+    /// default, the worker kill and the lineage restart with --short.
+    #[arg(long = "fault", value_enum)]
+    pub faults: Vec<Fault>,
     /// Fuzz cases (10,000, or 2,000 with --short); 10 more come from the Java producer.
     #[arg(long)]
     pub fuzz_cases: Option<usize>,
@@ -49,6 +54,9 @@ impl Args {
         options.load =
             Rate { rps: self.rps.unwrap_or(options.load.rps), seconds: self.seconds.unwrap_or(options.load.seconds) };
         options.fuzz_cases = self.fuzz_cases.unwrap_or(options.fuzz_cases);
+        if !self.faults.is_empty() {
+            options.faults = self.faults.clone();
+        }
         options
     }
 }
@@ -169,6 +177,7 @@ pub fn tables(report: &SoakReport) -> Vec<(String, Table)> {
             ("orphan spans", load.orphans.to_string()),
             ("late spans (after their trace settled)", load.late_spans.to_string()),
             ("incomplete requests", load.incomplete_requests.to_string()),
+            ("spans lost at the source (dropped or not exported by the SDKs)", load.spans_dropped_by_sdk.to_string()),
             ("gateway latency p50", format!("{:.1} ms", load.latency_p50_ms)),
             ("gateway latency p99", format!("{:.1} ms", load.latency_p99_ms)),
             ("completeness p99", format!("{:.1} ms", load.completeness_p99_ms)),
@@ -196,8 +205,9 @@ pub fn tables(report: &SoakReport) -> Vec<(String, Table)> {
                 "completeness p99 / max",
                 "late spans",
                 "lost at the source",
+                "died, started again",
             ],
-            &[false, true, true, true, true, true, true, false, true, true, true, true, true],
+            &[false, true, true, true, true, true, true, false, true, true, true, true, true, false],
         );
         for fault in &report.faults {
             table.row(vec![
@@ -218,6 +228,13 @@ pub fn tables(report: &SoakReport) -> Vec<(String, Table)> {
                 format!("{:.0} / {:.0} ms", fault.completeness_p99_ms, fault.completeness_max_ms),
                 fault.late_spans.to_string(),
                 fault.spans_lost_by_sdk.map_or_else(|| "—".to_owned(), |spans| spans.to_string()),
+                if fault.crashed.is_empty() {
+                    "—".to_owned()
+                } else {
+                    let crashes: Vec<String> =
+                        fault.crashed.iter().map(|crash| format!("{} ({})", crash.role, crash.status)).collect();
+                    crashes.join(", ")
+                },
             ]);
         }
         let forgotten: usize = report.faults.iter().map(|fault| fault.requests_forgotten).sum();
@@ -227,7 +244,7 @@ pub fn tables(report: &SoakReport) -> Vec<(String, Table)> {
                  before the lineage restart's window are not judged: the restarted lineage forgot them)"
             )
         } else {
-            "Faults, each under load (a kill a third of the way in, restarted at once)".to_owned()
+            "Faults, each under load (a third of the way in, restarted at once)".to_owned()
         };
         tables.push((title, table));
     }

@@ -27,6 +27,12 @@ pub(crate) struct KafkaArgs {
 /// Partitions of the orders topic: two, so a consumer group has something to split.
 const PARTITIONS: i32 = 2;
 
+/// How long the group waits for a silent consumer before handing its
+/// partitions on. Generous: on a loaded machine a broker can answer
+/// heartbeats late, and a session that times out revokes the partitions
+/// mid-run. It is also how long a killed consumer's partitions stay idle.
+pub const CONSUMER_SESSION_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// Creates the topic unless it exists. Some brokers (Tansu) never auto-create
 /// topics, and a producer to a missing topic only times out.
 pub(crate) async fn ensure_topic(bootstrap: &str, topic: &str) -> anyhow::Result<()> {
@@ -94,9 +100,7 @@ pub(crate) fn consumer(
         // Poll often: the consumer's fetch wait is the largest share of the
         // time a request needs to become one connected trace.
         .set("fetch.wait.max.ms", "20")
-        // Generous: on a loaded machine a broker can answer heartbeats late,
-        // and a session that times out revokes the partitions mid-run.
-        .set("session.timeout.ms", "30000")
+        .set("session.timeout.ms", CONSUMER_SESSION_TIMEOUT.as_millis().to_string())
         .create_with_context(AssignmentContext(assigned))
         .context("creating the Kafka consumer")
 }

@@ -21,6 +21,7 @@ mod worker;
 pub use boundary::Boundaries;
 pub use cli::{run, run_with};
 pub use edge::EdgePolicy;
+pub use kafka::CONSUMER_SESSION_TIMEOUT;
 pub use launch::Launch;
 
 /// Attribute that carries the business key on the spans of one request: lineage

@@ -187,6 +187,17 @@ impl Services {
             .collect()
     }
 
+    /// Roles whose process exited, and how it ended.
+    pub fn exited(&self) -> anyhow::Result<Vec<(&'static str, std::process::ExitStatus)>> {
+        let mut exited = Vec::new();
+        for member in &self.members {
+            if let Some(status) = member.child.exit_status()? {
+                exited.push((member.launch.role(), status));
+            }
+        }
+        Ok(exited)
+    }
+
     /// Roles whose process exited or that no longer answer `/healthz`.
     pub fn down(&self) -> Vec<&'static str> {
         self.members

@@ -36,6 +36,11 @@ use rdkafka::{
     types::RDKafkaErrorCode,
 };
 
+/// The topic the flow's worker publishes to and its consumer reads, and its
+/// partitions: the flow's defaults (`crates/flow/src/kafka.rs`).
+pub const FLOW_TOPIC: &str = "orders";
+pub const FLOW_PARTITIONS: i32 = 2;
+
 /// The one address every broker listens on and advertises.
 const HOST: Ipv4Addr = Ipv4Addr::LOCALHOST;
 
@@ -122,9 +127,22 @@ impl BrokerOptions {
 /// A running broker process. Dropping it kills the process.
 #[derive(Debug)]
 pub struct Broker {
-    kind: BrokerKind,
+    /// What it was started with, its port filled in: a restart reuses both.
+    opts: BrokerOptions,
     bootstrap: String,
     process: Child,
+    /// Times [`Broker::restart`] has run: each restart logs to a file of its own.
+    restarts: u32,
+}
+
+/// What a broker start does to the data it finds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Data {
+    /// A new cluster: Apache Kafka's data directory formatted afresh.
+    Fresh,
+    /// Whatever the last process left: Apache Kafka's log and offsets on
+    /// disk. Tansu keeps nothing, so it always starts empty.
+    Kept,
 }
 
 impl Broker {
@@ -143,28 +161,22 @@ impl Broker {
                 port
             }
         };
-        let bootstrap = format!("{HOST}:{port}");
+        let opts = BrokerOptions { port, ..opts.clone() };
         let log_path = opts.work_dir.join(format!("kafka-{}.log", opts.kind));
+        let process = spawn(&opts, Data::Fresh, &log_path)?;
+        Ok(Broker { bootstrap: format!("{HOST}:{port}"), opts, process, restarts: 0 })
+    }
 
-        let (expression, timeout) = match opts.kind {
-            BrokerKind::Tansu => (tansu_command(opts, &bootstrap)?, TANSU_READY_TIMEOUT),
-            BrokerKind::Apache => {
-                require_java()?;
-                let libs = install_apache_kafka(&opts.cache_dir, &infra_dir())?;
-                let expression = apache_command(opts, &libs, port)?;
-                (expression, APACHE_READY_TIMEOUT)
-            }
-        };
-
-        let spinner = spinner(format!("starting {}…", opts.kind.description()));
-        let started = Instant::now();
-        let process = Child::start(&format!("the {} broker", opts.kind), expression, &log_path)?;
-        let broker = Broker { kind: opts.kind, bootstrap, process };
-        let ready = broker.wait_ready(port, started + timeout, timeout);
-        spinner.finish_and_clear();
-        // On error `broker` drops here, which kills the process.
-        ready?;
-        Ok(broker)
+    /// Stops the broker as [`Broker::stop`] does and starts it again on the
+    /// same port, returning once it is ready. Apache Kafka comes back with
+    /// its topics, messages and committed offsets; Tansu keeps everything in
+    /// memory and comes back empty, without topics or consumer groups.
+    pub fn restart(&mut self) -> Result<()> {
+        self.process.stop(STOP_GRACE);
+        self.restarts += 1;
+        let log_path = self.opts.work_dir.join(format!("kafka-{}.restart-{}.log", self.opts.kind, self.restarts));
+        self.process = spawn(&self.opts, Data::Kept, &log_path)?;
+        Ok(())
     }
 
     /// The `bootstrap.servers` value for clients: `127.0.0.1:PORT`.
@@ -174,7 +186,7 @@ impl Broker {
 
     /// Which broker this is.
     pub fn kind(&self) -> BrokerKind {
-        self.kind
+        self.opts.kind
     }
 
     /// Fails, quoting the end of the broker's log, if the process has exited.
@@ -203,69 +215,91 @@ impl Broker {
     pub fn detach(self) -> Vec<u32> {
         self.process.detach()
     }
+}
 
-    fn wait_ready(&self, port: u16, deadline: Instant, timeout: Duration) -> Result<()> {
-        let timed_out = |what: &str| {
-            anyhow!(
-                "the {} broker did not {what} within {timeout:?}; last lines of {}:\n{}",
-                self.kind,
-                self.log_path().display(),
-                log_tail(self.log_path(), LOG_LINES),
-            )
-        };
-        let addr = SocketAddr::from((HOST, port));
-
-        // Until the port is open a Kafka client would sit in its reconnect
-        // backoff; plain connects find the moment sooner.
-        loop {
-            self.process.check_alive()?;
-            if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
-                break;
-            }
-            if Instant::now() > deadline {
-                return Err(timed_out("open its port"));
-            }
-            thread::sleep(Duration::from_millis(25));
+/// Starts the broker process for `opts` (its port chosen) and waits until
+/// it is ready; on error the process is killed.
+fn spawn(opts: &BrokerOptions, data: Data, log_path: &Path) -> Result<Child> {
+    let (expression, timeout) = match opts.kind {
+        BrokerKind::Tansu => (tansu_command(opts, &format!("{HOST}:{}", opts.port))?, TANSU_READY_TIMEOUT),
+        BrokerKind::Apache => {
+            require_java()?;
+            let libs = install_apache_kafka(&opts.cache_dir, &infra_dir())?;
+            let expression = apache_command(opts, &libs, data == Data::Fresh)?;
+            (expression, APACHE_READY_TIMEOUT)
         }
+    };
+    let spinner = spinner(format!("starting {}…", opts.kind.description()));
+    let started = Instant::now();
+    let process = Child::start(&format!("the {} broker", opts.kind), expression, log_path)?;
+    let ready = wait_ready(opts.kind, &process, opts.port, started + timeout, timeout);
+    spinner.finish_and_clear();
+    // On error `process` drops here, which kills it.
+    ready.map(|()| process)
+}
 
-        // An open port is not a working broker: Apache Kafka accepts
-        // connections before it has registered itself, and answers metadata
-        // with no brokers until then.
-        let client: BaseConsumer = probe_config(&self.bootstrap).create().context("creating a Kafka client")?;
-        loop {
-            self.process.check_alive()?;
-            if let Ok(metadata) = client.fetch_metadata(None, Duration::from_secs(1))
-                && metadata.brokers().iter().any(|b| b.port() == i32::from(port))
-            {
-                break;
-            }
-            if Instant::now() > deadline {
-                return Err(timed_out("answer a metadata request listing itself"));
-            }
-            thread::sleep(Duration::from_millis(50));
-        }
+fn wait_ready(kind: BrokerKind, process: &Child, port: u16, deadline: Instant, timeout: Duration) -> Result<()> {
+    let timed_out = |what: &str| {
+        anyhow!(
+            "the {} broker did not {what} within {timeout:?}; last lines of {}:\n{}",
+            kind,
+            process.log().display(),
+            log_tail(process.log(), LOG_LINES),
+        )
+    };
+    let addr = SocketAddr::from((HOST, port));
+    let bootstrap = format!("{HOST}:{port}");
 
-        // Apache Kafka creates its consumer-offsets topic when the first
-        // group request arrives, and answers "not coordinator" for the
-        // seconds that takes: the first consumer group of a run would be
-        // seconds slower than the rest, and an early offset lookup fails.
-        // One offset lookup here pays that while the spinner runs.
-        let group_client: BaseConsumer = probe_config(&self.bootstrap)
-            .set("group.id", "stitch-harness-warmup")
-            .create()
-            .context("creating a Kafka client")?;
-        loop {
-            self.process.check_alive()?;
-            let mut partitions = TopicPartitionList::new();
-            partitions.add_partition("stitch-harness-warmup", 0);
-            if group_client.committed_offsets(partitions, Duration::from_secs(2)).is_ok() {
-                return Ok(());
-            }
-            if Instant::now() > deadline {
-                return Err(timed_out("answer a consumer group request"));
-            }
-            thread::sleep(Duration::from_millis(100));
+    // Until the port is open a Kafka client would sit in its reconnect
+    // backoff; plain connects find the moment sooner.
+    loop {
+        process.check_alive()?;
+        if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+            break;
         }
+        if Instant::now() > deadline {
+            return Err(timed_out("open its port"));
+        }
+        thread::sleep(Duration::from_millis(25));
+    }
+
+    // An open port is not a working broker: Apache Kafka accepts
+    // connections before it has registered itself, and answers metadata
+    // with no brokers until then.
+    let client: BaseConsumer = probe_config(&bootstrap).create().context("creating a Kafka client")?;
+    loop {
+        process.check_alive()?;
+        if let Ok(metadata) = client.fetch_metadata(None, Duration::from_secs(1))
+            && metadata.brokers().iter().any(|b| b.port() == i32::from(port))
+        {
+            break;
+        }
+        if Instant::now() > deadline {
+            return Err(timed_out("answer a metadata request listing itself"));
+        }
+        thread::sleep(Duration::from_millis(50));
+    }
+
+    // Apache Kafka creates its consumer-offsets topic when the first
+    // group request arrives, and answers "not coordinator" for the
+    // seconds that takes: the first consumer group of a run would be
+    // seconds slower than the rest, and an early offset lookup fails.
+    // One offset lookup here pays that while the spinner runs.
+    let group_client: BaseConsumer = probe_config(&bootstrap)
+        .set("group.id", "stitch-harness-warmup")
+        .create()
+        .context("creating a Kafka client")?;
+    loop {
+        process.check_alive()?;
+        let mut partitions = TopicPartitionList::new();
+        partitions.add_partition("stitch-harness-warmup", 0);
+        if group_client.committed_offsets(partitions, Duration::from_secs(2)).is_ok() {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            return Err(timed_out("answer a consumer group request"));
+        }
+        thread::sleep(Duration::from_millis(100));
     }
 }
 

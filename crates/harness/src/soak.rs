@@ -50,7 +50,7 @@ impl SoakOptions {
             kafka,
             load: Rate { rps: 200, seconds: 60.0 },
             fault_load: Rate { rps: 100, seconds: 60.0 },
-            faults: vec![Fault::KillWorker, Fault::KillConsumer, Fault::RestartLineage],
+            faults: vec![Fault::KillWorker, Fault::KillConsumer, Fault::RestartLineage, Fault::RestartBroker],
             overhead_load: Rate { rps: 100, seconds: 20.0 },
             overhead_callers: 16,
             saturation_seconds: 10.0,
@@ -150,10 +150,19 @@ impl SoakReport {
                 problems
                     .push(format!("load: {} spans received, {} expected", load.spans_received, load.spans_expected));
             }
+            if load.spans_dropped_by_sdk > 0 {
+                problems.push(format!("load: {} spans lost at the source (the SDKs)", load.spans_dropped_by_sdk));
+            }
         }
         for fault in &self.faults {
             if !fault.explained {
                 problems.push(unexplained(fault));
+            }
+            for crash in &fault.crashed {
+                problems.push(format!(
+                    "{}: the {} died ({}) {:.1} s after the fault and was started again",
+                    fault.fault, crash.role, crash.status, crash.after_s
+                ));
             }
             if fault.recovered_s.is_none() {
                 problems.push(format!("{}: requests were not whole again before the run ended", fault.fault));
@@ -237,6 +246,7 @@ mod tests {
             orphans: 0,
             late_spans: 0,
             incomplete_requests: 0,
+            spans_dropped_by_sdk: 0,
             latency_p50_ms: 3.0,
             latency_p99_ms: 9.0,
             completeness_p99_ms: 250.0,
@@ -245,7 +255,7 @@ mod tests {
             first_failure: None,
         };
         let fault = FaultResult {
-            fault: Fault::KillWorker.name().to_owned(),
+            fault: Fault::KillWorker.name(),
             requests: 1500,
             failed: 14,
             orphans: 11,
@@ -261,6 +271,7 @@ mod tests {
             down_s: 0.2,
             recovered_s: Some(0.3),
             requests_forgotten: 0,
+            crashed: Vec::new(),
             spans_lost_by_sdk: None,
         };
         let fuzz = FuzzResult {

@@ -280,3 +280,79 @@ fn check_alive_reports_a_broker_that_died() {
     drop(broker);
     let _ = std::fs::remove_dir_all(&opts.work_dir);
 }
+
+/// Produces `count` messages to `topic`, each acknowledged.
+fn produce(bootstrap: &str, topic: &str, count: usize) {
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("message.timeout.ms", "10000")
+        .set("linger.ms", "0")
+        .create()
+        .unwrap();
+    for i in 0..count {
+        let key = format!("key-{i}");
+        let delivery = producer.send_result(FutureRecord::<str, str>::to(topic).key(&key).payload("{}")).unwrap();
+        futures::executor::block_on(delivery).unwrap().unwrap_or_else(|(err, _)| panic!("message {i}: {err}"));
+    }
+}
+
+/// The messages `topic` holds, from its partitions' watermarks.
+fn messages_held(bootstrap: &str, topic: &str) -> Result<i64, String> {
+    let client: BaseConsumer = ClientConfig::new().set("bootstrap.servers", bootstrap).create().unwrap();
+    let metadata = client.fetch_metadata(Some(topic), Duration::from_secs(10)).map_err(|err| err.to_string())?;
+    let partitions = metadata.topics().first().map_or(0, |found| found.partitions().len()) as i32;
+    if partitions == 0 {
+        return Err(format!("topic {topic:?} has no partition"));
+    }
+    let mut total = 0;
+    for partition in 0..partitions {
+        let (low, high) = client
+            .fetch_watermarks(topic, partition, Duration::from_secs(10))
+            .map_err(|err| format!("partition {partition}: {err}"))?;
+        total += high - low;
+    }
+    Ok(total)
+}
+
+/// A restart stops the process, comes back on the same port, and keeps what
+/// the broker keeps: Apache Kafka its log, Tansu nothing.
+fn restart(kind: BrokerKind) {
+    let opts = options(kind, "restart", 0);
+    let mut broker = Broker::start(&opts).expect("broker starts");
+    let bootstrap = broker.bootstrap().to_owned();
+    let first_pid = broker.pid();
+    ensure_topic(&bootstrap, "stitch.kept", PARTITIONS).expect("topic created");
+    produce(&bootstrap, "stitch.kept", MESSAGES);
+    assert_eq!(messages_held(&bootstrap, "stitch.kept"), Ok(MESSAGES as i64));
+
+    let restarting = Instant::now();
+    broker.restart().expect("broker restarts");
+    eprintln!("{kind}: restarted in {:.1?}", restarting.elapsed());
+    assert_eq!(broker.bootstrap(), bootstrap, "the same address");
+    assert!(!process_exists(first_pid), "the first process is gone");
+    assert!(broker.log_path().ends_with(format!("kafka-{kind}.restart-1.log")), "{}", broker.log_path().display());
+    match kind {
+        BrokerKind::Apache => {
+            assert_eq!(messages_held(&bootstrap, "stitch.kept"), Ok(MESSAGES as i64), "Kafka keeps its log")
+        }
+        BrokerKind::Tansu => {
+            assert!(messages_held(&bootstrap, "stitch.kept").is_err(), "Tansu comes back without the topic");
+            ensure_topic(&bootstrap, "stitch.kept", PARTITIONS).expect("topic created again");
+            assert_eq!(messages_held(&bootstrap, "stitch.kept"), Ok(0));
+        }
+    }
+    let pid = broker.pid();
+    broker.stop();
+    assert!(!process_exists(pid), "the restarted process stops too");
+    let _ = std::fs::remove_dir_all(&opts.work_dir);
+}
+
+#[test]
+fn tansu_restart_comes_back_empty() {
+    restart(BrokerKind::Tansu);
+}
+
+#[test]
+fn apache_restart_keeps_the_log() {
+    restart(BrokerKind::Apache);
+}

@@ -121,38 +121,22 @@ pub fn install_apache_kafka(cache_dir: &Path, infra_dir: &Path) -> Result<PathBu
     Ok(libs)
 }
 
-/// Writes the run's `server.properties`, formats the data directory, and
-/// returns the command that runs the broker.
-pub(super) fn apache_command(opts: &BrokerOptions, libs: &Path, port: u16) -> Result<Expression> {
+/// Returns the command that runs the broker on `opts.port`. With `fresh`,
+/// it first writes the run's `server.properties` and formats a new data
+/// directory; without, it runs on what the last start left (a restart).
+pub(super) fn apache_command(opts: &BrokerOptions, libs: &Path, fresh: bool) -> Result<Expression> {
     let infra = infra_dir();
-    // Formatting has a log of its own: the broker's log is started afresh.
-    let log_path = &opts.work_dir.join("kafka-format.log");
-    let controller_port = loop {
-        let candidate = free_port()?;
-        if candidate != port {
-            break candidate;
-        }
-    };
-    let data_dir = opts.work_dir.join("kafka-data");
-    if data_dir.exists() {
-        fs::remove_dir_all(&data_dir).with_context(|| format!("removing {}", data_dir.display()))?;
-    }
-    let template_path = infra.join("server.properties");
-    let template =
-        fs::read_to_string(&template_path).with_context(|| format!("reading {}", template_path.display()))?;
-    let properties = render_properties(
-        &template,
-        &[
-            ("node.id", "1".to_owned()),
-            ("listeners", format!("PLAINTEXT://{HOST}:{port},CONTROLLER://{HOST}:{controller_port}")),
-            ("advertised.listeners", format!("PLAINTEXT://{HOST}:{port}")),
-            ("controller.quorum.voters", format!("1@{HOST}:{controller_port}")),
-            ("log.dirs", data_dir.display().to_string()),
-        ],
-    );
     let properties_path = opts.work_dir.join("server.properties");
-    fs::write(&properties_path, properties).with_context(|| format!("writing {}", properties_path.display()))?;
-
+    let data_dir = opts.work_dir.join("kafka-data");
+    if fresh {
+        write_properties(opts, &infra, &properties_path, &data_dir)?;
+    } else if !properties_path.is_file() || !data_dir.is_dir() {
+        bail!(
+            "restarting Apache Kafka: {} or {} is missing (a restart needs what the first start wrote)",
+            properties_path.display(),
+            data_dir.display()
+        );
+    }
     let java = |main_class: &str, args: &[&OsStr]| {
         let mut argv: Vec<OsString> = vec![
             "-Xms256m".into(),
@@ -172,19 +156,58 @@ pub(super) fn apache_command(opts: &BrokerOptions, libs: &Path, port: u16) -> Re
         cmd("java", argv)
     };
 
-    let spinner = spinner("formatting Apache Kafka storage…".to_owned());
-    let formatted = run_logged(
-        &format!("formatting Kafka storage in {}", data_dir.display()),
-        java(
-            "kafka.tools.StorageTool",
-            &["format".as_ref(), "-t".as_ref(), KRAFT_CLUSTER_ID.as_ref(), "-c".as_ref(), properties_path.as_os_str()],
-        ),
-        log_path,
-        LOG_LINES,
-    );
-    spinner.finish_and_clear();
-    formatted?;
+    if fresh {
+        // Formatting has a log of its own: the broker's log is started afresh.
+        let log_path = &opts.work_dir.join("kafka-format.log");
+        let spinner = spinner("formatting Apache Kafka storage…".to_owned());
+        let formatted = run_logged(
+            &format!("formatting Kafka storage in {}", data_dir.display()),
+            java(
+                "kafka.tools.StorageTool",
+                &[
+                    "format".as_ref(),
+                    "-t".as_ref(),
+                    KRAFT_CLUSTER_ID.as_ref(),
+                    "-c".as_ref(),
+                    properties_path.as_os_str(),
+                ],
+            ),
+            log_path,
+            LOG_LINES,
+        );
+        spinner.finish_and_clear();
+        formatted?;
+    }
     Ok(java("kafka.Kafka", &[properties_path.as_os_str()]))
+}
+
+/// Writes `server.properties` for a broker on `opts.port` with a controller
+/// port of its own, and empties the data directory.
+fn write_properties(opts: &BrokerOptions, infra: &Path, properties_path: &Path, data_dir: &Path) -> Result<()> {
+    let port = opts.port;
+    let controller_port = loop {
+        let candidate = free_port()?;
+        if candidate != port {
+            break candidate;
+        }
+    };
+    if data_dir.exists() {
+        fs::remove_dir_all(data_dir).with_context(|| format!("removing {}", data_dir.display()))?;
+    }
+    let template_path = infra.join("server.properties");
+    let template =
+        fs::read_to_string(&template_path).with_context(|| format!("reading {}", template_path.display()))?;
+    let properties = render_properties(
+        &template,
+        &[
+            ("node.id", "1".to_owned()),
+            ("listeners", format!("PLAINTEXT://{HOST}:{port},CONTROLLER://{HOST}:{controller_port}")),
+            ("advertised.listeners", format!("PLAINTEXT://{HOST}:{port}")),
+            ("controller.quorum.voters", format!("1@{HOST}:{controller_port}")),
+            ("log.dirs", data_dir.display().to_string()),
+        ],
+    );
+    fs::write(properties_path, properties).with_context(|| format!("writing {}", properties_path.display()))
 }
 
 /// `template` with the value of each key in `overrides` replaced (or

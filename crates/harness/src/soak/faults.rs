@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use super::account::order_spans;
 use super::drive::{Rate, open_loop, progress};
 use crate::check::{Flow, wait_for_spans};
+use crate::kafka::{FLOW_PARTITIONS, FLOW_TOPIC, ensure_topic};
 
 /// A request counts as in flight at the kill when it was sent at most this
 /// long before it: the services export every 200 ms
@@ -17,8 +18,8 @@ use crate::check::{Flow, wait_for_spans};
 /// 200 ms produced plus a batch being sent; 1 s covers both with room.
 pub const IN_FLIGHT_BEFORE_KILL: Duration = Duration::from_secs(1);
 
-/// Which service dies.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// Which part of the flow stops.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 pub enum Fault {
     /// The worker, SIGKILLed and restarted.
     KillWorker,
@@ -29,28 +30,85 @@ pub enum Fault {
     /// [`LINEAGE_DOWN`] and it forgets everything it held. The services'
     /// exports fail meanwhile, and their SDKs count the spans.
     RestartLineage,
+    /// The Kafka broker stopped (SIGTERM) and started again on its port.
+    /// Apache Kafka comes back with its log and the group's offsets; Tansu
+    /// keeps everything in memory and comes back empty, so the orders topic
+    /// is created again, as the services did at their start.
+    RestartBroker,
 }
 
 /// How long the receiver stays down in [`Fault::RestartLineage`].
 pub const LINEAGE_DOWN: Duration = Duration::from_secs(2);
 
+/// How long after a restarted broker is back the soak watches the services
+/// and, as a supervisor would, starts again one that died: the clients
+/// reconnect within a second, and what the broker's comeback does to them
+/// shows then.
+pub const SUPERVISE_AFTER_BROKER: Duration = Duration::from_secs(5);
+
+/// A service that died during a fault and was started again.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Crash {
+    pub role: String,
+    /// How the process ended, as the OS says (`signal: 11 (SIGSEGV)`).
+    pub status: String,
+    /// Seconds from the fault to the death being seen.
+    pub after_s: f64,
+}
+
+/// When the fault's part was back, and what died on the way.
+struct Struck {
+    back_at: Instant,
+    crashed: Vec<Crash>,
+}
+
 impl Fault {
-    pub fn name(self) -> &'static str {
+    pub fn name(self) -> String {
         match self {
-            Fault::KillWorker => "worker SIGKILL + restart",
-            Fault::KillConsumer => "consumer SIGKILL + restart",
-            Fault::RestartLineage => "lineage restart (2 s down)",
+            Fault::KillWorker => "worker SIGKILL + restart".to_owned(),
+            Fault::KillConsumer => "consumer SIGKILL + restart".to_owned(),
+            Fault::RestartLineage => format!("lineage restart ({} s down)", LINEAGE_DOWN.as_secs_f64()),
+            Fault::RestartBroker => "broker restart".to_owned(),
         }
     }
 
     /// Stops what the fault stops and starts it again.
-    fn strike(self, flow: &mut Flow<'_>) -> anyhow::Result<()> {
+    fn strike(self, flow: &mut Flow<'_>) -> anyhow::Result<Struck> {
+        let struck_at = Instant::now();
         match self {
-            Fault::KillWorker => flow.services.kill("worker").and_then(|()| flow.services.restart("worker")),
-            Fault::KillConsumer => flow.services.kill("consumer").and_then(|()| flow.services.restart("consumer")),
-            Fault::RestartLineage => flow.runtime.block_on(flow.lineage.restart(LINEAGE_DOWN)),
+            Fault::KillWorker => flow.services.kill("worker").and_then(|()| flow.services.restart("worker"))?,
+            Fault::KillConsumer => flow.services.kill("consumer").and_then(|()| flow.services.restart("consumer"))?,
+            Fault::RestartLineage => flow.runtime.block_on(flow.lineage.restart(LINEAGE_DOWN))?,
+            Fault::RestartBroker => {
+                flow.broker.restart()?;
+                ensure_topic(flow.broker.bootstrap(), FLOW_TOPIC, FLOW_PARTITIONS)
+                    .context("creating the orders topic again")?;
+                return supervise(flow, struck_at, SUPERVISE_AFTER_BROKER);
+            }
         }
+        Ok(Struck { back_at: Instant::now(), crashed: Vec::new() })
     }
+}
+
+/// Watches the services for `watch` and starts again any that died; the
+/// fault is over once the last of them is back (or at once, when none died).
+fn supervise(flow: &mut Flow<'_>, struck_at: Instant, watch: Duration) -> anyhow::Result<Struck> {
+    let mut back_at = Instant::now();
+    let until = back_at + watch;
+    let mut crashed = Vec::new();
+    while Instant::now() < until {
+        for (role, status) in flow.services.exited()? {
+            crashed.push(Crash {
+                role: role.to_owned(),
+                status: status.to_string(),
+                after_s: struck_at.elapsed().as_secs_f64(),
+            });
+            flow.services.restart(role).with_context(|| format!("starting the {role} again after it died"))?;
+            back_at = Instant::now();
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Ok(Struck { back_at, crashed })
 }
 
 /// What one fault cost.
@@ -91,6 +149,9 @@ pub struct FaultResult {
     /// the restarted lineage forgot them, so they are not judged.
     #[serde(default)]
     pub requests_forgotten: usize,
+    /// Services that died during the fault and were started again.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub crashed: Vec<Crash>,
     /// Spans the services' SDKs failed to export or dropped during the run,
     /// from their `/metrics`; `None` when a service restarted (its counters
     /// started again from 0).
@@ -107,12 +168,11 @@ pub fn run(flow: &mut Flow<'_>, fault: Fault, rate: Rate, spans_per_request: u64
     let load = flow.runtime.spawn(open_loop(flow.services.gateway(), rate, bar.clone()));
     std::thread::sleep(Duration::from_secs_f64(rate.seconds / 3.0));
     let killed_at = Instant::now();
-    let restarted = fault.strike(flow);
-    let back_at = Instant::now();
+    let struck = fault.strike(flow);
     // The load ends on its own; wait for it even when the restart failed.
     let sent = flow.runtime.block_on(load).context("the load task panicked")?;
     bar.finish_and_clear();
-    restarted.with_context(|| format!("{}: starting again", fault.name()))?;
+    let Struck { back_at, crashed } = struck.with_context(|| format!("{}: starting again", fault.name()))?;
     let sent = sent?;
     flow.check_alive()?;
 
@@ -122,8 +182,10 @@ pub fn run(flow: &mut Flow<'_>, fault: Fault, rate: Rate, spans_per_request: u64
     }
     let services = &flow.services;
     wait_for_spans(flow.lineage, accepted as u64 * spans_per_request, || services.check_alive())?;
+    // A restarted service counts from 0 again; the others' counters span the run.
     let spans_lost_by_sdk = match fault {
-        Fault::RestartLineage => {
+        _ if !crashed.is_empty() => None,
+        Fault::RestartLineage | Fault::RestartBroker => {
             Some(crate::sdk_export::lost_between(&counted_before, &flow.services.export_counts()?)?)
         }
         Fault::KillWorker | Fault::KillConsumer => None,
@@ -137,7 +199,7 @@ pub fn run(flow: &mut Flow<'_>, fault: Fault, rate: Rate, spans_per_request: u64
     // those requests are not judged, but their late orphans still count.
     let forgotten_before = match fault {
         Fault::RestartLineage => killed_at.checked_sub(IN_FLIGHT_BEFORE_KILL),
-        Fault::KillWorker | Fault::KillConsumer => None,
+        Fault::KillWorker | Fault::KillConsumer | Fault::RestartBroker => None,
     };
     let (mut spans_lost, mut spans_extra, mut attributed_orphans, mut requests_forgotten) = (0, 0, 0, 0);
     let mut requests = Vec::with_capacity(ordered.len());
@@ -167,7 +229,7 @@ pub fn run(flow: &mut Flow<'_>, fault: Fault, rate: Rate, spans_per_request: u64
     }
     let orphans_without_request = report.orphans().saturating_sub(attributed_orphans);
     Ok(FaultResult {
-        fault: fault.name().to_owned(),
+        fault: fault.name(),
         requests: sent.len(),
         failed: sent.len() - accepted,
         orphans: report.orphans(),
@@ -183,6 +245,7 @@ pub fn run(flow: &mut Flow<'_>, fault: Fault, rate: Rate, spans_per_request: u64
         down_s: back_at.duration_since(killed_at).as_secs_f64(),
         recovered_s: harm.recovered_s,
         requests_forgotten,
+        crashed,
         spans_lost_by_sdk,
     })
 }

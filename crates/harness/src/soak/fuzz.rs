@@ -15,10 +15,7 @@ use serde::{Deserialize, Serialize};
 use super::cases::{Case, Edge, Expect, foreign, generate};
 use super::drive::progress;
 use crate::check::{Flow, wait_for_spans};
-
-/// The topic the flow's worker publishes to and its consumer reads: the
-/// flow's default (`--topic` in `crates/flow/src/kafka.rs`).
-const TOPIC: &str = "orders";
+use crate::kafka::FLOW_TOPIC;
 
 /// Cases in flight at once.
 const CONCURRENCY: usize = 32;
@@ -132,7 +129,7 @@ pub fn run(flow: &mut Flow<'_>, seed: u64, count: usize, spans_per_request: u64)
     let started = std::time::Instant::now();
     let sent = super::foreign::send(
         flow.broker.bootstrap(),
-        TOPIC,
+        FLOW_TOPIC,
         foreign_cases,
         &keys,
         &flow.logs.join("foreign-producer.log"),
@@ -272,7 +269,7 @@ async fn deliver(
             for (name, value) in &case.headers {
                 headers = headers.insert(Header { key: name, value: value.as_deref() });
             }
-            let record = FutureRecord::to(TOPIC).key(&key).payload(&body).headers(headers);
+            let record = FutureRecord::to(FLOW_TOPIC).key(&key).payload(&body).headers(headers);
             return match producer.send(record, Duration::from_secs(10)).await {
                 Ok(_) => Delivery::Accepted(key),
                 Err((err, _)) => Delivery::Failed(format!("producing the message: {err}")),

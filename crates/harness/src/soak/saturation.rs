@@ -5,10 +5,9 @@
 use anyhow::Context as _;
 use serde::{Deserialize, Serialize};
 
-use super::account::order_spans;
-use super::drive::{Rate, millis, open_loop, percentile, progress};
-use crate::check::{Flow, wait_for_spans};
-use crate::sdk_export::lost_between;
+use super::drive::Rate;
+use super::load;
+use crate::check::Flow;
 
 /// The rates the long climb tries, as multiples of the steady load's rate:
 /// 2× is always among them, for `orphans_at_2x`.
@@ -96,36 +95,21 @@ pub fn run(
     })
 }
 
+/// One rate of the climb: whatever it did, even when nothing was accepted
+/// past capacity (then the latency is what says so).
 fn climb(flow: &mut Flow<'_>, rate: Rate, spans_per_request: u64) -> anyhow::Result<SaturationStep> {
-    flow.lineage.reset();
-    let before = flow.services.export_counts()?;
-    let bar = progress("saturation", rate.requests());
-    let sent = flow.runtime.block_on(open_loop(flow.services.gateway(), rate, bar.clone()))?;
-    bar.finish_and_clear();
-    let accepted: Vec<_> =
-        sent.iter().filter_map(|sent| sent.outcome.as_ref().ok().map(|order| (sent, order))).collect();
-    let spans_expected = accepted.len() as u64 * spans_per_request;
-    let services = &flow.services;
-    wait_for_spans(flow.lineage, spans_expected, || services.check_alive())?;
-    flow.check_alive()?;
-    let after = flow.services.export_counts()?;
-    flow.lineage.settle_now();
-    let report = flow.lineage.report();
-    let spans_received = accepted.iter().map(|(_, order)| order_spans(flow.lineage, &order.order_id).spans).sum();
-    let latencies: Vec<f64> = accepted.iter().map(|(sent, _)| millis(sent.latency)).collect();
-    let lags: Vec<f64> = sent.iter().map(|sent| millis(sent.lag)).collect();
+    let measured = load::measure(flow, "saturation", rate, spans_per_request)?;
     Ok(SaturationStep {
         rps: rate.rps,
-        requests: sent.len(),
-        failed: sent.len() - accepted.len(),
-        spans_expected,
-        spans_received,
-        spans_dropped_by_sdk: lost_between(&before, &after)?,
-        orphans: report.orphans(),
-        late_spans: report.late_spans,
-        latency_p99_ms: percentile(&latencies, 0.99)
-            .with_context(|| format!("no request was accepted at {} requests/s", rate.rps))?,
-        send_lag_p99_ms: percentile(&lags, 0.99).context("no request was sent")?,
+        requests: measured.sent.len(),
+        failed: measured.sent.len() - measured.accepted,
+        spans_expected: measured.spans_expected,
+        spans_received: measured.spans_received,
+        spans_dropped_by_sdk: measured.spans_dropped_by_sdk,
+        orphans: measured.report.orphans(),
+        late_spans: measured.report.late_spans,
+        latency_p99_ms: measured.latency_ms(0.99).with_context(|| format!("at {} requests/s", rate.rps))?,
+        send_lag_p99_ms: measured.send_lag_ms(0.99)?,
     })
 }
 

@@ -2,7 +2,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use axum::Router;
 use axum::routing::get;
@@ -15,6 +15,10 @@ use crate::Boundaries;
 use crate::kafka::KafkaArgs;
 use crate::worker::WorkOrder;
 
+/// How long an empty assignment holds before the consumer asks the group
+/// again: longer than a rebalance takes with a live group.
+const ASK_AGAIN_AFTER: Duration = Duration::from_secs(5);
+
 pub(crate) async fn serve(
     listen: SocketAddr,
     kafka: KafkaArgs,
@@ -22,7 +26,7 @@ pub(crate) async fn serve(
     boundaries: Boundaries,
 ) -> anyhow::Result<()> {
     crate::kafka::ensure_topic(&kafka.bootstrap, &kafka.topic).await?;
-    let assigned = Arc::new(AtomicBool::new(false));
+    let assigned = Arc::new(crate::kafka::Assignment::default());
     let consumer = crate::kafka::consumer(&kafka.bootstrap, &group, assigned.clone())?;
     consumer.subscribe(&[kafka.topic.as_str()])?;
 
@@ -31,13 +35,16 @@ pub(crate) async fn serve(
     let health = Router::new()
         .route(
             "/healthz",
-            get(move || {
-                let assigned = assigned.load(Ordering::Acquire);
-                async move {
-                    if assigned {
-                        (StatusCode::OK, "ok")
-                    } else {
-                        (StatusCode::SERVICE_UNAVAILABLE, "waiting for partitions")
+            get({
+                let assigned = assigned.clone();
+                move || {
+                    let assigned = assigned.ready();
+                    async move {
+                        if assigned {
+                            (StatusCode::OK, "ok")
+                        } else {
+                            (StatusCode::SERVICE_UNAVAILABLE, "waiting for partitions")
+                        }
                     }
                 }
             }),
@@ -49,10 +56,31 @@ pub(crate) async fn serve(
 
     let shutdown = crate::server::shutdown_signal();
     tokio::pin!(shutdown);
+    let mut look = tokio::time::interval(Duration::from_secs(1));
+    let mut asked_again = false;
     loop {
         let message = tokio::select! {
             _ = &mut shutdown => break,
             received = consumer.recv() => received,
+            _ = look.tick() => {
+                // Tansu's coordinator can hand the group's only consumer no
+                // partition after a restart and never rebalance again. Ask
+                // once more by subscribing again; an empty assignment after
+                // that is the group's answer (more consumers than partitions).
+                match assigned.empty_for() {
+                    Some(empty) if empty >= ASK_AGAIN_AFTER && !asked_again => {
+                        tracing::warn!(?empty, "still no partition: subscribing again, to ask the group once more");
+                        consumer.unsubscribe();
+                        consumer.subscribe(&[kafka.topic.as_str()])?;
+                        asked_again = true;
+                    }
+                    Some(_) => {}
+                    // Partitions again: a later empty assignment may ask once more.
+                    None if assigned.ready() => asked_again = false,
+                    None => {}
+                }
+                continue;
+            }
         };
         let message = match message {
             Ok(message) => message,

@@ -1,9 +1,9 @@
 //! Kafka clients of the flow. Nothing here propagates context: that is the
 //! messaging boundary's job.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use rdkafka::ClientConfig;
@@ -62,8 +62,35 @@ pub(crate) fn producer(bootstrap: &str) -> anyhow::Result<FutureProducer> {
         .context("creating the Kafka producer")
 }
 
-/// Flags when the group has assigned this consumer at least one partition.
-pub(crate) struct AssignmentContext(Arc<AtomicBool>);
+/// What the group has assigned this consumer, as its rebalances say.
+#[derive(Default)]
+pub(crate) struct Assignment {
+    /// At least one partition: the consumer is ready.
+    ready: AtomicBool,
+    /// Since when the group has handed this consumer no partition, if it has.
+    empty_since: Mutex<Option<Instant>>,
+}
+
+impl Assignment {
+    pub(crate) fn ready(&self) -> bool {
+        self.ready.load(Ordering::Acquire)
+    }
+
+    /// How long the last assignment, an empty one, has held.
+    pub(crate) fn empty_for(&self) -> Option<Duration> {
+        self.empty_since.lock().ok()?.map(|since| since.elapsed())
+    }
+
+    fn set(&self, partitions: usize) {
+        self.ready.store(partitions > 0, Ordering::Release);
+        if let Ok(mut empty_since) = self.empty_since.lock() {
+            *empty_since = (partitions == 0).then(Instant::now);
+        }
+    }
+}
+
+/// Keeps [`Assignment`] up to date from the consumer's rebalances.
+pub(crate) struct AssignmentContext(Arc<Assignment>);
 
 impl rdkafka::ClientContext for AssignmentContext {}
 
@@ -75,13 +102,15 @@ impl ConsumerContext for AssignmentContext {
                 tracing::info!(partitions = count, "partitions assigned");
                 // The flow's only consumer of its group: an assignment of no
                 // partition consumes nothing, and must not read as ready
-                // (seen after a restart on Tansu, until the run's end).
+                // (seen after a restart on Tansu).
                 if count == 0 {
                     tracing::warn!("assigned no partition: not ready until the group hands this consumer one");
                 }
-                self.0.store(count > 0, Ordering::Release);
+                self.0.set(count);
             }
-            Rebalance::Revoke(_) => self.0.store(false, Ordering::Release),
+            Rebalance::Revoke(_) => {
+                self.0.ready.store(false, Ordering::Release);
+            }
             Rebalance::Error(err) => tracing::warn!(%err, "rebalance failed"),
         }
     }
@@ -90,7 +119,7 @@ impl ConsumerContext for AssignmentContext {
 pub(crate) fn consumer(
     bootstrap: &str,
     group: &str,
-    assigned: Arc<AtomicBool>,
+    assigned: Arc<Assignment>,
 ) -> anyhow::Result<StreamConsumer<AssignmentContext>> {
     ClientConfig::new()
         .set("bootstrap.servers", bootstrap)

@@ -187,11 +187,14 @@ fn unexplained(fault: &FaultResult) -> String {
     )
 }
 
-/// Runs the soak's scenarios on one started final flow: the load, the
-/// overhead (tracing on and off), each fault, the saturation climb (after
-/// the faults: past capacity it leaves a backlog), then the fuzz (last: its
-/// cases to the worker leave orphans by design, and lineage is reset
-/// between scenarios anyway).
+/// Runs the soak's scenarios on one started final flow: the load, each
+/// fault (on a flow that has not yet been pushed past capacity), the
+/// overhead (tracing on and off; its closed loop runs past capacity), the
+/// saturation climb, then the fuzz (last: its cases to the worker leave
+/// orphans by design, and lineage is reset between scenarios anyway).
+/// Before each scenario every service must answer `/healthz`: a consumer
+/// that lost its partitions in the last one would make the next measure
+/// nothing.
 pub fn run(options: &SoakOptions) -> anyhow::Result<SoakReport> {
     options.load.validate()?;
     options.fault_load.validate()?;
@@ -206,11 +209,14 @@ pub fn run(options: &SoakOptions) -> anyhow::Result<SoakReport> {
     crate::check::with_flow(&step, options.kafka, &name, |flow| {
         let started = std::time::Instant::now();
         let load = Some(load::run(flow, options.load, spans_per_request)?);
-        let overhead = Some(overhead::run(flow, options.overhead_load, options.overhead_callers, spans_per_request)?);
         let mut fault_results = Vec::new();
         for &fault in &options.faults {
+            ready_after(flow, "the last scenario")?;
             fault_results.push(faults::run(flow, fault, options.fault_load, spans_per_request)?);
         }
+        ready_after(flow, "the faults")?;
+        let overhead = Some(overhead::run(flow, options.overhead_load, options.overhead_callers, spans_per_request)?);
+        ready_after(flow, "the overhead's closed loop")?;
         let saturation = Some(saturation::run(
             flow,
             options.load,
@@ -218,6 +224,7 @@ pub fn run(options: &SoakOptions) -> anyhow::Result<SoakReport> {
             options.saturation_seconds,
             spans_per_request,
         )?);
+        ready_after(flow, "the saturation climb")?;
         let fuzz = Some(fuzz::run(flow, options.seed, options.fuzz_cases, spans_per_request)?);
         Ok(SoakReport {
             kafka: options.kafka.to_string(),
@@ -229,6 +236,22 @@ pub fn run(options: &SoakOptions) -> anyhow::Result<SoakReport> {
             elapsed_seconds: started.elapsed().as_secs_f64(),
         })
     })
+}
+
+/// Fails, naming the services and where to look, when one of them no
+/// longer answers `/healthz` after `scenario`.
+fn ready_after(flow: &mut crate::check::Flow<'_>, scenario: &str) -> anyhow::Result<()> {
+    flow.check_alive()?;
+    let down = flow.services.down();
+    if !down.is_empty() {
+        anyhow::bail!(
+            "after {scenario}, {} no longer answer /healthz (the consumer answers only while it holds a partition); \
+             their logs are in {}",
+            down.join(" and "),
+            flow.logs.display()
+        );
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -347,6 +370,24 @@ mod tests {
         let mut crashed = report();
         crashed.fuzz.as_mut().unwrap().crashes = 1;
         assert_eq!(crashed.ci_problems(), ["fuzz: 1 services crashed (seed 42)"]);
+    }
+
+    #[test]
+    fn a_service_that_died_in_a_fault_is_a_claim_that_failed() {
+        let mut crashed = report();
+        crashed.faults[0].crashed.push(faults::Crash {
+            role: "consumer".to_owned(),
+            status: "signal: 11 (SIGSEGV)".to_owned(),
+            after_s: 0.3,
+        });
+        let problems = crashed.problems();
+        assert!(
+            problems.iter().any(|problem| problem.contains("the consumer died (signal: 11 (SIGSEGV))")),
+            "{problems:?}"
+        );
+        assert_eq!(crashed.ci_problems(), Vec::<String>::new(), "the losses are explained: CI holds to those");
+        let json = serde_json::to_string(&crashed).unwrap();
+        assert!(json.contains("\"crashed\":[{\"role\":\"consumer\""), "{json}");
     }
 
     #[test]

@@ -17,7 +17,7 @@ use crate::worker::WorkOrder;
 
 /// How long an empty assignment holds before the consumer asks the group
 /// again: longer than a rebalance takes with a live group.
-const ASK_AGAIN_AFTER: Duration = Duration::from_secs(5);
+pub const ASK_AGAIN_AFTER: Duration = Duration::from_secs(5);
 
 pub(crate) async fn serve(
     listen: SocketAddr,

@@ -20,6 +20,7 @@ mod worker;
 
 pub use boundary::Boundaries;
 pub use cli::{run, run_with};
+pub use consumer::ASK_AGAIN_AFTER as CONSUMER_ASK_AGAIN_AFTER;
 pub use edge::EdgePolicy;
 pub use kafka::CONSUMER_SESSION_TIMEOUT;
 pub use launch::Launch;

@@ -13,6 +13,7 @@ pub mod overhead;
 pub mod saturation;
 pub mod w3c;
 
+use anyhow::Context as _;
 use serde::{Deserialize, Serialize};
 
 use self::drive::Rate;
@@ -60,14 +61,14 @@ impl SoakOptions {
         }
     }
 
-    /// What CI runs: 100 requests/s for 15 s, the worker kill and the lineage
-    /// restart, 2× the load, 2,000 cases.
+    /// What CI runs: 100 requests/s for 15 s, the worker kill, the lineage
+    /// and the broker restart, 2× the load, 2,000 cases.
     pub fn short(kafka: BrokerKind, seed: u64) -> SoakOptions {
         SoakOptions {
             kafka,
             load: Rate { rps: 100, seconds: 15.0 },
             fault_load: Rate { rps: 100, seconds: 15.0 },
-            faults: vec![Fault::KillWorker, Fault::RestartLineage],
+            faults: vec![Fault::KillWorker, Fault::RestartLineage, Fault::RestartBroker],
             overhead_load: Rate { rps: 100, seconds: 5.0 },
             overhead_callers: 16,
             saturation_seconds: 5.0,
@@ -92,6 +93,9 @@ pub struct SoakReport {
     pub overhead: Option<OverheadResult>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fuzz: Option<FuzzResult>,
+    /// Services the soak started again between scenarios, and why.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub restarted: Vec<String>,
     /// Seconds from the first request to the last judgement.
     pub elapsed_seconds: f64,
 }
@@ -138,7 +142,7 @@ impl SoakReport {
 
     /// Every claim of the soak that does not hold, one line each.
     pub fn problems(&self) -> Vec<String> {
-        let mut problems = Vec::new();
+        let mut problems = self.restarted.clone();
         if let Some(load) = &self.load {
             if load.failed > 0 {
                 problems.push(format!("load: {} of {} requests failed", load.failed, load.requests));
@@ -210,13 +214,14 @@ pub fn run(options: &SoakOptions) -> anyhow::Result<SoakReport> {
         let started = std::time::Instant::now();
         let load = Some(load::run(flow, options.load, spans_per_request)?);
         let mut fault_results = Vec::new();
+        let mut restarted = Vec::new();
         for &fault in &options.faults {
-            ready_after(flow, "the last scenario")?;
+            ready_after(flow, "the scenario before this fault", &mut restarted)?;
             fault_results.push(faults::run(flow, fault, options.fault_load, spans_per_request)?);
         }
-        ready_after(flow, "the faults")?;
+        ready_after(flow, "the faults", &mut restarted)?;
         let overhead = Some(overhead::run(flow, options.overhead_load, options.overhead_callers, spans_per_request)?);
-        ready_after(flow, "the overhead's closed loop")?;
+        ready_after(flow, "the overhead's closed loop", &mut restarted)?;
         let saturation = Some(saturation::run(
             flow,
             options.load,
@@ -224,7 +229,7 @@ pub fn run(options: &SoakOptions) -> anyhow::Result<SoakReport> {
             options.saturation_seconds,
             spans_per_request,
         )?);
-        ready_after(flow, "the saturation climb")?;
+        ready_after(flow, "the saturation climb", &mut restarted)?;
         let fuzz = Some(fuzz::run(flow, options.seed, options.fuzz_cases, spans_per_request)?);
         Ok(SoakReport {
             kafka: options.kafka.to_string(),
@@ -233,23 +238,23 @@ pub fn run(options: &SoakOptions) -> anyhow::Result<SoakReport> {
             saturation,
             overhead,
             fuzz,
+            restarted,
             elapsed_seconds: started.elapsed().as_secs_f64(),
         })
     })
 }
 
-/// Fails, naming the services and where to look, when one of them no
-/// longer answers `/healthz` after `scenario`.
-fn ready_after(flow: &mut crate::check::Flow<'_>, scenario: &str) -> anyhow::Result<()> {
+/// Starts again, as a supervisor whose readiness probe failed would, each
+/// service that no longer answers `/healthz` after `scenario` (the consumer
+/// answers only while it holds a partition), and says so in `restarted`:
+/// the next scenario then measures a working flow, and the report keeps
+/// what happened.
+fn ready_after(flow: &mut crate::check::Flow<'_>, scenario: &str, restarted: &mut Vec<String>) -> anyhow::Result<()> {
     flow.check_alive()?;
-    let down = flow.services.down();
-    if !down.is_empty() {
-        anyhow::bail!(
-            "after {scenario}, {} no longer answer /healthz (the consumer answers only while it holds a partition); \
-             their logs are in {}",
-            down.join(" and "),
-            flow.logs.display()
-        );
+    for role in flow.services.down() {
+        restarted.push(format!("after {scenario}, the {role} no longer answered /healthz and was started again"));
+        flow.services.kill(role)?;
+        flow.services.restart(role).with_context(|| format!("starting the {role} again after {scenario}"))?;
     }
     Ok(())
 }
@@ -349,6 +354,7 @@ mod tests {
                 throughput_ratio: 1.0,
             }),
             fuzz: Some(fuzz),
+            restarted: Vec::new(),
             elapsed_seconds: 40.0,
         }
     }

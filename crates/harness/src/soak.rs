@@ -198,7 +198,7 @@ fn unexplained(fault: &FaultResult) -> String {
 /// orphans by design, and lineage is reset between scenarios anyway).
 /// Before each scenario every service must answer `/healthz`: a consumer
 /// that lost its partitions in the last one would make the next measure
-/// nothing.
+/// nothing. Each measured run starts once the last one's backlog drained.
 pub fn run(options: &SoakOptions) -> anyhow::Result<SoakReport> {
     options.load.validate()?;
     options.fault_load.validate()?;
@@ -242,6 +242,35 @@ pub fn run(options: &SoakOptions) -> anyhow::Result<SoakReport> {
             elapsed_seconds: started.elapsed().as_secs_f64(),
         })
     })
+}
+
+/// How long no span may reach lineage before the flow counts as drained:
+/// the services export every `stitch_telemetry::EXPORT_DELAY`.
+const DRAINED_AFTER: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// The longest the soak waits for a scenario's backlog to drain.
+const DRAIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
+
+/// Waits until no span has reached lineage for [`DRAINED_AFTER`]: past
+/// capacity the consumer lags behind Kafka, and what it still processes
+/// would reach the next scenario's fresh lineage as orphans of requests it
+/// never saw.
+pub(crate) fn drain(flow: &mut crate::check::Flow<'_>, scenario: &str) -> anyhow::Result<()> {
+    let services = &flow.services;
+    let lineage = &*flow.lineage;
+    let polled = crate::process::poll_until_quiet(
+        DRAIN_TIMEOUT,
+        std::time::Duration::from_millis(200),
+        || {
+            services.check_alive()?;
+            Ok(lineage.report().spans_received)
+        },
+        |_, quiet| quiet >= DRAINED_AFTER,
+    )?;
+    if !polled.settled {
+        anyhow::bail!("spans still reached lineage {DRAIN_TIMEOUT:?} after {scenario}: its backlog did not drain");
+    }
+    Ok(())
 }
 
 /// Starts again, as a supervisor whose readiness probe failed would, each

@@ -162,6 +162,7 @@ pub struct FaultResult {
 /// Drives `rate` through `flow`, kills the fault's service a third of the
 /// way in, starts it again at once, and accounts for every request.
 pub fn run(flow: &mut Flow<'_>, fault: Fault, rate: Rate, spans_per_request: u64) -> anyhow::Result<FaultResult> {
+    super::drain(flow, "the last run")?;
     flow.lineage.reset();
     let counted_before = flow.services.export_counts()?;
     let bar = progress("fault", rate.requests());

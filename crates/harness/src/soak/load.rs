@@ -91,6 +91,7 @@ pub fn measure(
     rate: Rate,
     spans_per_request: u64,
 ) -> anyhow::Result<Measured> {
+    super::drain(flow, "the last run")?;
     flow.lineage.reset();
     let before = flow.services.export_counts()?;
     let bar = progress(label, rate.requests());

@@ -8,7 +8,7 @@ use axum::Router;
 use axum::routing::get;
 use http::StatusCode;
 use rdkafka::Message as _;
-use rdkafka::consumer::{CommitMode, Consumer as _};
+use rdkafka::consumer::Consumer as _;
 use tracing::Instrument as _;
 
 use crate::Boundaries;
@@ -107,10 +107,12 @@ pub(crate) async fn serve(
         }
         (boundaries.continue_message)(&span, message.headers());
         process(message.payload(), boundaries.record_failure).instrument(span).await;
-        // A message that failed to process is still committed: the failure is
-        // on its span, and redelivering it would only fail again.
-        if let Err(err) = consumer.commit_message(&message, CommitMode::Async) {
-            tracing::warn!(%err, "committing the offset failed");
+        // Processed, so its offset may be committed (the client commits the
+        // stored offsets every `COMMIT_EVERY`). A message that failed to
+        // process counts too: the failure is on its span, and redelivering it
+        // would only fail again.
+        if let Err(err) = consumer.store_offset_from_message(&message) {
+            tracing::warn!(%err, "storing the offset to commit failed");
         }
     }
     Ok(())

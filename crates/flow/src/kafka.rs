@@ -27,6 +27,11 @@ pub(crate) struct KafkaArgs {
 /// Partitions of the orders topic: two, so a consumer group has something to split.
 const PARTITIONS: i32 = 2;
 
+/// How often the consumer commits the offsets of the messages it processed:
+/// what a killed consumer had processed since its last commit is delivered
+/// again to the next.
+pub const COMMIT_EVERY: Duration = Duration::from_secs(1);
+
 /// How long the group waits for a silent consumer before handing its
 /// partitions on. Generous: on a loaded machine a broker can answer
 /// heartbeats late, and a session that times out revokes the partitions
@@ -125,7 +130,13 @@ pub(crate) fn consumer(
         .set("bootstrap.servers", bootstrap)
         .set("group.id", group)
         .set("auto.offset.reset", "earliest")
-        .set("enable.auto.commit", "false")
+        // At least once: an offset is stored once its message is processed,
+        // and the stored offsets are committed every COMMIT_EVERY. A commit
+        // per message kept Tansu's coordinator so busy past capacity that
+        // the group's heartbeats timed out behind the commits.
+        .set("enable.auto.commit", "true")
+        .set("enable.auto.offset.store", "false")
+        .set("auto.commit.interval.ms", COMMIT_EVERY.as_millis().to_string())
         // Poll often: the consumer's fetch wait is the largest share of the
         // time a request needs to become one connected trace.
         .set("fetch.wait.max.ms", "20")

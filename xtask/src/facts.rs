@@ -245,6 +245,7 @@ pub fn render() -> anyhow::Result<String> {
     fact(&mut out, "span_queue", &stitch_telemetry::MAX_QUEUE_SIZE.to_string());
     fact(&mut out, "settle_after", &duration(SETTLE_AFTER));
     fact(&mut out, "consumer_ask_again", &duration(stitch_flow::CONSUMER_ASK_AGAIN_AFTER));
+    fact(&mut out, "consumer_commit_every", &duration(stitch_flow::CONSUMER_COMMIT_EVERY));
     fact(&mut out, "consumer_session_timeout", &duration(stitch_flow::CONSUMER_SESSION_TIMEOUT));
 
     let mut agenda = format!("| step | chapter | reading, at {WORDS_PER_MINUTE} words/min |\n|---|---|---:|\n");

@@ -22,7 +22,7 @@ pub use boundary::Boundaries;
 pub use cli::{run, run_with};
 pub use consumer::ASK_AGAIN_AFTER as CONSUMER_ASK_AGAIN_AFTER;
 pub use edge::EdgePolicy;
-pub use kafka::CONSUMER_SESSION_TIMEOUT;
+pub use kafka::{COMMIT_EVERY as CONSUMER_COMMIT_EVERY, CONSUMER_SESSION_TIMEOUT};
 pub use launch::Launch;
 
 /// Attribute that carries the business key on the spans of one request: lineage

@@ -75,10 +75,9 @@ fn fault_names(faults: &[Fault]) -> String {
     }
 }
 
-/// `twice`, `1.5×`.
+/// `1×, 1.5×, 2×`.
 fn multiples(multiples: &[f64]) -> String {
-    let each: Vec<String> =
-        multiples.iter().map(|&m| if m == 2.0 { "twice".to_owned() } else { format!("{m}×") }).collect();
+    let each: Vec<String> = multiples.iter().map(|m| format!("{m}×")).collect();
     each.join(", ")
 }
 
@@ -236,8 +235,7 @@ pub fn render() -> anyhow::Result<String> {
             thousands(short_soak.fuzz_cases),
         ),
     );
-    let climb: Vec<String> = long_soak.saturation_multiples.iter().map(|m| format!("{m}×")).collect();
-    fact(&mut out, "saturation_multiples", &climb.join(", "));
+    fact(&mut out, "saturation_multiples", &multiples(&long_soak.saturation_multiples));
     fact(&mut out, "soak_long_faults", &fault_names(&long_soak.faults));
     fact(&mut out, "soak_in_flight", &duration(IN_FLIGHT_BEFORE_KILL));
     fact(&mut out, "soak_lineage_down", &duration(LINEAGE_DOWN));
@@ -317,6 +315,6 @@ mod tests {
             fault_names(&[Fault::KillWorker, Fault::KillConsumer, Fault::RestartBroker]),
             "the worker SIGKILL + restart, the consumer SIGKILL + restart and the broker restart"
         );
-        assert_eq!(multiples(&[2.0]), "twice");
+        assert_eq!(multiples(&[1.0, 1.5, 2.0]), "1×, 1.5×, 2×");
     }
 }

@@ -1,7 +1,6 @@
 //! Kafka clients of the flow. Nothing here propagates context: that is the
 //! messaging boundary's job.
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -69,27 +68,39 @@ pub(crate) fn producer(bootstrap: &str) -> anyhow::Result<FutureProducer> {
 
 /// What the group has assigned this consumer, as its rebalances say.
 #[derive(Default)]
-pub(crate) struct Assignment {
+pub(crate) struct Assignment(Mutex<Assigned>);
+
+#[derive(Default, Clone, Copy)]
+enum Assigned {
+    /// Before the first assignment, and after a revocation.
+    #[default]
+    Waiting,
     /// At least one partition: the consumer is ready.
-    ready: AtomicBool,
-    /// Since when the group has handed this consumer no partition, if it has.
-    empty_since: Mutex<Option<Instant>>,
+    Partitions,
+    /// No partition, since then.
+    Nothing(Instant),
 }
 
 impl Assignment {
+    fn get(&self) -> Assigned {
+        self.0.lock().map_or(Assigned::Waiting, |assigned| *assigned)
+    }
+
+    fn set(&self, assigned: Assigned) {
+        if let Ok(mut current) = self.0.lock() {
+            *current = assigned;
+        }
+    }
+
     pub(crate) fn ready(&self) -> bool {
-        self.ready.load(Ordering::Acquire)
+        matches!(self.get(), Assigned::Partitions)
     }
 
     /// How long the last assignment, an empty one, has held.
     pub(crate) fn empty_for(&self) -> Option<Duration> {
-        self.empty_since.lock().ok()?.map(|since| since.elapsed())
-    }
-
-    fn set(&self, partitions: usize) {
-        self.ready.store(partitions > 0, Ordering::Release);
-        if let Ok(mut empty_since) = self.empty_since.lock() {
-            *empty_since = (partitions == 0).then(Instant::now);
+        match self.get() {
+            Assigned::Nothing(since) => Some(since.elapsed()),
+            Assigned::Waiting | Assigned::Partitions => None,
         }
     }
 }
@@ -111,11 +122,9 @@ impl ConsumerContext for AssignmentContext {
                 if count == 0 {
                     tracing::warn!("assigned no partition: not ready until the group hands this consumer one");
                 }
-                self.0.set(count);
+                self.0.set(if count == 0 { Assigned::Nothing(Instant::now()) } else { Assigned::Partitions });
             }
-            Rebalance::Revoke(_) => {
-                self.0.ready.store(false, Ordering::Release);
-            }
+            Rebalance::Revoke(_) => self.0.set(Assigned::Waiting),
             Rebalance::Error(err) => tracing::warn!(%err, "rebalance failed"),
         }
     }

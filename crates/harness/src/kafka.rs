@@ -137,7 +137,7 @@ pub struct Broker {
 
 /// What a broker start does to the data it finds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Data {
+pub(crate) enum Data {
     /// A new cluster: Apache Kafka's data directory formatted afresh.
     Fresh,
     /// Whatever the last process left: Apache Kafka's log and offsets on
@@ -225,7 +225,7 @@ fn spawn(opts: &BrokerOptions, data: Data, log_path: &Path) -> Result<Child> {
         BrokerKind::Apache => {
             require_java()?;
             let libs = install_apache_kafka(&opts.cache_dir, &infra_dir())?;
-            let expression = apache_command(opts, &libs, data == Data::Fresh)?;
+            let expression = apache_command(opts, &libs, data)?;
             (expression, APACHE_READY_TIMEOUT)
         }
     };

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use duct::{Expression, cmd};
 
-use super::{BrokerOptions, HOST, LOG_LINES};
+use super::{BrokerOptions, Data, HOST, LOG_LINES};
 use crate::process::{free_port, run_logged, spinner, tail};
 
 /// Version of Apache Kafka that `infra/kafka/pom.xml` resolves.
@@ -121,14 +121,15 @@ pub fn install_apache_kafka(cache_dir: &Path, infra_dir: &Path) -> Result<PathBu
     Ok(libs)
 }
 
-/// Returns the command that runs the broker on `opts.port`. With `fresh`,
-/// it first writes the run's `server.properties` and formats a new data
-/// directory; without, it runs on what the last start left (a restart).
-pub(super) fn apache_command(opts: &BrokerOptions, libs: &Path, fresh: bool) -> Result<Expression> {
+/// Returns the command that runs the broker on `opts.port`. On
+/// [`Data::Fresh`] it first writes the run's `server.properties` and formats
+/// a new data directory; on [`Data::Kept`] it runs on what the last start
+/// left (a restart).
+pub(super) fn apache_command(opts: &BrokerOptions, libs: &Path, data: Data) -> Result<Expression> {
     let infra = infra_dir();
     let properties_path = opts.work_dir.join("server.properties");
     let data_dir = opts.work_dir.join("kafka-data");
-    if fresh {
+    if data == Data::Fresh {
         write_properties(opts, &infra, &properties_path, &data_dir)?;
     } else if !properties_path.is_file() || !data_dir.is_dir() {
         bail!(
@@ -156,7 +157,7 @@ pub(super) fn apache_command(opts: &BrokerOptions, libs: &Path, fresh: bool) -> 
         cmd("java", argv)
     };
 
-    if fresh {
+    if data == Data::Fresh {
         // Formatting has a log of its own: the broker's log is started afresh.
         let log_path = &opts.work_dir.join("kafka-format.log");
         let spinner = spinner("formatting Apache Kafka storage…".to_owned());

@@ -140,7 +140,10 @@ pub struct FaultResult {
     /// delays work shows here, not in the losses.
     pub completeness_p99_ms: f64,
     pub completeness_max_ms: f64,
-    /// Seconds from the kill to the restarted service answering `/healthz`.
+    /// Seconds from the fault to what it stopped being back: a restarted
+    /// service answering `/healthz`, lineage listening again, the broker
+    /// answering with its topic (or a service that died after it, started
+    /// again).
     pub down_s: f64,
     /// Seconds from the kill until the first request after which every
     /// request was whole; `None` when the run ended before that.

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use stitch_harness::{browser, envoy, otelcol};
+use stitch_paths::cached;
 
 /// A probe that hangs (a JVM on a loaded machine) is reported, not waited on.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(15);
@@ -37,7 +37,7 @@ impl Requirement {
     }
 }
 
-pub fn run() -> anyhow::Result<ExitCode> {
+pub fn run() -> ExitCode {
     let probes: Vec<Probe> = vec![
         ("Rust 1.88+", "every step", "rustup update (https://rustup.rs)", rust),
         (
@@ -117,7 +117,7 @@ pub fn run() -> anyhow::Result<ExitCode> {
             println!("  {}: {}", requirement.what, requirement.how_to_get);
         }
     }
-    Ok(if core { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    if core { ExitCode::SUCCESS } else { ExitCode::FAILURE }
 }
 
 /// Runs `program args` and returns what it printed (stdout, then stderr), or
@@ -208,7 +208,7 @@ fn both(a: Found, b: Found) -> Found {
 }
 
 fn collector_and_jaeger() -> Found {
-    let cached = [otelcol::cached_collector(), otelcol::cached_jaeger()];
+    let cached = [cached::current_collector(), cached::current_jaeger()];
     if cached.iter().all(Option::is_some) {
         return Found::Ok("both built and cached".to_owned());
     }
@@ -222,15 +222,15 @@ fn collector_and_jaeger() -> Found {
 }
 
 fn envoy() -> Found {
-    if let Some(path) = std::env::var_os(envoy::ENVOY_ENV).map(PathBuf::from) {
+    if let Some(path) = std::env::var_os(cached::ENVOY_ENV).map(PathBuf::from) {
         return if path.is_file() {
-            Found::Ok(format!("{}={}", envoy::ENVOY_ENV, path.display()))
+            Found::Ok(format!("{}={}", cached::ENVOY_ENV, path.display()))
         } else {
-            Found::Missing(format!("{}={} is not a file", envoy::ENVOY_ENV, path.display()))
+            Found::Missing(format!("{}={} is not a file", cached::ENVOY_ENV, path.display()))
         };
     }
-    if envoy::cached_envoy().is_some() {
-        return Found::Ok(format!("envoy {} cached", envoy::ENVOY_VERSION));
+    if cached::current_envoy().is_some() {
+        return Found::Ok(format!("envoy {} cached", cached::ENVOY_VERSION));
     }
     match output("python3", &["-m", "pip", "--version"]).or_else(|_| output("python", &["-m", "pip", "--version"])) {
         Ok(text) => Found::Ok(format!(
@@ -254,7 +254,7 @@ fn node_and_npm() -> Found {
 }
 
 fn chromium() -> Found {
-    let path = std::env::var("STITCH_CHROMIUM").unwrap_or_else(|_| browser::CHROMIUM.to_owned());
+    let path = std::env::var("STITCH_CHROMIUM").unwrap_or_else(|_| cached::CHROMIUM.to_owned());
     match output(&path, &["--version"]) {
         // Debian's wrapper script adds noise on stderr; the version is stdout's first line.
         Ok(text) => Found::Ok(text.lines().next().unwrap_or_default().trim().to_owned()),

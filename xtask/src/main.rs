@@ -1,287 +1,54 @@
-//! `cargo xtask`: the workshop's command line.
+//! `cargo xtask`: the workshop's command line, as a thin dispatcher.
+//!
+//! `doctor` is answered here, from a binary that depends on nothing heavy, so
+//! that a fresh clone learns what it lacks before it compiles librdkafka.
+//! Every other command is handed, arguments unchanged, to the workshop's
+//! command line (`crates/cli`, the `stitch` binary), which cargo builds on
+//! first use.
 
-mod agenda;
-mod book;
-mod book_order;
-mod ci;
 mod doctor;
-mod facts;
-mod fast_tests;
-mod gate_check;
-mod hint;
-mod infra;
-mod ingest_bench;
-mod kafka_message;
-mod long_trace;
-mod report;
-mod soak;
-mod status;
-mod table;
-mod tags;
-mod traps;
-mod watch;
 
-use std::process::ExitCode;
-
-use anyhow::Context as _;
-use clap::{Parser, Subcommand};
-use stitch_harness::check::{self, CheckOptions};
-use stitch_harness::kafka::BrokerKind;
-use stitch_harness::{step, verdict};
-
-#[derive(Parser)]
-#[command(name = "cargo xtask", about = "Run, check and teach the Stitch workshop")]
-struct Cli {
-    #[command(subcommand)]
-    command: Command,
-}
-
-#[derive(Subcommand)]
-enum Command {
-    /// Start Kafka and lineage in the background on their usual ports.
-    Up {
-        #[arg(long, default_value = "tansu")]
-        kafka: BrokerKind,
-    },
-    /// Fetch or build, and cache, the components the later steps start: the
-    /// collector and Jaeger (from the Go module proxy), Apache Kafka (from
-    /// Maven Central). Every check does this on demand; this does it up front.
-    Deps,
-    /// Stop what `up` started. Safe to run when nothing runs.
-    Down,
-    /// Check in seconds what each step needs, what this machine has, and
-    /// how to get what is missing.
-    Doctor,
-    /// Run a step end to end and judge its orphan rates.
-    Check {
-        /// `step-1`, `1`, `step-01` or `step-01-http`.
-        step: String,
-        /// Run the step's solution instead of the learner's crate.
-        #[arg(long)]
-        solution: bool,
-        /// Requests to drive: 200, or what the step's step.toml says.
-        #[arg(long)]
-        requests: Option<usize>,
-        #[arg(long, default_value = "tansu")]
-        kafka: BrokerKind,
-        /// Print one JSON object on stdout instead of the tables.
-        #[arg(long)]
-        json: bool,
-    },
-    /// On every save in a step's crate: its own tests (seconds), then, once
-    /// they pass, its end-to-end check. One screen per run.
-    Watch {
-        /// `step-1`, `1`, `step-01` or `step-01-http`.
-        step: String,
-        /// Watch the step's solution instead of the learner's crate.
-        #[arg(long)]
-        solution: bool,
-        #[arg(long, default_value = "tansu")]
-        kafka: BrokerKind,
-    },
-    /// Before/after: the broken baseline and each fix, per service.
-    Demo {
-        #[arg(long, default_value_t = 200)]
-        requests: usize,
-        #[arg(long, default_value = "tansu")]
-        kafka: BrokerKind,
-    },
-    /// Everything CI runs: tests, the gate on both brokers, every step fails
-    /// unsolved and passes solved, lessons stay in their files.
-    Ci {
-        /// Broker(s) for the step proofs: tansu, apache or both.
-        #[arg(long, default_value = "both")]
-        kafka: String,
-        #[arg(long, default_value_t = 200)]
-        requests: usize,
-        /// Skip `cargo test` (the step proofs only).
-        #[arg(long)]
-        no_tests: bool,
-    },
-    /// Step 0's broken flow through step 4's tail-sampling tier: what reaches
-    /// the backend is orphan fragments, sampled one by one, never a request.
-    SamplingCannotRepair {
-        #[arg(long, default_value_t = 2000)]
-        requests: usize,
-        #[arg(long, default_value = "tansu")]
-        kafka: BrokerKind,
-    },
-    /// One graded hint of a step: 1 the concept, 2 the API and where it
-    /// goes, 3 the exact code.
-    Hint {
-        step: String,
-        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=3))]
-        level: u8,
-    },
-    /// Every step with its last verdict, the next step to do, and its chapter.
-    Status,
-    /// Time each step's check twice (after cleaning its crate, then warm)
-    /// and write the instructors' agenda (book/src/generated/agenda.md).
-    Agenda,
-    /// Write the numbers the book states about the code and the configs into
-    /// book/src/generated/facts.md (`book --check` fails when it is stale).
-    Facts,
-    /// Show what a step's solution changes: the lesson, and nothing else.
-    Diff { step: String },
-    /// Run every step and write the book's measured tables and pictures.
-    Report {
-        /// Only this step (`step-7`, `7`, …): its chapter's include and pictures.
-        #[arg(long)]
-        step: Option<String>,
-    },
-    /// Build a local `workshop` branch with a tag per step start and solution.
-    Tags,
-    /// Reproduce the book's six silent failures (`traps/`) and write what
-    /// lineage measured into book/src/generated/silent-failures.md.
-    Traps {
-        /// Run this trap only and print its section (e.g. `small-queue`).
-        #[arg(long)]
-        only: Option<String>,
-    },
-    /// Step 8's long mode: minutes of batches through the tier, unsolved
-    /// with a decision_wait that covers the batch and solved with 30 s, then
-    /// both under a tight memory limit. Writes the book's table and the RSS
-    /// picture (about 40 minutes with the defaults).
-    LongTrace {
-        #[arg(long, default_value_t = long_trace::MINUTES)]
-        minutes: f64,
-        /// Minutes of each run under the tight memory limit.
-        #[arg(long, default_value_t = long_trace::TIGHT_MINUTES)]
-        tight_minutes: f64,
-        /// tier 2's memory_limiter `limit_mib` in the tight runs (spike
-        /// 16 MiB).
-        #[arg(long)]
-        tight_limit_mib: Option<u64>,
-        /// Run only the two tight runs; take the others from the last saved
-        /// measurements.
-        #[arg(long, conflicts_with = "render_only")]
-        tight_only: bool,
-        /// Rewrite the book's files from the last runs' saved measurements.
-        #[arg(long)]
-        render_only: bool,
-    },
-    /// telemetrygen's OTLP load into lineage and into the collector, each on one core.
-    IngestBench(ingest_bench::Args),
-    /// The final flow under a steady open-loop load, a worker and a consumer
-    /// killed mid-run, and generated malformed trace context at every edge.
-    Soak(soak::Args),
-    /// Check every include and anchor of the book, then build it.
-    Book {
-        /// Check only (the default, and the only mode).
-        #[arg(long)]
-        check: bool,
-    },
-}
+use std::process::{Command, ExitCode};
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    let result = match cli.command {
-        Command::Up { kafka } => infra::up(kafka),
-        Command::Down => infra::down(),
-        Command::Deps => deps(),
-        Command::Doctor => doctor::run(),
-        Command::Check { step, solution, requests, kafka, json } => {
-            check_command(&step, solution, requests, kafka, json)
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("doctor") {
+        if args.len() > 1 {
+            eprintln!("error: `cargo xtask doctor` takes no arguments");
+            return ExitCode::from(2);
         }
-        Command::Watch { step, solution, kafka } => watch::run(&step, solution, kafka),
-        Command::Demo { requests, kafka } => demo(requests, kafka),
-        Command::Ci { kafka, requests, no_tests } => ci::run(&kafka, requests, no_tests),
-        Command::Diff { step } => ci::show_diff(&step),
-        Command::Hint { step, level } => hint::print(&step, usize::from(level)),
-        Command::Status => status::print(),
-        Command::Agenda => agenda::run(),
-        Command::Facts => facts::command(),
-        Command::SamplingCannotRepair { requests, kafka } => sampling_cannot_repair(requests, kafka),
-        Command::Report { step } => facts::write().and_then(|()| report::generate(step.as_deref())),
-        Command::Tags => tags::run(),
-        Command::IngestBench(args) => ingest_bench::run(&args),
-        Command::Traps { only } => traps::write(only.as_deref()),
-        Command::Soak(args) => soak::run(&args),
-        Command::LongTrace { minutes, tight_minutes, tight_limit_mib, tight_only, render_only } => {
-            let runs = match (tight_only, render_only) {
-                (_, true) => long_trace::Runs::None,
-                (true, false) => long_trace::Runs::TightOnly,
-                (false, false) => long_trace::Runs::All,
-            };
-            long_trace::run(minutes, tight_minutes, tight_limit_mib, runs)
-        }
-        Command::Book { check: _ } => {
-            facts::check().and_then(|()| book::check(&stitch_harness::project_root())).map(|()| {
-                println!("book: every include resolves, and mdbook built it into book/build");
-                ExitCode::SUCCESS
-            })
-        }
-    };
-    match result {
-        Ok(code) => code,
+        return doctor::run();
+    }
+    forward(&args)
+}
+
+/// Runs `stitch` with `args`, built by the same cargo that runs this.
+fn forward(args: &[String]) -> ExitCode {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut command = Command::new(cargo);
+    command.args(["run", "--package", "stitch-cli", "--bin", "stitch", "--"]).args(args);
+    // The workspace root, wherever `cargo xtask` was typed.
+    command.current_dir(stitch_paths::project_root());
+    exec(command)
+}
+
+#[cfg(unix)]
+fn exec(mut command: Command) -> ExitCode {
+    use std::os::unix::process::CommandExt as _;
+    // Replaces this process: signals (Ctrl-C) reach the command as they
+    // would have reached `cargo xtask`.
+    let err = command.exec();
+    eprintln!("error: could not run cargo: {err}");
+    ExitCode::FAILURE
+}
+
+#[cfg(not(unix))]
+fn exec(mut command: Command) -> ExitCode {
+    match command.status() {
+        Ok(status) => ExitCode::from(status.code().unwrap_or(1) as u8),
         Err(err) => {
-            eprintln!("error: {err:#}");
+            eprintln!("error: could not run cargo: {err}");
             ExitCode::FAILURE
         }
     }
-}
-
-fn check_command(
-    query: &str,
-    solution: bool,
-    requests: Option<usize>,
-    kafka: BrokerKind,
-    json: bool,
-) -> anyhow::Result<ExitCode> {
-    let started = std::time::Instant::now();
-    let step = step::find(query)?;
-    let requests = requests.unwrap_or_else(|| step.default_requests());
-    if solution && !step.has_solution() {
-        anyhow::bail!("{} has no solution: it is the baseline, nothing to fix yet", step.short_name());
-    }
-    if step.meta.judge.is_some() {
-        return gate_check::command(&step, solution, requests, kafka, json);
-    }
-    let run = check::run(&CheckOptions { step: step.clone(), solution, requests, kafka, concurrency: 8 })?;
-    let verdict = verdict::judge(&step, &run);
-    if json {
-        println!("{}", serde_json::to_string_pretty(&table::json(&step, &run, &verdict))?);
-    } else {
-        table::print_check(&step, &run, &verdict);
-    }
-    status::record(&step, solution, verdict.passed, &verdict.failures, started.elapsed())?;
-    if !json {
-        println!("\n{}", status::after_check(&step, solution, verdict.passed)?);
-    }
-    Ok(if verdict.passed { ExitCode::SUCCESS } else { ExitCode::FAILURE })
-}
-
-fn sampling_cannot_repair(requests: usize, kafka: BrokerKind) -> anyhow::Result<ExitCode> {
-    let run = stitch_harness::runs::sampling_cannot_repair(requests, kafka)?;
-    let evidence = run.evidence.as_ref().context("the tier measured nothing")?;
-    println!("\nStep 0's broken flow through the tail-sampling tier, {} requests on {kafka}:\n", run.requests_sent);
-    table::print_evidence(evidence);
-    let passed = evidence.assertions.iter().all(|assertion| assertion.passed);
-    println!(
-        "{}",
-        if passed { "As expected: sampling kept fragments, never a request." } else { "UNEXPECTED: see above." }
-    );
-    Ok(if passed { ExitCode::SUCCESS } else { ExitCode::FAILURE })
-}
-
-fn deps() -> anyhow::Result<ExitCode> {
-    let collector = stitch_harness::otelcol::install_collector()?;
-    println!("collector: {}", collector.display());
-    let jaeger = stitch_harness::otelcol::install_jaeger()?;
-    println!("jaeger:    {}", jaeger.display());
-    Ok(ExitCode::SUCCESS)
-}
-
-fn demo(requests: usize, kafka: BrokerKind) -> anyhow::Result<ExitCode> {
-    let mut runs = Vec::new();
-    // The lesson of the four boundaries; the later steps add a tier, a proxy
-    // or a browser around the same flow and have checks of their own.
-    for step in step::all()?.into_iter().filter(|step| step.is_flow()) {
-        let solution = step.has_solution();
-        eprintln!("running {} ({})…", step.package(solution), step.meta.title);
-        let run = check::run(&CheckOptions { step: step.clone(), solution, requests, kafka, concurrency: 8 })?;
-        runs.push((step, run));
-    }
-    table::print_demo(&runs);
-    Ok(ExitCode::SUCCESS)
 }

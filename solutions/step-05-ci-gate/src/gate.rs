@@ -6,9 +6,9 @@
 //! internal service of the baseline is under the 1% limit and not above its
 //! committed baseline.
 
-use stitch_harness::check::{CheckRun, RequestShape};
-use stitch_harness::gate::{Baseline, EXPECTED_CHAIN, ORPHAN_RATE_LIMIT};
-use stitch_harness::verdict::percent;
+use stitch_model::percent;
+use stitch_model::{Baseline, EXPECTED_CHAIN, ORPHAN_RATE_LIMIT};
+use stitch_model::{CheckRun, RequestShape};
 
 /// Every reason `run` fails the gate; empty when it passes.
 pub fn violations(run: &CheckRun, baseline: &Baseline) -> Vec<String> {

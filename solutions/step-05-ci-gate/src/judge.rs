@@ -1,13 +1,13 @@
 //! What the judge reads and writes: a recorded run in, the gate's violations
-//! out, one JSON line per run (`stitch_harness::gate_judge::Judgement`, which
+//! out, one JSON line per run (`stitch_model::Judgement`, which
 //! `cargo xtask check step-5` parses).
 
 use std::path::Path;
 
 use anyhow::Context as _;
-use stitch_harness::check::CheckRun;
-use stitch_harness::gate::Baseline;
-use stitch_harness::gate_judge::Judgement;
+use stitch_model::Baseline;
+use stitch_model::CheckRun;
+use stitch_model::Judgement;
 
 /// Reads one recorded run, written by the harness as JSON.
 pub fn read_run(path: &Path) -> anyhow::Result<CheckRun> {

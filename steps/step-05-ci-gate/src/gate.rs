@@ -17,8 +17,8 @@
 //! Each violation is one line a reader can act on: what failed, how often, and
 //! one example (an order id, a service, a rate).
 
-use stitch_harness::check::CheckRun;
-use stitch_harness::gate::Baseline;
+use stitch_model::Baseline;
+use stitch_model::CheckRun;
 
 /// Every reason `run` fails the gate; empty when it passes.
 pub fn violations(run: &CheckRun, _baseline: &Baseline) -> Vec<String> {

@@ -24,7 +24,7 @@ fn run() -> anyhow::Result<()> {
         bail!("{usage}");
     }
     let baseline = args.next().map(PathBuf::from).context(usage)?;
-    let baseline = stitch_harness::gate::Baseline::read(&baseline)?;
+    let baseline = stitch_model::Baseline::read(&baseline)?;
     let runs: Vec<PathBuf> = args.map(PathBuf::from).collect();
     if runs.is_empty() {
         bail!("no run to judge; {usage}");

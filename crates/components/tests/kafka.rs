@@ -1,0 +1,358 @@
+//! Both brokers, end to end: start, create a topic, produce with headers,
+//! consume in a group, commit, stop.
+//!
+//! The Tansu tests build `stitch-broker` with cargo (a no-op when it is
+//! fresh); the Apache tests need `java` and `mvn` and download Kafka's jars
+//! into the stitch cache (`~/.cache/stitch`) on their first run.
+
+use std::{
+    collections::BTreeMap,
+    net::TcpListener,
+    path::{Path, PathBuf},
+    sync::OnceLock,
+    time::{Duration, Instant},
+};
+
+use rdkafka::{
+    ClientConfig, Message, Offset, TopicPartitionList,
+    consumer::{BaseConsumer, CommitMode, Consumer},
+    message::{BorrowedHeaders, Header, Headers, OwnedHeaders},
+    producer::{FutureProducer, FutureRecord},
+};
+use stitch_components::{
+    kafka::{Broker, BrokerKind, BrokerOptions, default_cache_dir, ensure_topic},
+    process::{self, free_port},
+};
+
+const MESSAGES: usize = 20;
+const PARTITIONS: i32 = 2;
+/// Bytes that are not UTF-8 in any position.
+const NOT_UTF8: &[u8] = &[0xff, 0xfe, 0x00, 0x80, 0xc3, 0x28];
+
+/// `stitch-broker` is a workspace of its own, so `CARGO_BIN_EXE_*` cannot
+/// name it; build it once per test binary (a no-op when it is fresh).
+fn tansu_binary() -> PathBuf {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            process::build_broker().expect("building stitch-broker");
+            process::binary("stitch-broker")
+        })
+        .clone()
+}
+
+fn options(kind: BrokerKind, name: &str, port: u16) -> BrokerOptions {
+    BrokerOptions {
+        kind,
+        port,
+        work_dir: Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("kafka-{name}-{kind}-{}", std::process::id())),
+        tansu_binary: match kind {
+            BrokerKind::Tansu => tansu_binary(),
+            BrokerKind::Apache => PathBuf::new(),
+        },
+        cache_dir: default_cache_dir(),
+    }
+}
+
+fn process_exists(pid: u32) -> bool {
+    Path::new(&format!("/proc/{pid}")).exists()
+}
+
+#[derive(Debug, PartialEq, Eq)]
+struct Record {
+    key: Option<Vec<u8>>,
+    payload: Option<Vec<u8>>,
+    headers: Vec<(String, Option<Vec<u8>>)>,
+}
+
+fn record(i: usize) -> Record {
+    let trace_id = format!("{:032x}", 0x4bf9_2f35_77b3_4da6_a3ce_929d_0e0e_4736_u128 + i as u128);
+    let mut headers = vec![
+        ("traceparent".to_owned(), Some(format!("00-{trace_id}-00f067aa0ba902b7-01").into_bytes())),
+        ("tracestate".to_owned(), Some(b"stitch=t61rcWkgMzE".to_vec())),
+        ("binary".to_owned(), Some(NOT_UTF8.to_vec())),
+        ("seq".to_owned(), Some(i.to_string().into_bytes())),
+        ("empty".to_owned(), Some(Vec::new())),
+        // Header keys may repeat; order is part of the record.
+        ("baggage".to_owned(), Some(b"user=alice".to_vec())),
+        ("baggage".to_owned(), Some(b"step=01".to_vec())),
+    ];
+    if i.is_multiple_of(5) {
+        headers.push(("absent".to_owned(), None));
+    }
+    let mut payload = format!("order #{i} ✓ ").into_bytes();
+    payload.extend_from_slice(NOT_UTF8);
+    Record { key: (i != 7).then(|| format!("key-{i}").into_bytes()), payload: (i != 11).then_some(payload), headers }
+}
+
+fn headers_of(headers: Option<&BorrowedHeaders>) -> Vec<(String, Option<Vec<u8>>)> {
+    headers
+        .map(|headers| headers.iter().map(|h| (h.key.to_owned(), h.value.map(<[u8]>::to_vec))).collect())
+        .unwrap_or_default()
+}
+
+fn round_trip(kind: BrokerKind) {
+    let opts = options(kind, "round-trip", 0);
+    let started = Instant::now();
+    let broker = Broker::start(&opts).expect("broker starts");
+    eprintln!("{kind}: ready in {:.1?} on {}", started.elapsed(), broker.bootstrap());
+    let mut broker = broker;
+    broker.check_alive().expect("broker alive");
+    let pid = broker.pid();
+    let port: u16 = broker.bootstrap().rsplit(':').next().unwrap().parse().unwrap();
+    assert!(process_exists(pid));
+
+    let topic = "stitch.orders";
+    ensure_topic(broker.bootstrap(), topic, PARTITIONS).expect("topic created");
+    // A second call finds the topic and is fine with it.
+    ensure_topic(broker.bootstrap(), topic, PARTITIONS).expect("ensure_topic is idempotent");
+    assert!(ensure_topic(broker.bootstrap(), topic, PARTITIONS + 1).is_err());
+
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", broker.bootstrap())
+        .set("message.timeout.ms", "10000")
+        .set("linger.ms", "0")
+        .create()
+        .unwrap();
+    let sent: Vec<Record> = (0..MESSAGES).map(record).collect();
+    let mut partitions_used = BTreeMap::<i32, usize>::new();
+    for (i, r) in sent.iter().enumerate() {
+        let mut headers = OwnedHeaders::new();
+        for (key, value) in &r.headers {
+            headers = headers.insert(Header { key, value: value.as_deref() });
+        }
+        let mut rec: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(topic).headers(headers);
+        if let Some(key) = &r.key {
+            rec = rec.key(key.as_slice());
+        } else {
+            // Null keys are spread round the partitions; pin this one so
+            // the partition check below stays deterministic.
+            rec = rec.partition(1);
+        }
+        if let Some(payload) = &r.payload {
+            rec = rec.payload(payload.as_slice());
+        }
+        let delivery = producer.send_result(rec).map_err(|(e, _)| e).unwrap();
+        let delivered = futures::executor::block_on(delivery)
+            .unwrap()
+            .unwrap_or_else(|(err, _)| panic!("message {i} not delivered: {err}"));
+        assert!(delivered.offset >= 0);
+        *partitions_used.entry(delivered.partition).or_default() += 1;
+    }
+    assert_eq!(partitions_used.len(), 2, "keys land on both partitions: {partitions_used:?}");
+    eprintln!("{kind}: produced at {:.1?}", started.elapsed());
+
+    let group = format!("stitch-test-{kind}-{}", std::process::id());
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", broker.bootstrap())
+        .set("group.id", &group)
+        .set("auto.offset.reset", "earliest")
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    consumer.subscribe(&[topic]).unwrap();
+    let mut received = BTreeMap::<usize, Record>::new();
+    let mut next_offsets = BTreeMap::<i32, i64>::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while received.len() < MESSAGES && Instant::now() < deadline {
+        let Some(message) = consumer.poll(Duration::from_millis(200)) else {
+            continue;
+        };
+        let message = message.expect("consume");
+        let got = Record {
+            key: message.key().map(<[u8]>::to_vec),
+            payload: message.payload().map(<[u8]>::to_vec),
+            headers: headers_of(message.headers()),
+        };
+        let seq = got
+            .headers
+            .iter()
+            .find(|(k, _)| k == "seq")
+            .and_then(|(_, v)| std::str::from_utf8(v.as_deref()?).ok()?.parse().ok())
+            .expect("seq header");
+        next_offsets.insert(message.partition(), message.offset() + 1);
+        assert!(received.insert(seq, got).is_none(), "message {seq} delivered twice");
+    }
+    eprintln!("{kind}: consumed {} at {:.1?}", received.len(), started.elapsed());
+    assert_eq!(received.len(), MESSAGES, "all messages consumed within 30 s");
+    for (i, expected) in sent.iter().enumerate() {
+        assert_eq!(&received[&i], expected, "message {i} round-trips byte for byte");
+    }
+
+    consumer.commit_consumer_state(CommitMode::Sync).expect("commit");
+    drop(consumer);
+
+    // A fresh member of the group, without joining it, reads what the
+    // coordinator stored.
+    let checker: BaseConsumer =
+        ClientConfig::new().set("bootstrap.servers", broker.bootstrap()).set("group.id", &group).create().unwrap();
+    let mut wanted = TopicPartitionList::new();
+    for partition in 0..PARTITIONS {
+        wanted.add_partition(topic, partition);
+    }
+    let committed = checker.committed_offsets(wanted, Duration::from_secs(10)).expect("committed offsets");
+    for partition in 0..PARTITIONS {
+        let offset = committed.find_partition(topic, partition).unwrap().offset();
+        assert_eq!(offset, Offset::Offset(next_offsets[&partition]), "committed offset of partition {partition}");
+    }
+    let total: i64 = next_offsets.values().sum();
+    assert_eq!(total, MESSAGES as i64, "offsets account for every message");
+    drop(checker);
+    drop(producer);
+
+    let stopping = Instant::now();
+    broker.stop();
+    eprintln!("{kind}: stopped in {:.1?}", stopping.elapsed());
+    assert!(!process_exists(pid), "process {pid} is gone");
+    TcpListener::bind(("127.0.0.1", port)).expect("port is free again");
+    // Kept when an assertion fails, for its logs.
+    let _ = std::fs::remove_dir_all(&opts.work_dir);
+}
+
+fn port_in_use(kind: BrokerKind) {
+    let taken = TcpListener::bind(("127.0.0.1", 0)).unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let opts = options(kind, "port-in-use", port);
+    let err = Broker::start(&opts).expect_err("a taken port is refused").to_string();
+    assert!(err.contains(&port.to_string()), "{err}");
+    assert!(err.contains("already in use"), "{err}");
+    let _ = std::fs::remove_dir_all(&opts.work_dir);
+}
+
+#[test]
+fn tansu_round_trip() {
+    round_trip(BrokerKind::Tansu);
+}
+
+#[test]
+fn apache_round_trip() {
+    round_trip(BrokerKind::Apache);
+}
+
+#[test]
+fn tansu_refuses_a_port_in_use() {
+    port_in_use(BrokerKind::Tansu);
+}
+
+#[test]
+fn apache_refuses_a_port_in_use() {
+    port_in_use(BrokerKind::Apache);
+}
+
+#[test]
+fn stitch_broker_explains_a_port_in_use() {
+    let taken = TcpListener::bind(("127.0.0.1", 0)).unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let output =
+        std::process::Command::new(tansu_binary()).args(["--listen", &format!("127.0.0.1:{port}")]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stderr}");
+    assert!(stderr.contains(&format!("127.0.0.1:{port} is already in use")), "{stderr}");
+}
+
+#[test]
+fn stop_leaves_nothing_behind_on_drop() {
+    let opts = options(BrokerKind::Tansu, "drop", free_port().unwrap());
+    let broker = Broker::start(&opts).expect("broker starts");
+    let pid = broker.pid();
+    drop(broker);
+    assert!(!process_exists(pid), "dropping a Broker kills and reaps it");
+    let _ = std::fs::remove_dir_all(&opts.work_dir);
+}
+
+#[test]
+fn check_alive_reports_a_broker_that_died() {
+    let opts = options(BrokerKind::Tansu, "dies", 0);
+    let mut broker = Broker::start(&opts).expect("broker starts");
+    broker.check_alive().expect("alive after start");
+    let pid = rustix::process::Pid::from_raw(broker.pid() as i32).expect("a pid");
+    rustix::process::kill_process(pid, rustix::process::Signal::KILL).expect("SIGKILL to our own child");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let err = loop {
+        match broker.check_alive() {
+            Err(err) => break err.to_string(),
+            Ok(()) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
+            Ok(()) => panic!("check_alive still Ok after SIGKILL"),
+        }
+    };
+    assert!(err.contains("exited unexpectedly"), "{err}");
+    assert!(err.contains("serving Kafka from memory"), "log tail quoted: {err}");
+    drop(broker);
+    let _ = std::fs::remove_dir_all(&opts.work_dir);
+}
+
+/// Produces `count` messages to `topic`, each acknowledged.
+fn produce(bootstrap: &str, topic: &str, count: usize) {
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("message.timeout.ms", "10000")
+        .set("linger.ms", "0")
+        .create()
+        .unwrap();
+    for i in 0..count {
+        let key = format!("key-{i}");
+        let delivery = producer.send_result(FutureRecord::<str, str>::to(topic).key(&key).payload("{}")).unwrap();
+        futures::executor::block_on(delivery).unwrap().unwrap_or_else(|(err, _)| panic!("message {i}: {err}"));
+    }
+}
+
+/// The messages `topic` holds, from its partitions' watermarks.
+fn messages_held(bootstrap: &str, topic: &str) -> Result<i64, String> {
+    let client: BaseConsumer = ClientConfig::new().set("bootstrap.servers", bootstrap).create().unwrap();
+    let metadata = client.fetch_metadata(Some(topic), Duration::from_secs(10)).map_err(|err| err.to_string())?;
+    let partitions = metadata.topics().first().map_or(0, |found| found.partitions().len()) as i32;
+    if partitions == 0 {
+        return Err(format!("topic {topic:?} has no partition"));
+    }
+    let mut total = 0;
+    for partition in 0..partitions {
+        let (low, high) = client
+            .fetch_watermarks(topic, partition, Duration::from_secs(10))
+            .map_err(|err| format!("partition {partition}: {err}"))?;
+        total += high - low;
+    }
+    Ok(total)
+}
+
+/// A restart stops the process, comes back on the same port, and keeps what
+/// the broker keeps: Apache Kafka its log, Tansu nothing.
+fn restart(kind: BrokerKind) {
+    let opts = options(kind, "restart", 0);
+    let mut broker = Broker::start(&opts).expect("broker starts");
+    let bootstrap = broker.bootstrap().to_owned();
+    let first_pid = broker.pid();
+    ensure_topic(&bootstrap, "stitch.kept", PARTITIONS).expect("topic created");
+    produce(&bootstrap, "stitch.kept", MESSAGES);
+    assert_eq!(messages_held(&bootstrap, "stitch.kept"), Ok(MESSAGES as i64));
+
+    let restarting = Instant::now();
+    broker.restart().expect("broker restarts");
+    eprintln!("{kind}: restarted in {:.1?}", restarting.elapsed());
+    assert_eq!(broker.bootstrap(), bootstrap, "the same address");
+    assert!(!process_exists(first_pid), "the first process is gone");
+    assert!(broker.log_path().ends_with(format!("kafka-{kind}.restart-1.log")), "{}", broker.log_path().display());
+    match kind {
+        BrokerKind::Apache => {
+            assert_eq!(messages_held(&bootstrap, "stitch.kept"), Ok(MESSAGES as i64), "Kafka keeps its log")
+        }
+        BrokerKind::Tansu => {
+            assert!(messages_held(&bootstrap, "stitch.kept").is_err(), "Tansu comes back without the topic");
+            ensure_topic(&bootstrap, "stitch.kept", PARTITIONS).expect("topic created again");
+            assert_eq!(messages_held(&bootstrap, "stitch.kept"), Ok(0));
+        }
+    }
+    let pid = broker.pid();
+    broker.stop();
+    assert!(!process_exists(pid), "the restarted process stops too");
+    let _ = std::fs::remove_dir_all(&opts.work_dir);
+}
+
+#[test]
+fn tansu_restart_comes_back_empty() {
+    restart(BrokerKind::Tansu);
+}
+
+#[test]
+fn apache_restart_keeps_the_log() {
+    restart(BrokerKind::Apache);
+}

@@ -1,0 +1,21 @@
+//! The record of a run: what the runner measured, typed, and nothing else.
+//!
+//! The runner (`stitch-runner`) writes it, the judges (`stitch-judge`) read it,
+//! and step 5's learner reads recorded runs of it. It holds no code that
+//! starts, measures or judges anything.
+
+pub mod chain;
+pub mod fixtures;
+pub mod gate;
+pub mod hints;
+pub mod rate;
+pub mod run;
+pub mod stage;
+pub mod step;
+
+pub use chain::EXPECTED_CHAIN;
+pub use gate::{Baseline, GateCheck, JudgedFlow, Judgement, ORPHAN_RATE_LIMIT};
+pub use rate::percent;
+pub use run::{Assertion, CheckRun, Evidence, ExportCounts, Order, RequestShape, ServiceExport};
+pub use stage::{StageData, StageKind};
+pub use step::{Expectation, JudgeKind, Step, StepMeta, Targets};

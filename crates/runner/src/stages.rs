@@ -1,0 +1,80 @@
+//! The stages of the later steps, as a step's check runs them. A step names
+//! its stage in `step.toml` (`stage = "…"`); steps 0–3 have none. Adding a
+//! stage: a variant of [`StageData`] (in `stitch-model`; [`StageKind`] is
+//! derived from it), its module here, the arm of [`for_check`] the compiler
+//! then asks for, its judge, and its step's `step.toml`.
+
+pub use stitch_model::{StageData, StageKind};
+
+use crate::stage::Stage;
+
+/// The stage as a step's check runs it, for the crate in `crate_dir`
+/// (a lesson may be a file the stage reads, e.g. step 4's sampling.yaml).
+pub fn for_check(kind: StageKind, crate_dir: &std::path::Path) -> anyhow::Result<Box<dyn Stage>> {
+    Ok(match kind {
+        StageKind::TailSampling => {
+            let options = match crate::tier::LearnerSampling::find(crate_dir)? {
+                Some(sampling) => crate::tier::TierOptions::with_learner_sampling(&sampling),
+                None => crate::tier::TierOptions::default(),
+            };
+            Box::new(crate::tier::TierStage::new(crate::tier::Lesson::KeepWhatMatters, options))
+        }
+        StageKind::SamplingCannotRepair => {
+            anyhow::bail!("sampling-cannot-repair is not a step's stage: `cargo xtask sampling-cannot-repair` runs it")
+        }
+        StageKind::Mesh => Box::new(crate::mesh::MeshStage::new()),
+        StageKind::Browser => Box::new(crate::browser::BrowserStage::new(crate_dir)?),
+        StageKind::LongTrace => Box::new(crate::long_trace::LongTraceStage::check()),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stage_is_named_as_step_toml_names_it() {
+        for kind in [StageKind::TailSampling, StageKind::Mesh, StageKind::Browser, StageKind::LongTrace] {
+            let parsed: StageKind = serde_json::from_value(serde_json::json!(kind.name())).expect("a known name");
+            assert_eq!(parsed, kind);
+        }
+        assert_eq!(StageKind::TailSampling.name(), "tail-sampling");
+        // A measurement of its own, not a stage a step may name.
+        assert!(serde_json::from_value::<StageKind>(serde_json::json!("sampling-cannot-repair")).is_err());
+        assert!(serde_json::from_value::<StageKind>(serde_json::json!("tier")).is_err());
+    }
+
+    #[test]
+    fn stage_data_is_tagged_with_its_stage() {
+        let data = StageData::Browser(stitch_model::stage::browser::BrowserData {
+            orders: 4,
+            accepted: 4,
+            same_origin_continued: 4,
+            allowlisted: stitch_model::stage::browser::AllowlistedCalls {
+                requests: 4,
+                preflights: 1,
+                with_page_traceparent: 4,
+            },
+            third_party: stitch_model::stage::browser::ThirdPartyCalls { requests: 4, with_traceparent: 0 },
+            allowlisted_without_cors: stitch_model::stage::browser::BlockedCalls {
+                preflights: 1,
+                requests: 0,
+                blocked_in_page: 4,
+            },
+            one_trace: 4,
+            untrusted: stitch_model::stage::browser::UntrustedCallers { sent: 2, linked: 2, continued: 0 },
+            page_screenshot: None,
+        });
+        let json = serde_json::to_value(&data).unwrap();
+        assert_eq!(json["stage"], "browser");
+        assert_eq!(json["one_trace"], 4);
+        let back: StageData = serde_json::from_value(json.clone()).unwrap();
+        assert!(matches!(back, StageData::Browser(browser) if browser.one_trace == 4));
+        // A field the stage no longer writes is an error, not a zero.
+        let mut renamed = json;
+        let one_trace = renamed.as_object_mut().unwrap().remove("one_trace").unwrap();
+        renamed["whole_traces"] = one_trace;
+        let error = serde_json::from_value::<StageData>(renamed).unwrap_err().to_string();
+        assert!(error.contains("one_trace"), "{error}");
+    }
+}

@@ -9,6 +9,8 @@ use anyhow::{Context as _, Result};
 use stitch_model::CheckRun;
 use stitch_model::stage::long_trace::{HardLimit, Workload};
 
+use stitch_runner::lesson::LessonCrate;
+
 use crate::check::{CheckOptions, Variant, run_staged};
 use crate::envoy::SpanShape;
 use crate::kafka::BrokerKind;
@@ -28,7 +30,7 @@ pub fn sampling_cannot_repair(requests: usize, kafka: BrokerKind) -> Result<Chec
     };
     let mut stage = TierStage::new(Lesson::CannotRepair, options);
     let variant = Variant { name: Some(format!("{}-through-the-tier", step.name)), ..Default::default() };
-    let check = CheckOptions { step, solution: false, requests, kafka, concurrency: 8 };
+    let check = CheckOptions { lesson: LessonCrate::learner(&step), step, requests, kafka, concurrency: 8 };
     run_staged(&check, &variant, Some(&mut stage))
 }
 
@@ -41,7 +43,7 @@ pub fn mesh_one_sidecar_span(requests: usize, kafka: BrokerKind) -> Result<Check
         .context("no step with the mesh stage")?;
     let mut stage = MeshStage::with_shape(SpanShape::OneSidecarSpan);
     let variant = Variant { name: Some(format!("{}-one-sidecar-span", step.name)), ..Default::default() };
-    let check = CheckOptions { step, solution: true, requests, kafka, concurrency: 8 };
+    let check = CheckOptions { lesson: LessonCrate::solution(&step), step, requests, kafka, concurrency: 8 };
     run_staged(&check, &variant, Some(&mut stage))
 }
 
@@ -71,10 +73,10 @@ pub fn long_trace(
         decision_cache: long_mode::DECISION_CACHE,
         memory_limit_mib,
         sample_every: Duration::from_secs(5),
-        unsolved_decision_wait: None,
         hard_limit,
     });
     let variant = Variant { name: Some(format!("{}-long-{label}", step.name)), ..Default::default() };
-    let check = CheckOptions { step, solution, requests: orders, kafka, concurrency: 8 };
+    let check =
+        CheckOptions { lesson: LessonCrate::of(&step, solution), step, requests: orders, kafka, concurrency: 8 };
     run_staged(&check, &variant, Some(&mut stage))
 }

@@ -16,6 +16,7 @@ use stitch_model::{CheckRun, GateCheck};
 use stitch_paths::project_root;
 use stitch_runner::check::{self, CheckOptions};
 use stitch_runner::gate_judge::{self, GateCheckOptions};
+use stitch_runner::lesson::LessonCrate;
 use stitch_runner::step::{self, Step, StepDirs as _};
 
 /// The lint gate, before anything slow: formatting, then clippy with every
@@ -116,7 +117,7 @@ pub fn run(kafka: &str, requests: usize, no_tests: bool) -> anyhow::Result<ExitC
             eprintln!("\n── {name}");
             let options = GateCheckOptions {
                 step: step.clone(),
-                solution,
+                lesson: LessonCrate::of(step, solution),
                 requests: step.default_requests(),
                 kafka: brokers[0],
                 // CI proves the flows as they are now, not as an earlier run recorded them.
@@ -175,7 +176,13 @@ pub fn run(kafka: &str, requests: usize, no_tests: bool) -> anyhow::Result<ExitC
             // A stage's step drives what its step.toml asks for (the tier
             // needs enough traffic for 1% to be a count).
             let requests = if step.meta.stage.is_some() { step.default_requests() } else { requests };
-            let options = CheckOptions { step: step.clone(), solution, requests, kafka, concurrency: 8 };
+            let options = CheckOptions {
+                step: step.clone(),
+                lesson: LessonCrate::of(step, solution),
+                requests,
+                kafka,
+                concurrency: 8,
+            };
             let problems = match check::run(&options) {
                 Ok(run) => {
                     let verdict = verdict::judge(step, &run);

@@ -179,10 +179,6 @@ pub fn render() -> anyhow::Result<String> {
         &format!("{:.0}", workload.batch_length().as_secs_f64() / long.decision_wait.as_secs_f64()),
     );
     fact(&mut out, "long_trace_fail_from", &workload.fail_from.to_string());
-    let Some(unsolved_wait) = long.unsolved_decision_wait else {
-        bail!("step 8's check has no decision_wait of its own for the unsolved flow")
-    };
-    fact(&mut out, "long_trace_unsolved_decision_wait", &duration(unsolved_wait));
     let Some(hard_limit) = &long.hard_limit else { bail!("step 8's check runs without a hard memory limit") };
     fact(&mut out, "long_trace_limit_margin", &format!("{} MiB", hard_limit.margin_mib));
     fact(&mut out, "long_trace_gogc", &format!("`GOGC={}`", hard_limit.gogc));

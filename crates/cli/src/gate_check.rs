@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use stitch_components::kafka::BrokerKind;
 use stitch_model::{GateCheck, JudgedFlow};
 use stitch_runner::gate_judge::{self, GateCheckOptions};
+use stitch_runner::lesson::LessonCrate;
 use stitch_runner::step::Step;
 
 use crate::table::Table;
@@ -20,8 +21,13 @@ pub fn command(
     json: bool,
 ) -> anyhow::Result<ExitCode> {
     let started = std::time::Instant::now();
-    let check =
-        gate_judge::run(&GateCheckOptions { step: step.clone(), solution, requests, kafka, record_anew: false })?;
+    let check = gate_judge::run(&GateCheckOptions {
+        step: step.clone(),
+        lesson: LessonCrate::of(step, solution),
+        requests,
+        kafka,
+        record_anew: false,
+    })?;
     if json {
         println!("{}", serde_json::to_string_pretty(&check)?);
     } else {

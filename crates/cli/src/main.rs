@@ -28,6 +28,7 @@ use clap::{Parser, Subcommand};
 use stitch_components::kafka::BrokerKind;
 use stitch_judge::verdict;
 use stitch_runner::check::{self, CheckOptions};
+use stitch_runner::lesson::LessonCrate;
 use stitch_runner::step;
 
 #[derive(Parser)]
@@ -240,7 +241,8 @@ fn check_command(
     if step.meta.judge.is_some() {
         return gate_check::command(&step, solution, requests, kafka, json);
     }
-    let run = check::run(&CheckOptions { step: step.clone(), solution, requests, kafka, concurrency: 8 })?;
+    let lesson = LessonCrate::of(&step, solution);
+    let run = check::run(&CheckOptions { step: step.clone(), lesson, requests, kafka, concurrency: 8 })?;
     let verdict = verdict::judge(&step, &run);
     if json {
         println!("{}", serde_json::to_string_pretty(&table::json(&step, &run, &verdict))?);
@@ -282,7 +284,8 @@ fn demo(requests: usize, kafka: BrokerKind) -> anyhow::Result<ExitCode> {
     for step in step::all()?.into_iter().filter(|step| step.is_flow()) {
         let solution = step.has_solution();
         eprintln!("running {} ({})…", step.package(solution), step.meta.title);
-        let run = check::run(&CheckOptions { step: step.clone(), solution, requests, kafka, concurrency: 8 })?;
+        let lesson = LessonCrate::of(&step, solution);
+        let run = check::run(&CheckOptions { step: step.clone(), lesson, requests, kafka, concurrency: 8 })?;
         runs.push((step, run));
     }
     table::print_demo(&runs);

@@ -12,6 +12,7 @@ use stitch_model::stage::tier::TierData;
 use stitch_model::{CheckRun, Evidence, GateCheck, StageData, StageKind};
 use stitch_runner::check::{self, CheckOptions};
 use stitch_runner::gate_judge::{self, GateCheckOptions};
+use stitch_runner::lesson::LessonCrate;
 use stitch_runner::step::{self, Step};
 
 use crate::table;
@@ -165,7 +166,7 @@ pub fn generate(only: Option<&str>) -> anyhow::Result<ExitCode> {
                 // The unsolved check records every flow anew; the solution's reuses them.
                 let options = GateCheckOptions {
                     step: step.clone(),
-                    solution,
+                    lesson: LessonCrate::of(step, solution),
                     requests: book_requests(step),
                     kafka: KAFKA,
                     record_anew: !solution,
@@ -182,7 +183,7 @@ pub fn generate(only: Option<&str>) -> anyhow::Result<ExitCode> {
             eprintln!("running {}…", step.package(solution));
             let run = check::run(&CheckOptions {
                 step: step.clone(),
-                solution,
+                lesson: LessonCrate::of(step, solution),
                 requests: book_requests(step),
                 kafka: KAFKA,
                 concurrency: 8,

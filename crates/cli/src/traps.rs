@@ -14,6 +14,7 @@ use stitch_judge::gate::{self, Baseline};
 use stitch_judge::verdict::{self, Verdict, percent};
 use stitch_model::{CheckRun, Order};
 use stitch_runner::check::{self, CheckOptions, Variant};
+use stitch_runner::lesson::LessonCrate;
 use stitch_runner::step::{self, Step};
 
 use crate::table::{self, Table};
@@ -203,10 +204,10 @@ fn measured(name: &str, lineage: &lineage::Lineage, orders: Vec<Order>, started:
     }
 }
 
-/// Runs the final step's flow as `variant` changes it.
-fn flow(last: &Step, variant: &Variant) -> anyhow::Result<(CheckRun, Verdict)> {
+/// Runs the final step's flow in `lesson`'s binary, as `variant` changes it.
+fn flow(last: &Step, lesson: LessonCrate, variant: &Variant) -> anyhow::Result<(CheckRun, Verdict)> {
     let options =
-        CheckOptions { step: last.clone(), solution: true, requests: REQUESTS, kafka: KAFKA, concurrency: CONCURRENCY };
+        CheckOptions { step: last.clone(), lesson, requests: REQUESTS, kafka: KAFKA, concurrency: CONCURRENCY };
     let run = check::run_variant(&options, variant)?;
     let verdict = verdict::judge(last, &run);
     Ok((run, verdict))
@@ -233,8 +234,8 @@ fn flow_measurements(run: &CheckRun, verdict: &Verdict, baseline: &Baseline) -> 
 
 fn no_propagator(last: &Step, baseline: &Baseline) -> anyhow::Result<String> {
     eprintln!("running trap-no-propagator…");
-    let variant = Variant { package: Some("trap-no-propagator".to_owned()), ..Variant::default() };
-    let (run, verdict) = flow(last, &variant)?;
+    let trap = LessonCrate::other("trap-no-propagator", "trap-no-propagator");
+    let (run, verdict) = flow(last, trap, &Variant::default())?;
     Ok(format!(
         "### No global propagator\n\n\
          `traps/no-propagator`: the final solution's boundaries in services started with \
@@ -250,7 +251,7 @@ fn log_filter(last: &Step, baseline: &Baseline) -> anyhow::Result<String> {
         name: Some("trap-log-filter".to_owned()),
         ..Variant::default()
     };
-    let (run, verdict) = flow(last, &variant)?;
+    let (run, verdict) = flow(last, LessonCrate::solution(last), &variant)?;
     let chain = run
         .shapes
         .iter()
@@ -267,8 +268,8 @@ fn log_filter(last: &Step, baseline: &Baseline) -> anyhow::Result<String> {
 
 fn late_set_parent(last: &Step, baseline: &Baseline) -> anyhow::Result<String> {
     eprintln!("running trap-late-set-parent…");
-    let variant = Variant { package: Some("trap-late-set-parent".to_owned()), ..Variant::default() };
-    let (run, verdict) = flow(last, &variant)?;
+    let trap = LessonCrate::other("trap-late-set-parent", "trap-late-set-parent");
+    let (run, verdict) = flow(last, trap, &Variant::default())?;
     let worker_log = check::log_dir("trap-late-set-parent").join("worker.log");
     let log = std::fs::read_to_string(&worker_log).with_context(|| format!("reading {}", worker_log.display()))?;
     let warnings: Vec<&str> = log.lines().filter(|line| line.contains(SET_PARENT_WARNING)).collect();
@@ -352,7 +353,7 @@ fn small_queue(last: &Step, baseline: &Baseline) -> anyhow::Result<String> {
         name: Some("trap-small-queue".to_owned()),
         ..Variant::default()
     };
-    let (run, verdict) = flow(last, &variant)?;
+    let (run, verdict) = flow(last, LessonCrate::solution(last), &variant)?;
     if run.sdk_export.is_empty() {
         anyhow::bail!("the small-queue trap read no span counters from the services");
     }

@@ -280,6 +280,19 @@ pub fn cargo_build(packages: &[&str]) -> anyhow::Result<()> {
     run_build(&args, &packages.join(", "))
 }
 
+/// Builds packages of the workspace whose manifest is `manifest` (a copy
+/// of a learner's crate lives in one of its own) into the same target
+/// directory, so that every dependency already built is reused.
+pub fn cargo_build_in(manifest: &Path, packages: &[&str]) -> anyhow::Result<()> {
+    let target = target_dir();
+    let mut args: Vec<&dyn AsRef<std::ffi::OsStr>> =
+        vec![&"build", &"--manifest-path", &manifest, &"--target-dir", &target];
+    for package in packages {
+        args.extend([&"--package" as &dyn AsRef<std::ffi::OsStr>, package]);
+    }
+    run_build(&args, &packages.join(", "))
+}
+
 /// Runs a cargo build with its output on stderr; `what` names it in errors.
 fn run_build(args: &[&dyn AsRef<std::ffi::OsStr>], what: &str) -> anyhow::Result<()> {
     let status = cargo(args).stdout_to_stderr().unchecked().run().context("running cargo build")?.status;

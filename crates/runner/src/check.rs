@@ -14,8 +14,8 @@ use crate::process::{
 };
 use stitch_model::{CheckRun, Order, RequestShape, Step};
 
+use crate::lesson::LessonCrate;
 use crate::stage::{Stage, StageEnv};
-use crate::step::StepDirs as _;
 
 /// The promise of the workshop: a request is connected in lineage within 30 s
 /// of its completion. A run waits no longer than that for its spans.
@@ -25,20 +25,20 @@ pub const COMPLETENESS_WINDOW: Duration = Duration::from_secs(30);
 #[derive(Debug, Clone)]
 pub struct CheckOptions {
     pub step: Step,
-    pub solution: bool,
+    /// The crate whose binary runs the flow: nothing else about the run
+    /// depends on which one it is.
+    pub lesson: LessonCrate,
     pub requests: usize,
     pub kafka: BrokerKind,
     /// Requests in flight at once.
     pub concurrency: usize,
 }
 
-/// What a trap of `book/src/silent-failures.md` changes in a run: another
-/// binary with the step's flow, or extra arguments for its services. Steps
-/// run with the default, which changes nothing.
+/// What a trap of `book/src/silent-failures.md` or a recorded flow changes
+/// in a run besides its crate: extra arguments for its services, the name of
+/// its log directory. Steps run with the default, which changes nothing.
 #[derive(Debug, Clone, Default)]
 pub struct Variant {
-    /// Runs this package's binary instead of the step's (or its solution's).
-    pub package: Option<String>,
     /// Appended to the command line of each service, e.g. `--log info,reqwest=off`.
     pub service_args: Vec<String>,
     /// Names the run's log directory (see [`log_dir`]); the package's name by default.
@@ -268,8 +268,8 @@ pub fn run(options: &CheckOptions) -> anyhow::Result<CheckRun> {
 
 /// [`run`], changed as `variant` says.
 pub fn run_variant(options: &CheckOptions, variant: &Variant) -> anyhow::Result<CheckRun> {
-    let crate_dir = options.step.dir(options.solution);
-    let mut stage = options.step.meta.stage.map(|kind| crate::stages::for_check(kind, &crate_dir)).transpose()?;
+    let crate_dir = &options.lesson.dir;
+    let mut stage = options.step.meta.stage.map(|kind| crate::stages::for_check(kind, crate_dir)).transpose()?;
     run_staged(options, variant, stage.as_deref_mut())
 }
 
@@ -279,8 +279,8 @@ pub fn run_staged(
     variant: &Variant,
     mut stage: Option<&mut (dyn Stage + '_)>,
 ) -> anyhow::Result<CheckRun> {
-    let package = variant.package.clone().unwrap_or_else(|| options.step.package(options.solution));
-    cargo_build(&[&package])?;
+    let package = options.lesson.binary.clone();
+    options.lesson.build()?;
     build_broker()?;
     let logs = log_dir(variant.name.as_deref().unwrap_or(&package));
     std::fs::create_dir_all(&logs)?;
@@ -301,7 +301,6 @@ pub fn run_staged(
         lineage: &lineage,
         lineage_otlp: lineage.otlp_grpc_endpoint(),
         lineage_http: lineage.http_endpoint(),
-        solution: options.solution,
         requests: options.requests,
         runtime: &runtime,
     };
@@ -361,7 +360,6 @@ pub fn with_flow<T>(
             lineage: &lineage,
             lineage_otlp: lineage.otlp_grpc_endpoint(),
             lineage_http: lineage.http_endpoint(),
-            solution: true,
             requests: 0,
             runtime: &runtime,
         };
@@ -429,7 +427,7 @@ fn run_started(
     let sample_page = orders.first().and_then(|order| lineage.request_page(&order.order_id)).unwrap_or_default();
     Ok(CheckRun {
         step: options.step.short_name(),
-        solution: options.solution,
+        solution: options.lesson.is_solution(),
         kafka: options.kafka.to_string(),
         requests_sent: options.requests,
         requests_failed: failed,

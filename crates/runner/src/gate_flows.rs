@@ -9,13 +9,14 @@ use std::hash::{DefaultHasher, Hasher as _};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, bail};
-use lineage::ServiceReport;
+use lineage::{Boundary, ServiceReport};
 
 use stitch_judge::gate;
 use stitch_model::{Baseline, CheckRun, ORPHAN_RATE_LIMIT, Step, percent};
 
 use crate::check::{self, CheckOptions, Variant};
 use crate::kafka::BrokerKind;
+use crate::lesson::LessonCrate;
 use crate::step::{self, StepDirs as _};
 
 /// The log filter of the trap in `traps/log-filter`: it drops the spans
@@ -71,8 +72,9 @@ pub fn record(options: &FlowOptions) -> anyhow::Result<Vec<GateFlow>> {
     let baseline = Baseline::read(&baseline_path())?;
     let mut flows = Vec::new();
 
+    let fixed_crate = LessonCrate::solution(&fixed_step);
     let (fixed, recorded_now) =
-        recorded(&dir, "fixed", || run(&fixed_step, true, options, Variant::default(), "gate-fixed"))?;
+        recorded(&dir, "fixed", || run(&fixed_step, &fixed_crate, options, Variant::default(), "gate-fixed"))?;
     flows.push(GateFlow {
         name: "fixed".to_owned(),
         wrong: format!("nothing: {} solved, every boundary propagates", fixed_step.short_name()),
@@ -85,7 +87,8 @@ pub fn record(options: &FlowOptions) -> anyhow::Result<Vec<GateFlow>> {
     for (index, broken) in flow_steps.iter().enumerate() {
         let name = format!("{}-unsolved", broken.short_name());
         let label = format!("gate-{name}");
-        let (_, recorded_now) = recorded(&dir, &name, || run(broken, false, options, Variant::default(), &label))?;
+        let shipped = as_shipped(broken)?;
+        let (_, recorded_now) = recorded(&dir, &name, || run(broken, &shipped, options, Variant::default(), &label))?;
         // This step's boundary is broken, and so is every one a later step fixes.
         let lost: Vec<String> =
             flow_steps[index..].iter().flat_map(|step| step.meta.teaches.iter().map(ToString::to_string)).collect();
@@ -101,7 +104,7 @@ pub fn record(options: &FlowOptions) -> anyhow::Result<Vec<GateFlow>> {
     let (_, recorded_now) = recorded(&dir, "log-filter", || {
         let variant =
             Variant { service_args: vec!["--log".to_owned(), LOG_FILTER_TRAP.to_owned()], ..Variant::default() };
-        run(&fixed_step, true, options, variant, "gate-log-filter")
+        run(&fixed_step, &fixed_crate, options, variant, "gate-log-filter")
     })?;
     flows.push(GateFlow {
         name: "log-filter".to_owned(),
@@ -137,12 +140,41 @@ pub fn record(options: &FlowOptions) -> anyhow::Result<Vec<GateFlow>> {
     Ok(flows)
 }
 
+/// The flow `step` ships unsolved: its boundary broken, and every one a
+/// later step fixes. Built from crates a learner never edits (the broken
+/// baseline, the solutions; see `crates/broken-flows`), so that what the
+/// learner has solved since does not change what step 5 is judged on.
+pub fn as_shipped(step: &Step) -> anyhow::Result<LessonCrate> {
+    let [boundary] = step.meta.teaches.as_slice() else {
+        bail!("{} teaches {} boundaries; a flow step teaches one", step.short_name(), step.meta.teaches.len())
+    };
+    Ok(match boundary {
+        // Broken from the first boundary on: the baseline itself.
+        Boundary::Http => LessonCrate::other("step-00-broken", "step-00-broken"),
+        later => LessonCrate::other(BROKEN_FLOWS, &format!("broken-from-{later}")),
+    })
+}
+
+/// The package of the flows broken from a later boundary on.
+const BROKEN_FLOWS: &str = "stitch-broken-flows";
+
 /// Runs one flow for the judge.
-fn run(step: &Step, solution: bool, options: &FlowOptions, variant: Variant, label: &str) -> anyhow::Result<CheckRun> {
-    let options =
-        CheckOptions { step: step.clone(), solution, requests: options.requests, kafka: options.kafka, concurrency: 8 };
+fn run(
+    step: &Step,
+    lesson: &LessonCrate,
+    options: &FlowOptions,
+    variant: Variant,
+    label: &str,
+) -> anyhow::Result<CheckRun> {
+    let options = CheckOptions {
+        step: step.clone(),
+        lesson: lesson.clone(),
+        requests: options.requests,
+        kafka: options.kafka,
+        concurrency: 8,
+    };
     let variant = Variant { name: Some(label.to_owned()), ..variant };
-    eprintln!("recording {label}: {} on {}, {} requests…", step.package(solution), options.kafka, options.requests);
+    eprintln!("recording {label}: {} on {}, {} requests…", lesson.binary, options.kafka, options.requests);
     check::run_variant(&options, &variant)
 }
 
@@ -253,10 +285,13 @@ fn cache_dir(steps: &[Step], options: &FlowOptions) -> anyhow::Result<PathBuf> {
     .iter()
     .map(|dir| root.join(dir))
     .collect();
+    // The crates the flows are built from; never a learner's.
+    sources.push(root.join("crates/broken-flows"));
     for step in steps.iter().filter(|step| step.is_flow()) {
-        sources.push(step.dir(false));
         if step.has_solution() {
             sources.push(step.dir(true));
+        } else {
+            sources.push(step.dir(false));
         }
     }
     sources.push(root.join("Cargo.lock"));

@@ -10,8 +10,8 @@ use anyhow::{Context as _, bail};
 
 use crate::gate_flows::{self, FlowOptions, GateFlow};
 use crate::kafka::BrokerKind;
-use crate::process::{self, binary, cargo_build};
-use crate::step::StepDirs as _;
+use crate::lesson::LessonCrate;
+use crate::process::{self, binary};
 pub use stitch_model::JudgeKind;
 use stitch_model::{GateCheck, JudgedFlow, Judgement, Step};
 
@@ -19,7 +19,9 @@ use stitch_model::{GateCheck, JudgedFlow, Judgement, Step};
 #[derive(Debug, Clone)]
 pub struct GateCheckOptions {
     pub step: Step,
-    pub solution: bool,
+    /// The crate whose binary is the judge: the learner's, the solution's,
+    /// or a copy with other lesson files.
+    pub lesson: LessonCrate,
     /// Requests per recorded flow.
     pub requests: usize,
     pub kafka: BrokerKind,
@@ -29,12 +31,12 @@ pub struct GateCheckOptions {
 
 /// Builds the judge, records (or reuses) the flows, and judges each.
 pub fn run(options: &GateCheckOptions) -> anyhow::Result<GateCheck> {
-    let package = options.step.package(options.solution);
+    let package = options.lesson.binary.clone();
     let started = std::time::Instant::now();
-    cargo_build(&[&package]).with_context(|| {
+    options.lesson.build().with_context(|| {
         format!(
             "the judge ({package}) does not build: fix the compiler errors above in {}",
-            options.step.dir(options.solution).join("src").display()
+            options.lesson.dir.join("src").display()
         )
     })?;
     let built = started.elapsed();
@@ -53,7 +55,7 @@ pub fn run(options: &GateCheckOptions) -> anyhow::Result<GateCheck> {
         .collect::<anyhow::Result<Vec<_>>>()?;
     Ok(GateCheck {
         step: options.step.short_name(),
-        solution: options.solution,
+        solution: options.lesson.is_solution(),
         kafka: options.kafka.to_string(),
         requests_per_flow: options.requests,
         flows: judged,

@@ -11,6 +11,7 @@ pub mod check;
 pub mod gate_flows;
 pub mod gate_judge;
 pub mod gateway;
+pub mod lesson;
 pub mod long_trace;
 pub mod mesh;
 pub mod sdk_export;

@@ -39,9 +39,6 @@ pub struct LongTraceOptions {
     pub memory_limit_mib: Option<(u64, u64)>,
     /// How often tier 2's memory is sampled while the workload runs.
     pub sample_every: Duration,
-    /// The unsolved flow runs with this `decision_wait` instead: the naive
-    /// fix of a window that covers the batch. `None`: `decision_wait`.
-    pub unsolved_decision_wait: Option<Duration>,
     /// Each tier-2 collector in a memory cgroup with a hard limit, and no
     /// memory_limiter (unless `memory_limit_mib` asks for one).
     pub hard_limit: Option<HardLimit>,
@@ -49,17 +46,18 @@ pub struct LongTraceOptions {
 
 impl LongTraceOptions {
     /// `cargo xtask check step-8`: short enough for CI (about a minute per
-    /// flow). A burst of six 40 s batches of 2017 items (one every 20 ms)
-    /// through tier 2 held to its idle usage plus [`CHECK_MARGIN_MIB`], with
-    /// no memory_limiter. Unsolved, the naive fix holds each batch for a
-    /// window that covers it: at least three batches, about 12100 spans, held
-    /// by one collector, well past the limit. Solved, the items are traces of
-    /// their own and a collector holds at most `num_traces` of them (decided
-    /// traces keep their slot), about 2500 spans: what separates the two is
-    /// the batch's length over the solved window, so the batch is long. The
-    /// files' 30 s would hold the whole burst too: the short check cannot
-    /// tell the two flows apart with it, the long mode does. The run's
-    /// lineage keeps a trace open for the batch's length and 30 s more
+    /// run). A burst of six 40 s batches of 2017 items (one every 20 ms)
+    /// through a tier that decides 3 s after a trace's first span, with tier 2
+    /// held to its idle usage plus [`CHECK_MARGIN_MIB`] and no
+    /// memory_limiter. Every crate runs with the same tier: a batch that is
+    /// one trace outlives the window, and what arrives after its decision is
+    /// judged apart from it (its failed items kept as orphans, its trace kept
+    /// in part); a batch whose items are traces of their own, linked to it,
+    /// fits, and a collector holds at most `num_traces` of them (decided
+    /// traces keep their slot), about 2500 spans, within the limit. The
+    /// naive fix, a window that covers the batch, is measured by the long
+    /// mode, not here: it is a setting of the tier, not of the lesson. The
+    /// run's lineage keeps a trace open for the batch's length and 30 s more
     /// ([`LongTraceStage::lineage_max_age`]). No decision cache (the
     /// collector's default): a decision is remembered only while the trace
     /// holds its `num_traces` slot.
@@ -78,8 +76,6 @@ impl LongTraceOptions {
         };
         LongTraceOptions {
             label: "check".to_owned(),
-            // The batch and 10 s more: every item arrives before the decision.
-            unsolved_decision_wait: Some(workload.batch_length() + Duration::from_secs(10)),
             workload,
             decision_wait: Duration::from_secs(3),
             num_traces: None,
@@ -212,13 +208,6 @@ impl LongTraceStage {
         let orders_per_second = orders as f64 / workload.span().as_secs_f64().max(1.0);
         let per_collector = (items_per_second + orders_per_second) / 2.0;
         (per_collector * (wait.as_secs_f64() + 1.0) * 2.0).ceil().max(10.0) as u64
-    }
-
-    fn decision_wait(&self, solution: bool) -> Duration {
-        match self.options.unsolved_decision_wait {
-            Some(wait) if !solution => wait,
-            _ => self.options.decision_wait,
-        }
     }
 
     /// Measures each idle tier-2 collector's usage, then limits each to its
@@ -434,7 +423,7 @@ impl Stage for LongTraceStage {
             .context("starting the runtime of the lineage after sampling")?;
         // It settles only when told: what it counts is what tier 2 finally
         // kept, however late, not a snapshot taken mid-batch.
-        let settle = self.options.workload.span() + self.decision_wait(env.solution) * 4 + Duration::from_secs(120);
+        let settle = self.options.workload.span() + self.options.decision_wait * 4 + Duration::from_secs(120);
         let lineage = runtime.block_on(lineage::Lineage::start(lineage::Config {
             quiet_period: settle,
             max_age: settle,
@@ -444,7 +433,7 @@ impl Stage for LongTraceStage {
         self.after = Some(After { runtime, lineage });
 
         let orders = self.orders_for(env);
-        let wait = self.decision_wait(env.solution);
+        let wait = self.options.decision_wait;
         let num_traces = self.options.num_traces.unwrap_or_else(|| self.sized_num_traces(orders, wait));
         let mut env_vars = vec![
             ("STITCH_AFTER_SAMPLING".to_owned(), endpoint),
@@ -943,8 +932,5 @@ mod tests {
         // × (3 s + 1 s) × 2.
         assert_eq!(stage.options.workload.span(), Duration::from_millis(45_340));
         assert_eq!(stage.sized_num_traces(162, Duration::from_secs(3)), 1215);
-        // The naive fix's window covers a whole batch, and 10 s more.
-        assert_eq!(stage.decision_wait(false), Duration::from_millis(50_340));
-        assert_eq!(stage.decision_wait(true), Duration::from_secs(3));
     }
 }

@@ -83,7 +83,6 @@ pub struct StageEnv<'a> {
     /// Lineage's HTTP base URL, for exporters outside this process (a page's
     /// OTLP/HTTP).
     pub lineage_http: String,
-    pub solution: bool,
     /// The baseline requests the run drives.
     pub requests: usize,
     /// The run's one tokio runtime: block on it, or spawn on it the servers

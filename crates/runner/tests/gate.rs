@@ -8,6 +8,7 @@ use stitch_components::kafka::BrokerKind;
 use stitch_judge::gate::{self, Baseline};
 use stitch_model::CheckRun;
 use stitch_runner::check::{self, CheckOptions};
+use stitch_runner::lesson::LessonCrate;
 use stitch_runner::step;
 
 /// Runs share two cores and Kafka start-up: one at a time.
@@ -18,8 +19,14 @@ const REQUESTS: usize = 100;
 fn run(step_name: &str, solution: bool, kafka: BrokerKind) -> CheckRun {
     let _serial = ONE_RUN_AT_A_TIME.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     let step = step::find(step_name).expect("the step exists");
-    check::run(&CheckOptions { step, solution, requests: REQUESTS, kafka, concurrency: 8 })
-        .unwrap_or_else(|err| panic!("{step_name} on {kafka} did not run: {err:#}"))
+    check::run(&CheckOptions {
+        lesson: LessonCrate::of(&step, solution),
+        step,
+        requests: REQUESTS,
+        kafka,
+        concurrency: 8,
+    })
+    .unwrap_or_else(|err| panic!("{step_name} on {kafka} did not run: {err:#}"))
 }
 
 fn final_step() -> String {

@@ -249,7 +249,6 @@ fn log_filter(last: &Step, baseline: &Baseline) -> anyhow::Result<String> {
     let variant = Variant {
         service_args: vec!["--log".to_owned(), LOG_FILTER.to_owned()],
         name: Some("trap-log-filter".to_owned()),
-        ..Variant::default()
     };
     let (run, verdict) = flow(last, LessonCrate::solution(last), &variant)?;
     let chain = run
@@ -351,7 +350,6 @@ fn small_queue(last: &Step, baseline: &Baseline) -> anyhow::Result<String> {
     let variant = Variant {
         service_args: vec!["--span-queue".to_owned(), SMALL_QUEUE.to_string()],
         name: Some("trap-small-queue".to_owned()),
-        ..Variant::default()
     };
     let (run, verdict) = flow(last, LessonCrate::solution(last), &variant)?;
     if run.sdk_export.is_empty() {

@@ -575,6 +575,24 @@ fn check_case(case: &Case) -> Result<(), TestCaseError> {
                     around(&want),
                 )));
             }
+            for element in document.root_element().descendants().filter_map(ElementRef::wrap) {
+                let tag = element.value().name();
+                prop_assert!(
+                    !matches!(tag, "script" | "style" | "iframe" | "object" | "embed" | "img"),
+                    "{}: <{}>",
+                    name,
+                    tag
+                );
+                for (attribute, _) in element.value().attrs() {
+                    prop_assert!(
+                        !attribute.starts_with("on") && attribute != "style",
+                        "{}: <{} {}>",
+                        name,
+                        tag,
+                        attribute
+                    );
+                }
+            }
             check_links(servers, &servers.hostile, name, &document).await?;
         }
 

@@ -8,9 +8,12 @@
 //! nothing to escape). The pages both produce, parsed by a real HTML parser,
 //! must have the same elements with the same attributes.
 
+mod common;
+
 use std::sync::OnceLock;
 use std::time::Duration;
 
+use common::pages::{all_text, as_parsed, first_difference, skeleton, text_of};
 use lineage::{Config, Lineage};
 use proptest::prelude::*;
 use prost::Message;
@@ -490,31 +493,6 @@ fn encode_segment(text: &str) -> String {
         .collect()
 }
 
-/// Elements in document order, each with its attribute names: what the
-/// page's markup is, whatever its text.
-fn skeleton(document: &Html) -> Vec<String> {
-    document
-        .root_element()
-        .descendants()
-        .filter_map(ElementRef::wrap)
-        .map(|element| {
-            let mut names: Vec<&str> = element.value().attrs().map(|(name, _)| name).collect();
-            names.sort_unstable();
-            format!("<{} {}>", element.value().name(), names.join(" "))
-        })
-        .collect()
-}
-
-/// What an HTML parser makes of text: CR LF and CR become LF, NUL is dropped.
-fn as_parsed(text: &str) -> String {
-    text.replace("\r\n", "\n").replace('\r', "\n").replace('\0', "")
-}
-
-fn text_of(document: &Html, selector: &str) -> Option<String> {
-    let selector = Selector::parse(selector).unwrap();
-    document.select(&selector).next().map(|element| element.text().collect())
-}
-
 /// Each link is a path on lineage, percent-encoded, and leads to what it names.
 async fn check_links(servers: &Servers, lineage: &Lineage, from: &str, document: &Html) -> Result<(), TestCaseError> {
     let base = reqwest::Url::parse(&lineage.http_endpoint()).unwrap();
@@ -565,15 +543,8 @@ fn check_case(case: &Case) -> Result<(), TestCaseError> {
             prop_assert_eq!(page.status, plain.status, "{}", name);
             let document = Html::parse_document(&page.html);
             let expected = Html::parse_document(&plain.html);
-            let (got, want) = (skeleton(&document), skeleton(&expected));
-            if got != want {
-                let at = got.iter().zip(&want).position(|(a, b)| a != b).unwrap_or(got.len().min(want.len()));
-                let around = |list: &[String]| list[at.saturating_sub(2)..(at + 3).min(list.len())].join("");
-                return Err(TestCaseError::fail(format!(
-                    "{name}: the names made markup of their own at element {at}: {} where the page has {}",
-                    around(&got),
-                    around(&want),
-                )));
+            if let Some(difference) = first_difference(&skeleton(&document), &skeleton(&expected)) {
+                return Err(TestCaseError::fail(format!("{name}: the names made markup of their own at {difference}")));
             }
             for element in document.root_element().descendants().filter_map(ElementRef::wrap) {
                 let tag = element.value().name();
@@ -601,7 +572,7 @@ fn check_case(case: &Case) -> Result<(), TestCaseError> {
             let Some(trace_id) = path.strip_prefix("/traces/") else { continue };
             let Some(trace) = servers.hostile.trace(trace_id) else { continue };
             let document = Html::parse_document(&page.html);
-            let text: String = document.root_element().text().collect();
+            let text = all_text(&document);
             for span in &trace.spans {
                 for shown in [&span.service, &span.name] {
                     prop_assert!(text.contains(&as_parsed(shown)), "{}: {:?} is not shown", path, shown);

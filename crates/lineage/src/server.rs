@@ -289,8 +289,10 @@ fn router(shared: Arc<Shared>) -> Router {
 
 /// No script at all, styles only from lineage's own style sheet, no
 /// framing: a name that slipped through escaping still could not run.
+// ANCHOR: policy
 pub(crate) const CONTENT_SECURITY_POLICY: &str =
     "default-src 'none'; style-src 'self'; img-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+// ANCHOR_END: policy
 
 /// On every response, HTML or not: a browser must never guess a type
 /// (`nosniff`), and the policy costs nothing elsewhere.

@@ -618,6 +618,7 @@ fn binary_help_documents_every_flag_and_port() {
         "--max-spans",
         "--max-payload",
         "--log-level",
+        "--allow-remote-reset",
         "4317",
         "4318",
         "/metrics",

@@ -521,17 +521,21 @@ async fn get_trace_page(State(shared): State<Arc<Shared>>, Path(trace_id): Path<
     }
 }
 
-/// `?key=`: the form lineage's links use for keys a browser cannot put in
-/// a path (`.` and `..`); any key works.
+/// `?key=`: the form lineage's links use for the keys a browser cannot put
+/// in a path (`.` and `..`); any key works.
 #[derive(serde::Deserialize)]
 struct KeyQuery {
     key: String,
-    /// `dump` for the text dump instead of JSON.
-    #[serde(default)]
+}
+
+/// The same for the API, with `format=dump` for the text dump.
+#[derive(serde::Deserialize)]
+struct ApiKeyQuery {
+    key: String,
     format: Option<String>,
 }
 
-async fn get_request_by_query(State(shared): State<Arc<Shared>>, Query(query): Query<KeyQuery>) -> Response {
+async fn get_request_by_query(State(shared): State<Arc<Shared>>, Query(query): Query<ApiKeyQuery>) -> Response {
     match query.format.as_deref() {
         None | Some("json") => get_request(State(shared), Path(query.key)).await,
         Some("dump") => get_request_dump(State(shared), Path(query.key)).await,

@@ -412,6 +412,34 @@ async fn api_and_pages() {
     lineage.shutdown().await;
 }
 
+#[tokio::test]
+async fn keys_a_path_cannot_hold_are_served_by_query() {
+    let lineage = start().await;
+    grpc(&lineage).await.export(request(vec![server(1, 1, "gateway", "POST /orders").order("..")])).await.unwrap();
+    lineage.settle_now();
+
+    let (status, content_type, body) = get(&lineage, "/api/requests?key=..").await;
+    assert_eq!((status, content_type.as_str()), (200, "application/json"));
+    let view: lineage::RequestView = serde_json::from_str(&body).unwrap();
+    assert_eq!(view.key, "..");
+    let (status, content_type, dump) = get(&lineage, "/api/requests?key=..&format=dump").await;
+    assert_eq!(status, 200);
+    assert!(content_type.starts_with("text/plain"));
+    assert_eq!(Some(dump), lineage.request_dump(".."));
+    let (status, _, body) = get(&lineage, "/api/requests?key=..&format=xml").await;
+    assert_eq!(status, 400);
+    assert!(body.contains("json or dump"), "{body}");
+    let (status, _, html) = get(&lineage, "/requests?key=..").await;
+    assert_eq!(status, 200);
+    assert_eq!(lineage.request_page("..").as_deref(), Some(html.as_str()));
+    assert!(html.contains("href=\"/api/requests?key=..&amp;format=dump\""), "{html}");
+    let (status, _, _) = get(&lineage, "/requests?key=unknown").await;
+    assert_eq!(status, 404);
+    let (status, _, _) = get(&lineage, "/requests").await;
+    assert_eq!(status, 400, "no key");
+    lineage.shutdown().await;
+}
+
 /// The policy's directives, by name.
 fn directives(policy: &str) -> std::collections::BTreeMap<&str, Vec<&str>> {
     policy

@@ -227,7 +227,8 @@ struct Case {
     services: Vec<Field>,
     trace_ids: Vec<Vec<u8>>,
     spans: Vec<SpanCase>,
-    /// Asked for but never sent: a key for the not-found page, a trace id for the malformed-id page.
+    /// Asked for as a key (the not-found page, or the key's page if a span
+    /// carries it too) and, after an `x`, as a trace id (the malformed-id page).
     probe: String,
 }
 
@@ -306,7 +307,7 @@ impl Case {
                 Key::Int(i) => Key::Text(Field { text: hex::encode(i.to_string()), broken: None }),
             });
         }
-        case.probe = format!("x{}", hex::encode(&self.probe));
+        case.probe = hex::encode(&self.probe);
         case
     }
 
@@ -446,7 +447,7 @@ impl Servers {
     }
 
     /// Every HTML page a case makes: the index, each held trace, each
-    /// business key, and the not-found and malformed-id pages for the probe.
+    /// business key, and the pages the probe asks for.
     async fn pages(&self, lineage: &Lineage, case: &Case) -> Vec<(String, Page)> {
         let mut pages = vec![("/".to_owned(), self.get(lineage, "/").await)];
         for trace_id in &case.trace_ids {
@@ -471,11 +472,10 @@ impl Servers {
             pages.push((format!("request {key:?}"), Page { status: 200, html }));
         }
         let probe = encode_segment(&case.probe);
-        pages.push((format!("missing key {:?}", case.probe), self.get(lineage, &format!("/requests/{probe}")).await));
-        pages.push((
-            format!("malformed trace id {:?}", case.probe),
-            self.get(lineage, &format!("/traces/{probe}")).await,
-        ));
+        pages.push((format!("key {:?}", case.probe), self.get(lineage, &format!("/requests/{probe}")).await));
+        // An `x` keeps the benign copy's hex digits from making a valid id.
+        let malformed = format!("/traces/x{probe}");
+        pages.push((format!("malformed trace id x{:?}", case.probe), self.get(lineage, &malformed).await));
         pages
     }
 }

@@ -17,9 +17,17 @@
 //!   - `GET /metrics`: Prometheus text exposition.
 //!   - `GET /api/report`: [`Report`] as JSON.
 //!   - `GET /api/traces/{trace_id}` ([`TraceView`]), `GET /api/traces/{trace_id}/dump` (text).
-//!   - `GET /api/requests/{key}` ([`RequestView`]), `GET /api/requests/{key}/dump` (text).
-//!   - `POST /api/settle` (settle everything open), `POST /api/reset`.
-//!   - `GET /` (index), `GET /traces/{trace_id}`, `GET /requests/{key}`: HTML waterfalls.
+//!   - `GET /api/requests/{key}` ([`RequestView`]), `GET /api/requests/{key}/dump` (text);
+//!     also `GET /api/requests?key=…[&format=dump]`, for keys such as `..`.
+//!   - `POST /api/settle` (settle everything open), `POST /api/reset`: only
+//!     from a loopback peer, not through a proxy, never from a web page
+//!     (403 with the reason), unless [`Config::allow_remote_reset`] lifts
+//!     the loopback rule.
+//!   - `GET /` (index), `GET /traces/{trace_id}`, `GET /requests/{key}`
+//!     (or `?key=…`): HTML waterfalls, escaped by their templates, with the
+//!     style sheet `GET /lineage.css` and no script. Every response carries
+//!     a `Content-Security-Policy` that allows no script and no framing, and
+//!     `X-Content-Type-Options: nosniff`.
 //!   - `GET /healthz`.
 //!
 //! Port `0` picks an ephemeral port; [`Lineage::grpc_addr`] and
@@ -57,11 +65,13 @@
 #![doc = include_str!("metric.md")]
 
 mod classify;
+mod control;
 mod duration;
 mod grpc;
 mod histogram;
 mod html;
 mod ingest;
+mod links;
 mod metrics;
 mod model;
 mod report;
@@ -120,6 +130,10 @@ pub struct Config {
     /// `POST /v1/traces` across origins; a request whose `Origin` is not
     /// listed is refused. Empty: no page may export.
     pub cors_origins: Vec<String>,
+    /// Lets a peer that is not loopback `POST /api/reset` and `/api/settle`
+    /// (`--allow-remote-reset`). Off, those answer 403 to anyone but a
+    /// client on lineage's own host; a web page is refused either way.
+    pub allow_remote_reset: bool,
 }
 
 impl Default for Config {
@@ -135,6 +149,7 @@ impl Default for Config {
             max_spans: 500_000,
             max_payload_bytes: 8 << 20,
             cors_origins: Vec::new(),
+            allow_remote_reset: false,
         }
     }
 }

@@ -15,7 +15,8 @@ Ports (all on --bind):
       GET  /api/traces/{id}[/dump]  span tree as JSON [or text]
       GET  /api/requests/{key}[/dump]  fragments of one business key
       POST /api/settle, /api/reset  settle everything open / forget everything
-      GET  /, /traces/{id}, /requests/{key}  HTML waterfalls
+                                    (loopback peers only, see --allow-remote-reset)
+      GET  /, /traces/{id}, /requests/{key}  HTML waterfalls (no script)
   Port 0 picks a free port; the addresses are printed at start.
 
 Every flag can also be set through the environment variable shown.";
@@ -78,6 +79,12 @@ struct Args {
     /// repeat or comma-separate for several [default: none, every page is refused].
     #[arg(long = "cors-origin", env = "LINEAGE_CORS_ORIGINS", value_delimiter = ',', value_parser = parse_origin)]
     cors_origins: Vec<String>,
+
+    /// Let peers that are not loopback POST /api/reset and /api/settle (by default
+    /// they get 403); with --bind 0.0.0.0 anyone who reaches the port could then
+    /// wipe every measurement. Web pages are refused either way.
+    #[arg(long, env = "LINEAGE_ALLOW_REMOTE_RESET")]
+    allow_remote_reset: bool,
 
     /// Log filter (error, warn, info, debug, trace, or a tracing directive).
     #[arg(long, env = "LINEAGE_LOG", default_value = "info")]
@@ -161,6 +168,7 @@ async fn main() -> anyhow::Result<()> {
         max_spans: args.max_spans,
         max_payload_bytes: args.max_payload,
         cors_origins: args.cors_origins,
+        allow_remote_reset: args.allow_remote_reset,
     };
     let lineage = Lineage::start(config.clone()).await?;
     let http = lineage.http_endpoint();
@@ -176,6 +184,9 @@ async fn main() -> anyhow::Result<()> {
         config.quiet_period,
         config.max_age
     );
+    if config.allow_remote_reset {
+        println!("lineage: any peer may reset and settle (--allow-remote-reset)");
+    }
     if !config.cors_origins.is_empty() {
         println!("lineage: pages may export from {}", config.cors_origins.join(", "));
     }

@@ -9,7 +9,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
@@ -20,6 +20,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::Config;
+use crate::control;
 use crate::grpc;
 use crate::html;
 use crate::ingest::{
@@ -40,6 +41,7 @@ pub(crate) struct Shared {
     business_key: String,
     max_payload_bytes: usize,
     cors_origins: Vec<String>,
+    allow_remote_reset: bool,
 }
 
 impl Shared {
@@ -49,6 +51,7 @@ impl Shared {
             business_key: config.business_key.clone(),
             max_payload_bytes: config.max_payload_bytes,
             cors_origins: config.cors_origins.clone(),
+            allow_remote_reset: config.allow_remote_reset,
         }
     }
 
@@ -114,6 +117,8 @@ impl Lineage {
         let http_task = {
             let stopped = stopped.clone();
             tokio::spawn(async move {
+                // The peer's address decides who may reset (`control`).
+                let app = app.into_make_service_with_connect_info::<SocketAddr>();
                 let result = axum::serve(http_listener, app).with_graceful_shutdown(until_stopped(stopped)).await;
                 if let Err(e) = result {
                     tracing::error!("HTTP server failed: {e}");
@@ -171,7 +176,8 @@ impl Lineage {
         self.shared.store().report()
     }
 
-    /// Forgets every trace and every counter.
+    /// Forgets every trace and every counter. In process nothing is
+    /// refused: `POST /api/reset` is what answers only a loopback peer.
     pub fn reset(&self) {
         self.shared.store().reset();
     }
@@ -268,13 +274,37 @@ fn router(shared: Arc<Shared>) -> Router {
         .route("/api/reset", post(post_reset))
         .route("/api/traces/{trace_id}", get(get_trace))
         .route("/api/traces/{trace_id}/dump", get(get_trace_dump))
+        .route("/api/requests", get(get_request_by_query))
         .route("/api/requests/{key}", get(get_request))
         .route("/api/requests/{key}/dump", get(get_request_dump))
         .route("/traces/{trace_id}", get(get_trace_page))
+        .route("/requests", get(get_request_page_by_query))
         .route("/requests/{key}", get(get_request_page))
+        .route(html::STYLESHEET_PATH, get(get_stylesheet))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/", get(get_index))
+        .layer(axum::middleware::map_response(with_security_headers))
         .with_state(shared)
+}
+
+/// No script at all, styles only from lineage's own style sheet, no
+/// framing: a name that slipped through escaping still could not run.
+// ANCHOR: policy
+pub(crate) const CONTENT_SECURITY_POLICY: &str =
+    "default-src 'none'; style-src 'self'; img-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+// ANCHOR_END: policy
+
+/// On every response, HTML or not: a browser must never guess a type
+/// (`nosniff`), and the policy costs nothing elsewhere.
+async fn with_security_headers(mut response: Response) -> Response {
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CONTENT_SECURITY_POLICY));
+    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    response
+}
+
+async fn get_stylesheet() -> Response {
+    (StatusCode::OK, [(header::CONTENT_TYPE, "text/css; charset=utf-8")], html::STYLESHEET).into_response()
 }
 
 fn text(status: StatusCode, body: String) -> Response {
@@ -399,12 +429,33 @@ async fn get_report(State(shared): State<Arc<Shared>>) -> Response {
     axum::Json(shared.store().report()).into_response()
 }
 
-async fn post_settle(State(shared): State<Arc<Shared>>) -> Response {
+/// 403 with the reason, unless `control` lets this request change state.
+fn refuse_state_change(shared: &Shared, peer: SocketAddr, headers: &HeaderMap, what: &str) -> Option<Response> {
+    let refusal = control::check(peer, headers, shared.allow_remote_reset).err()?;
+    tracing::warn!(%peer, "{what} {refusal}");
+    Some(text(StatusCode::FORBIDDEN, format!("{what} {refusal}\n")))
+}
+
+async fn post_settle(
+    State(shared): State<Arc<Shared>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+) -> Response {
+    if let Some(refused) = refuse_state_change(&shared, peer, &headers, "POST /api/settle") {
+        return refused;
+    }
     let settled = shared.store().settle_all();
     text(StatusCode::OK, format!("settled {settled} traces\n"))
 }
 
-async fn post_reset(State(shared): State<Arc<Shared>>) -> Response {
+async fn post_reset(
+    State(shared): State<Arc<Shared>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+) -> Response {
+    if let Some(refused) = refuse_state_change(&shared, peer, &headers, "POST /api/reset") {
+        return refused;
+    }
     shared.store().reset();
     text(StatusCode::OK, "reset\n".to_owned())
 }
@@ -468,6 +519,32 @@ async fn get_trace_page(State(shared): State<Arc<Shared>>, Path(trace_id): Path<
         Ok(view) => Html(html::trace_page(&view)).into_response(),
         Err((status, message)) => (status, Html(html::not_found_page(&message))).into_response(),
     }
+}
+
+/// `?key=`: the form lineage's links use for the keys a browser cannot put
+/// in a path (`.` and `..`); any key works.
+#[derive(serde::Deserialize)]
+struct KeyQuery {
+    key: String,
+}
+
+/// The same for the API, with `format=dump` for the text dump.
+#[derive(serde::Deserialize)]
+struct ApiKeyQuery {
+    key: String,
+    format: Option<String>,
+}
+
+async fn get_request_by_query(State(shared): State<Arc<Shared>>, Query(query): Query<ApiKeyQuery>) -> Response {
+    match query.format.as_deref() {
+        None | Some("json") => get_request(State(shared), Path(query.key)).await,
+        Some("dump") => get_request_dump(State(shared), Path(query.key)).await,
+        Some(other) => text(StatusCode::BAD_REQUEST, format!("unknown format {other:?}: json or dump\n")),
+    }
+}
+
+async fn get_request_page_by_query(State(shared): State<Arc<Shared>>, Query(query): Query<KeyQuery>) -> Response {
+    get_request_page(State(shared), Path(query.key)).await
 }
 
 async fn get_request_page(State(shared): State<Arc<Shared>>, Path(key): Path<String>) -> Response {

@@ -388,7 +388,7 @@ async fn api_and_pages() {
         let (status, content_type, html) = get(&lineage, &path).await;
         assert_eq!(status, 200, "{path}");
         assert!(content_type.starts_with("text/html"), "{path}");
-        assert!(html.starts_with("<!doctype html>"), "{path}");
+        assert!(html.to_ascii_lowercase().starts_with("<!doctype html>"), "{path}");
         assert!(!html.contains("<script"), "{path}: names are escaped");
     }
     let (_, _, html) = get(&lineage, "/requests/1001").await;
@@ -409,6 +409,101 @@ async fn api_and_pages() {
     assert_eq!(r.status().as_u16(), 200);
     assert_eq!(lineage.report().spans_received, 0);
     assert!(lineage.trace(&trace_hex(2)).is_none());
+    lineage.shutdown().await;
+}
+
+#[tokio::test]
+async fn keys_a_path_cannot_hold_are_served_by_query() {
+    let lineage = start().await;
+    grpc(&lineage).await.export(request(vec![server(1, 1, "gateway", "POST /orders").order("..")])).await.unwrap();
+    lineage.settle_now();
+
+    let (status, content_type, body) = get(&lineage, "/api/requests?key=..").await;
+    assert_eq!((status, content_type.as_str()), (200, "application/json"));
+    let view: lineage::RequestView = serde_json::from_str(&body).unwrap();
+    assert_eq!(view.key, "..");
+    let (status, content_type, dump) = get(&lineage, "/api/requests?key=..&format=dump").await;
+    assert_eq!(status, 200);
+    assert!(content_type.starts_with("text/plain"));
+    assert_eq!(Some(dump), lineage.request_dump(".."));
+    let (status, _, body) = get(&lineage, "/api/requests?key=..&format=xml").await;
+    assert_eq!(status, 400);
+    assert!(body.contains("json or dump"), "{body}");
+    let (status, _, html) = get(&lineage, "/requests?key=..").await;
+    assert_eq!(status, 200);
+    assert_eq!(lineage.request_page("..").as_deref(), Some(html.as_str()));
+    assert!(html.contains("href=\"/api/requests?key=..&amp;format=dump\""), "{html}");
+    let (status, _, _) = get(&lineage, "/requests?key=unknown").await;
+    assert_eq!(status, 404);
+    let (status, _, _) = get(&lineage, "/requests").await;
+    assert_eq!(status, 400, "no key");
+    lineage.shutdown().await;
+}
+
+/// The policy's directives, by name.
+fn directives(policy: &str) -> std::collections::BTreeMap<&str, Vec<&str>> {
+    policy
+        .split(';')
+        .filter_map(|directive| {
+            let mut words = directive.split_whitespace();
+            Some((words.next()?, words.collect()))
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn every_page_carries_the_security_headers_and_needs_no_inline_code() {
+    let lineage = start().await;
+    let mut spans = connected_chain(1, 0, "1001");
+    spans.push(internal(2, 11, "worker", "job").order(".."));
+    grpc(&lineage).await.export(request(spans)).await.unwrap();
+    lineage.settle_now();
+
+    let client = reqwest::Client::new();
+    let pages = [
+        ("/", 200),
+        (&*format!("/traces/{}", trace_hex(1)), 200),
+        ("/requests/1001", 200),
+        ("/requests?key=..", 200),
+        ("/requests/unknown", 404),
+        (&*format!("/traces/{}", trace_hex(9)), 404),
+        ("/traces/not-an-id", 400),
+    ];
+    let scripts = scraper::Selector::parse("script, style, [style]").unwrap();
+    let stylesheets = scraper::Selector::parse("link[rel=stylesheet]").unwrap();
+    for (path, expected) in pages {
+        let response = client.get(url(&lineage, path)).send().await.unwrap();
+        assert_eq!(response.status().as_u16(), expected, "{path}");
+        let headers = response.headers().clone();
+        assert!(headers["content-type"].to_str().unwrap().starts_with("text/html"), "{path}");
+        assert_eq!(headers["x-content-type-options"], "nosniff", "{path}");
+        let policy = headers["content-security-policy"].to_str().unwrap();
+        let policy = directives(policy);
+        // No script-src: scripts fall back to default-src, which allows nothing.
+        assert_eq!(policy["default-src"], ["'none'"], "{path}");
+        assert!(!policy.contains_key("script-src"), "{path}");
+        assert_eq!(policy["style-src"], ["'self'"], "{path}: no inline style");
+        assert_eq!(policy["frame-ancestors"], ["'none'"], "{path}");
+
+        let page = scraper::Html::parse_document(&response.text().await.unwrap());
+        let inline: Vec<String> = page.select(&scripts).map(|element| element.html()).collect();
+        assert_eq!(inline, Vec::<String>::new(), "{path}: inline script or style, which the policy blocks");
+        let on_handlers = page
+            .root_element()
+            .descendants()
+            .filter_map(scraper::ElementRef::wrap)
+            .flat_map(|element| element.value().attrs().map(|(name, _)| name.to_owned()).collect::<Vec<_>>())
+            .filter(|name| name.starts_with("on"))
+            .count();
+        assert_eq!(on_handlers, 0, "{path}: event handler attributes");
+        let sheets: Vec<&str> = page.select(&stylesheets).filter_map(|link| link.value().attr("href")).collect();
+        assert_eq!(sheets, ["/lineage.css"], "{path}");
+    }
+    let sheet = client.get(url(&lineage, "/lineage.css")).send().await.unwrap();
+    assert_eq!(sheet.status(), 200);
+    assert_eq!(sheet.headers()["content-type"], "text/css; charset=utf-8");
+    assert_eq!(sheet.headers()["x-content-type-options"], "nosniff");
+    assert!(sheet.text().await.unwrap().contains(".wf{display:grid"));
     lineage.shutdown().await;
 }
 
@@ -551,6 +646,7 @@ fn binary_help_documents_every_flag_and_port() {
         "--max-spans",
         "--max-payload",
         "--log-level",
+        "--allow-remote-reset",
         "4317",
         "4318",
         "/metrics",

@@ -2,6 +2,9 @@
 //! grouped into resource spans by service, as an SDK would.
 #![allow(dead_code)]
 
+pub mod netns;
+pub mod pages;
+
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
 use opentelemetry_proto::tonic::resource::v1::Resource;

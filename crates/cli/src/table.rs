@@ -150,7 +150,7 @@ pub fn print_check(step: &Step, run: &CheckRun, verdict: &Verdict) {
         "\n{} · {} · {} ({which}) · Kafka: {} · {} requests in {:.1} s\n",
         step.short_name(),
         step.meta.title,
-        step.package(run.solution),
+        run.package,
         run.kafka,
         run.requests_sent,
         run.elapsed_seconds
@@ -165,6 +165,7 @@ pub fn print_check(step: &Step, run: &CheckRun, verdict: &Verdict) {
     if !run.sdk_export.is_empty() {
         println!("  {}\n", sdk_export_line(&run.sdk_export));
     }
+    print_service_logs(run);
     if !run.sample_dump.is_empty() {
         println!("  one request, as lineage sees it:\n");
         for line in run.sample_dump.lines() {
@@ -186,6 +187,18 @@ pub fn print_check(step: &Step, run: &CheckRun, verdict: &Verdict) {
         if !hint.is_empty() {
             println!("\n{hint}");
         }
+    }
+}
+
+/// What each service said at WARN and ERROR, each distinct line once with
+/// its count, and where its whole log is.
+pub fn print_service_logs(run: &CheckRun) {
+    for log in run.service_logs.iter().filter(|log| !log.lines.is_empty()) {
+        println!("  {} logged ({}):", log.role, log.path.display());
+        for line in &log.lines {
+            println!("    {:>5} × {} {}", line.count, line.level, line.text);
+        }
+        println!();
     }
 }
 
@@ -213,7 +226,7 @@ pub fn json(step: &Step, run: &CheckRun, verdict: &Verdict) -> serde_json::Value
     let accepted = run.orders.len().max(1) as f64;
     json!({
         "step": step.short_name(),
-        "package": step.package(run.solution),
+        "package": run.package,
         "solution": run.solution,
         "passed": verdict.passed,
         "kafka": run.kafka,

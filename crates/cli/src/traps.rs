@@ -151,7 +151,7 @@ fn two_versions(last: &Step) -> anyhow::Result<String> {
         carried += usize::from(sent.traceparent.is_some());
         orders.push(Order { order_id: sent.order_id, trace_id: sent.trace_id });
     }
-    let run = measured("two-otel-versions", &lineage, orders, started);
+    let run = measured("two-otel-versions", &lineage, orders, started)?;
     runtime.block_on(lineage.shutdown());
     let verdict = verdict::judge(last, &run);
 
@@ -183,13 +183,15 @@ fn tree_blocks(tree: &str, prefix: &str) -> Vec<String> {
 }
 
 /// A run of a trap that is not a flow, in the shape the verdict reads.
-fn measured(name: &str, lineage: &lineage::Lineage, orders: Vec<Order>, started: Instant) -> CheckRun {
+fn measured(name: &str, lineage: &lineage::Lineage, orders: Vec<Order>, started: Instant) -> anyhow::Result<CheckRun> {
     lineage.settle_now();
-    let shapes = orders.iter().map(|order| check::request_shape(lineage, &order.order_id)).collect();
+    let shapes =
+        orders.iter().map(|order| check::request_shape(lineage, &order.order_id)).collect::<anyhow::Result<_>>()?;
     let sample_dump = orders.first().and_then(|order| lineage.request_dump(&order.order_id)).unwrap_or_default();
-    CheckRun {
+    Ok(CheckRun {
         step: name.to_owned(),
         solution: false,
+        package: name.to_owned(),
         kafka: "none".to_owned(),
         requests_sent: REQUESTS,
         requests_failed: REQUESTS.saturating_sub(orders.len()),
@@ -201,7 +203,10 @@ fn measured(name: &str, lineage: &lineage::Lineage, orders: Vec<Order>, started:
         elapsed_seconds: started.elapsed().as_secs_f64(),
         evidence: None,
         sdk_export: Vec::new(),
-    }
+        service_logs: Vec::new(),
+        messages: None,
+        probes: None,
+    })
 }
 
 /// Runs the final step's flow in `lesson`'s binary, as `variant` changes it.

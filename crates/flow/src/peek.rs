@@ -38,12 +38,21 @@ pub(crate) struct PeekArgs {
 }
 
 /// One message as read.
-struct Peeked {
-    partition: i32,
-    offset: i64,
-    timestamp: Option<i64>,
-    key: Option<Vec<u8>>,
-    headers: Vec<(String, Option<Vec<u8>>)>,
+#[derive(Debug, Clone)]
+pub struct Peeked {
+    pub partition: i32,
+    pub offset: i64,
+    pub timestamp: Option<i64>,
+    pub key: Option<Vec<u8>>,
+    pub headers: Vec<(String, Option<Vec<u8>>)>,
+}
+
+impl Peeked {
+    /// The value of the first header named `name` (any case), when it is UTF-8.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        let (_, value) = self.headers.iter().find(|(key, _)| key.eq_ignore_ascii_case(name))?;
+        std::str::from_utf8(value.as_deref()?).ok()
+    }
 }
 
 /// `peek` on the command line: prints to stdout.
@@ -58,6 +67,19 @@ pub(crate) fn run(args: &PeekArgs) -> anyhow::Result<()> {
 /// `name: value`, a value that is not printable UTF-8 in hex. Returns how
 /// many it wrote.
 pub fn peek(bootstrap: &str, topic: &str, last: usize, out: &mut impl Write) -> anyhow::Result<usize> {
+    let newest = newest(bootstrap, topic, last)?;
+    if newest.is_empty() {
+        writeln!(out, "topic {topic:?} on {bootstrap} holds no message yet")?;
+    }
+    for message in &newest {
+        write_message(out, message)?;
+    }
+    Ok(newest.len())
+}
+
+/// The `last` newest messages of `topic` (by timestamp, oldest first);
+/// none when the topic holds none.
+pub fn newest(bootstrap: &str, topic: &str, last: usize) -> anyhow::Result<Vec<Peeked>> {
     if last == 0 {
         bail!("--last 0: nothing to print; ask for at least one message");
     }
@@ -96,8 +118,7 @@ pub fn peek(bootstrap: &str, topic: &str, last: usize, out: &mut impl Write) -> 
         }
     }
     if pending.is_empty() {
-        writeln!(out, "topic {topic:?} on {bootstrap} holds no message yet")?;
-        return Ok(0);
+        return Ok(Vec::new());
     }
     consumer.assign(&assignment).context("assigning the partitions")?;
 
@@ -133,11 +154,8 @@ pub fn peek(bootstrap: &str, topic: &str, last: usize, out: &mut impl Write) -> 
     }
 
     messages.sort_by_key(|m| (m.timestamp, m.partition, m.offset));
-    let newest = &messages[messages.len().saturating_sub(last)..];
-    for message in newest {
-        write_message(out, message)?;
-    }
-    Ok(newest.len())
+    let skip = messages.len().saturating_sub(last);
+    Ok(messages.split_off(skip))
 }
 
 fn write_message(out: &mut impl Write, message: &Peeked) -> std::io::Result<()> {

@@ -4,6 +4,7 @@
 //! runs.
 
 pub mod chain;
+pub mod flow;
 pub mod gate;
 pub mod verdict;
 

@@ -126,6 +126,9 @@ pub fn judge(step: &Step, run: &CheckRun) -> Verdict {
         })
         .collect();
 
+    // The shape of each request at the boundaries taught so far.
+    failures.extend(crate::flow::failures(&crate::flow::taught_so_far(step), run));
+
     if let Some(evidence) = &run.evidence {
         for assertion in evidence.assertions.iter().filter(|assertion| !assertion.passed) {
             failures.push(format!("{}: measured {}", assertion.claim, assertion.measured));

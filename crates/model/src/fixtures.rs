@@ -4,7 +4,7 @@
 use lineage::{Boundary, BoundaryCounts, BoundaryReport, CauseCounts, Report, ServiceReport};
 
 pub use crate::chain::EXPECTED_CHAIN;
-use crate::run::{CheckRun, Order, RequestShape};
+use crate::run::{CheckRun, Order, RequestShape, RequestSpan};
 use crate::step::{Step, StepMeta};
 
 /// Step 1 as its `step.toml` says: the HTTP hop, gateway under 1%, http
@@ -57,6 +57,28 @@ pub fn service(name: &str, spans: u64, orphans: u64, boundary: Boundary) -> Serv
     }
 }
 
+/// One request's spans as a single parent chain, `chain` from the root
+/// down: span `i` (id `s{i}`) is the child of span `i - 1`, starts `i` ms in
+/// and ends 1 ms later, so that each request's own span has ended when the
+/// work after it ends.
+pub fn tree(trace_id: &str, chain: &[&str]) -> Vec<RequestSpan> {
+    const MS: u64 = 1_000_000;
+    chain
+        .iter()
+        .enumerate()
+        .map(|(index, hop)| RequestSpan {
+            trace_id: trace_id.to_owned(),
+            span_id: format!("s{index}"),
+            parent_span_id: index.checked_sub(1).map(|parent| format!("s{parent}")),
+            hop: hop.parse().expect("a `service:kind` hop"),
+            name: (*hop).to_owned(),
+            start_unix_nanos: index as u64 * MS,
+            end_unix_nanos: (index as u64 + 1) * MS,
+            links: 0,
+        })
+        .collect()
+}
+
 /// A run of `requests` accepted requests, every one `chain` long (one trace
 /// each), with these service rows and per-boundary break counts.
 pub fn run(requests: u64, services: Vec<ServiceReport>, breaks: [u64; 3], chain: &[&str]) -> CheckRun {
@@ -70,6 +92,7 @@ pub fn run(requests: u64, services: Vec<ServiceReport>, breaks: [u64; 3], chain:
             traces: 1,
             spans: chain.len(),
             chain: Some(chain.iter().map(|hop| (*hop).to_owned()).collect()),
+            tree: tree(&order.trace_id, chain),
         })
         .collect();
     let spans: u64 = services.iter().map(|service| service.spans).sum();
@@ -106,6 +129,7 @@ pub fn run(requests: u64, services: Vec<ServiceReport>, breaks: [u64; 3], chain:
     CheckRun {
         step: "step-1".to_owned(),
         solution: true,
+        package: "step-01-http-solution".to_owned(),
         kafka: "tansu".to_owned(),
         requests_sent: requests as usize,
         requests_failed: 0,
@@ -117,5 +141,8 @@ pub fn run(requests: u64, services: Vec<ServiceReport>, breaks: [u64; 3], chain:
         elapsed_seconds: 1.0,
         evidence: None,
         sdk_export: Vec::new(),
+        service_logs: Vec::new(),
+        messages: None,
+        probes: None,
     }
 }

@@ -8,6 +8,7 @@ pub mod chain;
 pub mod fixtures;
 pub mod gate;
 pub mod hints;
+pub mod hop;
 pub mod rate;
 pub mod run;
 pub mod stage;
@@ -15,7 +16,11 @@ pub mod step;
 
 pub use chain::EXPECTED_CHAIN;
 pub use gate::{Baseline, GateCheck, JudgedFlow, Judgement, ORPHAN_RATE_LIMIT};
+pub use hop::{Hop, SpanKind};
 pub use rate::percent;
-pub use run::{Assertion, CheckRun, Evidence, ExportCounts, Order, RequestShape, ServiceExport};
+pub use run::{
+    Assertion, CheckRun, Evidence, ExportCounts, LogLine, MessageSample, Order, ProbeOutcome, Probes, RequestShape,
+    RequestSpan, ServiceExport, ServiceLog,
+};
 pub use stage::{StageData, StageKind};
 pub use step::{Expectation, JudgeKind, Step, StepMeta, Targets};

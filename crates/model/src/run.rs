@@ -4,6 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::hop::Hop;
 use crate::stage::StageData;
 pub use stitch_telemetry::ExportCounts;
 
@@ -17,13 +18,35 @@ pub struct RequestShape {
     /// `service:kind` from the root down, when the request is one trace whose
     /// spans form a single parent chain.
     pub chain: Option<Vec<String>>,
+    /// Every span of every fragment carrying the request's key, in lineage's
+    /// order: what the flow steps' judge reads the boundaries from.
+    #[serde(default)]
+    pub tree: Vec<RequestSpan>,
+}
+
+/// One span of a request, as the judges read it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RequestSpan {
+    pub trace_id: String,
+    pub span_id: String,
+    pub parent_span_id: Option<String>,
+    pub hop: Hop,
+    pub name: String,
+    pub start_unix_nanos: u64,
+    pub end_unix_nanos: u64,
+    /// Links to other spans.
+    pub links: usize,
 }
 
 /// Everything a run measured.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CheckRun {
     pub step: String,
+    /// Whether the crate that ran is the step's solution (for the screen).
     pub solution: bool,
+    /// The binary that ran the flow.
+    #[serde(default)]
+    pub package: String,
     pub kafka: String,
     pub requests_sent: usize,
     pub requests_failed: usize,
@@ -43,6 +66,65 @@ pub struct CheckRun {
     /// settled: a span dropped before export never reaches lineage.
     #[serde(default)]
     pub sdk_export: Vec<ServiceExport>,
+    /// What each service logged at WARN and ERROR during the run.
+    #[serde(default)]
+    pub service_logs: Vec<ServiceLog>,
+    /// The newest messages of the orders topic, read after the run.
+    #[serde(default)]
+    pub messages: Option<MessageSample>,
+    /// Whether each side of a boundary continues a context it is handed,
+    /// tried after the run's measurement (steps 0–3 only).
+    #[serde(default)]
+    pub probes: Option<Probes>,
+}
+
+/// A service's warnings and errors, each distinct line once with its count.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceLog {
+    pub role: String,
+    /// The whole log, for whoever wants more.
+    pub path: std::path::PathBuf,
+    pub lines: Vec<LogLine>,
+}
+
+/// One distinct WARN or ERROR line (its timestamp left out).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogLine {
+    /// `WARN` or `ERROR`.
+    pub level: String,
+    pub text: String,
+    pub count: u64,
+}
+
+/// The newest messages of the orders topic, and whether they carry context.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MessageSample {
+    pub read: usize,
+    pub with_traceparent: usize,
+    /// One `traceparent` value as a message carried it.
+    pub example: Option<String>,
+}
+
+/// Each side of the boundaries that have two, handed a context of the
+/// check's own after the run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Probes {
+    /// A `POST /work` sent straight to the worker with a `traceparent`.
+    pub worker: ProbeOutcome,
+    /// A message produced straight to the orders topic with a `traceparent`.
+    pub consumer: ProbeOutcome,
+}
+
+/// What became of a context handed to one side of a boundary.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ProbeOutcome {
+    /// Its span is a child of the context it was handed.
+    Continued,
+    /// Its span started a trace of its own.
+    Ignored,
+    /// No span of it reached lineage in time.
+    NotSeen,
 }
 
 /// One request the gateway accepted.

@@ -12,7 +12,7 @@ use crate::kafka::{Broker, BrokerKind, BrokerOptions};
 use crate::process::{
     Child, binary, build_broker, cargo_build, free_port, http_get_status, poll_until_quiet, spinner, wait_until,
 };
-use stitch_model::{CheckRun, Order, RequestShape, Step};
+use stitch_model::{CheckRun, Hop, MessageSample, Order, Probes, RequestShape, RequestSpan, Step};
 
 use crate::lesson::LessonCrate;
 use crate::stage::{Stage, StageEnv};
@@ -55,6 +55,8 @@ struct Member {
     launch: Launch,
     argv: Vec<String>,
     child: Child,
+    /// Where its current process logs.
+    log: std::path::PathBuf,
 }
 
 /// The services of the flow, started as three processes of the step's binary.
@@ -97,8 +99,9 @@ impl Services {
             let mut argv = launch.args(otlp);
             argv.extend(extra_args.iter().cloned());
             argv.extend(stage.as_ref().map(|stage| stage.service_args(role)).unwrap_or_default());
-            let child = start_member(binary, role, &argv, &logs.join(format!("{role}.log")), launch.listen())?;
-            anyhow::Ok(Member { launch, argv, child })
+            let log = logs.join(format!("{role}.log"));
+            let child = start_member(binary, role, &argv, &log, launch.listen())?;
+            anyhow::Ok(Member { launch, argv, child, log })
         };
         members.push(start(Launch::Consumer { listen: consumer_addr, kafka: kafka.clone(), group }, &stage)?);
         members.push(start(Launch::Worker { listen: worker_addr, kafka }, &stage)?);
@@ -130,6 +133,11 @@ impl Services {
             .iter_mut()
             .find(|member| member.launch.role() == role)
             .with_context(|| format!("no service {role:?}"))
+    }
+
+    /// Each role's current log file.
+    pub fn log_files(&self) -> Vec<(&'static str, std::path::PathBuf)> {
+        self.members.iter().map(|member| (member.launch.role(), member.log.clone())).collect()
     }
 
     pub fn check_alive(&self) -> anyhow::Result<()> {
@@ -195,6 +203,7 @@ impl Services {
         let binary = self.binary.clone();
         let member = self.member_mut(role)?;
         member.child = start_member(&binary, role, &member.argv, &log, member.launch.listen())?;
+        member.log = log;
         Ok(())
     }
 
@@ -412,34 +421,153 @@ fn run_started(
     };
 
     let outcome = drive_and_measure(runtime, lineage, &services, &mut broker, options, env, stage.as_deref_mut());
-    let sdk_export = if outcome.is_ok() { services.export_counts() } else { Ok(Vec::new()) };
+    // What only the running flow can tell.
+    let flow_only = stage.is_none();
+    let measured = outcome.and_then(|driven| {
+        let running = measure_running(runtime, lineage, &services, &broker, &driven.0, &env.logs, flow_only)?;
+        Ok((driven, running))
+    });
+    let logs = services.log_files();
     services.stop();
     broker.stop();
-    let (orders, failed, started) = outcome?;
-    let sdk_export = sdk_export?;
-    lineage.settle_now();
-    let evidence = match stage {
-        Some(stage) => Some(stage.measure(env, &orders)?),
-        None => None,
+    let ((orders, failed, started), running) = measured?;
+    let service_logs =
+        logs.iter().map(|(role, path)| crate::service_logs::read(role, path)).collect::<anyhow::Result<Vec<_>>>()?;
+    let (evidence, snapshot) = match (stage, running.snapshot) {
+        (None, Some(snapshot)) => (None, snapshot),
+        (stage, _) => {
+            lineage.settle_now();
+            let evidence = match stage {
+                Some(stage) => Some(stage.measure(env, &orders)?),
+                None => None,
+            };
+            (evidence, Snapshot::of(lineage, &orders, &env.logs)?)
+        }
     };
-    let shapes = orders.iter().map(|order| request_shape(lineage, &order.order_id)).collect();
-    let sample_dump = orders.first().and_then(|order| lineage.request_dump(&order.order_id)).unwrap_or_default();
-    let sample_page = orders.first().and_then(|order| lineage.request_page(&order.order_id)).unwrap_or_default();
     Ok(CheckRun {
         step: options.step.short_name(),
         solution: options.lesson.is_solution(),
+        package: options.lesson.binary.clone(),
         kafka: options.kafka.to_string(),
         requests_sent: options.requests,
         requests_failed: failed,
         orders,
-        shapes,
-        report: lineage.report(),
-        sample_dump,
-        sample_page,
+        shapes: snapshot.shapes,
+        report: snapshot.report,
+        sample_dump: snapshot.sample_dump,
+        sample_page: snapshot.sample_page,
         elapsed_seconds: started.elapsed().as_secs_f64(),
         evidence,
-        sdk_export,
+        sdk_export: running.sdk_export,
+        service_logs,
+        messages: Some(running.messages),
+        probes: running.probes,
     })
+}
+
+/// What lineage shows of a run's requests, once settled.
+struct Snapshot {
+    shapes: Vec<RequestShape>,
+    report: lineage::Report,
+    sample_dump: String,
+    sample_page: String,
+}
+
+impl Snapshot {
+    /// Lineage's view of `orders`; the first one's dump, when long, is
+    /// summarised and written whole into `logs`.
+    fn of(lineage: &lineage::Lineage, orders: &[Order], logs: &std::path::Path) -> anyhow::Result<Snapshot> {
+        let first = orders.first();
+        let dump = first.and_then(|order| lineage.request_dump(&order.order_id)).unwrap_or_default();
+        let sample_dump = match first.and_then(|order| lineage.request(&order.order_id)) {
+            Some(request) if dump.lines().count() > DUMP_LINES => {
+                let whole = logs.join("one-request.txt");
+                std::fs::write(&whole, &dump).with_context(|| format!("writing {}", whole.display()))?;
+                summarise_dump(&dump, &request, &whole)
+            }
+            _ => dump,
+        };
+        Ok(Snapshot {
+            shapes: orders
+                .iter()
+                .map(|order| request_shape(lineage, &order.order_id))
+                .collect::<anyhow::Result<_>>()?,
+            report: lineage.report(),
+            sample_dump,
+            sample_page: first.and_then(|order| lineage.request_page(&order.order_id)).unwrap_or_default(),
+        })
+    }
+}
+
+/// A request dump longer than this is summarised on the screen.
+const DUMP_LINES: usize = 40;
+
+/// A long request dump as a screen shows it: its first and last lines, how
+/// many were left out, and the request's spans counted by what lineage made
+/// of them; the whole dump is in `whole`.
+fn summarise_dump(dump: &str, request: &lineage::RequestView, whole: &std::path::Path) -> String {
+    const HEAD: usize = 16;
+    const TAIL: usize = 8;
+    let lines: Vec<&str> = dump.lines().collect();
+    let (connected, linked, orphans) = request
+        .traces
+        .iter()
+        .fold((0, 0, 0), |(c, l, o), trace| (c + trace.connected, l + trace.linked, o + trace.orphans));
+    let spans: usize = request.traces.iter().map(|trace| trace.spans.len()).sum();
+    let mut out: Vec<String> = lines[..HEAD].iter().map(|line| (*line).to_owned()).collect();
+    out.push(format!("… {} lines left out …", lines.len() - HEAD - TAIL));
+    out.extend(lines[lines.len() - TAIL..].iter().map(|line| (*line).to_owned()));
+    out.push(String::new());
+    out.push(format!(
+        "{} traces, {spans} spans: {connected} connected, {linked} linked, {orphans} orphans; the whole dump ({} \
+         lines): {}",
+        request.traces.len(),
+        lines.len(),
+        whole.display()
+    ));
+    out.join("\n")
+}
+
+/// What a run measures while its services still run.
+struct Running {
+    sdk_export: Vec<crate::sdk_export::ServiceExport>,
+    messages: MessageSample,
+    /// The flow alone (no stage): lineage's view, taken before the probes
+    /// add spans of their own.
+    snapshot: Option<Snapshot>,
+    probes: Option<Probes>,
+}
+
+/// Messages read from the orders topic after a run.
+const MESSAGES_READ: usize = 20;
+
+fn measure_running(
+    runtime: &tokio::runtime::Runtime,
+    lineage: &lineage::Lineage,
+    services: &Services,
+    broker: &Broker,
+    orders: &[Order],
+    logs: &std::path::Path,
+    flow_only: bool,
+) -> anyhow::Result<Running> {
+    let sdk_export = services.export_counts()?;
+    let newest = stitch_flow::peek::newest(broker.bootstrap(), crate::kafka::FLOW_TOPIC, MESSAGES_READ)
+        .context("reading the newest messages of the orders topic")?;
+    let carrying: Vec<&str> = newest.iter().filter_map(|message| message.header("traceparent")).collect();
+    let messages = MessageSample {
+        read: newest.len(),
+        with_traceparent: carrying.len(),
+        example: carrying.first().map(|value| (*value).to_owned()),
+    };
+    let (snapshot, probes) = if flow_only {
+        lineage.settle_now();
+        let snapshot = Snapshot::of(lineage, orders, logs)?;
+        let probes = crate::probes::run(runtime, lineage, services.listen("worker")?, broker.bootstrap())?;
+        (Some(snapshot), Some(probes))
+    } else {
+        (None, None)
+    };
+    Ok(Running { sdk_export, messages, snapshot, probes })
 }
 
 type Driven = (Vec<Order>, usize, Instant);
@@ -538,12 +666,29 @@ pub fn wait_for_spans(
 }
 
 /// Reads one request's fragments from lineage.
-pub fn request_shape(lineage: &lineage::Lineage, order_id: &str) -> RequestShape {
+pub fn request_shape(lineage: &lineage::Lineage, order_id: &str) -> anyhow::Result<RequestShape> {
     let traces = lineage.request_traces(order_id);
     let spans = traces.iter().map(|trace| trace.spans.len()).sum();
     let chain = match traces.as_slice() {
         [trace] => stitch_judge::chain::linear_chain(&stitch_judge::chain::TraceHops::of(trace)),
         _ => None,
     };
-    RequestShape { order_id: order_id.to_owned(), traces: traces.len(), spans, chain }
+    let tree = traces
+        .iter()
+        .flat_map(|trace| trace.spans.iter().map(move |span| (trace, span)))
+        .map(|(trace, span)| {
+            Ok(RequestSpan {
+                trace_id: trace.trace_id.clone(),
+                span_id: span.span_id.clone(),
+                parent_span_id: span.parent_span_id.clone(),
+                hop: Hop { service: span.service.clone(), kind: span.kind.parse().map_err(anyhow::Error::msg)? },
+                name: span.name.clone(),
+                start_unix_nanos: span.start_unix_nanos,
+                end_unix_nanos: span.end_unix_nanos,
+                links: span.links.len(),
+            })
+        })
+        .collect::<anyhow::Result<Vec<_>>>()
+        .with_context(|| format!("reading the spans of {order_id}"))?;
+    Ok(RequestShape { order_id: order_id.to_owned(), traces: traces.len(), spans, chain, tree })
 }

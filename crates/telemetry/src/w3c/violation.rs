@@ -14,7 +14,7 @@ pub enum Violation {
     /// that combines repeated fields writes it.
     TraceparentCombined,
     /// Fields named `traceparent` that the carrier cannot give as text
-    /// (not visible ASCII or not UTF-8).
+    /// (not visible ASCII or not UTF-8, or a Kafka header without a value).
     TraceparentUnreadable,
     /// `version` is not 2 lowercase hex digits followed by `-`.
     VersionFormat,
@@ -80,7 +80,7 @@ impl Violation {
         match self {
             Violation::TraceparentDuplicated => "traceparent: one field only",
             Violation::TraceparentCombined => "traceparent: not a list",
-            Violation::TraceparentUnreadable => "traceparent: visible ASCII",
+            Violation::TraceparentUnreadable => "traceparent: a value that reads as text",
             Violation::VersionFormat => "traceparent: version = 2HEXDIGLC \"-\"",
             Violation::VersionFf => "traceparent: version ff is forbidden",
             Violation::TraceIdFormat => "traceparent: trace-id = 32HEXDIGLC",
@@ -93,7 +93,7 @@ impl Violation {
                 "traceparent: a later version's trace-flags end the value or are followed by \"-\""
             }
             Violation::RefusedBySdk => "traceparent: refused by OpenTelemetry's parser",
-            Violation::TracestateUnreadable => "tracestate: visible ASCII",
+            Violation::TracestateUnreadable => "tracestate: a value that reads as text",
             Violation::TracestateFieldsHidden => "tracestate: every field combined in order",
             Violation::TracestateMemberFormat => "tracestate: list-member = key \"=\" value",
             Violation::TracestateKey => "tracestate: key = ( lcalpha / DIGIT ) 0*255 ( keychar )",

@@ -15,6 +15,7 @@ use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider};
 use proptest::prelude::*;
 use stitch_telemetry::w3c::W3cPropagator;
+use stitch_telemetry::w3c::http_fields::readable;
 
 const TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
 const OTHER_TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4737";
@@ -112,6 +113,31 @@ fn a_traceparent_that_is_not_text_starts_a_new_trace() {
     let mut headers = http::HeaderMap::new();
     headers.insert("traceparent", http::HeaderValue::from_bytes(b"00-\xff").expect("bytes are a value"));
     assert_eq!(continued(&extract(&HeaderExtractor(&headers))), None);
+}
+
+/// opentelemetry-http's `HeaderExtractor` skips a value that is not visible
+/// ASCII; the services' servers show it through `http_fields::readable`.
+#[test]
+fn an_unreadable_field_beside_a_valid_one_is_seen() {
+    let valid = traceparent(TRACE, "01");
+    let unreadable = http::HeaderValue::from_bytes(b"00-\xff").expect("bytes are a value");
+    for unreadable_first in [true, false] {
+        let mut headers = http::HeaderMap::new();
+        if unreadable_first {
+            headers.append("traceparent", unreadable.clone());
+        }
+        headers.append("traceparent", http::HeaderValue::from_str(&valid).expect("a value"));
+        if !unreadable_first {
+            headers.append("traceparent", unreadable.clone());
+        }
+        assert_eq!(HeaderExtractor(&headers).get_all("traceparent"), Some(vec![valid.as_str()]), "hidden as is");
+        assert_eq!(continued(&extract(&HeaderExtractor(&readable(&headers)))), None, "first: {unreadable_first}");
+    }
+    let mut headers = http(&[("traceparent", &valid), ("tracestate", "foo=1")]);
+    headers.append("tracestate", unreadable);
+    let cx = extract(&HeaderExtractor(&readable(&headers)));
+    assert_eq!(continued(&cx), trace(TRACE), "an unreadable tracestate does not restart the trace");
+    assert_eq!(inject(&cx).get("tracestate"), None, "and is not half sent on");
 }
 
 #[test]

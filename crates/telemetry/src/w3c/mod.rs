@@ -2,6 +2,7 @@
 //! spec at every boundary: the grammar of each header, the rules it can
 //! break, and the propagator that applies them.
 
+pub mod http_fields;
 mod propagator;
 pub mod traceparent;
 pub mod tracestate;

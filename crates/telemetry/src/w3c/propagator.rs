@@ -8,6 +8,7 @@ use opentelemetry::propagation::{Extractor, Injector, TextMapPropagator};
 use opentelemetry::trace::{SpanContext, TraceContextExt as _, TraceFlags, TraceId, TraceState};
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 
+use super::http_fields::UNREADABLE;
 use super::violation::{Reported, Violation};
 use super::{traceparent, tracestate};
 
@@ -57,6 +58,7 @@ impl W3cPropagator {
             Fields::Unreadable => return Err((Violation::TraceparentUnreadable, Vec::new())),
             Fields::Hidden(values) => return Err((Violation::TraceparentDuplicated, values)),
             Fields::Values(values) => match values.as_slice() {
+                [one] if *one == UNREADABLE => return Err((Violation::TraceparentUnreadable, values)),
                 [one] => *one,
                 _ => return Err((Violation::TraceparentDuplicated, values)),
             },
@@ -191,6 +193,7 @@ fn members<'a>(extractor: &'a dyn Extractor) -> Result<Vec<(&'a str, &'a str)>, 
         Fields::Absent => Ok(Vec::new()),
         Fields::Unreadable => Err((Violation::TracestateUnreadable, Vec::new())),
         Fields::Hidden(values) => Err((Violation::TracestateFieldsHidden, values)),
+        Fields::Values(values) if values.contains(&UNREADABLE) => Err((Violation::TracestateUnreadable, values)),
         Fields::Values(values) => match tracestate::parse(&values) {
             Ok(members) => Ok(members),
             Err(violation) => Err((violation, values)),

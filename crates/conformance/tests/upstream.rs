@@ -96,7 +96,9 @@ fn the_random_flag() {
 fn tracestates() {
     let parent = format!("00-{TRACE}-{PARENT}-01");
     let thirty_three = (1..=33).map(|n| format!("k{n}=v")).collect::<Vec<_>>().join(",");
-    let notes: [(u8, Vec<&str>, Option<&str>, Option<&str>); 10] = [
+    // The note, the tracestate fields, and what the SDK and the project send on.
+    type Note<'a> = (u8, Vec<&'a str>, Option<&'a str>, Option<&'a str>);
+    let notes: [Note; 10] = [
         (11, vec!["foo=1", "bar=2"], Some("foo=1"), Some("foo=1,bar=2")),
         (11, vec!["", "foo=1"], Some(""), Some("foo=1")),
         (12, vec![], Some(""), None),

@@ -21,10 +21,10 @@ async fn main() -> anyhow::Result<()> {
     let _provider = stitch_conformance::telemetry::install(args.propagator)?;
     let listener = stitch_conformance::listen::bind(args.port).await?;
     eprintln!(
-        "listening on http://{}{} ({:?} propagator)",
+        "listening on http://{}{} ({})",
         listener.local_addr()?,
         stitch_conformance::service::PATH,
-        args.propagator
+        args.propagator.describe()
     );
     stitch_conformance::service::serve(listener, async {
         if let Err(err) = tokio::signal::ctrl_c().await {

@@ -25,6 +25,14 @@ pub enum Propagator {
 }
 
 impl Propagator {
+    /// What the service's first line says it runs.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Propagator::Project => "the project's propagator",
+            Propagator::Sdk => "OpenTelemetry's TraceContextPropagator alone",
+        }
+    }
+
     /// [`PROPAGATOR_ENV`]: `project` (or unset) or `sdk`; anything else is an error.
     pub fn from_env() -> anyhow::Result<Propagator> {
         match std::env::var(PROPAGATOR_ENV) {

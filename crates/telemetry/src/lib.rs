@@ -161,17 +161,22 @@ fn env_filter(filter: &str) -> anyhow::Result<EnvFilter> {
         .with_context(|| format!("invalid log filter {filter:?}"))
 }
 
-/// Log lines at `log_level` or above, on stderr.
+/// Log lines at `log_level` or above, on stderr, and the propagator's
+/// debug lines (why a received context was refused) when the filter lets
+/// them be (`RUST_LOG=info,stitch_telemetry=debug`).
 fn log_layer<S>(log_level: tracing_subscriber::filter::LevelFilter) -> impl Layer<S>
 where
     S: tracing::Subscriber + for<'span> tracing_subscriber::registry::LookupSpan<'span>,
 {
+    let shown = tracing_subscriber::filter::Targets::new()
+        .with_default(log_level)
+        .with_target("stitch_telemetry::w3c", tracing_subscriber::filter::LevelFilter::DEBUG.max(log_level));
     tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         // Colour for a terminal, plain text for the log files checks keep.
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_target(false)
-        .with_filter(log_level)
+        .with_filter(shown)
 }
 
 impl Telemetry {

@@ -226,7 +226,7 @@ pub fn run(kafka: &str, requests: usize, no_tests: bool) -> anyhow::Result<ExitC
         proofs.push(Proof { name, problems });
     }
     {
-        let name = "soak --short on tansu: 0 crashes, 0 unexplained losses, 0 orphans under load";
+        let name = "soak --short on tansu: 0 crashes, 0 W3C violations, 0 unexplained losses, 0 orphans under load";
         let options =
             stitch_campaigns::soak::SoakOptions::short(BrokerKind::Tansu, stitch_campaigns::soak::fresh_seed());
         eprintln!("\n── {name} (fuzz seed {})", options.seed);

@@ -5,6 +5,7 @@ mod agenda;
 mod book;
 mod book_order;
 mod ci;
+mod conformance;
 mod facts;
 mod fast_tests;
 mod gate_check;
@@ -167,6 +168,10 @@ enum Command {
     /// The final flow under a steady open-loop load, a worker and a consumer
     /// killed mid-run, and generated malformed trace context at every edge.
     Soak(soak::Args),
+    /// The W3C Trace Context rule tests against the project's propagator
+    /// and against OpenTelemetry's alone, written into the book; with
+    /// --w3c-suite, the official suite against the conformance service too.
+    Conformance(conformance::Args),
     /// Check every include and anchor of the book, then build it.
     Book {
         /// Check only (the default, and the only mode).
@@ -201,6 +206,7 @@ fn main() -> ExitCode {
         Command::IngestBench(args) => ingest_bench::run(&args),
         Command::Traps { only } => traps::write(only.as_deref()),
         Command::Soak(args) => soak::run(&args),
+        Command::Conformance(args) => conformance::run(&args),
         Command::LongTrace { minutes, tight_minutes, tight_limit_mib, tight_only, render_only } => {
             let runs = match (tight_only, render_only) {
                 (_, true) => long_trace::Runs::None,

@@ -12,6 +12,11 @@ pub fn request_span(request: &http::Request<axum::body::Body>) -> Span {
         otel.kind = "server",
         http.request.method = %request.method(),
     );
-    step_01_http_solution::http::continue_trace(&span, request.headers());
+    // As the flow's servers do: what opentelemetry-http's HeaderExtractor
+    // would hide, shown to the propagator.
+    step_01_http_solution::http::continue_trace(
+        &span,
+        &stitch_telemetry::w3c::http_fields::readable(request.headers()),
+    );
     span
 }

@@ -159,7 +159,9 @@ pub(crate) async fn serve(
             TraceLayer::new_for_http()
                 .make_span_with(move |request: &http::Request<axum::body::Body>| {
                     let span = crate::server::server_span(request);
-                    continue_at_edge(&span, request.headers(), &edge_policy);
+                    // What opentelemetry-http's HeaderExtractor would hide, shown.
+                    let headers = stitch_telemetry::w3c::http_fields::readable(request.headers());
+                    continue_at_edge(&span, &headers, &edge_policy);
                     span
                 })
                 .on_response(|response: &http::Response<_>, _latency, span: &Span| {

@@ -47,7 +47,8 @@ pub(crate) async fn serve(listen: SocketAddr, kafka: KafkaArgs, boundaries: Boun
             TraceLayer::new_for_http()
                 .make_span_with(move |request: &http::Request<axum::body::Body>| {
                     let span = crate::server::server_span(request);
-                    continue_http(&span, request.headers());
+                    // What opentelemetry-http's HeaderExtractor would hide, shown.
+                    continue_http(&span, &stitch_telemetry::w3c::http_fields::readable(request.headers()));
                     span
                 })
                 .on_response(|response: &http::Response<_>, _latency, span: &Span| {

@@ -11,9 +11,9 @@ use tracing_subscriber::layer::SubscriberExt as _;
 const TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
 const VALID: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
 
-/// Runs `test` with an OpenTelemetry layer and the W3C propagator installed.
+/// Runs `test` with an OpenTelemetry layer and the services' W3C propagator installed.
 fn with_tracing(test: impl FnOnce()) {
-    opentelemetry::global::set_text_map_propagator(opentelemetry_sdk::propagation::TraceContextPropagator::new());
+    opentelemetry::global::set_text_map_propagator(stitch_telemetry::w3c::W3cPropagator::new());
     let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder().build();
     let subscriber = tracing_subscriber::registry()
         .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("malformed-context")));
@@ -76,6 +76,9 @@ fn kafka_ignores_broken_headers() {
         assert!(!message_continues(Some(headers(&[0xffu8, 0x00, 0x80][..]))), "not UTF-8");
         let null_value = OwnedHeaders::new().insert(Header::<&str> { key: "traceparent", value: None });
         assert!(!message_continues(Some(null_value)), "a null header value");
+        // Step 3's extractor returns the first of two; its keys list both.
+        let twice = headers(VALID).insert(Header { key: "traceparent", value: Some(VALID) });
+        assert!(!message_continues(Some(twice)), "traceparent twice");
     });
 }
 

@@ -2,12 +2,14 @@
 //!
 //! Everything that is NOT a propagation lesson lives here, written once: the
 //! OTLP exporter, the batch processor, the resource (`service.name`), the global
-//! W3C propagator, and a shutdown that really flushes. The boundaries where
+//! W3C propagator (strict: [`w3c::W3cPropagator`]), and a shutdown that really
+//! flushes. The boundaries where
 //! lineage is born live in the step crates.
 
 mod export_counts;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod w3c;
 
 pub use export_counts::ExportCounts;
 
@@ -18,7 +20,6 @@ use opentelemetry::global;
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_otlp::{SpanExporter, WithExportConfig};
 use opentelemetry_sdk::Resource;
-use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::{BatchConfigBuilder, BatchSpanProcessor, SdkTracerProvider};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
@@ -44,8 +45,9 @@ pub struct Options {
     pub filter: String,
     /// Extra resource attributes, e.g. which step produced the spans.
     pub resource: Vec<(String, String)>,
-    /// Installs the global W3C propagator. Every service sets it; only
-    /// `traps/no-propagator` clears it, to show what its absence does.
+    /// Installs the global W3C propagator, [`w3c::W3cPropagator`]. Every
+    /// service sets it; only `traps/no-propagator` clears it, to show what
+    /// its absence does.
     pub install_propagator: bool,
     /// How often the batch processor exports: [`EXPORT_DELAY`] in the
     /// services. `None` keeps the SDK's default (5 s, or
@@ -92,9 +94,10 @@ pub struct Telemetry {
 pub fn init(options: &Options) -> anyhow::Result<Telemetry> {
     // ANCHOR: propagator
     // Without a global propagator, every inject/extract in the workshop is a
-    // silent no-op: the tracing layer does not install one.
+    // silent no-op: the tracing layer does not install one. This one is
+    // OpenTelemetry's W3C propagator behind a validator of the spec's rules.
     if options.install_propagator {
-        global::set_text_map_propagator(TraceContextPropagator::new());
+        global::set_text_map_propagator(w3c::W3cPropagator::new());
     }
     // ANCHOR_END: propagator
 
@@ -158,17 +161,22 @@ fn env_filter(filter: &str) -> anyhow::Result<EnvFilter> {
         .with_context(|| format!("invalid log filter {filter:?}"))
 }
 
-/// Log lines at `log_level` or above, on stderr.
+/// Log lines at `log_level` or above, on stderr, and the propagator's
+/// debug lines (why a received context was refused) when the filter lets
+/// them be (`RUST_LOG=info,stitch_telemetry=debug`).
 fn log_layer<S>(log_level: tracing_subscriber::filter::LevelFilter) -> impl Layer<S>
 where
     S: tracing::Subscriber + for<'span> tracing_subscriber::registry::LookupSpan<'span>,
 {
+    let shown = tracing_subscriber::filter::Targets::new()
+        .with_default(log_level)
+        .with_target("stitch_telemetry::w3c", tracing_subscriber::filter::LevelFilter::DEBUG.max(log_level));
     tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         // Colour for a terminal, plain text for the log files checks keep.
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_target(false)
-        .with_filter(log_level)
+        .with_filter(shown)
 }
 
 impl Telemetry {

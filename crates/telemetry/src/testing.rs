@@ -1,9 +1,8 @@
 //! Spans captured in memory, for the steps' fast tests: the real SDK and the
-//! real W3C propagator, no exporter process, no collector.
+//! services' W3C propagator, no exporter process, no collector.
 
 use opentelemetry::global;
 use opentelemetry::trace::TracerProvider as _;
-use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider, SpanData};
 use tracing::subscriber::DefaultGuard;
 use tracing_subscriber::layer::SubscriberExt as _;
@@ -20,7 +19,7 @@ impl Capture {
     /// again is harmless) and a subscriber for this thread only, so tests
     /// running side by side never see each other's spans.
     pub fn start() -> Capture {
-        global::set_text_map_propagator(TraceContextPropagator::new());
+        global::set_text_map_propagator(crate::w3c::W3cPropagator::new());
         let exporter = InMemorySpanExporter::default();
         let provider = SdkTracerProvider::builder().with_simple_exporter(exporter.clone()).build();
         let subscriber = tracing_subscriber::registry()

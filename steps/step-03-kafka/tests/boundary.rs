@@ -23,9 +23,11 @@ fn span_context(span: &Span) -> SpanContext {
     span.context().span().span_context().clone()
 }
 
-/// The `traceparent` header W3C Trace Context writes for `context`.
+/// The `traceparent` header W3C Trace Context writes for `context`, up to
+/// its flags (which also say whether the trace-id is random, something the
+/// span context does not know).
 fn traceparent(context: &SpanContext) -> String {
-    format!("00-{}-{}-{:02x}", context.trace_id(), context.span_id(), context.trace_flags().to_u8())
+    format!("00-{}-{}-", context.trace_id(), context.span_id())
 }
 
 fn header<'a>(headers: &'a OwnedHeaders, key: &str) -> Option<&'a [u8]> {
@@ -60,13 +62,16 @@ fn the_message_carries_the_publish_spans_context() {
         panic!("{}", broken("the published message has no `traceparent` header"));
     };
     let value = String::from_utf8_lossy(value);
-    assert_ne!(
-        value,
-        traceparent(&request),
+    assert!(
+        !value.starts_with(&traceparent(&request)),
         "{}",
         broken("the message carries the current span's context, not the publish span's")
     );
-    assert_eq!(value, traceparent(&publish), "{}", broken("the message's `traceparent` is not the publish span's"));
+    assert!(
+        value.starts_with(&traceparent(&publish)),
+        "{}",
+        broken("the message's `traceparent` is not the publish span's")
+    );
 }
 
 #[test]

@@ -92,10 +92,14 @@ pub fn parse_traceparent(value: &str) -> Traceparent {
 }
 
 /// Installs the service's telemetry once per test binary: the global
-/// propagator and subscriber are process-wide.
+/// propagator and subscriber are process-wide. The project's propagator
+/// unless `STITCH_CONFORMANCE_PROPAGATOR=sdk` asks for the SDK's alone.
 fn telemetry() {
     static PROVIDER: OnceLock<SdkTracerProvider> = OnceLock::new();
-    PROVIDER.get_or_init(|| stitch_conformance::telemetry::install().expect("installing the service's telemetry"));
+    PROVIDER.get_or_init(|| {
+        let propagator = stitch_conformance::telemetry::Propagator::from_env().expect("choosing the propagator");
+        stitch_conformance::telemetry::install(propagator).expect("installing the service's telemetry")
+    });
 }
 
 /// The service, started on a free loopback port for the rest of the test.

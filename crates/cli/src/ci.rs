@@ -225,6 +225,32 @@ pub fn run(kafka: &str, requests: usize, no_tests: bool) -> anyhow::Result<ExitC
         clock.lap(&name);
         proofs.push(Proof { name, problems });
     }
+    // The check judges the crate it runs: the learner's crate with the
+    // solution's lesson passes (on every broker the step runs on), each
+    // named wrong fix fails with its message, and step 5 judges the same
+    // after steps 1–3 are solved in place.
+    let baseline_step = steps.first().context("no steps")?;
+    for step in steps.iter().filter(|step| step.is_flow() && step.has_solution()) {
+        let problems = crate::lessons::shipped_is_baseline(step, baseline_step);
+        proofs.push(Proof {
+            name: format!("{}: the shipped lesson is the baseline's code", step.short_name()),
+            problems,
+        });
+    }
+    for step in steps.iter().filter(|step| step.has_solution()) {
+        let on: &[BrokerKind] = if step.is_flow() { &brokers } else { &brokers[..1] };
+        let requests = if step.is_flow() { requests } else { step.default_requests() };
+        for &kafka in on {
+            let (name, problems) = crate::lessons::solved_copy_passes(step, kafka, requests);
+            proofs.push(Proof { name, problems });
+        }
+        for (name, problems) in crate::lessons::mistakes_fail(step, first, requests) {
+            proofs.push(Proof { name, problems });
+        }
+    }
+    let (name, problems) = crate::lessons::in_order(&steps, first);
+    proofs.push(Proof { name, problems });
+    clock.lap("the learner's crate: solved copies, wrong fixes, step 5 in order");
     {
         let name = "soak --short on tansu: 0 crashes, 0 W3C violations, 0 unexplained losses, 0 orphans under load";
         let options =
@@ -431,6 +457,13 @@ pub(crate) fn lesson_only(step: &Step) -> Vec<String> {
     let todo = format!("TODO({})", step.short_name());
     for file in files {
         if file == "step.toml" {
+            continue;
+        }
+        // The named wrong fixes live beside the solution only.
+        if file == "mistakes.toml" || file.starts_with("mistakes/") {
+            if unsolved.join(&file).exists() {
+                problems.push(format!("{file}: the wrong fixes belong to the solution, not the step"));
+            }
             continue;
         }
         let read = |dir: &Path| std::fs::read_to_string(dir.join(&file)).ok().map(normalise);

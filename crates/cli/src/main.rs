@@ -13,6 +13,7 @@ mod hint;
 mod infra;
 mod ingest_bench;
 mod kafka_message;
+mod lessons;
 mod long_trace;
 mod report;
 mod soak;
@@ -172,6 +173,18 @@ enum Command {
     /// and against OpenTelemetry's alone, written into the book; with
     /// --w3c-suite, the official suite against the conformance service too.
     Conformance(conformance::Args),
+    /// Every wrong fix the course names (solutions/*/mistakes.toml), copied
+    /// over the learner's crate and checked: what the check answers each.
+    Mistakes {
+        /// Only this step (`step-1`, `1`, …).
+        #[arg(long)]
+        step: Option<String>,
+        #[arg(long, default_value = "tansu")]
+        kafka: BrokerKind,
+        /// Write the table into book/src/generated/mistakes.md.
+        #[arg(long)]
+        write: bool,
+    },
     /// Check every include and anchor of the book, then build it.
     Book {
         /// Check only (the default, and the only mode).
@@ -206,6 +219,7 @@ fn main() -> ExitCode {
         Command::IngestBench(args) => ingest_bench::run(&args),
         Command::Traps { only } => traps::write(only.as_deref()),
         Command::Soak(args) => soak::run(&args),
+        Command::Mistakes { step, kafka, write } => lessons::command(step.as_deref(), kafka, write),
         Command::Conformance(args) => conformance::run(&args),
         Command::LongTrace { minutes, tight_minutes, tight_limit_mib, tight_only, render_only } => {
             let runs = match (tight_only, render_only) {

@@ -9,6 +9,7 @@ pub mod fixtures;
 pub mod gate;
 pub mod hints;
 pub mod hop;
+pub mod mistakes;
 pub mod rate;
 pub mod run;
 pub mod stage;

@@ -54,6 +54,8 @@ fn classify(line: &str) -> Option<(String, String)> {
     }
     let rest = rest.trim_start();
     let (level, text) = rest.split_once(char::is_whitespace)?;
+    // The spans it was logged in (`request{otel.name=…}: `) say where, not what.
+    let text = text.rsplit_once("}: ").map_or(text, |(_, message)| message);
     matches!(level, "WARN" | "ERROR").then(|| (level.to_owned(), text.trim().to_owned()))
 }
 
@@ -66,7 +68,7 @@ mod tests {
         let log = "\
 2026-12-07T17:18:43.523532Z  INFO worker listening listen=127.0.0.1:29383
 2026-12-07T17:22:23.003119Z  WARN cannot continue the caller's trace err=Span has already been started
-2026-12-07T17:22:23.071047Z  WARN cannot continue the caller's trace err=Span has already been started
+2026-12-07T17:22:23.071047Z  WARN request{otel.name=POST /work otel.kind="server"}: cannot continue the caller's trace err=Span has already been started
 2026-12-07T17:21:58.105342Z ERROR name=\"BatchSpanProcessor.ExportError\" error=\"refused\"
 worker: 600 spans ended, 600 exported, 0 failed to export, 0 dropped before export
 thread 'tokio-runtime-worker' panicked at steps/step-01-http/src/http.rs:20:35:

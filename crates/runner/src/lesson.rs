@@ -183,10 +183,9 @@ fn write_workspace() -> anyhow::Result<()> {
         if let Some(path) = spec.get("path").and_then(toml::Value::as_str) {
             let absolute = root.join(path);
             paths.insert(name.clone(), absolute.clone());
-            spec.as_table_mut().context("a path dependency is a table")?.insert(
-                "path".to_owned(),
-                absolute.to_str().context("a path that is not UTF-8")?.into(),
-            );
+            spec.as_table_mut()
+                .context("a path dependency is a table")?
+                .insert("path".to_owned(), absolute.to_str().context("a path that is not UTF-8")?.into());
         }
     }
 
@@ -211,8 +210,11 @@ fn write_workspace() -> anyhow::Result<()> {
     copies.insert("dependencies".to_owned(), dependencies.into());
     let mut profiles = section(&project, "profile")?;
     let dev = profiles.get_mut("dev").and_then(toml::Value::as_table_mut).context("no [profile.dev]")?;
-    let as_member: toml::Table =
-        dev.iter().filter(|(key, _)| *key != "package" && *key != "build-override").map(|(k, v)| (k.clone(), v.clone())).collect();
+    let as_member: toml::Table = dev
+        .iter()
+        .filter(|(key, _)| *key != "package" && *key != "build-override")
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
     let packages = dev.entry("package").or_insert_with(|| toml::Table::new().into());
     let packages = packages.as_table_mut().context("[profile.dev.package] is a table")?;
     for name in reached {

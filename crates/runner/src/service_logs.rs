@@ -68,7 +68,7 @@ mod tests {
         let log = "\
 2026-12-07T17:18:43.523532Z  INFO worker listening listen=127.0.0.1:29383
 2026-12-07T17:22:23.003119Z  WARN cannot continue the caller's trace err=Span has already been started
-2026-12-07T17:22:23.071047Z  WARN request{otel.name=POST /work otel.kind="server"}: cannot continue the caller's trace err=Span has already been started
+2026-12-07T17:22:23.071047Z  WARN request{otel.name=POST /work otel.kind=\"server\"}: cannot continue the caller's trace err=Span has already been started
 2026-12-07T17:21:58.105342Z ERROR name=\"BatchSpanProcessor.ExportError\" error=\"refused\"
 worker: 600 spans ended, 600 exported, 0 failed to export, 0 dropped before export
 thread 'tokio-runtime-worker' panicked at steps/step-01-http/src/http.rs:20:35:

@@ -177,7 +177,7 @@ pub fn print_check(step: &Step, run: &CheckRun, verdict: &Verdict) {
         print_evidence(evidence);
     }
     if verdict.passed {
-        println!("PASSED: every judged orphan and break rate is under its target.");
+        println!("PASSED: every judged rate is under its target, and every judged shape and claim holds.");
     } else {
         println!("FAILED:");
         for failure in &verdict.failures {

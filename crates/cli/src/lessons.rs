@@ -95,34 +95,30 @@ fn run_mistake(
 }
 
 /// A learner who works in order: steps 1–3 solved in the learner's own
-/// crates, then step 5. Its check still fails the shipped lesson and passes
-/// the solution's, judged on the same flows. The lesson files of the flow
-/// steps are written in place and restored after, so the tree must hold
-/// them as committed.
+/// crates, then step 5. Step 5's check fails its shipped lesson, and passes
+/// once the learner's own crate holds the solution's, judged on the same
+/// flows. The lesson files are written in place and restored after, so the
+/// tree must hold them as committed.
 pub fn in_order(steps: &[Step], kafka: BrokerKind) -> Proven {
-    let name = "step 5 after steps 1–3 solved in place: fails unsolved, passes solved".to_owned();
+    let name = "a learner in order (steps 1–3 solved, then step 5): step 5 fails unsolved, passes solved".to_owned();
     eprintln!("\n── {name}");
     let problems = (|| -> anyhow::Result<Vec<String>> {
         let gate = steps.iter().find(|step| step.meta.judge.is_some()).context("no judged step")?;
-        let solved: Vec<(PathBuf, PathBuf)> = steps
-            .iter()
-            .filter(|step| step.is_flow() && step.has_solution())
-            .flat_map(|step| {
-                step.meta.lesson.iter().map(move |file| (step.dir(false).join(file), step.dir(true).join(file)))
-            })
-            .collect();
-        let _in_place = InPlace::write(&solved)?;
+        let solved = |step: &Step| -> Vec<(PathBuf, PathBuf)> {
+            step.meta.lesson.iter().map(|file| (step.dir(false).join(file), step.dir(true).join(file))).collect()
+        };
+        let flow: Vec<(PathBuf, PathBuf)> =
+            steps.iter().filter(|step| step.is_flow() && step.has_solution()).flat_map(solved).collect();
         let requests = gate.default_requests();
         let mut problems = Vec::new();
-        let unsolved = judge(gate, LessonCrate::learner(gate), kafka, requests)?;
-        if unsolved.passed {
-            problems.push("the shipped step 5 passed".to_owned());
+        let _steps_1_to_3 = InPlace::write(&flow)?;
+        if judge(gate, LessonCrate::learner(gate), kafka, requests)?.passed {
+            problems.push("with steps 1–3 solved, the shipped step 5 passed".to_owned());
         }
-        let copy = LessonCrate::copy_of_learner(gate, "solved", &lesson::solution_lesson(gate))?;
-        let solved = judge(gate, copy, kafka, requests)?;
-        if !solved.passed {
-            problems.extend(solved.failures.into_iter().map(|failure| format!("solved, it failed: {failure}")));
-        }
+        let _step_5 = InPlace::write(&solved(gate))?;
+        let judged = judge(gate, LessonCrate::learner(gate), kafka, requests)?;
+        problems
+            .extend(judged.failures.into_iter().map(|failure| format!("solved in place, step 5 failed: {failure}")));
         Ok(problems)
     })()
     .unwrap_or_else(|err| vec![format!("{err:#}")]);
@@ -148,7 +144,7 @@ impl InPlace {
             .context("running git diff (the proof needs the checkout's git)")?
             .status;
         if !status.success() {
-            bail!("the lesson files of steps 1–3 differ from the commit: commit or stash them before this proof");
+            bail!("lesson files differ from the commit: commit or stash them before this proof");
         }
         let mut saved = Vec::new();
         for (target, source) in files {

@@ -212,12 +212,7 @@ pub fn run(kafka: &str, requests: usize, no_tests: bool) -> anyhow::Result<ExitC
         eprintln!("\n── {name}");
         let problems = match stitch_campaigns::runs::sampling_cannot_repair(crate::report::TIER_REQUESTS, kafka) {
             Ok(run) => match &run.evidence {
-                Some(evidence) => evidence
-                    .assertions
-                    .iter()
-                    .filter(|assertion| !assertion.passed)
-                    .map(|assertion| format!("{}: measured {}", assertion.claim, assertion.measured))
-                    .collect(),
+                Some(evidence) => stitch_judge::stage::judge(evidence).failures(),
                 None => vec!["the tier measured nothing".to_owned()],
             },
             Err(err) => vec![format!("the run failed: {err:#}")],

@@ -5,6 +5,7 @@
 
 pub mod chain;
 pub mod gate;
+pub mod stage;
 pub mod verdict;
 
 pub use verdict::{Verdict, judge, percent};

@@ -7,6 +7,8 @@ use serde::{Deserialize, Serialize};
 pub use stitch_model::percent;
 use stitch_model::{CheckRun, Step};
 
+use crate::stage::StageVerdict;
+
 /// One row of the per-service table.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ServiceRow {
@@ -43,6 +45,8 @@ pub struct Verdict {
     pub boundaries: Vec<BoundaryRow>,
     /// One line per failed target.
     pub failures: Vec<String>,
+    /// The stage's claims and notes, when the step has a stage.
+    pub stage: Option<StageVerdict>,
 }
 
 /// Judges `run` against the targets of `step`.
@@ -126,13 +130,12 @@ pub fn judge(step: &Step, run: &CheckRun) -> Verdict {
         })
         .collect();
 
-    if let Some(evidence) = &run.evidence {
-        for assertion in evidence.assertions.iter().filter(|assertion| !assertion.passed) {
-            failures.push(format!("{}: measured {}", assertion.claim, assertion.measured));
-        }
+    let stage = run.evidence.as_ref().map(crate::stage::judge);
+    if let Some(stage) = &stage {
+        failures.extend(stage.failures());
     }
 
-    Verdict { passed: failures.is_empty(), services, boundaries, failures }
+    Verdict { passed: failures.is_empty(), services, boundaries, failures, stage }
 }
 
 /// The cause most orphans that break at `boundary` have, over all services.
@@ -153,8 +156,9 @@ fn dominant_cause(run: &CheckRun, boundary: Boundary) -> Option<Cause> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use stitch_model::StageData;
+    use stitch_model::fixtures::stages;
     use stitch_model::fixtures::{EXPECTED_CHAIN as CHAIN, STEP_1, run, service, step};
-    use stitch_model::{Assertion, Evidence, StageData};
 
     fn fixed() -> CheckRun {
         let services = vec![
@@ -196,29 +200,18 @@ mod tests {
         let mut run = fixed();
         run.report.services.retain(|row| row.service != "gateway");
         run.requests_failed = 3;
-        run.evidence = Some(Evidence {
-            assertions: vec![Assertion::new("the stage's claim", "0 of 1", false)],
-            notes: Vec::new(),
-            data: StageData::Mesh(stitch_model::stage::mesh::MeshData {
-                envoy_version: "test".to_owned(),
-                chained_requests: 0,
-                requests: 1,
-                not_chained: Vec::new(),
-                envoy_spans: 0,
-                envoy_orphans: 0,
-                envoy_spans_sent: None,
-                envoy_spans_dropped: None,
-                probes: Vec::new(),
-                sample_dump: None,
-            }),
-        });
+        let mut mesh = stages::mesh();
+        (mesh.chained_requests, mesh.requests) = (0, 1);
+        mesh.not_chained = vec!["ord-0: no worker:server span".to_owned()];
+        run.evidence = Some(StageData::Mesh(mesh));
         let verdict = judge(&step(1, STEP_1), &run);
         assert_eq!(
             verdict.failures,
             [
                 "3 of 200 requests failed at the gateway",
                 "gateway: no spans reached lineage",
-                "the stage's claim: measured 0 of 1",
+                "every request is gateway:client → envoy:server → envoy:client → worker:server, one trace, parent \
+                 by parent: measured 0 of 1 requests",
             ]
         );
     }

@@ -1,5 +1,6 @@
 //! Hand-made runs for the judges' unit tests: a step read from `step.toml`
-//! text and a [`CheckRun`] with the numbers a test needs, no processes.
+//! text and a [`CheckRun`] with the numbers a test needs, no processes; in
+//! [`stages`], what each stage measures on a passing run.
 
 use lineage::{Boundary, BoundaryCounts, BoundaryReport, CauseCounts, Report, ServiceReport};
 
@@ -119,3 +120,5 @@ pub fn run(requests: u64, services: Vec<ServiceReport>, breaks: [u64; 3], chain:
         sdk_export: Vec::new(),
     }
 }
+
+pub mod stages;

@@ -16,6 +16,6 @@ pub mod step;
 pub use chain::EXPECTED_CHAIN;
 pub use gate::{Baseline, GateCheck, JudgedFlow, Judgement, ORPHAN_RATE_LIMIT};
 pub use rate::percent;
-pub use run::{Assertion, CheckRun, Evidence, ExportCounts, Order, RequestShape, ServiceExport};
+pub use run::{CheckRun, ExportCounts, Order, RequestShape, ServiceExport};
 pub use stage::{StageData, StageKind};
 pub use step::{Expectation, JudgeKind, Step, StepMeta, Targets};

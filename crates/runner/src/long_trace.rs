@@ -17,12 +17,14 @@ use crate::cgroup::MemoryCgroup;
 use crate::otelcol::{Metrics, collector_config_dir};
 use crate::process::spinner;
 use stitch_model::stage::long_trace::{
-    CachedLateSpans, CollectorUnderLimit, HardLimit, HardLimitRun, LongTraceData, MemorySummary, Sample, Workload,
+    CachedLateSpans, CollectorUnderLimit, HardLimit, HardLimitRun, ItemShapes, LongTraceData, MemorySummary, Sample,
+    Workload,
 };
-use stitch_model::{Assertion, Evidence, Order, StageData};
+use stitch_model::{Order, StageData};
 
 use crate::stage::{Stage, StageEnv};
 use crate::tier::{TierOptions, TierStage};
+use stitch_flow::batch::ITEM_SPAN;
 
 /// How a run of the stage is set up.
 #[derive(Debug, Clone)]
@@ -150,11 +152,13 @@ struct Limited {
     died: std::cell::Cell<Option<(f64, Option<i32>)>>,
 }
 
-/// Spans tier 2's receiver refused (its memory limiter), and spans tier 1
-/// could not hand on; the names differ between exporters of the metrics.
-const REFUSED: [&str; 2] = ["otelcol_receiver_refused_spans", "otelcol_receiver_refused_spans_total"];
-const ACCEPTED: [&str; 2] = ["otelcol_receiver_accepted_spans", "otelcol_receiver_accepted_spans_total"];
-const SEND_FAILED: [&str; 2] = ["otelcol_exporter_send_failed_spans", "otelcol_exporter_send_failed_spans_total"];
+/// Spans tier 2's receiver accepted and refused (its memory limiter), as
+/// the pinned collector names them (no `_total`); both appear with the first
+/// span received.
+const REFUSED: &str = "otelcol_receiver_refused_spans";
+const ACCEPTED: &str = "otelcol_receiver_accepted_spans";
+/// Spans tier 1 could not hand on: a counter that appears at its first failure.
+const SEND_FAILED: &str = "otelcol_exporter_send_failed_spans";
 const LATE_SPAN_AGE: &str = "otelcol_processor_tail_sampling_sampling_late_span_age";
 const CACHED_RELEASES: &str = "otelcol_processor_tail_sampling_early_releases_from_cache_decision";
 const DROPPED_TOO_EARLY: &str = "otelcol_processor_tail_sampling_sampling_trace_dropped_too_early";
@@ -164,10 +168,6 @@ const NEW_TRACES: &str = "otelcol_processor_tail_sampling_new_trace_id_received"
 /// A 10-minute threshold: a batch is long by design, so the `slow` policy
 /// (meant for requests) would keep every one for its length alone.
 const SLOW_THRESHOLD: Duration = Duration::from_secs(600);
-
-fn sum_any(metrics: &Metrics, names: &[&str]) -> f64 {
-    names.iter().map(|name| metrics.sum(name, &[])).sum::<f64>() + 0.0
-}
 
 impl LongTraceStage {
     pub fn new(options: LongTraceOptions) -> LongTraceStage {
@@ -286,15 +286,18 @@ impl LongTraceStage {
         for (collector, metrics) in scrapes.into_iter().filter(|(name, _)| name.starts_with("tier2")) {
             let cgroup = self.cgroups.iter().find(|limited| limited.collector == collector);
             let cgroup_bytes = cgroup.map(|limited| limited.cgroup.usage()).transpose()?.map(|bytes| bytes as f64);
+            // Before the first span, the receiver's counters have no series yet.
             self.samples.push(Sample {
                 cgroup_bytes,
-                accepted_spans: sum_any(&metrics, &ACCEPTED),
+                accepted_spans: metrics.events(ACCEPTED, &[]),
                 t,
+                rss_bytes: metrics.sum("otelcol_process_memory_rss", &[]).with_context(|| collector.clone())?,
+                heap_bytes: metrics
+                    .sum("otelcol_process_runtime_heap_alloc_bytes", &[])
+                    .with_context(|| collector.clone())?,
+                traces_on_memory: metrics.sum(TRACES_ON_MEMORY, &[]).with_context(|| collector.clone())?,
+                refused_spans: metrics.events(REFUSED, &[]),
                 collector,
-                rss_bytes: metrics.sum("otelcol_process_memory_rss", &[]),
-                heap_bytes: metrics.sum("otelcol_process_runtime_heap_alloc_bytes", &[]),
-                traces_on_memory: metrics.sum(TRACES_ON_MEMORY, &[]),
-                refused_spans: sum_any(&metrics, &REFUSED),
             });
         }
         Ok(())
@@ -317,46 +320,6 @@ impl LongTraceStage {
 /// arrivals, which is what the tier experiences.
 fn arrival_spread(trace: &lineage::TraceView) -> Duration {
     trace.arrival_range().map_or(Duration::ZERO, |(first, last)| Duration::from_nanos(last - first))
-}
-
-const MIB: f64 = 1024.0 * 1024.0;
-
-/// The claim that tier 2 lived through its hard limit, and what the kernel did.
-fn survived_assertion(run: &HardLimitRun, lost_spans: u64, lost_traces: usize) -> Assertion {
-    let limits: Vec<String> =
-        run.collectors.iter().map(|c| format!("{} {:.1} MiB", c.collector, c.limit_bytes as f64 / MIB)).collect();
-    let claim = format!(
-        "tier 2 survived a hard memory limit of its idle usage + {} MiB ({}: {}), memory_limiter off, GOGC={}",
-        run.margin_mib,
-        run.cgroup,
-        limits.join(", "),
-        run.gogc
-    );
-    let killed: Vec<&CollectorUnderLimit> = run.collectors.iter().filter(|c| c.oom_kills > 0).collect();
-    let measured = if killed.is_empty() {
-        let peaks: Vec<String> = run
-            .collectors
-            .iter()
-            .map(|c| format!("{} peak {:.0} MiB", c.collector, c.peak_bytes as f64 / MIB))
-            .collect();
-        format!("no OOM kill; {}", peaks.join(", "))
-    } else {
-        let kills: Vec<String> = killed
-            .iter()
-            .map(|c| {
-                format!(
-                    "{} OOM-killed {} (oom_kill {}, signal {})",
-                    c.collector,
-                    c.died_at_seconds
-                        .map_or_else(|| "after the workload".to_owned(), |t| format!("{t:.0} s into the workload")),
-                    c.oom_kills,
-                    c.exit_signal.map_or_else(|| "none".to_owned(), |signal| signal.to_string())
-                )
-            })
-            .collect();
-        format!("{}; {lost_spans} spans of {lost_traces} traces with a failed span lost", kills.join(", "))
-    };
-    Assertion::new(claim, measured, killed.is_empty())
 }
 
 /// Least-squares slope of `(t seconds, bytes)` in MiB per minute.
@@ -392,6 +355,33 @@ pub fn memory_summary(samples: &[Sample]) -> Vec<MemorySummary> {
             }
         })
         .collect()
+}
+
+/// How each item's span relates to its batch, over the traces of the
+/// batches before sampling.
+fn item_shapes(batch_traces: &[lineage::TraceView]) -> ItemShapes {
+    let mut shapes = ItemShapes::default();
+    for span in batch_traces.iter().flat_map(|trace| &trace.spans).filter(|span| span.name == ITEM_SPAN) {
+        let count = match (span.parent_span_id.is_some(), !span.links.is_empty()) {
+            (false, true) => &mut shapes.root_linked,
+            (true, true) => &mut shapes.parent_and_link,
+            (true, false) => &mut shapes.parent_only,
+            (false, false) => &mut shapes.root_unlinked,
+        };
+        *count += 1;
+    }
+    shapes
+}
+
+/// From tier 2's logs: how often the memory limiter forced a GC and started
+/// refusing data (it says so only there).
+fn limiter_log_counts(logs: &std::path::Path) -> Result<(usize, usize)> {
+    let mut text = String::new();
+    for name in ["tier2-a", "tier2-b"] {
+        let log = logs.join("tier").join(format!("{name}.log"));
+        text += &std::fs::read_to_string(&log).with_context(|| format!("reading {}", log.display()))?;
+    }
+    Ok((text.matches("Forcing a GC").count(), text.matches("Refusing data").count()))
 }
 
 impl Stage for LongTraceStage {
@@ -535,7 +525,7 @@ impl Stage for LongTraceStage {
         Ok(batches.into_iter().chain(orders).collect())
     }
 
-    fn measure(&mut self, env: &StageEnv, orders: &[Order]) -> Result<Evidence> {
+    fn measure(&mut self, env: &StageEnv, orders: &[Order]) -> Result<StageData> {
         let lineage = env.lineage;
         let started = self.started.context("the workload never ran")?;
         // A collector may be killed while the others are waited for: then
@@ -575,7 +565,6 @@ impl Stage for LongTraceStage {
         let longest = all_before.values().map(arrival_spread).max().unwrap_or_default();
         let outliving = all_before.values().filter(|trace| arrival_spread(trace) >= wait).count();
         let report_before = lineage.report();
-        let items_expected = workload.batches as u64 * u64::from(workload.items) * 2;
 
         // After sampling: what tier 2 kept of each batch trace.
         let mut kept_by_trace: BTreeMap<&str, usize> = BTreeMap::new();
@@ -586,215 +575,81 @@ impl Stage for LongTraceStage {
                 errors_kept.insert((span.trace_id.clone(), span.span_id.clone()));
             }
         }
+        // A trace of which tier 2 kept nothing is in no collector's file.
+        let kept_of = |trace: &lineage::TraceView| kept_by_trace.get(trace.trace_id.as_str()).copied().unwrap_or(0);
         let mut kept_whole = 0;
         let mut kept_partly = 0;
         for trace in &batches_before {
-            match kept_by_trace.get(trace.trace_id.as_str()).copied().unwrap_or(0) {
+            match kept_of(trace) {
                 0 => {}
                 count if count >= trace.spans.len() => kept_whole += 1,
                 _ => kept_partly += 1,
             }
         }
-        let failing = workload.batches as u64 * workload.failing_items();
         // Every trace with a failed span is the errors policy's to keep:
         // what of it no tier-2 collector exported was lost.
         let (mut lost_spans, mut lost_traces) = (0u64, 0usize);
         for trace in all_before.values().filter(|trace| trace.spans.iter().any(|span| span.span_status == "error")) {
-            let kept = kept_by_trace.get(trace.trace_id.as_str()).copied().unwrap_or(0);
+            let kept = kept_of(trace);
             if kept < trace.spans.len() {
                 lost_spans += (trace.spans.len() - kept) as u64;
                 lost_traces += 1;
             }
         }
-        let hard_limit = self.hard_limit_run()?;
-        let missing_parent: u64 = report_after.services.iter().map(|service| service.causes.missing_parent).sum();
-        let orphans_after = report_after.orphans();
 
-        // The tier's own evidence.
+        // The tier's own evidence, summed over the tier-2 collectors alive.
         let tier2: Vec<&(String, Metrics)> = scrapes.iter().filter(|(name, _)| name.starts_with("tier2")).collect();
-        // `+ 0.0`: an empty float sum is -0, which prints as "-0".
-        let total =
-            |name: &str, labels: &[(&str, &str)]| tier2.iter().map(|(_, m)| m.sum(name, labels)).sum::<f64>() + 0.0;
-        let late_spans_in_map = total(&format!("{LATE_SPAN_AGE}_count"), &[]);
-        let late_age_sum = total(&format!("{LATE_SPAN_AGE}_sum"), &[]);
-        let cached_kept = total(CACHED_RELEASES, &[("sampled", "true")]);
-        let cached_dropped = total(CACHED_RELEASES, &[("sampled", "false")]);
-        let dropped_too_early = total(DROPPED_TOO_EARLY, &[]);
-        let new_traces = total(NEW_TRACES, &[]);
-        let refused = tier2.iter().map(|(_, metrics)| sum_any(metrics, &REFUSED)).sum::<f64>() + 0.0;
-        let send_failed = scrapes
-            .iter()
-            .filter(|(name, _)| name == "tier1")
-            .map(|(_, metrics)| sum_any(metrics, &SEND_FAILED))
-            .sum::<f64>()
-            + 0.0;
-        let memory = memory_summary(&self.samples);
-
-        let mut assertions = vec![
-            Assertion::new(
-                format!("no trace outlives decision_wait: its spans reach the tier within {wait:?} of the first"),
-                format!(
-                    "longest {:.1} s; {outliving} of {} traces took {wait:?} or more",
-                    longest.as_secs_f64(),
-                    all_before.len()
-                ),
-                outliving == 0,
-            ),
-            Assertion::new(
-                "no late-span orphans after sampling (the lineage behind tier 2)",
-                format!("{orphans_after} orphan spans, {missing_parent} of them missing their parent"),
-                orphans_after == 0,
-            ),
-            Assertion::new(
-                "every failed item reached the backend: the errors policy saw each one",
-                format!("{} of {failing}", errors_kept.len()),
-                errors_kept.len() as u64 == failing,
-            ),
-            Assertion::new(
-                "every trace of a batch is kept whole or dropped whole",
-                format!("{kept_whole} kept whole, {kept_partly} kept in part, of {}", batches_before.len()),
-                kept_partly == 0,
-            ),
-            Assertion::new(
-                "every item is a trace of its own, linked to its batch (lineage: LINKED)",
-                format!("{} of {items_expected} item spans linked", report_before.linked()),
-                report_before.linked() == items_expected,
-            ),
-        ];
-        // An evicted trace is judged never, or in pieces: said by name here,
-        // not left to show as a lost failed item.
-        assertions.push(Assertion::new(
-            format!(
-                "no trace evicted undecided (num_traces {} per collector was never full)",
-                self.tier.options.num_traces
-            ),
-            format!("{dropped_too_early} evicted"),
-            dropped_too_early == 0.0,
-        ));
-        if let Some(run) = &hard_limit {
-            assertions.push(survived_assertion(run, lost_spans, lost_traces));
-            assertions.push(Assertion::new(
-                "nothing lost: every span of a trace with a failed span (the errors policy's to keep) was exported",
-                format!("{lost_spans} spans of {lost_traces} such traces lost"),
-                lost_spans == 0,
-            ));
-        }
-        let mut notes = vec![
-            format!(
-                "{} batches of {} items, an item every {:?}, failing from item {} on; {} orders alongside",
-                workload.batches, workload.items, workload.interval, workload.fail_from, self.orders
-            ),
-            format!(
-                "tier 2 ×2: decision_wait {wait:?}, num_traces {} each, decision cache {} / {} (sampled / not), slow > {} s{}",
-                self.tier.options.num_traces,
-                options.decision_cache.0,
-                options.decision_cache.1,
-                SLOW_THRESHOLD.as_secs(),
-                options
-                    .memory_limit_mib
-                    .map_or_else(String::new, |(limit, spike)| format!(", memory_limiter {limit} MiB (spike {spike})"))
-            ),
-            format!(
-                "spans reaching tier 2 after their trace's decision: {late_spans_in_map} while the trace still held its slot (mean age {:.1} s), {} followed a cached decision ({cached_kept} kept, {cached_dropped} dropped)",
-                if late_spans_in_map > 0.0 { late_age_sum / late_spans_in_map } else { 0.0 },
-                cached_kept + cached_dropped
-            ),
-            format!(
-                "tier 2: {new_traces} trace ids received (a trace judged again after its decision was forgotten counts twice), {dropped_too_early} evicted undecided"
-            ),
-            format!(
-                "after sampling: {} spans kept, {} connected, {} linked, {orphans_after} orphans",
-                report_after.spans_settled,
-                report_after.services.iter().map(|service| service.connected).sum::<u64>(),
-                report_after.linked()
-            ),
-        ];
-        for row in &memory {
-            notes.push(format!(
-                "{}: RSS {:.0} → {:.0} MiB (max {:.0}), heap max {:.0} MiB, at most {} traces held, {} spans refused",
-                row.collector,
-                row.first_rss_mib,
-                row.last_rss_mib,
-                row.max_rss_mib,
-                row.max_heap_mib,
-                row.max_traces_on_memory,
-                row.refused_spans
-            ));
-        }
-        // The memory limiter says what it did only in its log.
-        let mut logs = String::new();
-        for name in ["tier2-a", "tier2-b"] {
-            let log = env.logs.join("tier").join(format!("{name}.log"));
-            logs += &std::fs::read_to_string(&log).with_context(|| format!("reading {}", log.display()))?;
-        }
-        let (forced_gcs, refusing) = (logs.matches("Forcing a GC").count(), logs.matches("Refusing data").count());
-        if options.memory_limit_mib.is_some() {
-            notes.push(format!(
-                "memory_limiter: {forced_gcs} forced GCs, {refusing} times it started refusing data, {refused} spans refused"
-            ));
-        }
-        if send_failed > 0.0 {
-            notes.push(format!("tier 1 could not deliver {send_failed} spans to tier 2"));
-        }
-        if let Some(run) = &hard_limit {
-            for c in &run.collectors {
-                notes.push(format!(
-                    "{} in a {} memory cgroup: idle {:.1} MiB, limit {:.1} MiB, peak {:.1} MiB{}, oom_kill {}{}",
-                    c.collector,
-                    run.cgroup,
-                    c.idle_bytes as f64 / MIB,
-                    c.limit_bytes as f64 / MIB,
-                    c.peak_bytes as f64 / MIB,
-                    // Only where the first decision came late enough to measure it.
-                    c.bytes_per_held_span.map_or_else(String::new, |b| {
-                        format!(", {b:.0} bytes per span held before the first decision")
-                    }),
-                    c.oom_kills,
-                    c.died_at_seconds.map_or_else(String::new, |t| format!(", dead {t:.1} s into the workload"))
-                ));
-            }
-            notes.push(format!("lost: {lost_spans} spans of {lost_traces} traces with a failed span"));
-        }
-        Ok(Evidence {
-            assertions,
-            notes,
-            data: StageData::LongTrace(Box::new(LongTraceData {
-                label: options.label.clone(),
-                workload: workload.clone(),
-                orders: self.orders,
-                decision_wait_ms: wait.as_millis() as u64,
-                num_traces: self.tier.options.num_traces,
-                decision_cache: options.decision_cache,
-                memory_limit_mib: options.memory_limit_mib,
-                longest_trace_seconds: longest.as_secs_f64(),
-                traces_outliving_the_window: outliving,
-                traces_before: all_before.len(),
-                orphans_after,
-                missing_parent_after: missing_parent,
-                spans_after: report_after.spans_settled,
-                linked_after: report_after.linked(),
-                failed_items: failing,
-                failed_items_kept: errors_kept.len(),
-                batch_traces: batches_before.len(),
-                batch_traces_kept_whole: kept_whole,
-                batch_traces_kept_in_part: kept_partly,
-                linked_before: report_before.linked(),
-                late_spans_in_map,
-                late_span_age_sum_seconds: late_age_sum,
-                late_spans_cached: CachedLateSpans { kept: cached_kept, dropped: cached_dropped },
-                dropped_too_early,
-                new_trace_ids: new_traces,
-                refused_spans: refused,
-                limiter_forced_gcs: forced_gcs,
-                limiter_started_refusing: refusing,
-                tier1_send_failed_spans: send_failed,
-                lost_spans,
-                lost_traces,
-                hard_limit,
-                memory,
-                samples: self.samples.clone(),
-            })),
-        })
+        let total = |name: &str, labels: &[(&str, &str)]| -> Result<f64> {
+            tier2.iter().map(|(collector, metrics)| metrics.sum(name, labels).with_context(|| collector.clone())).sum()
+        };
+        // Counters that appear with their first event: a late span, a decision from the cache.
+        let events = |name: &str, labels: &[(&str, &str)]| -> f64 {
+            tier2.iter().map(|(_, metrics)| metrics.events(name, labels)).sum::<f64>() + 0.0
+        };
+        let (_, tier1) = scrapes.iter().find(|(name, _)| name == "tier1").context("no scrape of tier 1")?;
+        let (forced_gcs, refusing) = limiter_log_counts(&env.logs)?;
+        Ok(StageData::LongTrace(Box::new(LongTraceData {
+            label: options.label.clone(),
+            workload: workload.clone(),
+            orders: self.orders,
+            decision_wait_ms: wait.as_millis() as u64,
+            num_traces: self.tier.options.num_traces,
+            slow_threshold_seconds: SLOW_THRESHOLD.as_secs(),
+            decision_cache: options.decision_cache,
+            memory_limit_mib: options.memory_limit_mib,
+            longest_trace_seconds: longest.as_secs_f64(),
+            traces_outliving_the_window: outliving,
+            traces_before: all_before.len(),
+            orphans_after: report_after.orphans(),
+            missing_parent_after: report_after.services.iter().map(|service| service.causes.missing_parent).sum(),
+            spans_after: report_after.spans_settled,
+            connected_after: report_after.services.iter().map(|service| service.connected).sum(),
+            linked_after: report_after.linked(),
+            failed_items: workload.batches as u64 * workload.failing_items(),
+            failed_items_kept: errors_kept.len(),
+            batch_traces: batches_before.len(),
+            batch_traces_kept_whole: kept_whole,
+            batch_traces_kept_in_part: kept_partly,
+            linked_before: report_before.linked(),
+            items: item_shapes(&batches_before),
+            late_spans_in_map: events(&format!("{LATE_SPAN_AGE}_count"), &[]),
+            late_span_age_sum_seconds: events(&format!("{LATE_SPAN_AGE}_sum"), &[]),
+            late_spans_cached: CachedLateSpans {
+                kept: events(CACHED_RELEASES, &[("sampled", "true")]),
+                dropped: events(CACHED_RELEASES, &[("sampled", "false")]),
+            },
+            dropped_too_early: total(DROPPED_TOO_EARLY, &[])?,
+            new_trace_ids: total(NEW_TRACES, &[])?,
+            refused_spans: total(REFUSED, &[])?,
+            limiter_forced_gcs: forced_gcs,
+            limiter_started_refusing: refusing,
+            tier1_send_failed_spans: tier1.events(SEND_FAILED, &[]),
+            lost_spans,
+            lost_traces,
+            hard_limit: self.hard_limit_run()?,
+            memory: memory_summary(&self.samples),
+            samples: self.samples.clone(),
+        })))
     }
 
     fn check_alive(&self) -> Result<()> {

@@ -17,16 +17,14 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context as _, Result, bail};
-use serde_json::Value;
 
 pub use self::jaeger::jaeger_trace;
-pub use self::measure::{BASELINE_RATIO, baseline_tolerance};
-pub use self::otlp_json::otlp_json_spans;
+pub use self::otlp_json::{file_line_spans, jaeger_spans};
 pub use self::sampling::LearnerSampling;
 use crate::otelcol::{self, Metrics, OtelProcess, collector_config_dir};
 use crate::process::{free_port, poll_until_quiet, spinner};
 pub use stitch_model::stage::tier::{CannotRepairData, KeptSpan, RoutingRow, TierData};
-use stitch_model::{Evidence, Order};
+use stitch_model::{Order, StageData};
 
 use crate::stage::{Stage, StageEnv};
 
@@ -191,9 +189,9 @@ impl TierStage {
                 for (collector, _, _) in running.tier2.iter().filter(|(c, _, _)| !dead.contains(&c.name)) {
                     collector.check_alive()?;
                     let metrics = collector.metrics()?;
-                    received += metrics.sum("otelcol_processor_tail_sampling_new_trace_id_received", &[]);
-                    decided += metrics.sum("otelcol_processor_tail_sampling_global_count_traces_sampled", &[]);
-                    evicted += metrics.sum("otelcol_processor_tail_sampling_sampling_trace_dropped_too_early", &[]);
+                    received += metrics.events("otelcol_processor_tail_sampling_new_trace_id_received", &[]);
+                    decided += metrics.events("otelcol_processor_tail_sampling_global_count_traces_sampled", &[]);
+                    evicted += metrics.events("otelcol_processor_tail_sampling_sampling_trace_dropped_too_early", &[]);
                 }
                 waiting.set_message(format!(
                     "waiting for tier 2's sampling decisions: {decided} decided + {evicted} evicted / {received} traces"
@@ -217,26 +215,25 @@ impl TierStage {
         Ok(())
     }
 
-    /// Every span in every tier-2 collector's file of kept spans, by collector.
+    /// Every span in every tier-2 collector's file of kept spans, by
+    /// collector. The file exporter creates its file at start: a missing
+    /// one is an error, not a collector that kept nothing.
     pub fn kept_spans(&self) -> Result<Vec<(String, Vec<KeptSpan>)>> {
         let running = self.running()?;
         let mut all = Vec::new();
         for (collector, _, file) in &running.tier2 {
-            let text = std::fs::read_to_string(file).unwrap_or_default();
+            let text = std::fs::read_to_string(file)
+                .with_context(|| format!("reading {}, {}'s file of kept spans", file.display(), collector.name))?;
             let mut spans = Vec::new();
             let lines = text.lines().count();
             for (number, line) in text.lines().enumerate().filter(|(_, line)| !line.trim().is_empty()) {
-                let value: Value = match serde_json::from_str(line) {
-                    Ok(value) => value,
+                match file_line_spans(line) {
+                    Ok(kept) => spans.extend(kept),
                     // A collector killed mid-write (an OOM kill) leaves its
                     // last line cut short: it never exported that batch.
                     Err(_) if number + 1 == lines && collector.exit_status()?.is_some() => break,
-                    Err(err) => {
-                        return Err(err)
-                            .with_context(|| format!("{} line {}: not OTLP JSON", file.display(), number + 1));
-                    }
-                };
-                spans.extend(otlp_json_spans(&value));
+                    Err(err) => return Err(err).with_context(|| format!("{} line {}", file.display(), number + 1)),
+                }
             }
             all.push((collector.name.clone(), spans));
         }
@@ -359,7 +356,7 @@ impl Stage for TierStage {
         Ok(vec![error, slow])
     }
 
-    fn measure(&mut self, env: &StageEnv, orders: &[Order]) -> Result<Evidence> {
+    fn measure(&mut self, env: &StageEnv, orders: &[Order]) -> Result<StageData> {
         match self.lesson {
             Lesson::KeepWhatMatters => self.measure_kept(env.lineage, orders),
             Lesson::CannotRepair => self.measure_cannot_repair(orders),

@@ -562,7 +562,11 @@ impl Stage for LongTraceStage {
         let batches_before: Vec<lineage::TraceView> =
             self.traces_before(lineage, &self.batches).into_values().collect();
         let all_before = self.traces_before(lineage, orders);
-        let longest = all_before.values().map(arrival_spread).max().unwrap_or_default();
+        let longest = all_before
+            .values()
+            .map(arrival_spread)
+            .max()
+            .context("lineage holds no trace of the run's batches and orders: nothing to judge the window by")?;
         let outliving = all_before.values().filter(|trace| arrival_spread(trace) >= wait).count();
         let report_before = lineage.report();
 

@@ -1,7 +1,7 @@
 //! The contract between a run and the stage of a later step: what a stage is
 //! told ([`StageEnv`]), the hooks it implements ([`Stage`]) and what it hands
-//! back (its [`StageData`], which `stitch_judge::stage` judges). The runner (`check`) drives these hooks; a stage never
-//! calls back into it.
+//! back (its [`StageData`], which `stitch_judge::stage` judges). The runner
+//! (`check`) drives these hooks; a stage never calls back into it.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

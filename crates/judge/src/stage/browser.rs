@@ -66,9 +66,9 @@ pub fn judge(data: &BrowserData) -> StageVerdict {
 /// The allowlist mistake a look-alike that received the page's context reveals.
 fn mistake(look_alike: LookAlike) -> &'static str {
     match look_alike {
-        LookAlike::LongerPort => "the allowlist pattern is unanchored: it matches past the end of the origin",
-        LookAlike::DotReplaced => "its `.` is unescaped: in a RegExp a `.` matches any character",
-        LookAlike::OriginInQuery => "a substring match: the pattern is not anchored at the start of the URL",
+        LookAlike::LongerPort => "the allowlist pattern is unanchored (it matches past the origin's end)",
+        LookAlike::DotReplaced => "its `.` is unescaped (a `.` in a RegExp matches any character)",
+        LookAlike::OriginInQuery => "a substring match (the pattern is not anchored at the URL's start)",
     }
 }
 
@@ -82,9 +82,8 @@ fn look_alike_claim(look_alikes: &[LookAlikeCalls], orders: usize) -> Claim {
     for calls in look_alikes {
         if calls.with_traceparent > 0 {
             problems.push(format!(
-                "the page sent traceparent to a look-alike origin {} ({}, {} calls): {}",
+                "the page sent traceparent to a look-alike origin {} ({}): {}",
                 calls.origin,
-                calls.url,
                 ratio(calls.with_traceparent, calls.requests),
                 mistake(calls.look_alike)
             ));
@@ -188,9 +187,8 @@ mod tests {
         let verdict = judge(&leaking(&[LookAlike::LongerPort]));
         assert_eq!(
             only_failure(&verdict, LOOK_ALIKES),
-            "the page sent traceparent to a look-alike origin http://api.partner.localhost:19013 \
-             (http://api.partner.localhost:19013/api, 200/200 calls): the allowlist pattern is unanchored: it \
-             matches past the end of the origin"
+            "the page sent traceparent to a look-alike origin http://api.partner.localhost:19013 (200/200): the \
+             allowlist pattern is unanchored (it matches past the origin's end)"
         );
     }
 
@@ -199,9 +197,8 @@ mod tests {
         let verdict = judge(&leaking(&[LookAlike::DotReplaced]));
         assert_eq!(
             only_failure(&verdict, LOOK_ALIKES),
-            "the page sent traceparent to a look-alike origin http://api-partner.localhost:1901 \
-             (http://api-partner.localhost:1901/api, 200/200 calls): its `.` is unescaped: in a RegExp a `.` \
-             matches any character"
+            "the page sent traceparent to a look-alike origin http://api-partner.localhost:1901 (200/200): its `.` \
+             is unescaped (a `.` in a RegExp matches any character)"
         );
     }
 
@@ -212,9 +209,8 @@ mod tests {
         assert!(measured.contains("the allowlist pattern is unanchored"), "{measured}");
         assert!(
             measured.ends_with(
-                "the page sent traceparent to a look-alike origin http://127.0.0.1:20500 \
-                 (http://127.0.0.1:20500/api?from=http://api.partner.localhost:1901, 200/200 calls): a substring \
-                 match: the pattern is not anchored at the start of the URL"
+                "; the page sent traceparent to a look-alike origin http://127.0.0.1:20500 (200/200): a substring \
+                 match (the pattern is not anchored at the URL's start)"
             ),
             "{measured}"
         );

@@ -428,6 +428,14 @@ pub(crate) fn lesson_only(step: &Step) -> Vec<String> {
         if file == "step.toml" {
             continue;
         }
+        // A wrong fix kept beside the solution: a whole variant of one lesson file.
+        if let Some(variant) = file.strip_prefix("mistakes/") {
+            let lesson = variant.split_once('/').map(|(_, lesson)| lesson);
+            if !lesson.is_some_and(|lesson| step.meta.lesson.iter().any(|file| file == lesson)) {
+                problems.push(format!("{file}: a wrong fix is mistakes/NAME/ and a lesson file"));
+            }
+            continue;
+        }
         let read = |dir: &Path| std::fs::read_to_string(dir.join(&file)).ok().map(normalise);
         let (a, b) = (read(&unsolved), read(&solved));
         let is_lesson = step.meta.lesson.contains(&file);

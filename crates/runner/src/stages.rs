@@ -1,8 +1,9 @@
 //! The stages of the later steps, as a step's check runs them. A step names
 //! its stage in `step.toml` (`stage = "…"`); steps 0–3 have none. Adding a
 //! stage: a variant of [`StageData`] (in `stitch-model`; [`StageKind`] is
-//! derived from it), its module here, the arm of [`for_check`] the compiler
-//! then asks for, its judge, and its step's `step.toml`.
+//! derived from it), its module here, which measures into that variant and
+//! judges nothing, the arm of [`for_check`] the compiler then asks for, its
+//! judge in `stitch_judge::stage`, and its step's `step.toml`.
 
 pub use stitch_model::{StageData, StageKind};
 

@@ -222,23 +222,31 @@ impl TierStage {
         let running = self.running()?;
         let mut all = Vec::new();
         for (collector, _, file) in &running.tier2 {
-            let text = std::fs::read_to_string(file)
-                .with_context(|| format!("reading {}, {}'s file of kept spans", file.display(), collector.name))?;
-            let mut spans = Vec::new();
-            let lines = text.lines().count();
-            for (number, line) in text.lines().enumerate().filter(|(_, line)| !line.trim().is_empty()) {
-                match file_line_spans(line) {
-                    Ok(kept) => spans.extend(kept),
-                    // A collector killed mid-write (an OOM kill) leaves its
-                    // last line cut short: it never exported that batch.
-                    Err(_) if number + 1 == lines && collector.exit_status()?.is_some() => break,
-                    Err(err) => return Err(err).with_context(|| format!("{} line {}", file.display(), number + 1)),
-                }
-            }
-            all.push((collector.name.clone(), spans));
+            let died = collector.exit_status()?.is_some();
+            all.push((collector.name.clone(), read_kept_file(file, &collector.name, died)?));
         }
         Ok(all)
     }
+}
+
+/// The spans in one tier-2 collector's file of kept spans (`collector`'s,
+/// which `died` or still runs). A missing file is an error: the exporter
+/// creates it at start, so none means the run is not what it seems.
+pub fn read_kept_file(file: &std::path::Path, collector: &str, died: bool) -> Result<Vec<KeptSpan>> {
+    let text = std::fs::read_to_string(file)
+        .with_context(|| format!("reading {}, {collector}'s file of kept spans", file.display()))?;
+    let mut spans = Vec::new();
+    let lines = text.lines().count();
+    for (number, line) in text.lines().enumerate().filter(|(_, line)| !line.trim().is_empty()) {
+        match file_line_spans(line) {
+            Ok(kept) => spans.extend(kept),
+            // A collector killed mid-write (an OOM kill) leaves its last
+            // line cut short: it never exported that batch.
+            Err(_) if number + 1 == lines && died => break,
+            Err(err) => return Err(err).with_context(|| format!("{} line {}", file.display(), number + 1)),
+        }
+    }
+    Ok(spans)
 }
 
 impl Stage for TierStage {
@@ -376,5 +384,37 @@ impl Stage for TierStage {
             }
             running.jaeger.stop();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LINE: &str = include_str!("../testdata/tier2-kept.jsonl");
+
+    fn file(name: &str, text: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("stitch-kept-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    #[test]
+    fn a_missing_file_of_kept_spans_is_an_error_not_nothing_kept() {
+        let missing = std::env::temp_dir().join("stitch-no-such-dir").join("tier2-a-kept.jsonl");
+        let error = read_kept_file(&missing, "tier2-a", false).unwrap_err();
+        assert!(format!("{error:#}").contains("tier2-a's file of kept spans"), "{error:#}");
+        // An empty file is a collector that kept nothing.
+        assert_eq!(read_kept_file(&file("empty.jsonl", ""), "tier2-a", false).unwrap(), []);
+    }
+
+    #[test]
+    fn a_last_line_cut_short_is_dropped_only_when_its_collector_died() {
+        let cut = file("cut.jsonl", &format!("{}{}", LINE, &LINE[..40]));
+        assert_eq!(read_kept_file(&cut, "tier2-a", true).unwrap(), file_line_spans(LINE.trim()).unwrap());
+        let error = read_kept_file(&cut, "tier2-a", false).unwrap_err();
+        assert!(format!("{error:#}").contains("cut.jsonl line 2"), "{error:#}");
     }
 }

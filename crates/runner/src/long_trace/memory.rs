@@ -52,8 +52,9 @@ pub fn memory_summary(samples: &[Sample]) -> Vec<MemorySummary> {
             let max = |f: fn(&Sample) -> f64| mine.iter().map(|sample| f(sample)).fold(0.0, f64::max);
             MemorySummary {
                 collector: collector.clone(),
-                first_rss_mib: mib(mine.first().map_or(0.0, |sample| sample.rss_bytes)),
-                last_rss_mib: mib(mine.last().map_or(0.0, |sample| sample.rss_bytes)),
+                // A collector is listed for its samples: it has a first and a last.
+                first_rss_mib: mib(mine[0].rss_bytes),
+                last_rss_mib: mib(mine[mine.len() - 1].rss_bytes),
                 max_rss_mib: mib(max(|sample| sample.rss_bytes)),
                 max_heap_mib: mib(max(|sample| sample.heap_bytes)),
                 slope_mib_per_min: slope_mib_per_minute(&points),

@@ -16,24 +16,24 @@ const POLICY_DECISIONS: &str = "otelcol_processor_tail_sampling_count_traces_sam
 const DROPPED_TOO_EARLY: &str = "otelcol_processor_tail_sampling_sampling_trace_dropped_too_early";
 const BACKEND_OUTCOME: &str = "otelcol_loadbalancer_backend_outcome";
 
-impl TierStage {
-    /// The order the stage injected for a policy, as the gateway accepted it.
-    fn injected<'a>(&self, orders: &'a [Order], order_id: Option<&String>, what: &str) -> Result<&'a Order> {
-        let order_id = order_id.with_context(|| format!("the {what} request was never placed"))?;
-        orders
-            .iter()
-            .find(|order| &order.order_id == order_id)
-            .with_context(|| format!("the {what} request {order_id} is not among the run's orders"))
-    }
+/// The order the stage injected for a policy, as the gateway accepted it.
+fn injected<'a>(orders: &'a [Order], order_id: Option<&String>, what: &str) -> Result<&'a Order> {
+    let order_id = order_id.with_context(|| format!("the {what} request was never placed"))?;
+    orders
+        .iter()
+        .find(|order| &order.order_id == order_id)
+        .with_context(|| format!("the {what} request {order_id} is not among the run's orders"))
+}
 
+impl TierStage {
     pub(super) fn measure_kept(&self, lineage: &lineage::Lineage, orders: &[Order]) -> Result<StageData> {
         self.wait_for_decisions()?;
         let jaeger = self.jaeger_url()?;
         let scrapes = self.scrape()?;
         let kept_by_collector = self.kept_spans()?;
         let options = &self.options;
-        let error_order = self.injected(orders, self.error_order.as_ref(), "injected error")?;
-        let slow_order = self.injected(orders, self.slow_order.as_ref(), "slow")?;
+        let error_order = injected(orders, self.error_order.as_ref(), "injected error")?;
+        let slow_order = injected(orders, self.slow_order.as_ref(), "slow")?;
 
         // Which tier-2 collector kept each trace id.
         let mut keepers: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
@@ -134,7 +134,7 @@ impl TierStage {
         let jaeger = self.jaeger_url()?;
         let scrapes = self.scrape()?;
         let kept_by_collector = self.kept_spans()?;
-        let error_order = self.injected(orders, self.error_order.as_ref(), "injected error")?;
+        let error_order = injected(orders, self.error_order.as_ref(), "injected error")?;
         // Kept spans regrouped by business key: the fragments of each request
         // that the tier kept, each its own trace id.
         let mut fragments: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
@@ -198,28 +198,34 @@ impl TierStage {
             .map(|(process, port, _)| (format!("127.0.0.1:{port}"), process.name.clone()))
             .collect();
         let (_, tier1) = scrapes.iter().find(|(name, _)| name == "tier1").context("no scrape of tier 1")?;
-        let mut by_endpoint: BTreeMap<String, (f64, f64)> = BTreeMap::new();
-        for (labels, value) in tier1.series(BACKEND_OUTCOME, &[]) {
-            let endpoint = labels.get("endpoint").with_context(|| format!("{BACKEND_OUTCOME} without an endpoint"))?;
-            let entry = by_endpoint.entry(endpoint.clone()).or_default();
-            match labels.get("success").map(String::as_str) {
-                Some("true") => entry.0 += value,
-                Some("false") => entry.1 += value,
-                other => anyhow::bail!("{BACKEND_OUTCOME} for {endpoint} with success={other:?}"),
-            }
-        }
-        if by_endpoint.is_empty() {
-            anyhow::bail!("tier 1 exported nothing: its scrape has no {BACKEND_OUTCOME}");
-        }
-        Ok(by_endpoint
-            .into_iter()
-            .map(|(endpoint, (ok, failed))| BackendExports {
-                backend: names.get(&endpoint).cloned().unwrap_or(endpoint),
-                ok,
-                failed,
-            })
-            .collect())
+        exports_by_backend(tier1, &names)
     }
+}
+
+/// Tier 1's exports per backend, named by `names` (endpoint → collector).
+/// A series without its endpoint or outcome, or none at all, is an error.
+fn exports_by_backend(tier1: &Metrics, names: &BTreeMap<String, String>) -> Result<Vec<BackendExports>> {
+    let mut by_endpoint: BTreeMap<String, (f64, f64)> = BTreeMap::new();
+    for (labels, value) in tier1.series(BACKEND_OUTCOME, &[]) {
+        let endpoint = labels.get("endpoint").with_context(|| format!("{BACKEND_OUTCOME} without an endpoint"))?;
+        let entry = by_endpoint.entry(endpoint.clone()).or_default();
+        match labels.get("success").map(String::as_str) {
+            Some("true") => entry.0 += value,
+            Some("false") => entry.1 += value,
+            other => anyhow::bail!("{BACKEND_OUTCOME} for {endpoint} with success={other:?}"),
+        }
+    }
+    if by_endpoint.is_empty() {
+        anyhow::bail!("tier 1 exported nothing: its scrape has no {BACKEND_OUTCOME}");
+    }
+    Ok(by_endpoint
+        .into_iter()
+        .map(|(endpoint, (ok, failed))| BackendExports {
+            backend: names.get(&endpoint).cloned().unwrap_or(endpoint),
+            ok,
+            failed,
+        })
+        .collect())
 }
 
 fn routing_summary(scrapes: &[(String, Metrics)], kept: &[(String, Vec<KeptSpan>)]) -> Result<Vec<RoutingRow>> {
@@ -239,4 +245,47 @@ fn routing_summary(scrapes: &[(String, Metrics)], kept: &[(String, Vec<KeptSpan>
             })
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tier_1s_exports_are_named_by_collector() {
+        let tier1 = Metrics::parse(
+            "otelcol_loadbalancer_backend_outcome{endpoint=\"127.0.0.1:4001\",success=\"true\"} 30\n\
+             otelcol_loadbalancer_backend_outcome{endpoint=\"127.0.0.1:4001\",success=\"false\"} 2\n\
+             otelcol_loadbalancer_backend_outcome{endpoint=\"127.0.0.1:4002\",success=\"true\"} 28\n",
+        )
+        .unwrap();
+        let names = BTreeMap::from([("127.0.0.1:4001".to_owned(), "tier2-a".to_owned())]);
+        let exports = exports_by_backend(&tier1, &names).unwrap();
+        let rows: Vec<(&str, f64, f64)> =
+            exports.iter().map(|row| (row.backend.as_str(), row.ok, row.failed)).collect();
+        assert_eq!(rows, [("tier2-a", 30.0, 2.0), ("127.0.0.1:4002", 28.0, 0.0)]);
+    }
+
+    #[test]
+    fn exports_without_an_endpoint_an_outcome_or_any_series_are_errors() {
+        let names = BTreeMap::new();
+        for (text, message) in [
+            ("otelcol_loadbalancer_backend_outcome{success=\"true\"} 3\n", "without an endpoint"),
+            ("otelcol_loadbalancer_backend_outcome{endpoint=\"127.0.0.1:1\"} 3\n", "with success=None"),
+            ("otelcol_process_memory_rss 1\n", "tier 1 exported nothing"),
+        ] {
+            let error = exports_by_backend(&Metrics::parse(text).unwrap(), &names).unwrap_err();
+            assert!(error.to_string().contains(message), "{text}: {error}");
+        }
+    }
+
+    #[test]
+    fn an_injected_request_never_placed_or_not_accepted_is_an_error() {
+        let orders = [Order { order_id: "ord-1".to_owned(), trace_id: "ab".repeat(16) }];
+        assert_eq!(injected(&orders, Some(&"ord-1".to_owned()), "slow").unwrap().order_id, "ord-1");
+        let error = injected(&orders, None, "injected error").unwrap_err();
+        assert_eq!(error.to_string(), "the injected error request was never placed");
+        let error = injected(&orders, Some(&"ord-9".to_owned()), "slow").unwrap_err();
+        assert_eq!(error.to_string(), "the slow request ord-9 is not among the run's orders");
+    }
 }

@@ -107,11 +107,16 @@ pub fn judge(step: &Step, run: &CheckRun) -> Verdict {
         .iter()
         .map(|&name| {
             let row = report.boundaries.iter().find(|row| row.boundary == name);
+            // Lineage reports every boundary: a report without one (a run
+            // recorded by another version) measured nothing there, which is
+            // not zero breaks.
             let (breaks, requests, break_rate) =
                 row.map_or((0, report.requests, 0.0), |row| (row.breaks, row.requests, row.break_rate));
             let target = step.meta.targets.boundaries.get(&name).copied();
-            let passed = target.map(|max| break_rate < max);
-            if passed == Some(false) {
+            let passed = target.map(|max| row.is_some() && break_rate < max);
+            if row.is_none() {
+                failures.push(format!("{name} boundary: lineage's report has no row for it"));
+            } else if passed == Some(false) {
                 failures.push(format!(
                     "{name} boundary: breaks in {} of requests, target under {}",
                     percent(break_rate),
@@ -193,6 +198,16 @@ mod tests {
         assert_eq!(verdict.failures, ["http boundary: breaks in 100% of requests, target under 1.0%"]);
         let http = verdict.boundaries.iter().find(|row| row.boundary == Boundary::Http).expect("the http row");
         assert_eq!(http.cause, Some(Cause::RootInInternalService));
+    }
+
+    #[test]
+    fn a_report_without_a_boundary_row_fails_instead_of_reading_zero_breaks() {
+        let mut run = fixed();
+        run.report.boundaries.retain(|row| row.boundary != Boundary::Http);
+        let verdict = judge(&step(1, STEP_1), &run);
+        assert_eq!(verdict.failures, ["http boundary: lineage's report has no row for it"]);
+        let http = verdict.boundaries.iter().find(|row| row.boundary == Boundary::Http).expect("the http row");
+        assert_eq!(http.passed, Some(false));
     }
 
     #[test]

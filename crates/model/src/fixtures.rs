@@ -2,6 +2,8 @@
 //! text and a [`CheckRun`] with the numbers a test needs, no processes; in
 //! [`stages`], what each stage measures on a passing run.
 
+pub mod stages;
+
 use lineage::{Boundary, BoundaryCounts, BoundaryReport, CauseCounts, Report, ServiceReport};
 
 pub use crate::chain::EXPECTED_CHAIN;
@@ -120,5 +122,3 @@ pub fn run(requests: u64, services: Vec<ServiceReport>, breaks: [u64; 3], chain:
         sdk_export: Vec::new(),
     }
 }
-
-pub mod stages;

@@ -212,12 +212,7 @@ pub fn run(kafka: &str, requests: usize, no_tests: bool) -> anyhow::Result<ExitC
         eprintln!("\n── {name}");
         let problems = match stitch_campaigns::runs::sampling_cannot_repair(crate::report::TIER_REQUESTS, kafka) {
             Ok(run) => match &run.evidence {
-                Some(evidence) => evidence
-                    .assertions
-                    .iter()
-                    .filter(|assertion| !assertion.passed)
-                    .map(|assertion| format!("{}: measured {}", assertion.claim, assertion.measured))
-                    .collect(),
+                Some(evidence) => stitch_judge::stage::judge(evidence).failures(),
                 None => vec!["the tier measured nothing".to_owned()],
             },
             Err(err) => vec![format!("the run failed: {err:#}")],
@@ -459,10 +454,17 @@ pub(crate) fn lesson_only(step: &Step) -> Vec<String> {
         if file == "step.toml" {
             continue;
         }
-        // The named wrong fixes live beside the solution only.
+        // The named wrong fixes live beside the solution only: mistakes.toml,
+        // and a whole variant of lesson files per wrong fix.
         if file == "mistakes.toml" || file.starts_with("mistakes/") {
+            let lesson =
+                file.strip_prefix("mistakes/").and_then(|variant| variant.split_once('/')).map(|(_, lesson)| lesson);
             if unsolved.join(&file).exists() {
                 problems.push(format!("{file}: the wrong fixes belong to the solution, not the step"));
+            } else if file != "mistakes.toml"
+                && !lesson.is_some_and(|lesson| step.meta.lesson.iter().any(|file| file == lesson))
+            {
+                problems.push(format!("{file}: a wrong fix is mistakes/NAME/ and a lesson file"));
             }
             continue;
         }

@@ -247,7 +247,7 @@ impl Receiver {
 fn accepted_spans(metrics: &Metrics, names: &[&str]) -> Result<u64> {
     for name in names {
         if metrics.series(name, &[]).next().is_some() {
-            return Ok(metrics.sum(name, &[]) as u64);
+            return Ok(metrics.sum(name, &[])? as u64);
         }
     }
     bail!("none of {} is exposed", names.join(", "))

@@ -12,8 +12,8 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use serde::{Deserialize, Serialize};
+use stitch_model::StageData;
 use stitch_model::stage::long_trace::{HardLimit, LongTraceData, Sample};
-use stitch_model::{Evidence, StageData};
 use stitch_runner::long_trace::{CHECK_GOGC, CHECK_MARGIN_MIB, long_mode, slope_mib_per_minute};
 
 use crate::report::{HEADER, KAFKA};
@@ -36,13 +36,14 @@ struct LongRun {
     solution: bool,
     minutes: f64,
     elapsed_seconds: f64,
-    evidence: Evidence,
+    /// What the stage measured; judged again when printed.
+    evidence: StageData,
 }
 
 impl LongRun {
     /// What step 8's stage measured; an error when the evidence is another stage's.
     fn data(&self) -> anyhow::Result<&LongTraceData> {
-        match &self.evidence.data {
+        match &self.evidence {
             StageData::LongTrace(data) => Ok(data.as_ref()),
             _ => anyhow::bail!("{}: the saved evidence is not step 8's", self.label),
         }
@@ -83,7 +84,7 @@ pub fn run(minutes: f64, tight_minutes: f64, tight_limit_mib: Option<u64>, runs:
     write_book(&runs)?;
     for run in &runs {
         println!("\n── {} ({}), {} min", run.label, if run.solution { "solution" } else { "unsolved" }, run.minutes);
-        crate::table::print_evidence(&run.evidence);
+        crate::table::print_evidence(&stitch_judge::stage::judge(&run.evidence));
     }
     println!("\nwrote {} and {}", generated().display(), picture().display());
     Ok(ExitCode::SUCCESS)
@@ -468,17 +469,14 @@ mod tests {
             }),
             memory: memory_summary(&samples),
             samples,
+            ..stitch_model::fixtures::stages::long_trace()
         };
         LongRun {
             label: label.to_owned(),
             solution,
             minutes: 10.0,
             elapsed_seconds: 700.0,
-            evidence: Evidence {
-                assertions: Vec::new(),
-                notes: Vec::new(),
-                data: StageData::LongTrace(Box::new(data)),
-            },
+            evidence: StageData::LongTrace(Box::new(data)),
         }
     }
 

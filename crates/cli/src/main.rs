@@ -279,9 +279,10 @@ fn check_command(
 fn sampling_cannot_repair(requests: usize, kafka: BrokerKind) -> anyhow::Result<ExitCode> {
     let run = stitch_campaigns::runs::sampling_cannot_repair(requests, kafka)?;
     let evidence = run.evidence.as_ref().context("the tier measured nothing")?;
+    let stage = stitch_judge::stage::judge(evidence);
     println!("\nStep 0's broken flow through the tail-sampling tier, {} requests on {kafka}:\n", run.requests_sent);
-    table::print_evidence(evidence);
-    let passed = evidence.assertions.iter().all(|assertion| assertion.passed);
+    table::print_evidence(&stage);
+    let passed = stage.passed();
     println!(
         "{}",
         if passed { "As expected: sampling kept fragments, never a request." } else { "UNEXPECTED: see above." }

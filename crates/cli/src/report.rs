@@ -9,7 +9,7 @@ use anyhow::Context as _;
 use stitch_components::kafka::BrokerKind;
 use stitch_judge::verdict::{self, Verdict};
 use stitch_model::stage::tier::TierData;
-use stitch_model::{CheckRun, Evidence, GateCheck, StageData, StageKind};
+use stitch_model::{CheckRun, GateCheck, StageData, StageKind};
 use stitch_runner::check::{self, CheckOptions};
 use stitch_runner::gate_judge::{self, GateCheckOptions};
 use stitch_runner::lesson::LessonCrate;
@@ -113,14 +113,14 @@ fn section(step: &Step, run: &CheckRun, verdict: &Verdict) -> String {
     let completeness = &run.report.completeness;
     // A stage's measurements vary from run to run (what a sampler keeps, how
     // long a proxy takes): they stay outside the stable block.
-    let evidence = run.evidence.as_ref().map_or_else(String::new, |evidence| {
+    let evidence = verdict.stage.as_ref().map_or_else(String::new, |stage| {
         // A note of several lines is a span dump: a block, not a bullet.
-        let notes: String = evidence
+        let notes: String = stage
             .notes
             .iter()
             .map(|note| if note.contains('\n') { format!("\n```text\n{note}\n```\n\n") } else { format!("- {note}\n") })
             .collect();
-        format!("\n\nWhat the stage measured:\n\n{notes}\n{}", table::evidence_table(evidence).markdown())
+        format!("\n\nWhat the stage measured:\n\n{notes}\n{}", table::evidence_table(stage).markdown())
     });
     format!(
         "#### {title}: `cargo xtask check {}{}`\n\n{} requests on {}.\n\n{}\n\nCompleteness latency (entry span end → last connected span): p50 {:.0} ms, p99 {:.0} ms. Timings vary from run to run and machine to machine.\n\nOne request, as lineage prints it:\n\n```text\n{}\n```\n",
@@ -208,7 +208,7 @@ pub fn generate(only: Option<&str>) -> anyhow::Result<ExitCode> {
                 }
                 Some(StageKind::TailSampling) if solution => {
                     let evidence = run.evidence.as_ref().context("the tier measured nothing")?;
-                    let StageData::TailSampling(tier) = &evidence.data else {
+                    let StageData::TailSampling(tier) = evidence else {
                         anyhow::bail!("step {}'s stage measured something other than the tier", step.number);
                     };
                     write(&images_dir().join(TIER_ROUTING), &routing_svg(&run, tier))?;
@@ -296,14 +296,15 @@ fn write_cannot_repair() -> anyhow::Result<()> {
     eprintln!("running step 0 through the tail-sampling tier…");
     let run = stitch_campaigns::runs::sampling_cannot_repair(TIER_REQUESTS, KAFKA)?;
     let evidence = run.evidence.as_ref().context("the tier measured nothing")?;
-    let notes: String = evidence.notes.iter().map(|note| format!("- {note}\n")).collect();
+    let stage = stitch_judge::stage::judge(evidence);
+    let notes: String = stage.notes.iter().map(|note| format!("- {note}\n")).collect();
     write(
         &generated_dir().join(CANNOT_REPAIR),
         &format!(
             "{HEADER}\nStep 0's broken flow through step 4's tier, {} requests on {KAFKA} \
              (`cargo xtask sampling-cannot-repair`):\n\n{notes}\n{}\n",
             run.requests_sent,
-            table::evidence_table(evidence).markdown()
+            table::evidence_table(&stage).markdown()
         ),
     )
 }
@@ -418,8 +419,8 @@ pub fn stale_gate_checks(checks: &[(Step, GateCheck)]) -> Vec<String> {
 /// Step 7's pictures: the order page as the browser showed it, and one of its
 /// orders in lineage, from the page to the consumer.
 fn browser_pictures(run: &CheckRun) -> anyhow::Result<()> {
-    let evidence: &Evidence = run.evidence.as_ref().context("the browser stage measured nothing")?;
-    let StageData::Browser(browser) = &evidence.data else {
+    let evidence = run.evidence.as_ref().context("the browser stage measured nothing")?;
+    let StageData::Browser(browser) = evidence else {
         anyhow::bail!("the browser step's stage measured something other than the browser");
     };
     let page = browser.page_screenshot.as_ref().context("the browser stage took no screenshot of the page")?;

@@ -1,8 +1,9 @@
 //! What a check prints: one screen, tables first, the hint last.
 
 use serde_json::json;
+use stitch_judge::stage::StageVerdict;
 use stitch_judge::verdict::{Verdict, percent};
-use stitch_model::{CheckRun, Evidence};
+use stitch_model::CheckRun;
 use stitch_runner::step::Step;
 
 /// A plain-text table with right-aligned numbers.
@@ -173,8 +174,8 @@ pub fn print_check(step: &Step, run: &CheckRun, verdict: &Verdict) {
         }
         println!();
     }
-    if let Some(evidence) = &run.evidence {
-        print_evidence(evidence);
+    if let Some(stage) = &verdict.stage {
+        print_evidence(stage);
     }
     if verdict.passed {
         println!("PASSED: every judged rate is under its target, and every judged shape and claim holds.");
@@ -202,23 +203,24 @@ pub fn print_service_logs(run: &CheckRun) {
     }
 }
 
-/// What the step's stage measured: its notes, then one row per claim.
-pub fn evidence_table(evidence: &Evidence) -> Table {
+/// The stage's claims as its judge made them: one row per claim.
+pub fn evidence_table(stage: &StageVerdict) -> Table {
     let mut table = Table::new(&["claim", "measured", ""], &[false, false, false]);
-    for assertion in &evidence.assertions {
-        table.row(vec![assertion.claim.clone(), assertion.measured.clone(), mark(Some(assertion.passed))]);
+    for claim in &stage.claims {
+        table.row(vec![claim.claim.clone(), claim.measured.clone(), mark(Some(claim.passed))]);
     }
     table
 }
 
-pub fn print_evidence(evidence: &Evidence) {
-    for note in &evidence.notes {
+/// The stage's notes, then its claims.
+pub fn print_evidence(stage: &StageVerdict) {
+    for note in &stage.notes {
         println!("  {}", note.replace('\n', "\n    "));
     }
-    if !evidence.notes.is_empty() {
+    if !stage.notes.is_empty() {
         println!();
     }
-    println!("{}\n", evidence_table(evidence).render());
+    println!("{}\n", evidence_table(stage).render());
 }
 
 /// The `--json` object: one per run.
@@ -240,6 +242,7 @@ pub fn json(step: &Step, run: &CheckRun, verdict: &Verdict) -> serde_json::Value
         "failures": verdict.failures,
         "sample": run.orders.first(),
         "evidence": run.evidence,
+        "stage": verdict.stage,
     })
 }
 

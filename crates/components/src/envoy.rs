@@ -262,10 +262,15 @@ impl Envoy {
     }
 
     /// One counter of the admin's `/stats`, e.g. `tracing.opentelemetry.spans_sent`.
-    pub fn counter(&self, name: &str) -> Option<u64> {
-        let (_, body) =
-            http_get_status(&format!("http://127.0.0.1:{}/stats?filter=^{name}$", self.ports.admin)).ok()?;
-        body.lines().find_map(|line| line.strip_prefix(name)?.strip_prefix(": ")?.trim().parse().ok())
+    /// One of Envoy's own counters, from its admin API; a counter it does
+    /// not list is an error, not a zero.
+    pub fn counter(&self, name: &str) -> anyhow::Result<u64> {
+        let url = format!("http://127.0.0.1:{}/stats?filter=^{name}$", self.ports.admin);
+        let (status, body) = http_get_status(&url)?;
+        if status != 200 {
+            anyhow::bail!("Envoy's admin API answered {status} for {url}");
+        }
+        stat_value(&body, name).with_context(|| format!("Envoy's admin API lists no counter {name}: {body:?}"))
     }
 
     pub fn stop(mut self) {
@@ -273,9 +278,22 @@ impl Envoy {
     }
 }
 
+/// The value of `name` in the admin API's `name: value` lines.
+fn stat_value(stats: &str, name: &str) -> Option<u64> {
+    stats.lines().find_map(|line| line.strip_prefix(name)?.strip_prefix(": ")?.trim().parse().ok())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_counter_is_read_from_the_admin_stats_and_a_missing_one_is_none() {
+        let stats = "tracing.opentelemetry.spans_sent: 403\ntracing.opentelemetry.spans_dropped: 0\n";
+        assert_eq!(stat_value(stats, "tracing.opentelemetry.spans_sent"), Some(403));
+        assert_eq!(stat_value(stats, "tracing.opentelemetry.spans_dropped"), Some(0));
+        assert_eq!(stat_value(stats, "tracing.opentelemetry.spans_renamed"), None);
+    }
 
     const PORTS: EnvoyPorts = EnvoyPorts { admin: 1, listen: 2, worker: 3, lineage_otlp: 4 };
 

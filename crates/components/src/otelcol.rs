@@ -209,27 +209,57 @@ impl OtelProcess {
     }
 }
 
-/// One scrape of a Prometheus text endpoint.
+/// One scrape of a Prometheus text endpoint: its counters and gauges (a
+/// histogram's `_sum` and `_count` among them), read by `prometheus-parse`.
 #[derive(Debug, Clone, Default)]
 pub struct Metrics {
     samples: Vec<(String, BTreeMap<String, String>, f64)>,
 }
 
 impl Metrics {
-    /// Parses the text exposition format. A sample line it cannot read is an
+    /// Parses the text exposition format. A line the parser would skip (not
+    /// a sample, a value that is not a number, a label it cannot read) is an
     /// error naming the line: a scrape read in part would count as zeros.
     pub fn parse(text: &str) -> anyhow::Result<Metrics> {
-        let samples = text
-            .lines()
-            .filter(|line| !line.starts_with('#') && !line.trim().is_empty())
-            .map(|line| parse_sample(line).with_context(|| format!("a metrics line that is not a sample: {line:?}")))
-            .collect::<anyhow::Result<_>>()?;
+        for line in text.lines().map(str::trim).filter(|line| !line.is_empty() && !line.starts_with('#')) {
+            check_sample(line).with_context(|| format!("a metrics line that is not a sample: {line:?}"))?;
+        }
+        let scrape = prometheus_parse::Scrape::parse(text.lines().map(|line| Ok(line.to_owned())))
+            .context("reading a Prometheus text scrape")?;
+        let samples = scrape
+            .samples
+            .into_iter()
+            .filter_map(|sample| {
+                let value = match sample.value {
+                    prometheus_parse::Value::Counter(value)
+                    | prometheus_parse::Value::Gauge(value)
+                    | prometheus_parse::Value::Untyped(value) => value,
+                    // Buckets and quantiles: the checks read `_sum` and `_count`.
+                    prometheus_parse::Value::Histogram(_) | prometheus_parse::Value::Summary(_) => return None,
+                };
+                let labels = sample.labels.iter().map(|(key, value)| (key.clone(), value.clone())).collect();
+                Some((sample.metric, labels, value))
+            })
+            .collect();
         Ok(Metrics { samples })
     }
 
-    /// The sum of every series of `name` whose labels include all of `labels`.
-    pub fn sum(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
-        self.series(name, labels).map(|(_, value)| value).sum()
+    /// The sum of every series of `name` whose labels include all of
+    /// `labels`. A scrape without any series of `name` is an error: a
+    /// renamed metric must not read as zero.
+    pub fn sum(&self, name: &str, labels: &[(&str, &str)]) -> anyhow::Result<f64> {
+        if !self.samples.iter().any(|(sample, _, _)| sample == name) {
+            bail!("the scrape has no {name}");
+        }
+        Ok(self.events(name, labels))
+    }
+
+    /// [`Metrics::sum`] of a counter the collector creates at its first
+    /// event (a late span, a cached decision, a failed send, a backend
+    /// answered): until then it has no series, and none means none happened.
+    pub fn events(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
+        // `+ 0.0`: an empty float sum is -0, which prints as "-0".
+        self.series(name, labels).map(|(_, value)| value).sum::<f64>() + 0.0
     }
 
     /// Every series of `name` whose labels include all of `labels`.
@@ -247,46 +277,25 @@ impl Metrics {
     }
 }
 
-/// `name{labels} value` or `name value`, with an optional timestamp after
-/// the value.
-fn parse_sample(line: &str) -> Option<(String, BTreeMap<String, String>, f64)> {
-    let (series, rest) = match line.rfind('}') {
-        Some(close) => line.split_at(close + 1),
-        None => line.split_once(' ')?,
+/// Fails on a sample line `prometheus-parse` would skip or misread: not a
+/// sample, a value that is not a number, or a label value with a character
+/// it splits on (`,`, `=`) or cannot unescape (`"`, `\`, `}`).
+fn check_sample(line: &str) -> anyhow::Result<()> {
+    let prometheus_parse::LineInfo::Sample { labels, value, .. } = prometheus_parse::LineInfo::parse(line) else {
+        bail!("not `name{{labels}} value`");
     };
-    let value: f64 = rest.split_whitespace().next()?.parse().ok()?;
-    let (name, labels) = match series.split_once('{') {
-        Some((name, labels)) => (name, parse_labels(labels.strip_suffix('}')?)),
-        None => (series, BTreeMap::new()),
-    };
-    Some((name.trim().to_owned(), labels, value))
-}
-
-fn parse_labels(text: &str) -> BTreeMap<String, String> {
-    let mut labels = BTreeMap::new();
-    let mut rest = text;
-    while let Some((key, after)) = rest.split_once("=\"") {
-        let mut value = String::new();
-        let mut chars = after.char_indices();
-        let mut end = after.len();
-        while let Some((index, c)) = chars.next() {
-            match c {
-                '\\' => {
-                    if let Some((_, escaped)) = chars.next() {
-                        value.push(if escaped == 'n' { '\n' } else { escaped });
-                    }
-                }
-                '"' => {
-                    end = index + 1;
-                    break;
-                }
-                c => value.push(c),
-            }
-        }
-        labels.insert(key.trim_start_matches(',').trim().to_owned(), value);
-        rest = &after[end..];
+    if !matches!(value, "NaN" | "+Inf" | "-Inf") {
+        value.parse::<f64>().with_context(|| format!("the value {value:?} is not a number"))?;
     }
-    labels
+    for pair in labels.into_iter().flat_map(|labels| labels.split(',')).filter(|pair| !pair.is_empty()) {
+        let Some((key, quoted)) = pair.split_once('=') else { bail!("the label {pair:?} has no value") };
+        let value = quoted.strip_prefix('"').and_then(|rest| rest.strip_suffix('"'));
+        let readable = value.is_some_and(|value| !value.contains(['"', '\\', '=', '}']));
+        if key.is_empty() || !readable {
+            bail!("the label {pair:?} is not key=\"value\" with a plain value");
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -303,24 +312,64 @@ mod tests {
              otelcol_rss 1.5e+08 1733112000000\n",
         )
         .unwrap();
-        assert_eq!(metrics.sum("otelcol_a", &[("sampled", "true")]), 3.0);
-        assert_eq!(metrics.sum("otelcol_a", &[("policy", "errors")]), 42.0);
-        assert_eq!(metrics.sum("otelcol_rss", &[]), 1.5e8);
-        assert_eq!(metrics.sum("missing", &[]), 0.0);
+        assert_eq!(metrics.sum("otelcol_a", &[("sampled", "true")]).unwrap(), 3.0);
+        assert_eq!(metrics.sum("otelcol_a", &[("policy", "errors")]).unwrap(), 42.0);
+        assert_eq!(metrics.sum("otelcol_rss", &[]).unwrap(), 1.5e8);
+        // A family the scrape has, with no series of these labels: none happened.
+        assert_eq!(metrics.sum("otelcol_a", &[("policy", "baseline")]).unwrap(), 0.0);
+    }
+
+    #[test]
+    fn a_metric_the_scrape_lacks_is_an_error_unless_it_counts_events() {
+        let metrics = Metrics::parse("otelcol_a 1\n").unwrap();
+        let error = metrics.sum("otelcol_renamed", &[]).unwrap_err();
+        assert_eq!(error.to_string(), "the scrape has no otelcol_renamed");
+        assert_eq!(metrics.events("otelcol_exporter_send_failed_spans", &[]), 0.0);
+        assert_eq!(metrics.events("otelcol_a", &[]), 1.0);
     }
 
     #[test]
     fn a_line_that_is_not_a_sample_is_an_error_that_names_it() {
         let error = Metrics::parse("otelcol_a 1\ngarbage line\n").unwrap_err();
         assert!(format!("{error:#}").contains("\"garbage line\""), "{error:#}");
+        let error = Metrics::parse("otelcol_a{x=\"1\"} many\n").unwrap_err();
+        assert!(format!("{error:#}").contains("\"many\" is not a number"), "{error:#}");
     }
 
     #[test]
-    fn label_values_may_hold_commas_quotes_and_braces() {
-        let metrics = Metrics::parse("m{endpoint=\"127.0.0.1:1,2\",note=\"a \\\"b\\\" {c}\"} 7\n").unwrap();
-        let (labels, value) = metrics.series("m", &[]).next().expect("one series");
-        assert_eq!(value, 7.0);
-        assert_eq!(labels["endpoint"], "127.0.0.1:1,2");
-        assert_eq!(labels["note"], "a \"b\" {c}");
+    fn a_label_value_the_parser_would_split_is_an_error_not_a_wrong_label() {
+        for line in ["m{endpoint=\"127.0.0.1:1,2\"} 7", "m{note=\"a \\\"b\\\"\"} 7", "m{a=b} 7"] {
+            let error = Metrics::parse(line).unwrap_err();
+            assert!(format!("{error:#}").contains("is not key=\"value\" with a plain value"), "{line}: {error:#}");
+        }
+    }
+
+    /// Scrapes of the pinned collector (tier 1 and tier 2 after a few traces,
+    /// tier 2 idle) read whole, with the series the checks use.
+    #[test]
+    fn reads_the_collectors_own_scrapes() {
+        let tier2 = Metrics::parse(include_str!("../testdata/tier2-after-traffic.prom")).unwrap();
+        let sampled = tier2
+            .sum("otelcol_processor_tail_sampling_count_traces_sampled", &[("policy", "errors"), ("sampled", "true")])
+            .unwrap();
+        assert_eq!(sampled, 3.0);
+        assert_eq!(tier2.sum("otelcol_processor_tail_sampling_new_trace_id_received", &[]).unwrap(), 3.0);
+        assert_eq!(tier2.sum("otelcol_processor_tail_sampling_sampling_trace_dropped_too_early", &[]).unwrap(), 0.0);
+        assert_eq!(tier2.sum("otelcol_receiver_refused_spans", &[]).unwrap(), 0.0);
+        assert_eq!(tier2.sum("otelcol_receiver_accepted_spans", &[]).unwrap(), 3.0);
+        assert!(tier2.sum("otelcol_process_memory_rss", &[]).unwrap() > 1e6);
+        // A histogram's count and sum, as the late-span age is read.
+        assert!(tier2.sum("otelcol_processor_tail_sampling_sampling_trace_removal_age_count", &[]).is_ok());
+
+        let tier1 = Metrics::parse(include_str!("../testdata/tier1-after-traffic.prom")).unwrap();
+        let (labels, exports) =
+            tier1.series("otelcol_loadbalancer_backend_outcome", &[("success", "true")]).next().expect("one backend");
+        assert_eq!((labels["endpoint"].as_str(), exports), ("127.0.0.1:14918", 1.0));
+
+        // Idle, before any span: no receiver counters yet.
+        let idle = Metrics::parse(include_str!("../testdata/tier2-idle.prom")).unwrap();
+        assert!(idle.sum("otelcol_receiver_accepted_spans", &[]).is_err());
+        assert_eq!(idle.events("otelcol_receiver_accepted_spans", &[]), 0.0);
+        assert!(idle.sum("otelcol_processor_tail_sampling_sampling_traces_on_memory", &[]).is_ok());
     }
 }

@@ -24,6 +24,8 @@ const DEFAULT_ITEMS: u32 = 60;
 const DEFAULT_INTERVAL_MS: u64 = 1_000;
 /// Batches larger than this are refused: a typo should not run for hours.
 const MAX_ITEMS: u32 = 10_000;
+/// The name of an item's span, where step 8's check finds the items.
+pub const ITEM_SPAN: &str = "process item";
 
 /// Steps 0–7: an item is a child of the batch, so the batch and all of its
 /// items are one trace, as long as the batch runs.
@@ -137,7 +139,7 @@ async fn run(boundaries: Boundaries, batch: Batch, context: opentelemetry::Conte
         let span = tracing::info_span!(
             parent: None,
             "item",
-            otel.name = "process item",
+            otel.name = ITEM_SPAN,
             otel.kind = "internal",
             order.id = %batch.batch_id,
             batch.item = number,

@@ -6,6 +6,7 @@
 pub mod chain;
 pub mod flow;
 pub mod gate;
+pub mod stage;
 pub mod verdict;
 
 pub use verdict::{Verdict, judge, percent};

@@ -7,6 +7,8 @@ use serde::{Deserialize, Serialize};
 pub use stitch_model::percent;
 use stitch_model::{CheckRun, Step};
 
+use crate::stage::StageVerdict;
+
 /// One row of the per-service table.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ServiceRow {
@@ -43,6 +45,8 @@ pub struct Verdict {
     pub boundaries: Vec<BoundaryRow>,
     /// One line per failed target.
     pub failures: Vec<String>,
+    /// The stage's claims and notes, when the step has a stage.
+    pub stage: Option<StageVerdict>,
 }
 
 /// Judges `run` against the targets of `step`.
@@ -103,11 +107,16 @@ pub fn judge(step: &Step, run: &CheckRun) -> Verdict {
         .iter()
         .map(|&name| {
             let row = report.boundaries.iter().find(|row| row.boundary == name);
+            // Lineage reports every boundary: a report without one (a run
+            // recorded by another version) measured nothing there, which is
+            // not zero breaks.
             let (breaks, requests, break_rate) =
                 row.map_or((0, report.requests, 0.0), |row| (row.breaks, row.requests, row.break_rate));
             let target = step.meta.targets.boundaries.get(&name).copied();
-            let passed = target.map(|max| break_rate < max);
-            if passed == Some(false) {
+            let passed = target.map(|max| row.is_some() && break_rate < max);
+            if row.is_none() {
+                failures.push(format!("{name} boundary: lineage's report has no row for it"));
+            } else if passed == Some(false) {
                 failures.push(format!(
                     "{name} boundary: breaks in {} of requests, target under {}",
                     percent(break_rate),
@@ -129,13 +138,12 @@ pub fn judge(step: &Step, run: &CheckRun) -> Verdict {
     // The shape of each request at the boundaries taught so far.
     failures.extend(crate::flow::failures(&crate::flow::taught_so_far(step), run));
 
-    if let Some(evidence) = &run.evidence {
-        for assertion in evidence.assertions.iter().filter(|assertion| !assertion.passed) {
-            failures.push(format!("{}: measured {}", assertion.claim, assertion.measured));
-        }
+    let stage = run.evidence.as_ref().map(crate::stage::judge);
+    if let Some(stage) = &stage {
+        failures.extend(stage.failures());
     }
 
-    Verdict { passed: failures.is_empty(), services, boundaries, failures }
+    Verdict { passed: failures.is_empty(), services, boundaries, failures, stage }
 }
 
 /// The cause most orphans that break at `boundary` have, over all services.
@@ -156,8 +164,9 @@ fn dominant_cause(run: &CheckRun, boundary: Boundary) -> Option<Cause> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use stitch_model::StageData;
+    use stitch_model::fixtures::stages;
     use stitch_model::fixtures::{EXPECTED_CHAIN as CHAIN, STEP_1, run, service, step};
-    use stitch_model::{Assertion, Evidence, StageData};
 
     fn fixed() -> CheckRun {
         let services = vec![
@@ -195,33 +204,32 @@ mod tests {
     }
 
     #[test]
+    fn a_report_without_a_boundary_row_fails_instead_of_reading_zero_breaks() {
+        let mut run = fixed();
+        run.report.boundaries.retain(|row| row.boundary != Boundary::Http);
+        let verdict = judge(&step(1, STEP_1), &run);
+        assert_eq!(verdict.failures, ["http boundary: lineage's report has no row for it"]);
+        let http = verdict.boundaries.iter().find(|row| row.boundary == Boundary::Http).expect("the http row");
+        assert_eq!(http.passed, Some(false));
+    }
+
+    #[test]
     fn a_missing_service_failed_requests_and_a_failed_claim_each_fail() {
         let mut run = fixed();
         run.report.services.retain(|row| row.service != "gateway");
         run.requests_failed = 3;
-        run.evidence = Some(Evidence {
-            assertions: vec![Assertion::new("the stage's claim", "0 of 1", false)],
-            notes: Vec::new(),
-            data: StageData::Mesh(stitch_model::stage::mesh::MeshData {
-                envoy_version: "test".to_owned(),
-                chained_requests: 0,
-                requests: 1,
-                not_chained: Vec::new(),
-                envoy_spans: 0,
-                envoy_orphans: 0,
-                envoy_spans_sent: None,
-                envoy_spans_dropped: None,
-                probes: Vec::new(),
-                sample_dump: None,
-            }),
-        });
+        let mut mesh = stages::mesh();
+        (mesh.chained_requests, mesh.requests) = (0, 1);
+        mesh.not_chained = vec!["ord-0: no worker:server span".to_owned()];
+        run.evidence = Some(StageData::Mesh(mesh));
         let verdict = judge(&step(1, STEP_1), &run);
         assert_eq!(
             verdict.failures,
             [
                 "3 of 200 requests failed at the gateway",
                 "gateway: no spans reached lineage",
-                "the stage's claim: measured 0 of 1",
+                "every request is gateway:client → envoy:server → envoy:client → worker:server, one trace, parent \
+                 by parent: measured 0 of 1 requests",
             ]
         );
     }

@@ -1,5 +1,8 @@
 //! Hand-made runs for the judges' unit tests: a step read from `step.toml`
-//! text and a [`CheckRun`] with the numbers a test needs, no processes.
+//! text and a [`CheckRun`] with the numbers a test needs, no processes; in
+//! [`stages`], what each stage measures on a passing run.
+
+pub mod stages;
 
 use lineage::{Boundary, BoundaryCounts, BoundaryReport, CauseCounts, Report, ServiceReport};
 

@@ -20,8 +20,8 @@ pub use gate::{Baseline, GateCheck, JudgedFlow, Judgement, ORPHAN_RATE_LIMIT};
 pub use hop::{Hop, SpanKind};
 pub use rate::percent;
 pub use run::{
-    Assertion, CheckRun, Evidence, ExportCounts, LogLine, MessageSample, Order, ProbeOutcome, Probes, RequestShape,
-    RequestSpan, ServiceExport, ServiceLog,
+    CheckRun, ExportCounts, LogLine, MessageSample, Order, ProbeOutcome, Probes, RequestShape, RequestSpan,
+    ServiceExport, ServiceLog,
 };
 pub use stage::{StageData, StageKind};
 pub use step::{Expectation, JudgeKind, Step, StepMeta, Targets};

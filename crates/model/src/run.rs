@@ -59,9 +59,10 @@ pub struct CheckRun {
     pub sample_page: String,
     /// Seconds from the first request to the final report.
     pub elapsed_seconds: f64,
-    /// What the step's stage measured, when it has one.
+    /// What the step's stage measured, when it has one; its judge
+    /// (`stitch_judge::stage`) makes the claims from it.
     #[serde(default)]
-    pub evidence: Option<Evidence>,
+    pub evidence: Option<StageData>,
     /// What each service's SDK did with its spans, read once the spans
     /// settled: a span dropped before export never reaches lineage.
     #[serde(default)]
@@ -132,38 +133,6 @@ pub enum ProbeOutcome {
 pub struct Order {
     pub order_id: String,
     pub trace_id: String,
-}
-
-/// What a stage measured beyond lineage's report.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Evidence {
-    /// What the stage asserts; a failed one fails the run.
-    pub assertions: Vec<Assertion>,
-    /// Lines worth printing in the report (a config value, a routing summary).
-    pub notes: Vec<String>,
-    /// Everything measured, for `--json` and the book's generated tables.
-    pub data: StageData,
-}
-
-impl Evidence {
-    /// Whether every claim held.
-    pub fn passed(&self) -> bool {
-        self.assertions.iter().all(|assertion| assertion.passed)
-    }
-}
-
-/// One measured claim of a stage.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Assertion {
-    pub claim: String,
-    pub measured: String,
-    pub passed: bool,
-}
-
-impl Assertion {
-    pub fn new(claim: impl Into<String>, measured: impl Into<String>, passed: bool) -> Assertion {
-        Assertion { claim: claim.into(), measured: measured.into(), passed }
-    }
 }
 
 /// One service's counters, by role.

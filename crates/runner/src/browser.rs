@@ -1,31 +1,32 @@
 //! Step 7's stage: the order page in headless Chromium, traced with OTel-JS.
 //!
 //! The gateway serves the page (`frontend/`, same origin) and lineage accepts
-//! its spans across origins. Three small servers stand for what else a page
-//! calls: a partner API on the propagation allowlist that answers CORS for
-//! `traceparent`, the same API without that answer, and a third party that is
-//! not on the list. Each records the `traceparent` it receives. After the
+//! its spans across origins. Small servers stand for what else a page calls
+//! ([`recorders`]): a partner API on the propagation allowlist, the same API
+//! without a CORS answer for `traceparent`, a third party, and look-alikes of
+//! the partner's origin. Each records the `traceparent` it receives. After the
 //! browser, as many untrusted callers post to the gateway with a context of
 //! their own and a foreign `Origin`: the gateway must link it, not continue it.
 //!
 //! The browser is Debian's `chromium`, driven by npm's `playwright-core`
 //! (`frontend/test/drive.mjs`); nothing downloads a browser.
 
+pub mod recorders;
+
 use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
-use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
-use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
+use self::recorders::{Cors, Recorder, Recorders};
 use crate::process::{Child, free_port, log_tail, run_logged};
-use stitch_model::stage::browser::{AllowlistedCalls, BlockedCalls, BrowserData, ThirdPartyCalls, UntrustedCallers};
-use stitch_model::{Assertion, Evidence, Order, StageData};
+use stitch_model::stage::browser::{
+    AllowlistedCalls, BlockedCalls, BrowserData, LookAlikeCalls, ThirdPartyCalls, UntrustedCallers,
+};
+use stitch_model::{Order, StageData};
 
 use crate::stage::{Stage, StageEnv};
 
@@ -37,43 +38,6 @@ pub const CHROMIUM: &str = "/usr/bin/chromium";
 const HOW_TO_GET_NODE: &str = "step 7 drives a real browser: it needs Node.js 20 or newer with npm \
      (`apt-get install nodejs npm`) and Chromium (`apt-get install chromium`)";
 
-/// How a recording server answers a page from another origin.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Cors {
-    /// On the page's allowlist, and answers the preflight for `traceparent`.
-    Allowlisted,
-    /// On the allowlist, but its preflight answer omits
-    /// `Access-Control-Allow-Headers`: the browser must block the call.
-    WithoutAllowHeaders,
-    /// Not on the allowlist: any origin may read it, nothing is propagated to it.
-    ThirdParty,
-}
-
-/// What one recording server saw.
-#[derive(Debug, Default)]
-struct Hits {
-    preflights: u64,
-    /// The `traceparent` of each request after the preflight, if any.
-    traceparents: Vec<Option<String>>,
-}
-
-struct Recorder {
-    name: &'static str,
-    cors: Cors,
-    addr: SocketAddr,
-    hits: Arc<Mutex<Hits>>,
-}
-
-impl Recorder {
-    fn origin(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-
-    fn hits<T>(&self, read: impl FnOnce(&Hits) -> T) -> T {
-        read(&self.hits.lock().unwrap_or_else(PoisonError::into_inner))
-    }
-}
-
 /// What the page reported for one order (`frontend/test/drive.mjs`).
 #[derive(Debug, Clone, Deserialize)]
 struct PageOrder {
@@ -83,7 +47,7 @@ struct PageOrder {
     /// The trace id the gateway answered with.
     #[serde(default)]
     trace_id: Option<String>,
-    #[serde(default)]
+    /// Every call the page made after the order (the page always writes the list).
     calls: Vec<PageCall>,
     #[serde(default)]
     error: Option<String>,
@@ -108,8 +72,7 @@ struct Probe {
 pub struct BrowserStage {
     gateway_port: u16,
     /// The recording servers, on the run's runtime until the stage stops.
-    servers: Vec<tokio::task::JoinHandle<()>>,
-    recorders: Vec<Recorder>,
+    recorders: Option<Recorders>,
     lineage_http: String,
     driver: Option<Child>,
     page_orders: Vec<PageOrder>,
@@ -136,8 +99,7 @@ impl BrowserStage {
             allowlist,
             page_dir: None,
             gateway_port: free_port()?,
-            servers: Vec::new(),
-            recorders: Vec::new(),
+            recorders: None,
             lineage_http: String::new(),
             driver: None,
             page_orders: Vec::new(),
@@ -150,8 +112,8 @@ impl BrowserStage {
         format!("http://127.0.0.1:{}", self.gateway_port)
     }
 
-    fn recorder(&self, cors: Cors) -> &Recorder {
-        self.recorders.iter().find(|recorder| recorder.cors == cors).expect("every recorder starts in `start`")
+    fn recorders(&self) -> anyhow::Result<&Recorders> {
+        self.recorders.as_ref().context("the browser stage's recording servers were not started")
     }
 
     fn frontend_dir() -> PathBuf {
@@ -189,29 +151,6 @@ impl BrowserStage {
         std::fs::copy(dir.join("index.html"), page.join("index.html"))
             .with_context(|| format!("copying the page's index.html into {}", page.display()))?;
         Ok(page)
-    }
-
-    fn start_recorders(&mut self, runtime: &tokio::runtime::Runtime) -> anyhow::Result<()> {
-        let page_origin = self.page_origin();
-        for (name, cors) in [
-            ("partner", Cors::Allowlisted),
-            ("partner-without-cors", Cors::WithoutAllowHeaders),
-            ("third-party", Cors::ThirdParty),
-        ] {
-            let hits = Arc::new(Mutex::new(Hits::default()));
-            let listener = runtime
-                .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-                .context("binding a recording server on 127.0.0.1")?;
-            let addr = listener.local_addr()?;
-            let state = Arc::new((cors, page_origin.clone(), hits.clone()));
-            let app = axum::Router::new().fallback(record).with_state(state);
-            let server = runtime.spawn(async move {
-                let _ = axum::serve(listener, app).await;
-            });
-            self.servers.push(server);
-            self.recorders.push(Recorder { name, cors, addr, hits });
-        }
-        Ok(())
     }
 
     /// Runs the page in Chromium until it placed `orders` orders.
@@ -264,7 +203,7 @@ impl BrowserStage {
         gateway: SocketAddr,
         count: usize,
     ) -> anyhow::Result<Vec<Probe>> {
-        let origin = self.recorder(Cors::ThirdParty).origin();
+        let origin = self.recorders()?.of(Cors::ThirdParty).origin.clone();
         let url = format!("http://{gateway}/orders");
         runtime.block_on(async {
             let client = crate::gateway::client()?;
@@ -293,6 +232,7 @@ fn random_context(index: usize) -> (String, String) {
     use std::hash::{BuildHasher as _, Hasher as _};
     let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
     hasher.write_usize(index);
+    // A clock before 1970 only makes the seed less varied: the hasher's own keys stay random.
     hasher
         .write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos());
     let high = hasher.finish();
@@ -303,49 +243,11 @@ fn random_context(index: usize) -> (String, String) {
     (format!("{high:016x}{low:016x}"), format!("{span:016x}"))
 }
 
-type RecorderState = Arc<(Cors, String, Arc<Mutex<Hits>>)>;
-
-/// Every request to a recording server: answer CORS as its kind does, and
-/// write down the `traceparent` it carried.
-async fn record(State(state): State<RecorderState>, method: Method, headers: HeaderMap) -> Response {
-    let (cors, page_origin, hits) = &*state;
-    let from_page = headers.get(header::ORIGIN).is_some_and(|origin| origin == page_origin.as_str());
-    let mut hits = hits.lock().unwrap_or_else(PoisonError::into_inner);
-    let mut response = if method == Method::OPTIONS {
-        hits.preflights += 1;
-        StatusCode::NO_CONTENT.into_response()
-    } else {
-        hits.traceparents.push(headers.get("traceparent").and_then(|value| value.to_str().ok()).map(str::to_owned));
-        ([(header::CONTENT_TYPE, "application/json")], "{\"ok\":true}").into_response()
-    };
-    let allow = response.headers_mut();
-    match cors {
-        Cors::ThirdParty => {
-            allow.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
-        }
-        Cors::Allowlisted | Cors::WithoutAllowHeaders if from_page => {
-            allow.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_str(page_origin).expect("an origin"));
-            allow.insert(header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static("GET"));
-            if *cors == Cors::Allowlisted {
-                allow.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, HeaderValue::from_static("traceparent, tracestate"));
-            }
-            allow.insert(header::VARY, HeaderValue::from_static("origin"));
-        }
-        // Another origin gets no CORS answer: its browser blocks the call.
-        Cors::Allowlisted | Cors::WithoutAllowHeaders => {}
-    }
-    response
-}
-
 /// The trace id of a `traceparent` value, if it has the W3C shape.
 fn trace_id_of(traceparent: &str) -> Option<&str> {
     let mut parts = traceparent.split('-');
     let (_version, trace_id) = (parts.next()?, parts.next()?);
     (trace_id.len() == 32).then_some(trace_id)
-}
-
-fn ratio(part: usize, whole: usize) -> String {
-    format!("{part}/{whole}")
 }
 
 impl Stage for BrowserStage {
@@ -371,7 +273,8 @@ impl Stage for BrowserStage {
     fn start(&mut self, env: &StageEnv) -> anyhow::Result<()> {
         self.page_dir = Some(self.build_page(env)?);
         self.lineage_http = env.lineage_http.clone();
-        self.start_recorders(env.runtime)
+        self.recorders = Some(Recorders::start(env.runtime, &self.page_origin())?);
+        Ok(())
     }
 
     fn service_args(&self, role: &str) -> Vec<String> {
@@ -386,11 +289,11 @@ impl Stage for BrowserStage {
             "--trusted-origin".to_owned(),
             self.page_origin(),
         ];
-        for recorder in &self.recorders {
-            if recorder.cors != Cors::ThirdParty {
-                args.extend(["--propagate-to".to_owned(), recorder.origin()]);
+        for recorder in self.recorders.iter().flat_map(|recorders| &recorders.all) {
+            if matches!(recorder.cors, Cors::Allowlisted | Cors::WithoutAllowHeaders) {
+                args.extend(["--propagate-to".to_owned(), recorder.origin.clone()]);
             }
-            args.extend(["--frontend-call".to_owned(), format!("{}={}/api", recorder.name, recorder.origin())]);
+            args.extend(["--frontend-call".to_owned(), format!("{}={}", recorder.name, recorder.url())]);
         }
         args
     }
@@ -407,8 +310,9 @@ impl Stage for BrowserStage {
             .collect())
     }
 
-    fn measure(&mut self, env: &StageEnv, _orders: &[Order]) -> anyhow::Result<Evidence> {
+    fn measure(&mut self, env: &StageEnv, _orders: &[Order]) -> anyhow::Result<StageData> {
         let lineage = env.lineage;
+        let recorders = self.recorders()?;
         let pages = &self.page_orders;
         let n = pages.len();
         let page_traces: HashSet<&str> = pages.iter().map(|order| order.page_trace_id.as_str()).collect();
@@ -417,8 +321,9 @@ impl Stage for BrowserStage {
         // Same origin: the gateway answered with the page's own trace id.
         let continued =
             pages.iter().filter(|order| order.trace_id.as_deref() == Some(order.page_trace_id.as_str())).count();
-        let carried = |cors: Cors| {
-            self.recorder(cors).hits(|hits| {
+        // (with the page's trace, with any traceparent, requests, preflights)
+        let carried = |recorder: &Recorder| {
+            recorder.hits(|hits| {
                 let with_page_trace = hits
                     .traceparents
                     .iter()
@@ -428,14 +333,31 @@ impl Stage for BrowserStage {
                 (with_page_trace, hits.traceparents.iter().flatten().count(), hits.traceparents.len(), hits.preflights)
             })
         };
-        let (partner_with, _, partner_requests, partner_preflights) = carried(Cors::Allowlisted);
-        let (_, third_with, third_requests, _) = carried(Cors::ThirdParty);
-        let (_, _, nocors_requests, nocors_preflights) = carried(Cors::WithoutAllowHeaders);
+        let (partner_with, _, partner_requests, partner_preflights) = carried(recorders.of(Cors::Allowlisted));
+        let (_, third_with, third_requests, _) = carried(recorders.of(Cors::ThirdParty));
+        let (_, _, nocors_requests, nocors_preflights) = carried(recorders.of(Cors::WithoutAllowHeaders));
         let blocked = |name: &str| {
             pages.iter().filter(|order| order.calls.iter().any(|call| call.name == name && call.blocked)).count()
         };
-        let nocors_blocked = blocked("partner-without-cors");
-        let unexpected_blocks = blocked("partner") + blocked("third-party");
+        let look_alikes = recorders
+            .all
+            .iter()
+            .filter_map(|recorder| match recorder.cors {
+                Cors::LookAlike(look_alike) => Some((look_alike, recorder)),
+                _ => None,
+            })
+            .map(|(look_alike, recorder)| {
+                let (_, with_traceparent, requests, _) = carried(recorder);
+                LookAlikeCalls {
+                    look_alike,
+                    origin: recorder.origin.clone(),
+                    url: recorder.url(),
+                    resembles: recorders.of(Cors::Allowlisted).origin.clone(),
+                    requests,
+                    with_traceparent,
+                }
+            })
+            .collect();
 
         // Lineage: each order one trace, from the page to the consumer.
         let whole = ["frontend", "gateway", "worker", "consumer"];
@@ -470,51 +392,15 @@ impl Stage for BrowserStage {
                 linked += 1;
             }
         }
-        let probes = self.probes.len();
-
-        let assertions = vec![
-            Assertion::new("the page placed every order", ratio(accepted, n), accepted == n && n > 0),
-            Assertion::new("same origin: the gateway continues the page's trace", ratio(continued, n), continued == n),
-            Assertion::new(
-                "allowlisted API receives the page's traceparent",
-                ratio(partner_with, n),
-                partner_with == n && partner_requests == n && partner_preflights > 0,
-            ),
-            Assertion::new(
-                "third party (not allowlisted) receives a traceparent",
-                format!("{third_with}/{third_requests}"),
-                third_with == 0 && third_requests == n,
-            ),
-            Assertion::new(
-                "allowlisted API without Access-Control-Allow-Headers: the browser blocks the call",
-                format!("{}, {nocors_requests} reached it", ratio(nocors_blocked, n)),
-                nocors_blocked == n && nocors_requests == 0 && unexpected_blocks == 0,
-            ),
-            Assertion::new(
-                "browser → gateway → worker → deferred → consumer is one trace",
-                ratio(one_trace, n),
-                one_trace == n,
-            ),
-            Assertion::new(
-                "untrusted caller's context: linked at the gateway, never continued",
-                format!("{} linked, {probe_continued} continued", ratio(linked, probes)),
-                linked == probes && probe_continued == 0,
-            ),
-        ];
-        let allowlist: Vec<String> = self
-            .recorders
+        let allowlist = recorders
+            .all
             .iter()
-            .filter(|recorder| recorder.cors != Cors::ThirdParty)
-            .map(|recorder| recorder.origin())
+            .filter(|recorder| matches!(recorder.cors, Cors::Allowlisted | Cors::WithoutAllowHeaders))
+            .map(|recorder| recorder.origin.clone())
             .collect();
-        let notes = vec![
-            format!("page origin {} (trusted at the gateway, allowed by lineage's CORS)", self.page_origin()),
-            format!(
-                "{n} orders placed in Chromium, {probes} untrusted callers; the propagation allowlist holds {} origins",
-                allowlist.len()
-            ),
-        ];
-        let data = BrowserData {
+        Ok(StageData::Browser(BrowserData {
+            page_origin: self.page_origin(),
+            allowlist,
             orders: n,
             accepted,
             same_origin_continued: continued,
@@ -527,13 +413,14 @@ impl Stage for BrowserStage {
             allowlisted_without_cors: BlockedCalls {
                 preflights: nocors_preflights,
                 requests: nocors_requests,
-                blocked_in_page: nocors_blocked,
+                blocked_in_page: blocked("partner-without-cors"),
             },
+            other_calls_blocked: blocked("partner") + blocked("third-party"),
+            look_alikes,
             one_trace,
-            untrusted: UntrustedCallers { sent: probes, linked, continued: probe_continued },
+            untrusted: UntrustedCallers { sent: self.probes.len(), linked, continued: probe_continued },
             page_screenshot: self.screenshot.clone(),
-        };
-        Ok(Evidence { assertions, notes, data: StageData::Browser(data) })
+        }))
     }
 
     fn check_alive(&self) -> anyhow::Result<()> {
@@ -547,8 +434,8 @@ impl Stage for BrowserStage {
         if let Some(mut driver) = self.driver.take() {
             driver.stop(Duration::from_secs(2));
         }
-        for server in self.servers.drain(..) {
-            server.abort();
+        if let Some(mut recorders) = self.recorders.take() {
+            recorders.stop();
         }
     }
 }

@@ -7,22 +7,24 @@
 //! where a kept span whose parent was dropped is an orphan. Tier 2's RSS is
 //! sampled while the workload runs, for the memory side of the lesson.
 
-use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result};
 
 use crate::cgroup::MemoryCgroup;
-use crate::otelcol::{Metrics, collector_config_dir};
+use crate::otelcol::collector_config_dir;
 use crate::process::spinner;
-use stitch_model::stage::long_trace::{
-    CachedLateSpans, CollectorUnderLimit, HardLimit, HardLimitRun, LongTraceData, MemorySummary, Sample, Workload,
-};
-use stitch_model::{Assertion, Evidence, Order, StageData};
+use stitch_model::stage::long_trace::{CollectorUnderLimit, HardLimit, HardLimitRun, Sample, Workload};
+use stitch_model::{Order, StageData};
 
 use crate::stage::{Stage, StageEnv};
 use crate::tier::{TierOptions, TierStage};
+
+mod measure;
+mod memory;
+
+pub use self::memory::{bytes_per_held_span, memory_summary, slope_mib_per_minute};
 
 /// How a run of the stage is set up.
 #[derive(Debug, Clone)]
@@ -98,29 +100,6 @@ pub const CHECK_MARGIN_MIB: u64 = 14;
 /// The check's `GOGC` for tier 2.
 pub const CHECK_GOGC: u32 = 25;
 
-/// Samples a slope of bytes per held span needs: ten seconds at the check's
-/// one a second. Over three, the collector's own start-up growth under load
-/// made the solved flow's slope 8 to 16 KB a span.
-const MIN_SLOPE_SAMPLES: usize = 10;
-
-/// Bytes charged per span held: the slope of the cgroup's usage over the
-/// spans accepted, in the samples before `until` seconds (the first decision).
-pub fn bytes_per_held_span(samples: &[Sample], collector: &str, until: f64) -> Option<f64> {
-    let points: Vec<(f64, f64)> = samples
-        .iter()
-        .filter(|sample| sample.collector == collector && sample.t < until)
-        .filter_map(|sample| Some((sample.accepted_spans, sample.cgroup_bytes?)))
-        .collect();
-    if points.len() < MIN_SLOPE_SAMPLES {
-        return None;
-    }
-    let n = points.len() as f64;
-    let (mean_x, mean_y) = (points.iter().map(|p| p.0).sum::<f64>() / n, points.iter().map(|p| p.1).sum::<f64>() / n);
-    let covariance: f64 = points.iter().map(|(x, y)| (x - mean_x) * (y - mean_y)).sum();
-    let variance: f64 = points.iter().map(|(x, _)| (x - mean_x).powi(2)).sum();
-    (variance > 0.0).then(|| covariance / variance)
-}
-
 /// The second lineage, fed by tier 2.
 struct After {
     runtime: tokio::runtime::Runtime,
@@ -150,24 +129,9 @@ struct Limited {
     died: std::cell::Cell<Option<(f64, Option<i32>)>>,
 }
 
-/// Spans tier 2's receiver refused (its memory limiter), and spans tier 1
-/// could not hand on; the names differ between exporters of the metrics.
-const REFUSED: [&str; 2] = ["otelcol_receiver_refused_spans", "otelcol_receiver_refused_spans_total"];
-const ACCEPTED: [&str; 2] = ["otelcol_receiver_accepted_spans", "otelcol_receiver_accepted_spans_total"];
-const SEND_FAILED: [&str; 2] = ["otelcol_exporter_send_failed_spans", "otelcol_exporter_send_failed_spans_total"];
-const LATE_SPAN_AGE: &str = "otelcol_processor_tail_sampling_sampling_late_span_age";
-const CACHED_RELEASES: &str = "otelcol_processor_tail_sampling_early_releases_from_cache_decision";
-const DROPPED_TOO_EARLY: &str = "otelcol_processor_tail_sampling_sampling_trace_dropped_too_early";
-const TRACES_ON_MEMORY: &str = "otelcol_processor_tail_sampling_sampling_traces_on_memory";
-const NEW_TRACES: &str = "otelcol_processor_tail_sampling_new_trace_id_received";
-
 /// A 10-minute threshold: a batch is long by design, so the `slow` policy
 /// (meant for requests) would keep every one for its length alone.
 const SLOW_THRESHOLD: Duration = Duration::from_secs(600);
-
-fn sum_any(metrics: &Metrics, names: &[&str]) -> f64 {
-    names.iter().map(|name| metrics.sum(name, &[])).sum::<f64>() + 0.0
-}
 
 impl LongTraceStage {
     pub fn new(options: LongTraceOptions) -> LongTraceStage {
@@ -278,120 +242,6 @@ impl LongTraceStage {
         }
         self.tier.check_alive_except(&self.dead())
     }
-
-    fn sample(&mut self, started: Instant) -> Result<()> {
-        let t = started.elapsed().as_secs_f64();
-        let dead = self.dead();
-        let scrapes = self.tier.scrape_except(&dead)?;
-        for (collector, metrics) in scrapes.into_iter().filter(|(name, _)| name.starts_with("tier2")) {
-            let cgroup = self.cgroups.iter().find(|limited| limited.collector == collector);
-            let cgroup_bytes = cgroup.map(|limited| limited.cgroup.usage()).transpose()?.map(|bytes| bytes as f64);
-            self.samples.push(Sample {
-                cgroup_bytes,
-                accepted_spans: sum_any(&metrics, &ACCEPTED),
-                t,
-                collector,
-                rss_bytes: metrics.sum("otelcol_process_memory_rss", &[]),
-                heap_bytes: metrics.sum("otelcol_process_runtime_heap_alloc_bytes", &[]),
-                traces_on_memory: metrics.sum(TRACES_ON_MEMORY, &[]),
-                refused_spans: sum_any(&metrics, &REFUSED),
-            });
-        }
-        Ok(())
-    }
-
-    /// Every trace of the run's requests, as the run's lineage (before
-    /// sampling) holds them.
-    fn traces_before(&self, lineage: &lineage::Lineage, orders: &[Order]) -> BTreeMap<String, lineage::TraceView> {
-        let mut traces = BTreeMap::new();
-        for order in orders {
-            for trace in lineage.request_traces(&order.order_id) {
-                traces.entry(trace.trace_id.clone()).or_insert(trace);
-            }
-        }
-        traces
-    }
-}
-
-/// What the run's lineage says about a trace: the spread of its spans'
-/// arrivals, which is what the tier experiences.
-fn arrival_spread(trace: &lineage::TraceView) -> Duration {
-    trace.arrival_range().map_or(Duration::ZERO, |(first, last)| Duration::from_nanos(last - first))
-}
-
-const MIB: f64 = 1024.0 * 1024.0;
-
-/// The claim that tier 2 lived through its hard limit, and what the kernel did.
-fn survived_assertion(run: &HardLimitRun, lost_spans: u64, lost_traces: usize) -> Assertion {
-    let limits: Vec<String> =
-        run.collectors.iter().map(|c| format!("{} {:.1} MiB", c.collector, c.limit_bytes as f64 / MIB)).collect();
-    let claim = format!(
-        "tier 2 survived a hard memory limit of its idle usage + {} MiB ({}: {}), memory_limiter off, GOGC={}",
-        run.margin_mib,
-        run.cgroup,
-        limits.join(", "),
-        run.gogc
-    );
-    let killed: Vec<&CollectorUnderLimit> = run.collectors.iter().filter(|c| c.oom_kills > 0).collect();
-    let measured = if killed.is_empty() {
-        let peaks: Vec<String> = run
-            .collectors
-            .iter()
-            .map(|c| format!("{} peak {:.0} MiB", c.collector, c.peak_bytes as f64 / MIB))
-            .collect();
-        format!("no OOM kill; {}", peaks.join(", "))
-    } else {
-        let kills: Vec<String> = killed
-            .iter()
-            .map(|c| {
-                format!(
-                    "{} OOM-killed {} (oom_kill {}, signal {})",
-                    c.collector,
-                    c.died_at_seconds
-                        .map_or_else(|| "after the workload".to_owned(), |t| format!("{t:.0} s into the workload")),
-                    c.oom_kills,
-                    c.exit_signal.map_or_else(|| "none".to_owned(), |signal| signal.to_string())
-                )
-            })
-            .collect();
-        format!("{}; {lost_spans} spans of {lost_traces} traces with a failed span lost", kills.join(", "))
-    };
-    Assertion::new(claim, measured, killed.is_empty())
-}
-
-/// Least-squares slope of `(t seconds, bytes)` in MiB per minute.
-pub fn slope_mib_per_minute(points: &[(f64, f64)]) -> f64 {
-    let n = points.len() as f64;
-    if points.len() < 2 {
-        return 0.0;
-    }
-    let (mean_t, mean_y) = (points.iter().map(|p| p.0).sum::<f64>() / n, points.iter().map(|p| p.1).sum::<f64>() / n);
-    let covariance: f64 = points.iter().map(|(t, y)| (t - mean_t) * (y - mean_y)).sum();
-    let variance: f64 = points.iter().map(|(t, _)| (t - mean_t).powi(2)).sum();
-    if variance == 0.0 { 0.0 } else { covariance / variance * 60.0 / (1024.0 * 1024.0) }
-}
-
-pub fn memory_summary(samples: &[Sample]) -> Vec<MemorySummary> {
-    let collectors: BTreeSet<&String> = samples.iter().map(|sample| &sample.collector).collect();
-    let mib = |bytes: f64| bytes / (1024.0 * 1024.0);
-    collectors
-        .into_iter()
-        .map(|collector| {
-            let mine: Vec<&Sample> = samples.iter().filter(|sample| &sample.collector == collector).collect();
-            let points: Vec<(f64, f64)> = mine.iter().map(|sample| (sample.t, sample.rss_bytes)).collect();
-            let max = |f: fn(&Sample) -> f64| mine.iter().map(|sample| f(sample)).fold(0.0, f64::max);
-            MemorySummary {
-                collector: collector.clone(),
-                first_rss_mib: mib(mine.first().map_or(0.0, |sample| sample.rss_bytes)),
-                last_rss_mib: mib(mine.last().map_or(0.0, |sample| sample.rss_bytes)),
-                max_rss_mib: mib(max(|sample| sample.rss_bytes)),
-                max_heap_mib: mib(max(|sample| sample.heap_bytes)),
-                slope_mib_per_min: slope_mib_per_minute(&points),
-                max_traces_on_memory: max(|sample| sample.traces_on_memory),
-                refused_spans: max(|sample| sample.refused_spans),
-            }
-        })
-        .collect()
 }
 
 impl Stage for LongTraceStage {
@@ -535,266 +385,8 @@ impl Stage for LongTraceStage {
         Ok(batches.into_iter().chain(orders).collect())
     }
 
-    fn measure(&mut self, env: &StageEnv, orders: &[Order]) -> Result<Evidence> {
-        let lineage = env.lineage;
-        let started = self.started.context("the workload never ran")?;
-        // A collector may be killed while the others are waited for: then
-        // the wait starts again without it.
-        loop {
-            self.check_tier(started)?;
-            let dead = self.dead();
-            if dead.len() == self.tier.tier2_exits()?.len() {
-                break;
-            }
-            match self.tier.wait_for_decisions_except(&dead) {
-                Ok(()) => break,
-                Err(err) => {
-                    std::thread::sleep(Duration::from_millis(500));
-                    self.check_tier(started)?;
-                    if self.dead().len() == dead.len() {
-                        return Err(err);
-                    }
-                }
-            }
-        }
-        let dead = self.dead();
-        let after = self.after.as_ref().context("the lineage after sampling is not running")?;
-        after.lineage.settle_now();
-        let report_after = after.lineage.report();
-        let scrapes = self.tier.scrape_except(&dead)?;
-        let kept = self.tier.kept_spans()?;
-        let options = &self.options;
-        let workload = &options.workload;
-        let wait = self.tier.options.decision_wait;
-
-        // Before sampling: how long each trace kept arriving at the tier.
-        let batch_ids: BTreeSet<&str> = self.batches.iter().map(|batch| batch.order_id.as_str()).collect();
-        let batches_before: Vec<lineage::TraceView> =
-            self.traces_before(lineage, &self.batches).into_values().collect();
-        let all_before = self.traces_before(lineage, orders);
-        let longest = all_before.values().map(arrival_spread).max().unwrap_or_default();
-        let outliving = all_before.values().filter(|trace| arrival_spread(trace) >= wait).count();
-        let report_before = lineage.report();
-        let items_expected = workload.batches as u64 * u64::from(workload.items) * 2;
-
-        // After sampling: what tier 2 kept of each batch trace.
-        let mut kept_by_trace: BTreeMap<&str, usize> = BTreeMap::new();
-        let mut errors_kept = BTreeSet::new();
-        for span in kept.iter().flat_map(|(_, spans)| spans) {
-            *kept_by_trace.entry(span.trace_id.as_str()).or_default() += 1;
-            if span.error && span.order_id.as_deref().is_some_and(|id| batch_ids.contains(id)) {
-                errors_kept.insert((span.trace_id.clone(), span.span_id.clone()));
-            }
-        }
-        let mut kept_whole = 0;
-        let mut kept_partly = 0;
-        for trace in &batches_before {
-            match kept_by_trace.get(trace.trace_id.as_str()).copied().unwrap_or(0) {
-                0 => {}
-                count if count >= trace.spans.len() => kept_whole += 1,
-                _ => kept_partly += 1,
-            }
-        }
-        let failing = workload.batches as u64 * workload.failing_items();
-        // Every trace with a failed span is the errors policy's to keep:
-        // what of it no tier-2 collector exported was lost.
-        let (mut lost_spans, mut lost_traces) = (0u64, 0usize);
-        for trace in all_before.values().filter(|trace| trace.spans.iter().any(|span| span.span_status == "error")) {
-            let kept = kept_by_trace.get(trace.trace_id.as_str()).copied().unwrap_or(0);
-            if kept < trace.spans.len() {
-                lost_spans += (trace.spans.len() - kept) as u64;
-                lost_traces += 1;
-            }
-        }
-        let hard_limit = self.hard_limit_run()?;
-        let missing_parent: u64 = report_after.services.iter().map(|service| service.causes.missing_parent).sum();
-        let orphans_after = report_after.orphans();
-
-        // The tier's own evidence.
-        let tier2: Vec<&(String, Metrics)> = scrapes.iter().filter(|(name, _)| name.starts_with("tier2")).collect();
-        // `+ 0.0`: an empty float sum is -0, which prints as "-0".
-        let total =
-            |name: &str, labels: &[(&str, &str)]| tier2.iter().map(|(_, m)| m.sum(name, labels)).sum::<f64>() + 0.0;
-        let late_spans_in_map = total(&format!("{LATE_SPAN_AGE}_count"), &[]);
-        let late_age_sum = total(&format!("{LATE_SPAN_AGE}_sum"), &[]);
-        let cached_kept = total(CACHED_RELEASES, &[("sampled", "true")]);
-        let cached_dropped = total(CACHED_RELEASES, &[("sampled", "false")]);
-        let dropped_too_early = total(DROPPED_TOO_EARLY, &[]);
-        let new_traces = total(NEW_TRACES, &[]);
-        let refused = tier2.iter().map(|(_, metrics)| sum_any(metrics, &REFUSED)).sum::<f64>() + 0.0;
-        let send_failed = scrapes
-            .iter()
-            .filter(|(name, _)| name == "tier1")
-            .map(|(_, metrics)| sum_any(metrics, &SEND_FAILED))
-            .sum::<f64>()
-            + 0.0;
-        let memory = memory_summary(&self.samples);
-
-        let mut assertions = vec![
-            Assertion::new(
-                format!("no trace outlives decision_wait: its spans reach the tier within {wait:?} of the first"),
-                format!(
-                    "longest {:.1} s; {outliving} of {} traces took {wait:?} or more",
-                    longest.as_secs_f64(),
-                    all_before.len()
-                ),
-                outliving == 0,
-            ),
-            Assertion::new(
-                "no late-span orphans after sampling (the lineage behind tier 2)",
-                format!("{orphans_after} orphan spans, {missing_parent} of them missing their parent"),
-                orphans_after == 0,
-            ),
-            Assertion::new(
-                "every failed item reached the backend: the errors policy saw each one",
-                format!("{} of {failing}", errors_kept.len()),
-                errors_kept.len() as u64 == failing,
-            ),
-            Assertion::new(
-                "every trace of a batch is kept whole or dropped whole",
-                format!("{kept_whole} kept whole, {kept_partly} kept in part, of {}", batches_before.len()),
-                kept_partly == 0,
-            ),
-            Assertion::new(
-                "every item is a trace of its own, linked to its batch (lineage: LINKED)",
-                format!("{} of {items_expected} item spans linked", report_before.linked()),
-                report_before.linked() == items_expected,
-            ),
-        ];
-        // An evicted trace is judged never, or in pieces: said by name here,
-        // not left to show as a lost failed item.
-        assertions.push(Assertion::new(
-            format!(
-                "no trace evicted undecided (num_traces {} per collector was never full)",
-                self.tier.options.num_traces
-            ),
-            format!("{dropped_too_early} evicted"),
-            dropped_too_early == 0.0,
-        ));
-        if let Some(run) = &hard_limit {
-            assertions.push(survived_assertion(run, lost_spans, lost_traces));
-            assertions.push(Assertion::new(
-                "nothing lost: every span of a trace with a failed span (the errors policy's to keep) was exported",
-                format!("{lost_spans} spans of {lost_traces} such traces lost"),
-                lost_spans == 0,
-            ));
-        }
-        let mut notes = vec![
-            format!(
-                "{} batches of {} items, an item every {:?}, failing from item {} on; {} orders alongside",
-                workload.batches, workload.items, workload.interval, workload.fail_from, self.orders
-            ),
-            format!(
-                "tier 2 ×2: decision_wait {wait:?}, num_traces {} each, decision cache {} / {} (sampled / not), slow > {} s{}",
-                self.tier.options.num_traces,
-                options.decision_cache.0,
-                options.decision_cache.1,
-                SLOW_THRESHOLD.as_secs(),
-                options
-                    .memory_limit_mib
-                    .map_or_else(String::new, |(limit, spike)| format!(", memory_limiter {limit} MiB (spike {spike})"))
-            ),
-            format!(
-                "spans reaching tier 2 after their trace's decision: {late_spans_in_map} while the trace still held its slot (mean age {:.1} s), {} followed a cached decision ({cached_kept} kept, {cached_dropped} dropped)",
-                if late_spans_in_map > 0.0 { late_age_sum / late_spans_in_map } else { 0.0 },
-                cached_kept + cached_dropped
-            ),
-            format!(
-                "tier 2: {new_traces} trace ids received (a trace judged again after its decision was forgotten counts twice), {dropped_too_early} evicted undecided"
-            ),
-            format!(
-                "after sampling: {} spans kept, {} connected, {} linked, {orphans_after} orphans",
-                report_after.spans_settled,
-                report_after.services.iter().map(|service| service.connected).sum::<u64>(),
-                report_after.linked()
-            ),
-        ];
-        for row in &memory {
-            notes.push(format!(
-                "{}: RSS {:.0} → {:.0} MiB (max {:.0}), heap max {:.0} MiB, at most {} traces held, {} spans refused",
-                row.collector,
-                row.first_rss_mib,
-                row.last_rss_mib,
-                row.max_rss_mib,
-                row.max_heap_mib,
-                row.max_traces_on_memory,
-                row.refused_spans
-            ));
-        }
-        // The memory limiter says what it did only in its log.
-        let mut logs = String::new();
-        for name in ["tier2-a", "tier2-b"] {
-            let log = env.logs.join("tier").join(format!("{name}.log"));
-            logs += &std::fs::read_to_string(&log).with_context(|| format!("reading {}", log.display()))?;
-        }
-        let (forced_gcs, refusing) = (logs.matches("Forcing a GC").count(), logs.matches("Refusing data").count());
-        if options.memory_limit_mib.is_some() {
-            notes.push(format!(
-                "memory_limiter: {forced_gcs} forced GCs, {refusing} times it started refusing data, {refused} spans refused"
-            ));
-        }
-        if send_failed > 0.0 {
-            notes.push(format!("tier 1 could not deliver {send_failed} spans to tier 2"));
-        }
-        if let Some(run) = &hard_limit {
-            for c in &run.collectors {
-                notes.push(format!(
-                    "{} in a {} memory cgroup: idle {:.1} MiB, limit {:.1} MiB, peak {:.1} MiB{}, oom_kill {}{}",
-                    c.collector,
-                    run.cgroup,
-                    c.idle_bytes as f64 / MIB,
-                    c.limit_bytes as f64 / MIB,
-                    c.peak_bytes as f64 / MIB,
-                    // Only where the first decision came late enough to measure it.
-                    c.bytes_per_held_span.map_or_else(String::new, |b| {
-                        format!(", {b:.0} bytes per span held before the first decision")
-                    }),
-                    c.oom_kills,
-                    c.died_at_seconds.map_or_else(String::new, |t| format!(", dead {t:.1} s into the workload"))
-                ));
-            }
-            notes.push(format!("lost: {lost_spans} spans of {lost_traces} traces with a failed span"));
-        }
-        Ok(Evidence {
-            assertions,
-            notes,
-            data: StageData::LongTrace(Box::new(LongTraceData {
-                label: options.label.clone(),
-                workload: workload.clone(),
-                orders: self.orders,
-                decision_wait_ms: wait.as_millis() as u64,
-                num_traces: self.tier.options.num_traces,
-                decision_cache: options.decision_cache,
-                memory_limit_mib: options.memory_limit_mib,
-                longest_trace_seconds: longest.as_secs_f64(),
-                traces_outliving_the_window: outliving,
-                traces_before: all_before.len(),
-                orphans_after,
-                missing_parent_after: missing_parent,
-                spans_after: report_after.spans_settled,
-                linked_after: report_after.linked(),
-                failed_items: failing,
-                failed_items_kept: errors_kept.len(),
-                batch_traces: batches_before.len(),
-                batch_traces_kept_whole: kept_whole,
-                batch_traces_kept_in_part: kept_partly,
-                linked_before: report_before.linked(),
-                late_spans_in_map,
-                late_span_age_sum_seconds: late_age_sum,
-                late_spans_cached: CachedLateSpans { kept: cached_kept, dropped: cached_dropped },
-                dropped_too_early,
-                new_trace_ids: new_traces,
-                refused_spans: refused,
-                limiter_forced_gcs: forced_gcs,
-                limiter_started_refusing: refusing,
-                tier1_send_failed_spans: send_failed,
-                lost_spans,
-                lost_traces,
-                hard_limit,
-                memory,
-                samples: self.samples.clone(),
-            })),
-        })
+    fn measure(&mut self, env: &StageEnv, orders: &[Order]) -> Result<StageData> {
+        self.measure_run(env, orders)
     }
 
     fn check_alive(&self) -> Result<()> {
@@ -890,39 +482,6 @@ fn traffic(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn slope_is_in_mib_per_minute() {
-        let mib = 1024.0 * 1024.0;
-        let rising: Vec<(f64, f64)> = (0..10).map(|i| (i as f64 * 6.0, 100.0 * mib + i as f64 * mib)).collect();
-        assert!((slope_mib_per_minute(&rising) - 10.0).abs() < 1e-9);
-        assert_eq!(slope_mib_per_minute(&[(0.0, 5.0)]), 0.0);
-        let flat: Vec<(f64, f64)> = (0..10).map(|i| (i as f64, 7.0 * mib)).collect();
-        assert_eq!(slope_mib_per_minute(&flat), 0.0);
-    }
-
-    #[test]
-    fn bytes_per_held_span_is_the_slope_of_usage_over_spans_before_the_decision() {
-        let sample = |t: f64, spans: f64, bytes: f64| Sample {
-            t,
-            collector: "tier2-a".to_owned(),
-            rss_bytes: 0.0,
-            heap_bytes: 0.0,
-            traces_on_memory: 0.0,
-            refused_spans: 0.0,
-            cgroup_bytes: Some(bytes),
-            accepted_spans: spans,
-        };
-        // 4 KiB a span until the decision at 12 s; what follows does not count.
-        let samples: Vec<Sample> = (0..12)
-            .map(|i| sample(f64::from(i), f64::from(i) * 1000.0, f64::from(i) * 4_096_000.0))
-            .chain([sample(12.0, 12_000.0, 0.0), sample(13.0, 13_000.0, 0.0)])
-            .collect();
-        assert_eq!(bytes_per_held_span(&samples, "tier2-a", 12.0), Some(4096.0));
-        assert_eq!(bytes_per_held_span(&samples, "tier2-b", 12.0), None);
-        // A decision after 3 s leaves too few samples.
-        assert_eq!(bytes_per_held_span(&samples, "tier2-a", 3.0), None);
-    }
 
     #[test]
     fn the_check_sizes_num_traces_for_the_fixed_flow() {

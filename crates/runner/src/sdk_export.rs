@@ -43,10 +43,13 @@ pub fn lost_between(before: &[ServiceExport], after: &[ServiceExport]) -> anyhow
     after
         .iter()
         .map(|now| {
+            // A service the first scrape missed has no baseline: its losses
+            // would count from its start, not between the scrapes.
             let earlier = before
                 .iter()
                 .find(|earlier| earlier.role == now.role)
-                .map_or(ExportCounts::default(), |earlier| earlier.counts);
+                .with_context(|| format!("{} was not scraped the first time", now.role))?
+                .counts;
             if now.counts.ended < earlier.ended {
                 anyhow::bail!("{} restarted between the two scrapes: its counters went back", now.role);
             }
@@ -75,6 +78,14 @@ mod tests {
         let before = [export("worker", 100, 100)];
         let after = [export("worker", 10, 10)];
         assert!(lost_between(&before, &after).is_err());
+    }
+
+    #[test]
+    fn a_service_missing_from_the_first_scrape_is_an_error_not_a_loss_from_zero() {
+        let before = [export("worker", 100, 100)];
+        let after = [export("worker", 200, 200), export("consumer", 50, 10)];
+        let error = lost_between(&before, &after).unwrap_err();
+        assert_eq!(error.to_string(), "consumer was not scraped the first time");
     }
 
     #[test]

@@ -1,12 +1,12 @@
 //! The contract between a run and the stage of a later step: what a stage is
 //! told ([`StageEnv`]), the hooks it implements ([`Stage`]) and what it hands
-//! back ([`Evidence`]). The runner (`check`) drives these hooks; a stage never
-//! calls back into it.
+//! back (its [`StageData`], which `stitch_judge::stage` judges). The runner
+//! (`check`) drives these hooks; a stage never calls back into it.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use stitch_model::{Evidence, Order};
+use stitch_model::{Order, StageData};
 
 /// What a later step adds around the flow: a collector tier between the
 /// services and lineage, a proxy in front of the worker, a browser, a long job.
@@ -62,8 +62,9 @@ pub trait Stage {
     fn drive(&mut self, _env: &StageEnv, _gateway: SocketAddr) -> anyhow::Result<Vec<Order>> {
         Ok(Vec::new())
     }
-    /// Once the spans reached lineage (`env.lineage`): what the stage measured.
-    fn measure(&mut self, env: &StageEnv, orders: &[Order]) -> anyhow::Result<Evidence>;
+    /// Once the spans reached lineage (`env.lineage`): what the stage
+    /// measured, everything its judge needs; it judges nothing itself.
+    fn measure(&mut self, env: &StageEnv, orders: &[Order]) -> anyhow::Result<StageData>;
     /// Fails when one of the stage's processes died.
     fn check_alive(&self) -> anyhow::Result<()> {
         Ok(())

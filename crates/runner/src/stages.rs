@@ -1,8 +1,9 @@
 //! The stages of the later steps, as a step's check runs them. A step names
 //! its stage in `step.toml` (`stage = "…"`); steps 0–3 have none. Adding a
 //! stage: a variant of [`StageData`] (in `stitch-model`; [`StageKind`] is
-//! derived from it), its module here, the arm of [`for_check`] the compiler
-//! then asks for, its judge, and its step's `step.toml`.
+//! derived from it), its module here, which measures into that variant and
+//! judges nothing, the arm of [`for_check`] the compiler then asks for, its
+//! judge in `stitch_judge::stage`, and its step's `step.toml`.
 
 pub use stitch_model::{StageData, StageKind};
 
@@ -46,30 +47,12 @@ mod tests {
 
     #[test]
     fn stage_data_is_tagged_with_its_stage() {
-        let data = StageData::Browser(stitch_model::stage::browser::BrowserData {
-            orders: 4,
-            accepted: 4,
-            same_origin_continued: 4,
-            allowlisted: stitch_model::stage::browser::AllowlistedCalls {
-                requests: 4,
-                preflights: 1,
-                with_page_traceparent: 4,
-            },
-            third_party: stitch_model::stage::browser::ThirdPartyCalls { requests: 4, with_traceparent: 0 },
-            allowlisted_without_cors: stitch_model::stage::browser::BlockedCalls {
-                preflights: 1,
-                requests: 0,
-                blocked_in_page: 4,
-            },
-            one_trace: 4,
-            untrusted: stitch_model::stage::browser::UntrustedCallers { sent: 2, linked: 2, continued: 0 },
-            page_screenshot: None,
-        });
+        let data = StageData::Browser(stitch_model::fixtures::stages::browser());
         let json = serde_json::to_value(&data).unwrap();
         assert_eq!(json["stage"], "browser");
-        assert_eq!(json["one_trace"], 4);
+        assert_eq!(json["one_trace"], 200);
         let back: StageData = serde_json::from_value(json.clone()).unwrap();
-        assert!(matches!(back, StageData::Browser(browser) if browser.one_trace == 4));
+        assert!(matches!(back, StageData::Browser(browser) if browser.one_trace == 200));
         // A field the stage no longer writes is an error, not a zero.
         let mut renamed = json;
         let one_trace = renamed.as_object_mut().unwrap().remove("one_trace").unwrap();

@@ -17,16 +17,14 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context as _, Result, bail};
-use serde_json::Value;
 
 pub use self::jaeger::jaeger_trace;
-pub use self::measure::{BASELINE_RATIO, baseline_tolerance};
-pub use self::otlp_json::otlp_json_spans;
+pub use self::otlp_json::{file_line_spans, jaeger_spans};
 pub use self::sampling::LearnerSampling;
 use crate::otelcol::{self, Metrics, OtelProcess, collector_config_dir};
 use crate::process::{free_port, poll_until_quiet, spinner};
 pub use stitch_model::stage::tier::{CannotRepairData, KeptSpan, RoutingRow, TierData};
-use stitch_model::{Evidence, Order};
+use stitch_model::{Order, StageData};
 
 use crate::stage::{Stage, StageEnv};
 
@@ -191,9 +189,9 @@ impl TierStage {
                 for (collector, _, _) in running.tier2.iter().filter(|(c, _, _)| !dead.contains(&c.name)) {
                     collector.check_alive()?;
                     let metrics = collector.metrics()?;
-                    received += metrics.sum("otelcol_processor_tail_sampling_new_trace_id_received", &[]);
-                    decided += metrics.sum("otelcol_processor_tail_sampling_global_count_traces_sampled", &[]);
-                    evicted += metrics.sum("otelcol_processor_tail_sampling_sampling_trace_dropped_too_early", &[]);
+                    received += metrics.events("otelcol_processor_tail_sampling_new_trace_id_received", &[]);
+                    decided += metrics.events("otelcol_processor_tail_sampling_global_count_traces_sampled", &[]);
+                    evicted += metrics.events("otelcol_processor_tail_sampling_sampling_trace_dropped_too_early", &[]);
                 }
                 waiting.set_message(format!(
                     "waiting for tier 2's sampling decisions: {decided} decided + {evicted} evicted / {received} traces"
@@ -217,31 +215,38 @@ impl TierStage {
         Ok(())
     }
 
-    /// Every span in every tier-2 collector's file of kept spans, by collector.
+    /// Every span in every tier-2 collector's file of kept spans, by
+    /// collector. The file exporter creates its file at start: a missing
+    /// one is an error, not a collector that kept nothing.
     pub fn kept_spans(&self) -> Result<Vec<(String, Vec<KeptSpan>)>> {
         let running = self.running()?;
         let mut all = Vec::new();
         for (collector, _, file) in &running.tier2 {
-            let text = std::fs::read_to_string(file).unwrap_or_default();
-            let mut spans = Vec::new();
-            let lines = text.lines().count();
-            for (number, line) in text.lines().enumerate().filter(|(_, line)| !line.trim().is_empty()) {
-                let value: Value = match serde_json::from_str(line) {
-                    Ok(value) => value,
-                    // A collector killed mid-write (an OOM kill) leaves its
-                    // last line cut short: it never exported that batch.
-                    Err(_) if number + 1 == lines && collector.exit_status()?.is_some() => break,
-                    Err(err) => {
-                        return Err(err)
-                            .with_context(|| format!("{} line {}: not OTLP JSON", file.display(), number + 1));
-                    }
-                };
-                spans.extend(otlp_json_spans(&value));
-            }
-            all.push((collector.name.clone(), spans));
+            let died = collector.exit_status()?.is_some();
+            all.push((collector.name.clone(), read_kept_file(file, &collector.name, died)?));
         }
         Ok(all)
     }
+}
+
+/// The spans in one tier-2 collector's file of kept spans (`collector`'s,
+/// which `died` or still runs). A missing file is an error: the exporter
+/// creates it at start, so none means the run is not what it seems.
+pub fn read_kept_file(file: &std::path::Path, collector: &str, died: bool) -> Result<Vec<KeptSpan>> {
+    let text = std::fs::read_to_string(file)
+        .with_context(|| format!("reading {}, {collector}'s file of kept spans", file.display()))?;
+    let mut spans = Vec::new();
+    let lines = text.lines().count();
+    for (number, line) in text.lines().enumerate().filter(|(_, line)| !line.trim().is_empty()) {
+        match file_line_spans(line) {
+            Ok(kept) => spans.extend(kept),
+            // A collector killed mid-write (an OOM kill) leaves its last
+            // line cut short: it never exported that batch.
+            Err(_) if number + 1 == lines && died => break,
+            Err(err) => return Err(err).with_context(|| format!("{} line {}", file.display(), number + 1)),
+        }
+    }
+    Ok(spans)
 }
 
 impl Stage for TierStage {
@@ -359,7 +364,7 @@ impl Stage for TierStage {
         Ok(vec![error, slow])
     }
 
-    fn measure(&mut self, env: &StageEnv, orders: &[Order]) -> Result<Evidence> {
+    fn measure(&mut self, env: &StageEnv, orders: &[Order]) -> Result<StageData> {
         match self.lesson {
             Lesson::KeepWhatMatters => self.measure_kept(env.lineage, orders),
             Lesson::CannotRepair => self.measure_cannot_repair(orders),
@@ -379,5 +384,37 @@ impl Stage for TierStage {
             }
             running.jaeger.stop();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LINE: &str = include_str!("../testdata/tier2-kept.jsonl");
+
+    fn file(name: &str, text: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("stitch-kept-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    #[test]
+    fn a_missing_file_of_kept_spans_is_an_error_not_nothing_kept() {
+        let missing = std::env::temp_dir().join("stitch-no-such-dir").join("tier2-a-kept.jsonl");
+        let error = read_kept_file(&missing, "tier2-a", false).unwrap_err();
+        assert!(format!("{error:#}").contains("tier2-a's file of kept spans"), "{error:#}");
+        // An empty file is a collector that kept nothing.
+        assert_eq!(read_kept_file(&file("empty.jsonl", ""), "tier2-a", false).unwrap(), []);
+    }
+
+    #[test]
+    fn a_last_line_cut_short_is_dropped_only_when_its_collector_died() {
+        let cut = file("cut.jsonl", &format!("{}{}", LINE, &LINE[..40]));
+        assert_eq!(read_kept_file(&cut, "tier2-a", true).unwrap(), file_line_spans(LINE.trim()).unwrap());
+        let error = read_kept_file(&cut, "tier2-a", false).unwrap_err();
+        assert!(format!("{error:#}").contains("cut.jsonl line 2"), "{error:#}");
     }
 }

@@ -5,6 +5,10 @@ use std::path::PathBuf;
 /// What step 7's stage measured.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct BrowserData {
+    /// The page's origin: trusted at the gateway, allowed by lineage's CORS.
+    pub page_origin: String,
+    /// The origins the page may propagate to (the gateway's `--propagate-to`).
+    pub allowlist: Vec<String>,
     /// Orders the page tried to place, and how many the gateway accepted.
     pub orders: usize,
     pub accepted: usize,
@@ -13,6 +17,10 @@ pub struct BrowserData {
     pub allowlisted: AllowlistedCalls,
     pub third_party: ThirdPartyCalls,
     pub allowlisted_without_cors: BlockedCalls,
+    /// Calls to the allowlisted API or the third party that the page saw blocked.
+    pub other_calls_blocked: usize,
+    /// Servers whose URL looks like an allowed origin's, and is not one.
+    pub look_alikes: Vec<LookAlikeCalls>,
     /// Orders that are one trace in lineage, from the page to the consumer.
     pub one_trace: usize,
     pub untrusted: UntrustedCallers,
@@ -41,6 +49,37 @@ pub struct BlockedCalls {
     pub preflights: u64,
     pub requests: usize,
     pub blocked_in_page: usize,
+}
+
+/// How a look-alike URL resembles an allowed origin, which names the
+/// allowlist mistake that lets it match.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LookAlike {
+    /// The allowed origin with one more digit on its port
+    /// (`http://host:9001` → `http://host:90011`): a pattern not anchored
+    /// at the origin's end matches it.
+    LongerPort,
+    /// The allowed origin's host with a `.` replaced (`api.partner` →
+    /// `api-partner`): a pattern whose `.` is not escaped matches it.
+    DotReplaced,
+    /// Another origin whose URL holds the allowed origin in its query: a
+    /// pattern not anchored at the URL's start matches it.
+    OriginInQuery,
+}
+
+/// The page's calls to one look-alike server, which answers CORS for
+/// `traceparent` so that a leak reaches it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LookAlikeCalls {
+    pub look_alike: LookAlike,
+    /// The look-alike's origin, the URL the page calls there, and the
+    /// allowed origin it resembles.
+    pub origin: String,
+    pub url: String,
+    pub resembles: String,
+    pub requests: usize,
+    pub with_traceparent: usize,
 }
 
 /// Requests with a traceparent from outside, sent straight to the gateway.

@@ -30,6 +30,11 @@ impl Workload {
         self.interval * self.items
     }
 
+    /// Items over all batches.
+    pub fn all_items(&self) -> u64 {
+        self.batches as u64 * u64::from(self.items)
+    }
+
     pub fn failing_items(&self) -> u64 {
         match self.fail_from {
             0 => 0,
@@ -77,6 +82,8 @@ pub struct LongTraceData {
     pub orders: usize,
     pub decision_wait_ms: u64,
     pub num_traces: u64,
+    /// Tier 2's `slow` policy threshold: long, since a batch is long by design.
+    pub slow_threshold_seconds: u64,
     /// Tier 2's decision caches: (sampled, not sampled).
     pub decision_cache: (u64, u64),
     /// Tier 2's memory_limiter: (limit, spike), when it has one.
@@ -89,6 +96,7 @@ pub struct LongTraceData {
     pub orphans_after: u64,
     pub missing_parent_after: u64,
     pub spans_after: u64,
+    pub connected_after: u64,
     pub linked_after: u64,
     pub failed_items: u64,
     pub failed_items_kept: usize,
@@ -96,6 +104,8 @@ pub struct LongTraceData {
     pub batch_traces_kept_whole: usize,
     pub batch_traces_kept_in_part: usize,
     pub linked_before: u64,
+    /// Before sampling: how each item's span relates to its batch.
+    pub items: ItemShapes,
     /// Spans that reached tier 2 after their trace's decision, while it held
     /// the trace's slot.
     pub late_spans_in_map: f64,
@@ -118,6 +128,20 @@ pub struct LongTraceData {
     pub hard_limit: Option<HardLimitRun>,
     pub memory: Vec<MemorySummary>,
     pub samples: Vec<Sample>,
+}
+
+/// Item spans by how they relate to their batch, before sampling: a root
+/// with a link is the fix; a parent with a link is half of it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ItemShapes {
+    /// Roots with a link (lineage counts them LINKED).
+    pub root_linked: u64,
+    /// A parent (the batch) and a link.
+    pub parent_and_link: u64,
+    /// A parent (the batch) and no link: the batch is one trace.
+    pub parent_only: u64,
+    /// Roots with no link: nothing leads back to the batch.
+    pub root_unlinked: u64,
 }
 
 /// Tier 2 under a hard memory limit: the limit and what the kernel did.

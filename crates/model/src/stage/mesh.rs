@@ -1,10 +1,29 @@
 //! What step 6's mesh stage measured: the Envoy hop in each request's chain.
 use serde::{Deserialize, Serialize};
 
+/// The `traceparent` a probe sends straight to Envoy, one the gateway would never send.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ProbeKind {
+    /// The flags field is missing: not a W3C traceparent.
+    Malformed,
+    /// Valid, with the sampled flag off.
+    Unsampled,
+}
+
+impl ProbeKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            ProbeKind::Malformed => "malformed",
+            ProbeKind::Unsampled => "unsampled",
+        }
+    }
+}
+
 /// What lineage saw of one probe.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Probe {
-    pub name: String,
+    pub name: ProbeKind,
     pub traceparent: String,
     pub order_id: String,
     pub status: u16,
@@ -15,23 +34,31 @@ pub struct Probe {
     /// trace id that was sent.
     pub worker_parent: Option<String>,
     pub worker_continues_trace: Option<bool>,
-    pub dump: String,
+    /// The probe's spans as lineage prints them; `None` when lineage holds none.
+    pub dump: Option<String>,
 }
 
 /// What step 6's stage measured.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct MeshData {
     pub envoy_version: String,
+    /// The port Envoy listens on in front of the worker.
+    pub envoy_listen_port: u16,
     /// Requests whose hops are gateway:client → envoy:server → envoy:client → worker:server.
     pub chained_requests: usize,
     pub requests: usize,
     pub not_chained: Vec<String>,
+    /// Envoy's row in lineage's report: 0 spans when lineage received none.
     pub envoy_spans: u64,
     pub envoy_orphans: u64,
-    /// Envoy's own counters; `None` when its admin API did not list them.
-    pub envoy_spans_sent: Option<u64>,
-    pub envoy_spans_dropped: Option<u64>,
+    /// Envoy's own counters, read from its admin API.
+    pub envoy_spans_sent: u64,
+    pub envoy_spans_dropped: u64,
+    /// Why the probes could not run, when they could not.
+    pub probe_error: Option<String>,
     pub probes: Vec<Probe>,
+    /// Probe traces lineage still held when the run's requests were judged.
+    pub probe_traces_in_judged: usize,
     /// The first request as lineage prints it.
     pub sample_dump: Option<String>,
 }

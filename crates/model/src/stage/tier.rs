@@ -7,6 +7,16 @@ use std::collections::BTreeMap;
 pub struct TierData {
     pub decision_wait_ms: u64,
     pub num_traces: u64,
+    /// Tier 2's policies, `name (type)`, in the order they are configured.
+    pub policies: Vec<String>,
+    /// The `slow` policy's threshold, as the check sets it.
+    pub slow_threshold_ms: u64,
+    /// Spans one request makes in the flow that ran: a whole request in Jaeger has this many.
+    pub spans_per_request: usize,
+    /// The injected failed request, for the `errors` policy.
+    pub error: InjectedTrace,
+    /// The injected slow request, for the `slow` policy.
+    pub slow: InjectedTrace,
     /// Traces of the baseline traffic under the slow threshold, and how many
     /// of them are in Jaeger.
     pub baseline_total: usize,
@@ -14,13 +24,40 @@ pub struct TierData {
     /// Baseline traces over the slow threshold (the `slow` policy's to keep).
     pub slow_baseline: usize,
     pub slow_baseline_kept: usize,
-    /// The binomial tolerance `baseline_kept` must fall in.
-    pub baseline_tolerance: (usize, usize),
     /// Requests in Jaeger, and how many of them whole.
     pub kept_total: usize,
     pub kept_whole: usize,
+    /// Kept traces whose spans more than one tier-2 collector exported, and
+    /// traces in Jaeger that no collector's file of kept spans holds.
+    pub kept_by_several_collectors: usize,
+    pub kept_in_no_collector_file: usize,
     pub dropped_too_early: u64,
+    /// From the first span of the run's requests to reach lineage to the
+    /// last: the seconds of traffic that size `num_traces`.
+    pub arrival_seconds: f64,
     pub routing: Vec<RoutingRow>,
+    /// Tier 1's load-balancing exporter, per tier-2 collector.
+    pub tier1_exports: Vec<BackendExports>,
+}
+
+/// One request the check injects for a policy to keep.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct InjectedTrace {
+    /// The spans Jaeger holds under the trace id the gateway answered.
+    pub spans_in_jaeger: usize,
+    /// Of them, the spans that carry that trace id.
+    pub spans_with_its_trace_id: usize,
+    /// Traces the policy meant for it kept, by its own counter, over tier 2.
+    pub kept_by_policy: u64,
+}
+
+/// Tier 1's exports to one tier-2 collector.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BackendExports {
+    /// The collector's name, or its endpoint when no tier-2 collector listens there.
+    pub backend: String,
+    pub ok: f64,
+    pub failed: f64,
 }
 
 /// What the broken flow looked like after the same tier.
@@ -30,9 +67,15 @@ pub struct CannotRepairData {
     pub requests_whole_in_backend: usize,
     pub requests_with_a_kept_fragment: usize,
     pub fragments_kept: usize,
+    /// Kept fragments Jaeger holds.
+    pub fragments_in_jaeger: usize,
     /// Kept fragments with at least one span of the service.
     pub fragments_kept_by_service: BTreeMap<String, usize>,
+    /// The injected failed request: its fragments the tier kept, whether its
+    /// failed span is among them, and whether Jaeger holds it whole.
     pub error_request_fragments_kept: usize,
+    pub error_span_kept: bool,
+    pub error_request_whole: bool,
     pub routing: Vec<RoutingRow>,
 }
 

@@ -1,9 +1,9 @@
 //! Jaeger's query API, as the tier's checks read it back.
 
-use anyhow::{Context as _, Result, bail};
-use serde_json::Value;
+use anyhow::{Result, bail};
 
-use super::{KeptSpan, otlp_json_spans};
+use super::KeptSpan;
+use super::otlp_json::jaeger_spans;
 
 /// One trace from Jaeger's API, or `None` when Jaeger does not have it.
 pub fn jaeger_trace(base: &str, trace_id: &str) -> Result<Option<Vec<KeptSpan>>> {
@@ -11,9 +11,11 @@ pub fn jaeger_trace(base: &str, trace_id: &str) -> Result<Option<Vec<KeptSpan>>>
     match status {
         404 => Ok(None),
         200 => {
-            let value: Value = serde_json::from_str(&body).context("Jaeger answered something that is not JSON")?;
-            let spans = otlp_json_spans(&value);
-            Ok((!spans.is_empty()).then_some(spans))
+            let spans = jaeger_spans(&body)?;
+            if spans.is_empty() {
+                bail!("Jaeger answered trace {trace_id} with no span");
+            }
+            Ok(Some(spans))
         }
         other => bail!("Jaeger answered {other} for trace {trace_id}: {}", body.chars().take(300).collect::<String>()),
     }

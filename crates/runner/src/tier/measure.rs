@@ -1,5 +1,5 @@
-//! What the tier kept, judged: the claims of step 4 (and of step 0 through
-//! the same tier) and the data the book's tables read.
+//! What the tier kept, measured into step 4's data (and step 0's through
+//! the same tier); `stitch_judge::stage::tier` judges it.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -8,41 +8,32 @@ use anyhow::{Context as _, Result};
 use super::{KeptSpan, TierStage, jaeger_trace};
 use crate::otelcol::Metrics;
 use crate::process::spinner;
-use stitch_model::stage::tier::{CannotRepairData, RoutingRow, TierData};
-use stitch_model::{Assertion, Evidence, Order, StageData};
+use stitch_model::stage::tier::{BackendExports, CannotRepairData, InjectedTrace, RoutingRow, TierData};
+use stitch_model::{Order, StageData};
 
-/// Probability the baseline policy keeps a trace.
-pub const BASELINE_RATIO: f64 = 0.01;
-/// Two-sided z for the kept-share tolerance: a correct tier fails it about
-/// once in a thousand runs.
-const Z_999: f64 = 3.29;
+const NEW_TRACES: &str = "otelcol_processor_tail_sampling_new_trace_id_received";
+const POLICY_DECISIONS: &str = "otelcol_processor_tail_sampling_count_traces_sampled";
+const DROPPED_TOO_EARLY: &str = "otelcol_processor_tail_sampling_sampling_trace_dropped_too_early";
+const BACKEND_OUTCOME: &str = "otelcol_loadbalancer_backend_outcome";
 
-/// The counts of kept baseline traces a correct tier produces, out of
-/// `baseline` traces each kept with [`BASELINE_RATIO`]: the binomial mean
-/// ± [`Z_999`] standard deviations, whole traces inside it.
-pub fn baseline_tolerance(baseline: usize) -> (usize, usize) {
-    let n = baseline as f64;
-    let mean = n * BASELINE_RATIO;
-    let spread = Z_999 * (n * BASELINE_RATIO * (1.0 - BASELINE_RATIO)).sqrt();
-    ((mean - spread).max(0.0).ceil() as usize, (mean + spread).floor() as usize)
+/// The order the stage injected for a policy, as the gateway accepted it.
+fn injected<'a>(orders: &'a [Order], order_id: Option<&String>, what: &str) -> Result<&'a Order> {
+    let order_id = order_id.with_context(|| format!("the {what} request was never placed"))?;
+    orders
+        .iter()
+        .find(|order| &order.order_id == order_id)
+        .with_context(|| format!("the {what} request {order_id} is not among the run's orders"))
 }
 
 impl TierStage {
-    pub(super) fn measure_kept(&self, lineage: &lineage::Lineage, orders: &[Order]) -> Result<Evidence> {
+    pub(super) fn measure_kept(&self, lineage: &lineage::Lineage, orders: &[Order]) -> Result<StageData> {
         self.wait_for_decisions()?;
         let jaeger = self.jaeger_url()?;
         let scrapes = self.scrape()?;
         let kept_by_collector = self.kept_spans()?;
         let options = &self.options;
-        let mut assertions = Vec::new();
-        let mut notes = vec![format!(
-            "tier 2 ×{}: decision_wait {:?}, num_traces {} each, policies: {}; the check's slow threshold {} ms",
-            kept_by_collector.len(),
-            options.decision_wait,
-            options.num_traces,
-            options.policies.join(", "),
-            options.slow_threshold.as_millis(),
-        )];
+        let error_order = injected(orders, self.error_order.as_ref(), "injected error")?;
+        let slow_order = injected(orders, self.slow_order.as_ref(), "slow")?;
 
         // Which tier-2 collector kept each trace id.
         let mut keepers: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
@@ -53,18 +44,12 @@ impl TierStage {
         }
 
         // Every request, read back from Jaeger by the trace id the gateway answered.
-        let special: BTreeSet<&str> =
-            [self.error_order.as_deref(), self.slow_order.as_deref()].into_iter().flatten().collect();
+        let special: BTreeSet<&str> = [error_order.order_id.as_str(), slow_order.order_id.as_str()].into();
         // Baseline traces over the threshold are the `slow` policy's to keep:
         // lineage, which saw every span, says which took that long.
         let threshold_nanos = options.slow_threshold.as_nanos() as u64;
-        // From the first span of the requests to reach lineage to the last:
-        // the seconds of traffic that size `num_traces`.
         let mut arrivals: Option<(u64, u64)> = None;
-        let mut baseline_kept = 0usize;
-        let mut baseline_total = 0usize;
-        let mut slow_baseline = 0usize;
-        let mut slow_baseline_kept = 0usize;
+        let (mut baseline_total, mut baseline_kept, mut slow_baseline, mut slow_baseline_kept) = (0, 0, 0, 0);
         let mut kept_whole = 0usize;
         let mut in_jaeger = BTreeMap::new();
         let reading = spinner("reading the requests back from Jaeger");
@@ -83,7 +68,7 @@ impl TierStage {
                 kept_whole += 1;
             }
             if special.contains(order.order_id.as_str()) {
-                // judged below, one by one
+                // measured below, one by one
             } else if over_threshold {
                 slow_baseline += 1;
                 slow_baseline_kept += usize::from(trace.is_some());
@@ -96,153 +81,60 @@ impl TierStage {
         reading.finish_and_clear();
         let kept_total = in_jaeger.values().filter(|trace| trace.is_some()).count();
 
-        for (label, order_id, policy, others) in
-            [("error", &self.error_order, "errors", 0), ("slow", &self.slow_order, "slow", slow_baseline)]
-        {
-            let Some(order_id) = order_id else { continue };
-            let order = orders.iter().find(|order| &order.order_id == order_id);
-            let spans = in_jaeger.get(order_id).cloned().flatten().unwrap_or_default();
-            let whole = order.is_some_and(|order| {
-                spans.len() == options.spans_per_request && spans.iter().all(|span| span.trace_id == order.trace_id)
-            });
-            assertions.push(Assertion::new(
-                format!(
-                    "the injected {label} trace is in Jaeger, whole ({} spans, one trace id)",
-                    options.spans_per_request
-                ),
-                format!("{} spans", spans.len()),
-                whole,
-            ));
+        let injected = |order: &Order, policy: &str| -> Result<InjectedTrace> {
+            let spans = in_jaeger[&order.order_id].as_deref().unwrap_or_default();
             // The policy's own verdict, independent of the 1% that keeps
             // anything now and then: only it proves the tier saw the signal.
-            let fired = scrapes
-                .iter()
-                .map(|(_, metrics)| {
-                    metrics.sum(
-                        "otelcol_processor_tail_sampling_count_traces_sampled",
-                        &[("policy", policy), ("sampled", "true")],
-                    ) as u64
-                })
-                .sum::<u64>();
-            let expected = 1 + others as u64;
-            let claim = if others == 0 {
-                format!("the `{policy}` policy kept exactly the injected {label} trace")
-            } else {
-                format!(
-                    "the `{policy}` policy kept the injected {label} trace and the {others} baseline traces over the threshold"
-                )
-            };
-            let measured = if fired == 1 { "1 trace".to_owned() } else { format!("{fired} traces") };
-            assertions.push(Assertion::new(claim, measured, fired == expected));
-        }
+            let mut kept_by_policy = 0.0;
+            for (_, metrics) in scrapes.iter().filter(|(name, _)| name.starts_with("tier2")) {
+                kept_by_policy += metrics.sum(POLICY_DECISIONS, &[("policy", policy), ("sampled", "true")])?;
+            }
+            Ok(InjectedTrace {
+                spans_in_jaeger: spans.len(),
+                spans_with_its_trace_id: spans.iter().filter(|span| span.trace_id == order.trace_id).count(),
+                kept_by_policy: kept_by_policy as u64,
+            })
+        };
+        let error = injected(error_order, "errors")?;
+        let slow = injected(slow_order, "slow")?;
 
-        let n = baseline_total as f64;
-        let (low, high) = baseline_tolerance(baseline_total);
-        assertions.push(Assertion::new(
-            format!("baseline traces kept: {}% within a binomial tolerance [{low}, {high}]", BASELINE_RATIO * 100.0),
-            format!(
-                "{baseline_kept} of {baseline_total} ({:.2}%), {} dropped",
-                100.0 * baseline_kept as f64 / n.max(1.0),
-                baseline_total - baseline_kept
-            ),
-            (low..=high).contains(&baseline_kept),
-        ));
-        if slow_baseline > 0 {
-            notes.push(format!(
-                "{slow_baseline} baseline traces took longer than {} ms (a loaded machine queues the producer); \
-                 {slow_baseline_kept} of them are in Jaeger",
-                options.slow_threshold.as_millis()
-            ));
-        }
-        assertions.push(Assertion::new(
-            "every trace in Jaeger is whole",
-            format!("{kept_whole} of {kept_total}"),
-            kept_whole == kept_total,
-        ));
-
-        let split: Vec<_> = keepers.iter().filter(|(_, collectors)| collectors.len() > 1).collect();
         let kept_ids: BTreeSet<&String> =
             orders.iter().filter(|order| in_jaeger[&order.order_id].is_some()).map(|order| &order.trace_id).collect();
-        let unaccounted = kept_ids.iter().filter(|id| !keepers.contains_key(**id)).count();
-        assertions.push(Assertion::new(
-            "every kept trace was kept by exactly one tier-2 collector",
-            format!("{} split across collectors, {unaccounted} in no collector's file", split.len()),
-            split.is_empty() && unaccounted == 0,
-        ));
-
-        let dropped_early = scrapes
-            .iter()
-            .map(|(_, metrics)| {
-                metrics.sum("otelcol_processor_tail_sampling_sampling_trace_dropped_too_early", &[]) as u64
-            })
-            .sum::<u64>();
-        assertions.push(Assertion::new(
-            "no trace evicted undecided (the num_traces cap was never hit)",
-            format!("{dropped_early} evicted"),
-            dropped_early == 0,
-        ));
-
-        let routing = routing_summary(&scrapes, &kept_by_collector)?;
-        let received: Vec<f64> = routing.iter().map(|row| row.traces_received).collect();
-        assertions.push(Assertion::new(
-            "the load-balancing exporter spread the traces over both tier-2 collectors",
-            received.iter().map(|count| format!("{count}")).collect::<Vec<_>>().join(" / "),
-            received.len() == 2 && received.iter().all(|&count| count > 0.0),
-        ));
-        // What sizes `num_traces` (the chapter's rule): new traces per second
-        // per collector, over the seconds the requests' spans kept arriving.
-        let window = match arrivals {
-            Some((first, last)) if last > first => std::time::Duration::from_nanos(last - first),
-            _ => anyhow::bail!("lineage holds no span of the run's requests: no traffic to size the tier by"),
-        };
-        let busiest = received.iter().copied().fold(0.0, f64::max);
-        notes.push(format!(
-            "traffic: {:.0} new traces per second per tier-2 collector (the busier one: {busiest} traces in {:.1} s \
-             of arrivals)",
-            busiest / window.as_secs_f64().max(0.001),
-            window.as_secs_f64()
-        ));
-        for row in &routing {
-            notes.push(format!(
-                "{}: {} traces received, {} kept ({} spans), RSS {:.0} MiB",
-                row.collector,
-                row.traces_received,
-                row.traces_kept,
-                row.spans_kept,
-                row.rss_bytes / (1024.0 * 1024.0)
-            ));
+        let mut dropped_too_early = 0.0;
+        for (_, metrics) in scrapes.iter().filter(|(name, _)| name.starts_with("tier2")) {
+            dropped_too_early += metrics.sum(DROPPED_TOO_EARLY, &[])?;
         }
-        let names: BTreeMap<String, String> = self
-            .running()?
-            .tier2
-            .iter()
-            .map(|(process, port, _)| (format!("127.0.0.1:{port}"), process.name.clone()))
-            .collect();
-        notes.extend(backend_outcomes(&scrapes, &names));
-        Ok(Evidence {
-            assertions,
-            notes,
-            data: StageData::TailSampling(TierData {
-                decision_wait_ms: options.decision_wait.as_millis() as u64,
-                num_traces: options.num_traces,
-                baseline_total,
-                baseline_kept,
-                slow_baseline,
-                slow_baseline_kept,
-                baseline_tolerance: (low, high),
-                kept_total,
-                kept_whole,
-                dropped_too_early: dropped_early,
-                routing,
-            }),
-        })
+        let (first, last) =
+            arrivals.context("lineage holds no span of the run's requests: no traffic to size the tier by")?;
+        Ok(StageData::TailSampling(TierData {
+            decision_wait_ms: options.decision_wait.as_millis() as u64,
+            num_traces: options.num_traces,
+            policies: options.policies.clone(),
+            slow_threshold_ms: options.slow_threshold.as_millis() as u64,
+            spans_per_request: options.spans_per_request,
+            error,
+            slow,
+            baseline_total,
+            baseline_kept,
+            slow_baseline,
+            slow_baseline_kept,
+            kept_total,
+            kept_whole,
+            kept_by_several_collectors: keepers.values().filter(|collectors| collectors.len() > 1).count(),
+            kept_in_no_collector_file: kept_ids.iter().filter(|id| !keepers.contains_key(**id)).count(),
+            dropped_too_early: dropped_too_early as u64,
+            arrival_seconds: std::time::Duration::from_nanos(last - first).as_secs_f64(),
+            routing: routing_summary(&scrapes, &kept_by_collector)?,
+            tier1_exports: self.tier1_exports(&scrapes)?,
+        }))
     }
 
-    pub(super) fn measure_cannot_repair(&self, orders: &[Order]) -> Result<Evidence> {
+    pub(super) fn measure_cannot_repair(&self, orders: &[Order]) -> Result<StageData> {
         self.wait_for_decisions()?;
         let jaeger = self.jaeger_url()?;
         let scrapes = self.scrape()?;
         let kept_by_collector = self.kept_spans()?;
+        let error_order = injected(orders, self.error_order.as_ref(), "injected error")?;
         // Kept spans regrouped by business key: the fragments of each request
         // that the tier kept, each its own trace id.
         let mut fragments: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
@@ -257,8 +149,6 @@ impl TierStage {
                 }
             }
         }
-        let requests = orders.len();
-        let touched = orders.iter().filter(|order| fragments.contains_key(&order.order_id)).count();
         let per_request = self.options.spans_per_request;
         let mut whole = 0usize;
         for order in orders {
@@ -276,65 +166,66 @@ impl TierStage {
         for id in &kept_ids {
             in_jaeger += usize::from(jaeger_trace(&jaeger, id)?.is_some());
         }
-        let error_fragments = self.error_order.as_ref().map_or(0, |id| fragments.get(id).map_or(0, BTreeSet::len));
-        // The failed span itself, kept by the `errors` policy on its own trace id.
-        let error_span_kept = self.error_order.as_ref().is_some_and(|id| {
-            kept_by_collector
+        let error_request_whole =
+            jaeger_trace(&jaeger, &error_order.trace_id)?.is_some_and(|spans| spans.len() == per_request);
+        Ok(StageData::SamplingCannotRepair(CannotRepairData {
+            requests: orders.len(),
+            requests_whole_in_backend: whole,
+            requests_with_a_kept_fragment: orders
+                .iter()
+                .filter(|order| fragments.contains_key(&order.order_id))
+                .count(),
+            fragments_kept: kept_ids.len(),
+            fragments_in_jaeger: in_jaeger,
+            fragments_kept_by_service: by_service,
+            error_request_fragments_kept: fragments.get(&error_order.order_id).map_or(0, BTreeSet::len),
+            // The failed span itself, kept by the `errors` policy on its own trace id.
+            error_span_kept: kept_by_collector
                 .iter()
                 .flat_map(|(_, spans)| spans)
-                .any(|span| span.error && span.order_id.as_ref() == Some(id))
-        });
-        let mut assertions = vec![
-            Assertion::new("no request reaches the backend whole", format!("{whole} of {requests} whole"), whole == 0),
-            Assertion::new(
-                "what the tier kept are fragments, each sampled on its own trace id",
-                format!("{} fragments of {touched} requests", kept_ids.len()),
-                !kept_ids.is_empty(),
-            ),
-            Assertion::new(
-                "Jaeger holds every fragment the tier kept",
-                format!("{in_jaeger} of {}", kept_ids.len()),
-                in_jaeger == kept_ids.len(),
-            ),
-        ];
-        if self.error_order.is_some() {
-            let error_whole = orders
-                .iter()
-                .find(|order| self.error_order.as_ref() == Some(&order.order_id))
-                .map(|order| jaeger_trace(&jaeger, &order.trace_id))
-                .transpose()?
-                .flatten()
-                .is_some_and(|spans| spans.len() == per_request);
-            assertions.push(Assertion::new(
-                "the injected error keeps its own fragment, never the request",
-                format!(
-                    "failed span kept: {error_span_kept}; {error_fragments} fragment(s) of that order kept; whole: {error_whole}"
-                ),
-                error_span_kept && !error_whole,
-            ));
-        }
-        let mut notes = vec![format!(
-            "the broken flow through the same tier: {requests} requests, {} fragments kept from {touched} requests",
-            kept_ids.len()
-        )];
-        for (service, count) in &by_service {
-            notes.push(format!("kept fragments with {service} spans: {count}"));
-        }
-        let routing = routing_summary(&scrapes, &kept_by_collector)?;
-        Ok(Evidence {
-            assertions,
-            notes,
-            data: StageData::SamplingCannotRepair(CannotRepairData {
-                requests,
-                requests_whole_in_backend: whole,
-                requests_with_a_kept_fragment: touched,
-                fragments_kept: kept_ids.len(),
-                fragments_kept_by_service: by_service,
-                error_request_fragments_kept: error_fragments,
-                routing,
-            }),
-        })
+                .any(|span| span.error && span.order_id.as_ref() == Some(&error_order.order_id)),
+            error_request_whole,
+            routing: routing_summary(&scrapes, &kept_by_collector)?,
+        }))
     }
+
+    /// Tier 1's load-balancer outcome per tier-2 collector.
+    fn tier1_exports(&self, scrapes: &[(String, Metrics)]) -> Result<Vec<BackendExports>> {
+        let names: BTreeMap<String, String> = self
+            .running()?
+            .tier2
+            .iter()
+            .map(|(process, port, _)| (format!("127.0.0.1:{port}"), process.name.clone()))
+            .collect();
+        let (_, tier1) = scrapes.iter().find(|(name, _)| name == "tier1").context("no scrape of tier 1")?;
+        exports_by_backend(tier1, &names)
+    }
+}
+
+/// Tier 1's exports per backend, named by `names` (endpoint → collector).
+/// A series without its endpoint or outcome, or none at all, is an error.
+fn exports_by_backend(tier1: &Metrics, names: &BTreeMap<String, String>) -> Result<Vec<BackendExports>> {
+    let mut by_endpoint: BTreeMap<String, (f64, f64)> = BTreeMap::new();
+    for (labels, value) in tier1.series(BACKEND_OUTCOME, &[]) {
+        let endpoint = labels.get("endpoint").with_context(|| format!("{BACKEND_OUTCOME} without an endpoint"))?;
+        let entry = by_endpoint.entry(endpoint.clone()).or_default();
+        match labels.get("success").map(String::as_str) {
+            Some("true") => entry.0 += value,
+            Some("false") => entry.1 += value,
+            other => anyhow::bail!("{BACKEND_OUTCOME} for {endpoint} with success={other:?}"),
+        }
+    }
+    if by_endpoint.is_empty() {
+        anyhow::bail!("tier 1 exported nothing: its scrape has no {BACKEND_OUTCOME}");
+    }
+    Ok(by_endpoint
+        .into_iter()
+        .map(|(endpoint, (ok, failed))| BackendExports {
+            backend: names.get(&endpoint).cloned().unwrap_or(endpoint),
+            ok,
+            failed,
+        })
+        .collect())
 }
 
 fn routing_summary(scrapes: &[(String, Metrics)], kept: &[(String, Vec<KeptSpan>)]) -> Result<Vec<RoutingRow>> {
@@ -347,33 +238,11 @@ fn routing_summary(scrapes: &[(String, Metrics)], kept: &[(String, Vec<KeptSpan>
             let traces: BTreeSet<&String> = spans.iter().map(|span| &span.trace_id).collect();
             Ok(RoutingRow {
                 collector: collector.clone(),
-                traces_received: metrics.sum("otelcol_processor_tail_sampling_new_trace_id_received", &[]),
+                traces_received: metrics.sum(NEW_TRACES, &[])?,
                 traces_kept: traces.len(),
                 spans_kept: spans.len(),
-                rss_bytes: metrics.sum("otelcol_process_memory_rss", &[]),
+                rss_bytes: metrics.sum("otelcol_process_memory_rss", &[])?,
             })
-        })
-        .collect()
-}
-
-/// Tier 1's load-balancer outcome per backend, as report lines.
-fn backend_outcomes(scrapes: &[(String, Metrics)], names: &BTreeMap<String, String>) -> Vec<String> {
-    let Some((_, tier1)) = scrapes.iter().find(|(name, _)| name == "tier1") else { return Vec::new() };
-    let mut by_endpoint: BTreeMap<String, (f64, f64)> = BTreeMap::new();
-    for (labels, value) in tier1.series("otelcol_loadbalancer_backend_outcome", &[]) {
-        let endpoint = labels.get("endpoint").cloned().unwrap_or_else(|| "?".to_owned());
-        let entry = by_endpoint.entry(endpoint).or_default();
-        if labels.get("success").is_some_and(|success| success == "true") {
-            entry.0 += value;
-        } else {
-            entry.1 += value;
-        }
-    }
-    by_endpoint
-        .into_iter()
-        .map(|(endpoint, (ok, failed))| {
-            let name = names.get(&endpoint).map_or(endpoint.as_str(), String::as_str);
-            format!("tier 1 → {name}: {ok} exports ok, {failed} failed")
         })
         .collect()
 }
@@ -383,14 +252,40 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_baseline_tolerance_is_binomial_around_one_percent() {
-        // 2000 traces: mean 20, σ = √(2000 × 0.01 × 0.99) = 4.45, ± 3.29 σ = 14.6.
-        let (low, high) = baseline_tolerance(2000);
-        assert_eq!((low, high), (6, 34));
-        assert!((low..=high).contains(&20), "a correct tier keeps about 20");
-        assert!(!(low..=high).contains(&0), "a tier that drops the baseline fails");
-        assert!(!(low..=high).contains(&200), "a tier that keeps 10% fails");
-        // Too few traces to expect any: keeping none passes.
-        assert_eq!(baseline_tolerance(0), (0, 0));
+    fn tier_1s_exports_are_named_by_collector() {
+        let tier1 = Metrics::parse(
+            "otelcol_loadbalancer_backend_outcome{endpoint=\"127.0.0.1:4001\",success=\"true\"} 30\n\
+             otelcol_loadbalancer_backend_outcome{endpoint=\"127.0.0.1:4001\",success=\"false\"} 2\n\
+             otelcol_loadbalancer_backend_outcome{endpoint=\"127.0.0.1:4002\",success=\"true\"} 28\n",
+        )
+        .unwrap();
+        let names = BTreeMap::from([("127.0.0.1:4001".to_owned(), "tier2-a".to_owned())]);
+        let exports = exports_by_backend(&tier1, &names).unwrap();
+        let rows: Vec<(&str, f64, f64)> =
+            exports.iter().map(|row| (row.backend.as_str(), row.ok, row.failed)).collect();
+        assert_eq!(rows, [("tier2-a", 30.0, 2.0), ("127.0.0.1:4002", 28.0, 0.0)]);
+    }
+
+    #[test]
+    fn exports_without_an_endpoint_an_outcome_or_any_series_are_errors() {
+        let names = BTreeMap::new();
+        for (text, message) in [
+            ("otelcol_loadbalancer_backend_outcome{success=\"true\"} 3\n", "without an endpoint"),
+            ("otelcol_loadbalancer_backend_outcome{endpoint=\"127.0.0.1:1\"} 3\n", "with success=None"),
+            ("otelcol_process_memory_rss 1\n", "tier 1 exported nothing"),
+        ] {
+            let error = exports_by_backend(&Metrics::parse(text).unwrap(), &names).unwrap_err();
+            assert!(error.to_string().contains(message), "{text}: {error}");
+        }
+    }
+
+    #[test]
+    fn an_injected_request_never_placed_or_not_accepted_is_an_error() {
+        let orders = [Order { order_id: "ord-1".to_owned(), trace_id: "ab".repeat(16) }];
+        assert_eq!(injected(&orders, Some(&"ord-1".to_owned()), "slow").unwrap().order_id, "ord-1");
+        let error = injected(&orders, None, "injected error").unwrap_err();
+        assert_eq!(error.to_string(), "the injected error request was never placed");
+        let error = injected(&orders, Some(&"ord-9".to_owned()), "slow").unwrap_err();
+        assert_eq!(error.to_string(), "the slow request ord-9 is not among the run's orders");
     }
 }

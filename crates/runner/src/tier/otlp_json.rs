@@ -1,92 +1,109 @@
 //! OTLP JSON as Jaeger's API and the collector's file exporter write it,
-//! read as far as the checks need.
+//! read through `opentelemetry-proto`'s serde support into the spans the
+//! checks need. A span without an id or a resource without a service is
+//! an error, never a blank.
 
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD_NO_PAD;
-use serde_json::Value;
+use anyhow::{Context as _, Result, bail};
+use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
+use opentelemetry_proto::tonic::trace::v1::TracesData;
+use opentelemetry_proto::tonic::trace::v1::status::StatusCode;
+use serde::Deserialize;
 
 use stitch_flow::BUSINESS_KEY;
 use stitch_model::stage::tier::KeptSpan;
 
-/// Every span in an OTLP JSON document (`{"resourceSpans": [...]}`), at any depth.
-pub fn otlp_json_spans(value: &Value) -> Vec<KeptSpan> {
+/// One line of the file exporter: `{"resourceSpans": [...]}`.
+pub fn file_line_spans(line: &str) -> Result<Vec<KeptSpan>> {
+    let data: TracesData = serde_json::from_str(line).context("not OTLP JSON traces")?;
+    kept_spans(&data)
+}
+
+/// Jaeger's `GET /api/v3/traces/{id}`: `{"result": {"resourceSpans": [...]}}`.
+pub fn jaeger_spans(body: &str) -> Result<Vec<KeptSpan>> {
+    #[derive(Deserialize)]
+    struct Answer {
+        result: TracesData,
+    }
+    let answer: Answer =
+        serde_json::from_str(body).context("Jaeger answered something that is not OTLP JSON traces")?;
+    kept_spans(&answer.result)
+}
+
+/// Every span of `data`, with its service, ids, business key and error status.
+pub fn kept_spans(data: &TracesData) -> Result<Vec<KeptSpan>> {
     let mut spans = Vec::new();
-    let mut pending = vec![value];
-    while let Some(value) = pending.pop() {
-        match value {
-            Value::Object(object) if object.contains_key("resourceSpans") => {
-                for resource_spans in object["resourceSpans"].as_array().into_iter().flatten() {
-                    let service = attribute(&resource_spans["resource"]["attributes"], "service.name")
-                        .unwrap_or_else(|| "unknown".to_owned());
-                    let scopes = resource_spans["scopeSpans"].as_array().into_iter().flatten();
-                    for span in scopes.flat_map(|scope| scope["spans"].as_array().into_iter().flatten()) {
-                        let id = |key: &str| span[key].as_str().filter(|id| !id.is_empty()).map(normalise_id);
-                        let Some(trace_id) = id("traceId") else { continue };
-                        spans.push(KeptSpan {
-                            trace_id,
-                            span_id: id("spanId").unwrap_or_default(),
-                            parent_span_id: id("parentSpanId"),
-                            service: service.clone(),
-                            order_id: attribute(&span["attributes"], BUSINESS_KEY),
-                            error: matches!(&span["status"]["code"], Value::Number(code) if code.as_u64() == Some(2))
-                                || span["status"]["code"].as_str() == Some("STATUS_CODE_ERROR"),
-                        });
-                    }
-                }
+    for resource_spans in &data.resource_spans {
+        let attributes = resource_spans.resource.as_ref().map_or(&[][..], |resource| &resource.attributes[..]);
+        let service = string_attribute(attributes, "service.name").context("a resource without service.name")?;
+        for span in resource_spans.scope_spans.iter().flat_map(|scope| &scope.spans) {
+            let name = &span.name;
+            if span.trace_id.is_empty() {
+                bail!("{service}'s span {name:?} has no trace id");
             }
-            Value::Object(object) => pending.extend(object.values()),
-            Value::Array(items) => pending.extend(items),
-            _ => {}
+            if span.span_id.is_empty() {
+                bail!("{service}'s span {name:?} has no span id");
+            }
+            spans.push(KeptSpan {
+                trace_id: hex::encode(&span.trace_id),
+                span_id: hex::encode(&span.span_id),
+                parent_span_id: (!span.parent_span_id.is_empty()).then(|| hex::encode(&span.parent_span_id)),
+                service: service.clone(),
+                order_id: string_attribute(&span.attributes, BUSINESS_KEY),
+                error: span.status.as_ref().is_some_and(|status| status.code == StatusCode::Error as i32),
+            });
         }
     }
-    spans
+    Ok(spans)
 }
 
-/// Trace and span ids as lineage prints them: lowercase hex. OTLP JSON has
-/// hex; a base64 id (protobuf's JSON mapping) is converted.
-fn normalise_id(id: &str) -> String {
-    if id.chars().all(|c| c.is_ascii_hexdigit()) {
-        return id.to_ascii_lowercase();
-    }
-    // Padding is optional in what exporters write.
-    STANDARD_NO_PAD
-        .decode(id.trim_end_matches('='))
-        .map_or_else(|_| id.to_owned(), |bytes| bytes.iter().map(|b| format!("{b:02x}")).collect())
-}
-
-fn attribute(attributes: &Value, key: &str) -> Option<String> {
-    attributes.as_array()?.iter().find(|attribute| attribute["key"] == key).and_then(|attribute| {
-        let value = &attribute["value"];
-        value["stringValue"].as_str().map(str::to_owned).or_else(|| value.as_str().map(str::to_owned))
+fn string_attribute(attributes: &[KeyValue], key: &str) -> Option<String> {
+    attributes.iter().find(|attribute| attribute.key == key).and_then(|attribute| match &attribute.value {
+        Some(AnyValue { value: Some(any_value::Value::StringValue(value)) }) => Some(value.clone()),
+        _ => None,
     })
 }
 
 #[cfg(test)]
 mod tests {
-    use serde_json::json;
-
     use super::*;
 
     #[test]
-    fn reads_spans_from_otlp_json_with_hex_or_base64_ids() {
-        let document = json!({"resourceSpans": [{
-            "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "consumer"}}]},
-            "scopeSpans": [{"spans": [
-                {"traceId": "0AF7651916CD43DD8448EB211C80319C", "spanId": "b7ad6b7169203331",
-                 "parentSpanId": "", "status": {"code": 2},
-                 "attributes": [{"key": "order.id", "value": {"stringValue": "ord-1"}}]},
-                {"traceId": "CvdlGRbNQ92ESOshHIAxnA==", "spanId": "t61rcWkgMzE=", "status": {}}
-            ]}]
-        }]});
-        let spans = otlp_json_spans(&document);
-        assert_eq!(spans.len(), 2);
-        assert!(spans.iter().all(|span| span.trace_id == "0af7651916cd43dd8448eb211c80319c"));
-        let first = spans.iter().find(|span| span.order_id.is_some()).expect("the span with an order");
-        assert_eq!(first.service, "consumer");
-        assert_eq!(first.parent_span_id, None);
-        assert!(first.error);
-        let second = spans.iter().find(|span| span.order_id.is_none()).expect("the span without an order");
-        assert_eq!(second.span_id, "b7ad6b7169203331");
-        assert!(!second.error);
+    fn reads_the_file_exporters_line_and_jaegers_answer() {
+        // Written by the pinned collector and Jaeger for the same trace.
+        let kept = file_line_spans(include_str!("../../testdata/tier2-kept.jsonl").trim()).unwrap();
+        let first = &kept[0];
+        assert_eq!(first.trace_id, "00000000000000000000000000d610c9");
+        assert_eq!((first.span_id.as_str(), first.parent_span_id.as_deref()), ("00000000000000a1", None));
+        assert_eq!((first.service.as_str(), first.order_id.as_deref(), first.error), ("gateway", Some("ord-1"), true));
+        let in_jaeger = jaeger_spans(include_str!("../../testdata/jaeger-trace.json")).unwrap();
+        assert_eq!(in_jaeger, std::slice::from_ref(first));
+    }
+
+    #[test]
+    fn parent_ids_and_statuses_are_read() {
+        let line = r#"{"resourceSpans":[{"resource":{"attributes":[{"key":"service.name","value":{"stringValue":"worker"}}]},
+            "scopeSpans":[{"spans":[{"traceId":"0af7651916cd43dd8448eb211c80319c","spanId":"b7ad6b7169203331",
+            "parentSpanId":"00f067aa0ba902b7","status":{"code":1}}]}]}]}"#;
+        let spans = file_line_spans(line).unwrap();
+        assert_eq!(spans[0].parent_span_id.as_deref(), Some("00f067aa0ba902b7"));
+        assert!(!spans[0].error);
+        assert_eq!(spans[0].order_id, None);
+    }
+
+    #[test]
+    fn a_span_without_ids_or_a_service_is_an_error() {
+        let resource = r#"{"attributes":[{"key":"service.name","value":{"stringValue":"worker"}}]}"#;
+        let line = |resource: &str, span: &str| {
+            format!(r#"{{"resourceSpans":[{{"resource":{resource},"scopeSpans":[{{"spans":[{span}]}}]}}]}}"#)
+        };
+        let no_span_id = line(resource, r#"{"traceId":"0af7651916cd43dd8448eb211c80319c","name":"item"}"#);
+        assert_eq!(file_line_spans(&no_span_id).unwrap_err().to_string(), "worker's span \"item\" has no span id");
+        let no_trace_id = line(resource, r#"{"spanId":"b7ad6b7169203331","name":"item"}"#);
+        assert_eq!(file_line_spans(&no_trace_id).unwrap_err().to_string(), "worker's span \"item\" has no trace id");
+        let no_service = line("{}", r#"{"traceId":"0af7651916cd43dd8448eb211c80319c","spanId":"b7ad6b7169203331"}"#);
+        assert_eq!(file_line_spans(&no_service).unwrap_err().to_string(), "a resource without service.name");
+        // Not hex (protobuf's own JSON mapping writes base64): an error, not another id.
+        let base64 = line(resource, r#"{"traceId":"CvdlGRbNQ92ESOshHIAxnA==","spanId":"t61rcWkgMzE="}"#);
+        assert!(file_line_spans(&base64).is_err());
     }
 }

@@ -6,6 +6,7 @@ mod book;
 mod book_order;
 mod ci;
 mod conformance;
+mod diff;
 mod facts;
 mod fast_tests;
 mod gate_check;
@@ -93,9 +94,9 @@ enum Command {
     /// Everything CI runs: tests, the gate on both brokers, every step fails
     /// unsolved and passes solved, lessons stay in their files.
     Ci {
-        /// Broker(s) for the step proofs: tansu, apache or both.
-        #[arg(long, default_value = "both")]
-        kafka: String,
+        /// Broker(s) for the step proofs.
+        #[arg(long, value_enum, default_value_t = ci::Brokers::Both)]
+        kafka: ci::Brokers,
         #[arg(long, default_value_t = 200)]
         requests: usize,
         /// Skip `cargo test` (the step proofs only).
@@ -207,8 +208,8 @@ fn main() -> ExitCode {
         }
         Command::Watch { step, solution, kafka } => watch::run(&step, solution, kafka),
         Command::Demo { requests, kafka } => demo(requests, kafka),
-        Command::Ci { kafka, requests, no_tests } => ci::run(&kafka, requests, no_tests),
-        Command::Diff { step } => ci::show_diff(&step),
+        Command::Ci { kafka, requests, no_tests } => ci::run(kafka, requests, no_tests),
+        Command::Diff { step } => diff::show(&step),
         Command::Hint { step, level } => hint::print(&step, usize::from(level)),
         Command::Status => status::print(),
         Command::Agenda => agenda::run(),

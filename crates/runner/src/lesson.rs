@@ -253,11 +253,14 @@ fn reach(
     Ok(())
 }
 
+/// A crate's lesson files: each file's path in the step, and where to copy it from.
+pub type LessonFiles = Vec<(String, PathBuf)>;
+
 /// A step's named wrong fixes, from its solution's `mistakes.toml`, each
 /// with its lesson files: the solution's, but for those under
 /// `mistakes/<name>/` (a wrong fix is the solution with one thing wrong);
 /// none when the step names none (it has no such file).
-pub fn mistakes(step: &Step) -> anyhow::Result<Vec<(Mistake, Vec<(String, PathBuf)>)>> {
+pub fn mistakes(step: &Step) -> anyhow::Result<Vec<(Mistake, LessonFiles)>> {
     let solution = step.dir(true);
     let path = solution.join("mistakes.toml");
     let text = match std::fs::read_to_string(&path) {
@@ -304,6 +307,6 @@ pub fn mistakes(step: &Step) -> anyhow::Result<Vec<(Mistake, Vec<(String, PathBu
 }
 
 /// The solution's lesson files, as `copy_of_learner` takes them.
-pub fn solution_lesson(step: &Step) -> Vec<(String, PathBuf)> {
+pub fn solution_lesson(step: &Step) -> LessonFiles {
     step.meta.lesson.iter().map(|lesson| (lesson.clone(), step.dir(true).join(lesson))).collect()
 }

@@ -166,12 +166,19 @@ pub fn print_check(step: &Step, run: &CheckRun, verdict: &Verdict) {
         println!("  {}\n", sdk_export_line(&run.sdk_export));
     }
     print_service_logs(run);
-    if !run.sample_dump.is_empty() {
-        println!("  one request, as lineage sees it:\n");
-        for line in run.sample_dump.lines() {
-            println!("    {line}");
+    match (&run.sample_dump, run.orders.first()) {
+        (Some(dump), _) => {
+            println!("  one request, as lineage sees it:\n");
+            for line in dump.lines() {
+                println!("    {line}");
+            }
+            println!();
         }
-        println!();
+        (None, Some(order)) => {
+            println!("  lineage holds no span of {}, the first request: it left no trace there.\n", order.order_id)
+        }
+        // No request was accepted: the verdict says so.
+        (None, None) => {}
     }
     if let Some(evidence) = &run.evidence {
         print_evidence(evidence);

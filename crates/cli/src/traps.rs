@@ -187,7 +187,7 @@ fn measured(name: &str, lineage: &lineage::Lineage, orders: Vec<Order>, started:
     lineage.settle_now();
     let shapes =
         orders.iter().map(|order| check::request_shape(lineage, &order.order_id)).collect::<anyhow::Result<_>>()?;
-    let sample_dump = orders.first().and_then(|order| lineage.request_dump(&order.order_id)).unwrap_or_default();
+    let sample_dump = orders.first().and_then(|order| lineage.request_dump(&order.order_id));
     Ok(CheckRun {
         step: name.to_owned(),
         solution: false,
@@ -199,7 +199,8 @@ fn measured(name: &str, lineage: &lineage::Lineage, orders: Vec<Order>, started:
         shapes,
         report: lineage.report(),
         sample_dump,
-        sample_page: String::new(),
+        // A trap that is not a flow shows no page.
+        sample_page: None,
         elapsed_seconds: started.elapsed().as_secs_f64(),
         evidence: None,
         sdk_export: Vec::new(),

@@ -1,7 +1,7 @@
 //! What a check prints: one screen, tables first, the hint last.
 
 use serde_json::json;
-use stitch_judge::verdict::{Verdict, percent};
+use stitch_judge::verdict::{Named as _, Verdict, by_name, percent};
 use stitch_model::{CheckRun, Evidence};
 use stitch_runner::step::Step;
 
@@ -80,9 +80,12 @@ fn mark(passed: Option<bool>) -> String {
 }
 
 /// Where a service's orphans break: `http 200, async 400`.
-fn breaks(counts: &std::collections::BTreeMap<String, u64>) -> String {
-    let parts: Vec<String> =
-        counts.iter().filter(|(_, count)| **count > 0).map(|(name, count)| format!("{name} {count}")).collect();
+fn breaks(counts: &std::collections::BTreeMap<lineage::Boundary, u64>) -> String {
+    let parts: Vec<String> = by_name(counts)
+        .into_iter()
+        .filter(|(_, count)| *count > 0)
+        .map(|(boundary, count)| format!("{} {count}", boundary.name()))
+        .collect();
     if parts.is_empty() { "—".to_owned() } else { parts.join(", ") }
 }
 
@@ -92,8 +95,8 @@ pub fn services_table(verdict: &Verdict) -> Table {
         &[false, true, true, true, false, false, false, false],
     );
     for row in &verdict.services {
-        let causes: Vec<String> =
-            row.causes.iter().filter(|(_, count)| **count > 0).map(|(cause, _)| cause.clone()).collect();
+        let causes: Vec<&str> =
+            by_name(&row.causes).into_iter().filter(|(_, count)| *count > 0).map(|(cause, _)| cause.name()).collect();
         table.row(vec![
             row.service.clone(),
             row.spans.to_string(),
@@ -283,4 +286,32 @@ pub fn demo_table(runs: &[(Step, CheckRun)]) -> Table {
 pub fn print_demo(runs: &[(Step, CheckRun)]) {
     println!("\nOrphan-span rate per service, before and after each fix:\n");
     println!("{}\n", demo_table(runs).render());
+}
+
+#[cfg(test)]
+mod tests {
+    use lineage::{Boundary, Cause};
+    use stitch_judge::verdict::{ServiceRow, Verdict};
+
+    /// The book's tables list a row's counts by name, as they always did:
+    /// `async` before `http`, `missing-parent` before `root-in-internal-service`.
+    #[test]
+    fn a_services_row_lists_its_breaks_and_causes_by_name() {
+        let row = ServiceRow {
+            service: "worker".to_owned(),
+            spans: 600,
+            orphans: 600,
+            orphan_rate: 1.0,
+            target: None,
+            causes: [(Cause::RootInInternalService, 400), (Cause::MissingParent, 200)].into(),
+            boundaries: [(Boundary::Http, 200), (Boundary::Async, 400), (Boundary::Messaging, 0)].into(),
+            passed: None,
+        };
+        let verdict = Verdict { passed: true, services: vec![row], boundaries: Vec::new(), failures: Vec::new() };
+        let table = super::services_table(&verdict).markdown();
+        assert!(
+            table.contains("| worker | 600 | 600 | 100% | async 400, http 200 | missing-parent, root-in-internal-service |"),
+            "{table}"
+        );
+    }
 }

@@ -33,8 +33,19 @@ pub(crate) fn lesson_only(step: &Step) -> Vec<String> {
             }
             continue;
         }
-        let read = |dir: &Path| std::fs::read_to_string(dir.join(&file)).ok().map(normalise);
-        let (a, b) = (read(&unsolved), read(&solved));
+        // Absent on one side is a finding; unreadable is a problem of its own.
+        let read = |dir: &Path| match std::fs::read_to_string(dir.join(&file)) {
+            Ok(text) => Ok(Some(normalise(text))),
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(err) => Err(format!("{}: {err}", dir.join(&file).display())),
+        };
+        let (a, b) = match (read(&unsolved), read(&solved)) {
+            (Ok(a), Ok(b)) => (a, b),
+            (Err(err), _) | (_, Err(err)) => {
+                problems.push(err);
+                continue;
+            }
+        };
         let is_lesson = step.meta.lesson.contains(&file);
         match (a, b) {
             (Some(a), Some(b)) if is_lesson => {

@@ -45,7 +45,10 @@ pub(super) fn prove_unsolved(step: &Step, run: &CheckRun, verdict: &Verdict) -> 
         Err(err) => return vec![format!("{err:#}")],
     };
     for (boundary, min) in &expectation.min_break_rate {
-        let Some(row) = verdict.boundaries.iter().find(|row| &row.boundary == boundary) else { continue };
+        let Some(row) = verdict.boundaries.iter().find(|row| &row.boundary == boundary) else {
+            problems.push(format!("{boundary} should break, but lineage's report has no row for it"));
+            continue;
+        };
         if row.break_rate < *min {
             problems.push(format!(
                 "{boundary} breaks in {} of requests, expected at least {}",
@@ -59,7 +62,14 @@ pub(super) fn prove_unsolved(step: &Step, run: &CheckRun, verdict: &Verdict) -> 
         }
     }
     for (service, min) in &expectation.min_orphan_rate {
-        let rate = verdict.services.iter().find(|row| &row.service == service).map_or(0.0, |row| row.orphan_rate);
+        let Some(row) = verdict.services.iter().find(|row| &row.service == service) else {
+            problems.push(format!(
+                "{service} should have an orphan rate of at least {}, but no span of it reached lineage",
+                percent(*min)
+            ));
+            continue;
+        };
+        let rate = row.orphan_rate;
         if rate < *min {
             problems.push(format!("{service} orphan rate {} is under the expected {}", percent(rate), percent(*min)));
         }
@@ -112,7 +122,59 @@ fn check_span_count(run: &CheckRun, expected: u64, problems: &mut Vec<String>) {
 
 #[cfg(test)]
 mod tests {
+    use lineage::Boundary;
+    use stitch_judge::verdict;
+    use stitch_model::fixtures::{EXPECTED_CHAIN as CHAIN, STEP_1, run, service, step};
     use stitch_model::{GateCheck, JudgedFlow};
+
+    /// Step 1 unsolved as it should be: every request breaks at the HTTP hop.
+    fn unsolved_run() -> stitch_model::CheckRun {
+        let services = vec![
+            service("consumer", 200, 0, Boundary::Messaging),
+            service("gateway", 200, 0, Boundary::Http),
+            service("worker", 600, 200, Boundary::Http),
+        ];
+        run(200, services, [200, 0, 0], &CHAIN[1..])
+    }
+
+    #[test]
+    fn an_unsolved_run_that_breaks_where_the_step_teaches_is_proven() {
+        let step = step(1, STEP_1);
+        let run = unsolved_run();
+        let verdict = verdict::judge(&step, &run);
+        assert_eq!(super::prove_unsolved(&step, &run, &verdict), Vec::<String>::new());
+    }
+
+    #[test]
+    fn an_expected_break_without_a_row_is_a_problem_not_a_pass() {
+        let step = step(1, STEP_1);
+        let mut run = unsolved_run();
+        run.report.boundaries.retain(|row| row.boundary != Boundary::Http);
+        let verdict = verdict::judge(&step, &run);
+        let problems = super::prove_unsolved(&step, &run, &verdict);
+        assert!(problems.contains(&"http should break, but lineage's report has no row for it".to_owned()), "{problems:?}");
+    }
+
+    #[test]
+    fn an_expected_orphan_rate_of_a_service_lineage_never_saw_is_a_problem() {
+        let text = STEP_1.replace(
+            "min_break_rate = { http = 0.95 }\n",
+            "min_break_rate = { http = 0.95 }\nmin_orphan_rate = { worker = 0.3 }\n",
+        );
+        let step = step(1, &text);
+        let mut run = unsolved_run();
+        let verdict = verdict::judge(&step, &run);
+        assert_eq!(super::prove_unsolved(&step, &run, &verdict), Vec::<String>::new());
+        run.report.services.retain(|row| row.service != "worker");
+        let verdict = verdict::judge(&step, &run);
+        let problems = super::prove_unsolved(&step, &run, &verdict);
+        assert!(
+            problems.contains(
+                &"worker should have an orphan rate of at least 30%, but no span of it reached lineage".to_owned()
+            ),
+            "{problems:?}"
+        );
+    }
 
     fn check(fixed_passes: bool, broken_rejected: bool) -> GateCheck {
         let flow = |name: &str, should_pass: bool, rejected: bool| JudgedFlow {

@@ -4,6 +4,7 @@
 mod agenda;
 mod book;
 mod book_order;
+mod check_json;
 mod ci;
 mod conformance;
 mod diff;
@@ -266,7 +267,7 @@ fn check_command(
     let run = check::run(&CheckOptions { step: step.clone(), lesson, requests, kafka, concurrency: 8 })?;
     let verdict = verdict::judge(&step, &run);
     if json {
-        println!("{}", serde_json::to_string_pretty(&table::json(&step, &run, &verdict))?);
+        println!("{}", serde_json::to_string_pretty(&table::json(&step, &run, &verdict)?)?);
     } else {
         table::print_check(&step, &run, &verdict);
     }

@@ -231,26 +231,33 @@ pub fn print_evidence(evidence: &Evidence) {
     println!("{}\n", evidence_table(evidence).render());
 }
 
-/// The `--json` object: one per run.
-pub fn json(step: &Step, run: &CheckRun, verdict: &Verdict) -> serde_json::Value {
-    let accepted = run.orders.len().max(1) as f64;
-    json!({
-        "step": step.short_name(),
-        "package": run.package,
-        "solution": run.solution,
-        "passed": verdict.passed,
-        "kafka": run.kafka,
-        "requests": run.requests_sent,
-        "requests_failed": run.requests_failed,
-        "spans_per_request": run.report.spans_settled as f64 / accepted,
-        "services": verdict.services,
-        "boundaries": verdict.boundaries,
-        "completeness_p50_ms": run.report.completeness.p50_ms,
-        "completeness_p99_ms": run.report.completeness.p99_ms,
-        "failures": verdict.failures,
-        "sample": run.orders.first(),
-        "evidence": run.evidence,
-    })
+/// The `--json` object of a run: the check's verdict, then what it measured.
+pub fn json(step: &Step, run: &CheckRun, verdict: &Verdict) -> anyhow::Result<serde_json::Value> {
+    let head = crate::check_json::CheckVerdict {
+        step: step.short_name(),
+        package: run.package.clone(),
+        solution: run.solution,
+        kafka: run.kafka.clone(),
+        passed: verdict.passed,
+        failures: verdict.failures.clone(),
+    };
+    // No request accepted, no rate: the run failed before (`check::run` errs).
+    let spans_per_request =
+        (!run.orders.is_empty()).then(|| run.report.spans_settled as f64 / run.orders.len() as f64);
+    crate::check_json::object(
+        &head,
+        json!({
+            "requests": run.requests_sent,
+            "requests_failed": run.requests_failed,
+            "spans_per_request": spans_per_request,
+            "services": verdict.services,
+            "boundaries": verdict.boundaries,
+            "completeness_p50_ms": run.report.completeness.p50_ms,
+            "completeness_p99_ms": run.report.completeness.p99_ms,
+            "sample": run.orders.first(),
+            "evidence": run.evidence,
+        }),
+    )
 }
 
 /// Before/after: one column per run, one row per service.

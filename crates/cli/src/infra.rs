@@ -108,9 +108,10 @@ pub fn down() -> anyhow::Result<ExitCode> {
     for (_, pid) in &pids {
         signal(*pid, Signal::TERM);
     }
-    let Ok(_all_stopped) = stitch_components::process::poll(Duration::from_secs(10), Duration::from_millis(100), || {
-        Ok::<_, std::convert::Infallible>((!pids.iter().any(|(_, pid)| alive(*pid))).then_some(()))
-    });
+    let Ok(_all_stopped) =
+        stitch_components::process::poll(Duration::from_secs(10), Duration::from_millis(100), || {
+            Ok::<_, std::convert::Infallible>((!pids.iter().any(|(_, pid)| alive(*pid))).then_some(()))
+        });
     for (name, pid) in &pids {
         if alive(*pid) {
             eprintln!("{name} (pid {pid}) ignored SIGTERM; killing it");
@@ -128,7 +129,10 @@ pub fn down() -> anyhow::Result<ExitCode> {
 mod tests {
     #[test]
     fn a_pid_file_line_that_is_not_name_pid_is_an_error() {
-        assert_eq!(super::parse_pids("lineage 12\nkafka 34\n").unwrap(), [("lineage".to_owned(), 12), ("kafka".to_owned(), 34)]);
+        assert_eq!(
+            super::parse_pids("lineage 12\nkafka 34\n").unwrap(),
+            [("lineage".to_owned(), 12), ("kafka".to_owned(), 34)]
+        );
         let err = super::parse_pids("lineage 12\nkafka\n").unwrap_err();
         assert!(err.to_string().contains("\"kafka\""), "{err}");
     }

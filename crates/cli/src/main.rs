@@ -3,7 +3,6 @@
 
 mod agenda;
 mod book;
-mod book_order;
 mod check_json;
 mod ci;
 mod conformance;

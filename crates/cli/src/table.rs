@@ -242,8 +242,7 @@ pub fn json(step: &Step, run: &CheckRun, verdict: &Verdict) -> anyhow::Result<se
         failures: verdict.failures.clone(),
     };
     // No request accepted, no rate: the run failed before (`check::run` errs).
-    let spans_per_request =
-        (!run.orders.is_empty()).then(|| run.report.spans_settled as f64 / run.orders.len() as f64);
+    let spans_per_request = (!run.orders.is_empty()).then(|| run.report.spans_settled as f64 / run.orders.len() as f64);
     crate::check_json::object(
         &head,
         json!({
@@ -317,7 +316,9 @@ mod tests {
         let verdict = Verdict { passed: true, services: vec![row], boundaries: Vec::new(), failures: Vec::new() };
         let table = super::services_table(&verdict).markdown();
         assert!(
-            table.contains("| worker | 600 | 600 | 100% | async 400, http 200 | missing-parent, root-in-internal-service |"),
+            table.contains(
+                "| worker | 600 | 600 | 100% | async 400, http 200 | missing-parent, root-in-internal-service |"
+            ),
             "{table}"
         );
     }

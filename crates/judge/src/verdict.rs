@@ -116,7 +116,10 @@ pub fn judge(step: &Step, run: &CheckRun) -> Verdict {
                 orphan_rate: service.orphan_rate,
                 target,
                 causes: Cause::ALL.iter().map(|&cause| (cause, service.causes.get(cause))).collect(),
-                boundaries: Boundary::ALL.iter().map(|&boundary| (boundary, service.boundaries.get(boundary))).collect(),
+                boundaries: Boundary::ALL
+                    .iter()
+                    .map(|&boundary| (boundary, service.boundaries.get(boundary)))
+                    .collect(),
                 passed,
             }
         })

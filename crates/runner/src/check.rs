@@ -92,7 +92,8 @@ pub fn run_staged(
     std::fs::create_dir_all(&logs)?;
 
     let runtime = tokio::runtime::Runtime::new().context("starting the tokio runtime")?;
-    let entry_services = stage.as_ref().map_or_else(|| vec![Role::Gateway.name().to_owned()], |stage| stage.entry_services());
+    let entry_services =
+        stage.as_ref().map_or_else(|| vec![Role::Gateway.name().to_owned()], |stage| stage.entry_services());
     let lineage = runtime.block_on(lineage::Lineage::start(lineage::Config {
         grpc_addr: ([127, 0, 0, 1], 0).into(),
         http_addr: ([127, 0, 0, 1], 0).into(),

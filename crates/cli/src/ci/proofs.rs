@@ -152,7 +152,10 @@ mod tests {
         run.report.boundaries.retain(|row| row.boundary != Boundary::Http);
         let verdict = verdict::judge(&step, &run);
         let problems = super::prove_unsolved(&step, &run, &verdict);
-        assert!(problems.contains(&"http should break, but lineage's report has no row for it".to_owned()), "{problems:?}");
+        assert!(
+            problems.contains(&"http should break, but lineage's report has no row for it".to_owned()),
+            "{problems:?}"
+        );
     }
 
     #[test]

@@ -260,6 +260,12 @@ fn book_text(runs: &[LongRun]) -> anyhow::Result<String> {
         ]);
     }
     let first = runs.first().context("no long runs to write")?;
+    // The prose says how long the tight runs lasted: a book without one
+    // would say 0 minutes.
+    let tight = runs
+        .iter()
+        .find(|run| run.label.starts_with("tight"))
+        .context("no run under the tight memory limit among the long runs to write")?;
     let workload = &first.data()?.workload;
     Ok(format!(
         "{HEADER}\nMeasured by `cargo xtask long-trace` on {KAFKA}. Per {} min run: {} batches of {} items (one \
@@ -272,7 +278,7 @@ fn book_text(runs: &[LongRun]) -> anyhow::Result<String> {
         workload.batch_every.as_secs(),
         workload.fail_from,
         long_mode::ORDERS_PER_SECOND,
-        runs.iter().find(|run| run.label.starts_with("tight")).map_or(0.0, |run| run.minutes),
+        tight.minutes,
         memory.markdown(),
         lineage.markdown()
     ))

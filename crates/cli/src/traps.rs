@@ -278,8 +278,11 @@ fn late_set_parent(last: &Step, baseline: &Baseline) -> anyhow::Result<String> {
     let worker_log = check::log_dir("trap-late-set-parent").join("worker.log");
     let log = std::fs::read_to_string(&worker_log).with_context(|| format!("reading {}", worker_log.display()))?;
     let warnings: Vec<&str> = log.lines().filter(|line| line.contains(SET_PARENT_WARNING)).collect();
-    let example =
-        warnings.first().map(|line| line.find("WARN").map_or(*line, |at| &line[at..]).to_owned()).unwrap_or_default();
+    // The section quotes one: a trap that logged none taught nothing.
+    let example = warnings
+        .first()
+        .map(|line| line.find("WARN").map_or(*line, |at| &line[at..]).to_owned())
+        .with_context(|| format!("the trap's worker logged no `{SET_PARENT_WARNING}` ({})", worker_log.display()))?;
     Ok(format!(
         "### `set_parent` too late\n\n\
          `traps/late-set-parent`: the final solution, except that the worker's `http::continue_trace` sets the parent from \

@@ -382,7 +382,14 @@ mod tests {
     #[test]
     fn the_book_shows_every_run_and_collector_from_the_samples() {
         let runs = [run("before", false, |t| 50.0 + t / 10.0), run("after", true, |_| 55.0)];
-        let text = book_text(&runs).unwrap();
+        // The prose says how long the tight runs lasted: without one, there is no book text.
+        let err = book_text(&runs).unwrap_err();
+        assert!(err.to_string().contains("no run under the tight memory limit"), "{err}");
+        let mut tight = run("tight-after", true, |_| 25.0);
+        tight.minutes = 3.0;
+        let with_tight = [runs[0].clone(), runs[1].clone(), tight];
+        let text = book_text(&with_tight).unwrap();
+        assert!(text.contains("The tight runs last 3 min."), "{text}");
         assert!(text.starts_with(HEADER));
         // One memory row per run and collector, one lineage row per run.
         assert_eq!(text.lines().filter(|line| line.starts_with("| before")).count(), 3);

@@ -12,12 +12,15 @@ pub fn show(query: &str) -> anyhow::Result<ExitCode> {
     if !step.has_solution() {
         anyhow::bail!("{} has no solution to compare with", step.short_name());
     }
+    let root = project_root();
     for file in &step.meta.lesson {
-        let root = project_root();
         let relative = |solution: bool| {
-            step.dir(solution).join(file).strip_prefix(&root).map(Path::to_path_buf).unwrap_or_default()
+            let path = step.dir(solution).join(file);
+            path.strip_prefix(&root)
+                .map(Path::to_path_buf)
+                .with_context(|| format!("{} is outside the checkout {}", path.display(), root.display()))
         };
-        duct::cmd!("git", "diff", "--no-index", "--color=auto", relative(false), relative(true))
+        duct::cmd!("git", "diff", "--no-index", "--color=auto", relative(false)?, relative(true)?)
             .dir(&root)
             .unchecked()
             .run()

@@ -426,7 +426,7 @@ mod tests {
     fn a_service_that_died_in_a_fault_is_a_claim_that_failed() {
         let mut crashed = report();
         crashed.faults[0].crashed.push(faults::Crash {
-            role: "consumer".to_owned(),
+            role: stitch_flow::Role::Consumer,
             status: "signal: 11 (SIGSEGV)".to_owned(),
             after_s: 0.3,
         });

@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use stitch_components::process;
@@ -217,12 +217,14 @@ impl Service {
             .start()
             .context("starting stitch-conformance")?;
         let service = Service { handle, port };
-        let started = Instant::now();
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            if started.elapsed() > Duration::from_secs(10) || service.handle.try_wait()?.is_some() {
-                bail!("stitch-conformance did not listen on 127.0.0.1:{port}");
+        let listening = process::poll(Duration::from_secs(10), Duration::from_millis(50), || {
+            if service.handle.try_wait()?.is_some() {
+                bail!("stitch-conformance exited before it listened on 127.0.0.1:{port}");
             }
-            std::thread::sleep(Duration::from_millis(50));
+            anyhow::Ok(std::net::TcpStream::connect(("127.0.0.1", port)).ok().map(drop))
+        })?;
+        if listening.is_none() {
+            bail!("stitch-conformance did not listen on 127.0.0.1:{port} within 10 s");
         }
         Ok(service)
     }

@@ -21,15 +21,11 @@ pub fn command(
     json: bool,
 ) -> anyhow::Result<ExitCode> {
     let started = std::time::Instant::now();
-    let check = gate_judge::run(&GateCheckOptions {
-        step: step.clone(),
-        lesson: LessonCrate::of(step, solution),
-        requests,
-        kafka,
-        record_anew: false,
-    })?;
+    let lesson = LessonCrate::of(step, solution);
+    let package = lesson.binary.clone();
+    let check = gate_judge::run(&GateCheckOptions { step: step.clone(), lesson, requests, kafka, record_anew: false })?;
     if json {
-        println!("{}", serde_json::to_string_pretty(&check)?);
+        println!("{}", serde_json::to_string_pretty(&self::json(&package, &check)?)?);
     } else {
         print(step, &check);
     }
@@ -38,6 +34,20 @@ pub fn command(
         println!("\n{}", crate::status::after_check(step, solution, check.passed())?);
     }
     Ok(if check.passed() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+/// The `--json` object of a gate check: the check's verdict (every flow
+/// judged right), then each flow and the timings.
+pub fn json(package: &str, check: &GateCheck) -> anyhow::Result<serde_json::Value> {
+    let head = crate::check_json::CheckVerdict {
+        step: check.step.clone(),
+        package: package.to_owned(),
+        solution: check.solution,
+        kafka: check.kafka.clone(),
+        passed: check.passed(),
+        failures: check.failures(),
+    };
+    crate::check_json::object(&head, serde_json::to_value(check)?)
 }
 
 /// The table of a gate check: one row per flow. With `reasons`, what the gate
@@ -107,6 +117,59 @@ fn print(step: &Step, check: &GateCheck) {
         let hint = crate::hint::after_failure(step);
         if !hint.is_empty() {
             println!("\n{hint}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::Value;
+    use stitch_judge::verdict;
+    use stitch_model::fixtures::{EXPECTED_CHAIN as CHAIN, STEP_1, run, service, step};
+    use stitch_model::{GateCheck, JudgedFlow};
+
+    fn gate_check(let_through: bool) -> GateCheck {
+        let flow = |name: &str, should_pass: bool, violations: Vec<String>| JudgedFlow {
+            flow: name.to_owned(),
+            wrong: "spans lost".to_owned(),
+            should_pass,
+            violations,
+            recorded_now: true,
+        };
+        let caught = if let_through { vec![] } else { vec!["the worker's orphan rate rose".to_owned()] };
+        GateCheck {
+            step: "step-5".to_owned(),
+            solution: !let_through,
+            kafka: "tansu".to_owned(),
+            requests_per_flow: 50,
+            flows: vec![flow("fixed", true, vec![]), flow("log-filter", false, caught)],
+            recording_seconds: 1.0,
+            judging_seconds: 1.0,
+        }
+    }
+
+    /// The fields a script reads, whatever the step's kind.
+    const VERDICT: [&str; 6] = ["step", "package", "solution", "kafka", "passed", "failures"];
+
+    #[test]
+    fn a_gate_checks_json_carries_the_same_verdict_as_a_runs() {
+        let passed = super::json("step-05-ci-gate-solution", &gate_check(false)).unwrap();
+        assert_eq!((passed["passed"].clone(), passed["failures"].clone()), (Value::Bool(true), serde_json::json!([])));
+        let failed = super::json("step-05-ci-gate", &gate_check(true)).unwrap();
+        assert_eq!(failed["passed"], false);
+        assert_eq!(failed["failures"], serde_json::json!(["log-filter: let through (spans lost)"]));
+        assert_eq!(failed["flows"].as_array().map(Vec::len), Some(2));
+
+        let step = step(1, STEP_1);
+        let run = run(200, vec![service("gateway", 400, 0, lineage::Boundary::Http)], [0, 0, 0], &CHAIN);
+        let flow = crate::table::json(&step, &run, &verdict::judge(&step, &run)).unwrap();
+        for field in VERDICT {
+            assert!(failed.get(field).is_some() && flow.get(field).is_some(), "{field}");
+            assert_eq!(
+                std::mem::discriminant(&failed[field]),
+                std::mem::discriminant(&flow[field]),
+                "{field} has one type in both"
+            );
         }
     }
 }

@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::Context as _;
 use stitch_components::kafka::{Broker, BrokerKind, BrokerOptions};
@@ -22,13 +22,24 @@ fn pid_file() -> PathBuf {
     state_dir().join("pids")
 }
 
-fn read_pids() -> Vec<(String, u32)> {
-    std::fs::read_to_string(pid_file())
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|line| {
-            let (name, pid) = line.split_once(' ')?;
-            Some((name.to_owned(), pid.parse().ok()?))
+/// What `up` started, from its pid file; nothing when `up` never ran (or
+/// `down` already removed the file).
+fn read_pids() -> anyhow::Result<Vec<(String, u32)>> {
+    let path = pid_file();
+    let text = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(err) => return Err(err).with_context(|| format!("reading {}", path.display())),
+    };
+    parse_pids(&text).with_context(|| format!("in {}", path.display()))
+}
+
+/// `name pid` lines.
+fn parse_pids(text: &str) -> anyhow::Result<Vec<(String, u32)>> {
+    text.lines()
+        .map(|line| {
+            let parsed = line.split_once(' ').and_then(|(name, pid)| Some((name.to_owned(), pid.parse().ok()?)));
+            parsed.with_context(|| format!("{line:?} is not `name pid`"))
         })
         .collect()
 }
@@ -44,7 +55,7 @@ fn record(name: &str, pids: &[u32]) -> anyhow::Result<()> {
 }
 
 pub fn up(kafka: BrokerKind) -> anyhow::Result<ExitCode> {
-    let running: Vec<_> = read_pids().into_iter().filter(|(_, pid)| alive(*pid)).collect();
+    let running: Vec<_> = read_pids()?.into_iter().filter(|(_, pid)| alive(*pid)).collect();
     if !running.is_empty() {
         let names: Vec<_> = running.iter().map(|(name, pid)| format!("{name} (pid {pid})")).collect();
         println!("already up: {}. `cargo xtask down` stops them.", names.join(", "));
@@ -93,14 +104,14 @@ pub fn up(kafka: BrokerKind) -> anyhow::Result<ExitCode> {
 }
 
 pub fn down() -> anyhow::Result<ExitCode> {
-    let pids = read_pids();
+    let pids = read_pids()?;
     for (_, pid) in &pids {
         signal(*pid, Signal::TERM);
     }
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while pids.iter().any(|(_, pid)| alive(*pid)) && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let Ok(_all_stopped) =
+        stitch_components::process::poll(Duration::from_secs(10), Duration::from_millis(100), || {
+            Ok::<_, std::convert::Infallible>((!pids.iter().any(|(_, pid)| alive(*pid))).then_some(()))
+        });
     for (name, pid) in &pids {
         if alive(*pid) {
             eprintln!("{name} (pid {pid}) ignored SIGTERM; killing it");
@@ -112,4 +123,17 @@ pub fn down() -> anyhow::Result<ExitCode> {
     }
     println!("down: {} process(es) stopped", pids.len());
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_pid_file_line_that_is_not_name_pid_is_an_error() {
+        assert_eq!(
+            super::parse_pids("lineage 12\nkafka 34\n").unwrap(),
+            [("lineage".to_owned(), 12), ("kafka".to_owned(), 34)]
+        );
+        let err = super::parse_pids("lineage 12\nkafka\n").unwrap_err();
+        assert!(err.to_string().contains("\"kafka\""), "{err}");
+    }
 }

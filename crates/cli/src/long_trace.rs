@@ -6,6 +6,8 @@
 //! solved again with a tight memory_limiter. Writes the book's table and the
 //! RSS picture, an OOM kill marked on it, from what was measured.
 
+mod rss_svg;
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -171,7 +173,7 @@ fn write_book(runs: &[LongRun]) -> anyhow::Result<()> {
     let text = book_text(runs)?;
     std::fs::write(generated(), text).with_context(|| format!("writing {}", generated().display()))?;
     let plotted: Vec<&LongRun> = runs.iter().filter(|run| UNTIGHT.contains(&run.label.as_str())).collect();
-    let svg = rss_svg(&plotted)?;
+    let svg = rss_svg::rss_svg(&plotted)?;
     std::fs::write(picture(), svg).with_context(|| format!("writing {}", picture().display()))?;
     Ok(())
 }
@@ -261,6 +263,12 @@ fn book_text(runs: &[LongRun]) -> anyhow::Result<String> {
         ]);
     }
     let first = runs.first().context("no long runs to write")?;
+    // The prose says how long the tight runs lasted: a book without one
+    // would say 0 minutes.
+    let tight = runs
+        .iter()
+        .find(|run| run.label.starts_with("tight"))
+        .context("no run under the tight memory limit among the long runs to write")?;
     let workload = &first.data()?.workload;
     Ok(format!(
         "{HEADER}\nMeasured by `cargo xtask long-trace` on {KAFKA}. Per {} min run: {} batches of {} items (one \
@@ -273,124 +281,13 @@ fn book_text(runs: &[LongRun]) -> anyhow::Result<String> {
         workload.batch_every.as_secs(),
         workload.fail_from,
         long_mode::ORDERS_PER_SECOND,
-        runs.iter().find(|run| run.label.starts_with("tight")).map_or(0.0, |run| run.minutes),
+        tight.minutes,
         memory.markdown(),
         lineage.markdown()
     ))
 }
 
 const MIB: f64 = 1024.0 * 1024.0;
-
-/// One plotted line: its legend, its colour, its (minutes, MiB) points, and
-/// where its collector was OOM-killed (minutes), if it was.
-type Line = (String, &'static str, Vec<(f64, f64)>, Option<f64>);
-
-/// Tier-2 RSS over time, one line per run and collector, from the samples.
-fn rss_svg(runs: &[&LongRun]) -> anyhow::Result<String> {
-    let (width, height) = (840.0, 380.0);
-    let (left, right, top, bottom) = (60.0, 200.0, 20.0, 50.0);
-    let mut lines: Vec<Line> = Vec::new();
-    for run in runs {
-        let data = run.data()?;
-        let all = &data.samples;
-        let collectors: std::collections::BTreeSet<&String> = all.iter().map(|s| &s.collector).collect();
-        lines.extend(collectors.into_iter().enumerate().map(|(index, collector)| {
-            let naive = !run.solution && data.decision_wait_ms > 30_000;
-            let colour = match (run.solution, naive, index) {
-                (false, true, 0) => "#c0392b",
-                (false, true, _) => "#e67e22",
-                (false, false, 0) => "#7d3c98",
-                (false, false, _) => "#af7ac5",
-                (true, _, 0) => "#1f618d",
-                (true, _, _) => "#17a589",
-            };
-            let killed_at = data
-                .hard_limit
-                .iter()
-                .flat_map(|hard| &hard.collectors)
-                .find(|c| &c.collector == collector)
-                .and_then(|c| c.died_at_seconds)
-                .map(|t| t / 60.0);
-            let points = all
-                .iter()
-                .filter(|sample| &sample.collector == collector)
-                .map(|sample| (sample.t / 60.0, sample.rss_bytes / (1024.0 * 1024.0)))
-                .collect();
-            let flow = if run.solution { "solution" } else { "unsolved" };
-            (format!("{collector}, {flow}, wait {} s", wait_seconds(data)), colour, points, killed_at)
-        }));
-    }
-    let max_t = lines.iter().flat_map(|(_, _, points, _)| points.iter().map(|p| p.0)).fold(1.0, f64::max).ceil();
-    let max_y = (lines.iter().flat_map(|(_, _, points, _)| points.iter().map(|p| p.1)).fold(10.0, f64::max) / 25.0)
-        .ceil()
-        * 25.0;
-    let x = |t: f64| left + t / max_t * (width - left - right);
-    let y = |mib: f64| height - bottom - mib / max_y * (height - top - bottom);
-    let mut parts = Vec::new();
-    for minute in 0..=max_t as u32 {
-        let px = x(f64::from(minute));
-        parts.push(format!(
-            "<line x1='{px:.1}' y1='{top}' x2='{px:.1}' y2='{:.1}' stroke='#eee'/>\
-             <text x='{px:.1}' y='{:.1}' text-anchor='middle' font-size='11'>{minute}</text>",
-            height - bottom,
-            height - bottom + 16.0
-        ));
-    }
-    let mut mib = 0.0;
-    while mib <= max_y {
-        let py = y(mib);
-        parts.push(format!(
-            "<line x1='{left}' y1='{py:.1}' x2='{:.1}' y2='{py:.1}' stroke='#eee'/>\
-             <text x='{:.1}' y='{:.1}' text-anchor='end' font-size='11'>{mib:.0}</text>",
-            width - right,
-            left - 6.0,
-            py + 4.0
-        ));
-        mib += 25.0;
-    }
-    for (index, (label, colour, points, killed_at)) in lines.iter().enumerate() {
-        let path: Vec<String> = points.iter().map(|(t, mib)| format!("{:.1},{:.1}", x(*t), y(*mib))).collect();
-        parts.push(format!("<polyline fill='none' stroke='{colour}' stroke-width='2' points='{}'/>", path.join(" ")));
-        // The kill: a cross at the collector's last reading, at the time it was found dead.
-        if let (Some(at), Some(&(_, last))) = (killed_at, points.last()) {
-            let (px, py) = (x(*at), y(last));
-            parts.push(format!(
-                "<path d='M{:.1},{:.1} l10,10 m0,-10 l-10,10' stroke='{colour}' stroke-width='3'/>\
-                 <text x='{:.1}' y='{:.1}' font-size='11' fill='{colour}'>OOM kill</text>",
-                px - 5.0,
-                py - 5.0,
-                px + 8.0,
-                py - 8.0
-            ));
-        }
-        let ly = top + 10.0 + index as f64 * 22.0;
-        parts.push(format!(
-            "<line x1='{:.1}' y1='{ly:.1}' x2='{:.1}' y2='{ly:.1}' stroke='{colour}' stroke-width='3'/>\
-             <text x='{:.1}' y='{:.1}' font-size='11'>{label}</text>",
-            width - right + 10.0,
-            width - right + 30.0,
-            width - right + 36.0,
-            ly + 4.0
-        ));
-    }
-    Ok(format!(
-        "<svg xmlns='http://www.w3.org/2000/svg' width='{width}' height='{height}' font-family='sans-serif' font-size='12'>\
-         <rect width='{width}' height='{height}' fill='white'/>{}\
-         <line x1='{left}' y1='{:.1}' x2='{:.1}' y2='{:.1}' stroke='#333'/>\
-         <line x1='{left}' y1='{top}' x2='{left}' y2='{:.1}' stroke='#333'/>\
-         <text x='{:.1}' y='{:.1}' text-anchor='middle'>minutes since the workload started</text>\
-         <text x='14' y='{:.1}' transform='rotate(-90 14 {:.1})' text-anchor='middle'>tier-2 RSS, MiB</text></svg>\n",
-        parts.join(""),
-        height - bottom,
-        width - right,
-        height - bottom,
-        height - bottom,
-        (left + width - right) / 2.0,
-        height - 12.0,
-        (top + height - bottom) / 2.0,
-        (top + height - bottom) / 2.0
-    ))
-}
 
 #[cfg(test)]
 mod tests {
@@ -483,12 +380,19 @@ mod tests {
     #[test]
     fn the_book_shows_every_run_and_collector_from_the_samples() {
         let runs = [run("before", false, |t| 50.0 + t / 10.0), run("after", true, |_| 55.0)];
-        let text = book_text(&runs).unwrap();
+        // The prose says how long the tight runs lasted: without one, there is no book text.
+        let err = book_text(&runs).unwrap_err();
+        assert!(err.to_string().contains("no run under the tight memory limit"), "{err}");
+        let mut tight = run("tight-after", true, |_| 25.0);
+        tight.minutes = 3.0;
+        let with_tight = [runs[0].clone(), runs[1].clone(), tight];
+        let text = book_text(&with_tight).unwrap();
+        assert!(text.contains("The tight runs last 3 min."), "{text}");
         assert!(text.starts_with(HEADER));
         // One memory row per run and collector, one lineage row per run.
         assert_eq!(text.lines().filter(|line| line.starts_with("| before")).count(), 3);
         assert!(text.contains("| 50 → 110 (110) | +6.00 |"), "{text}");
-        let svg = rss_svg(&runs.iter().collect::<Vec<_>>()).unwrap();
+        let svg = rss_svg::rss_svg(&runs.iter().collect::<Vec<_>>()).unwrap();
         assert_eq!(svg.matches("<polyline").count(), 4);
         assert!(svg.contains("tier2-b, solution, wait 30 s"));
         // The unsolved run's tier2-a was killed 5 minutes in: marked once,

@@ -3,9 +3,10 @@
 
 mod agenda;
 mod book;
-mod book_order;
+mod check_json;
 mod ci;
 mod conformance;
+mod diff;
 mod facts;
 mod fast_tests;
 mod gate_check;
@@ -93,9 +94,9 @@ enum Command {
     /// Everything CI runs: tests, the gate on both brokers, every step fails
     /// unsolved and passes solved, lessons stay in their files.
     Ci {
-        /// Broker(s) for the step proofs: tansu, apache or both.
-        #[arg(long, default_value = "both")]
-        kafka: String,
+        /// Broker(s) for the step proofs.
+        #[arg(long, value_enum, default_value_t = ci::Brokers::Both)]
+        kafka: ci::Brokers,
         #[arg(long, default_value_t = 200)]
         requests: usize,
         /// Skip `cargo test` (the step proofs only).
@@ -207,8 +208,8 @@ fn main() -> ExitCode {
         }
         Command::Watch { step, solution, kafka } => watch::run(&step, solution, kafka),
         Command::Demo { requests, kafka } => demo(requests, kafka),
-        Command::Ci { kafka, requests, no_tests } => ci::run(&kafka, requests, no_tests),
-        Command::Diff { step } => ci::show_diff(&step),
+        Command::Ci { kafka, requests, no_tests } => ci::run(kafka, requests, no_tests),
+        Command::Diff { step } => diff::show(&step),
         Command::Hint { step, level } => hint::print(&step, usize::from(level)),
         Command::Status => status::print(),
         Command::Agenda => agenda::run(),
@@ -265,7 +266,7 @@ fn check_command(
     let run = check::run(&CheckOptions { step: step.clone(), lesson, requests, kafka, concurrency: 8 })?;
     let verdict = verdict::judge(&step, &run);
     if json {
-        println!("{}", serde_json::to_string_pretty(&table::json(&step, &run, &verdict))?);
+        println!("{}", serde_json::to_string_pretty(&table::json(&step, &run, &verdict)?)?);
     } else {
         table::print_check(&step, &run, &verdict);
     }

@@ -1,20 +1,29 @@
 //! `cargo xtask report`: runs every step and writes the measured tables, span
 //! dumps and pictures the book includes. Nothing in `book/src/generated/` is
 //! typed by hand; `cargo xtask ci` fails when its stable parts are stale.
+//! This module runs the steps and writes the files; the Markdown, the
+//! staleness check, the pictures and the tier's drawing are its parts.
+
+mod markdown;
+mod pictures;
+mod stale;
+mod svg;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context as _;
 use stitch_components::kafka::BrokerKind;
-use stitch_judge::verdict::{self, Verdict};
-use stitch_model::stage::tier::TierData;
-use stitch_model::{CheckRun, GateCheck, StageData, StageKind};
+use stitch_judge::verdict;
+use stitch_model::{CheckRun, StageData, StageKind};
 use stitch_runner::check::{self, CheckOptions};
 use stitch_runner::gate_judge::{self, GateCheckOptions};
 use stitch_runner::lesson::LessonCrate;
 use stitch_runner::step::{self, Step};
 
+use self::markdown::{gate_section, section, stable_block};
+use self::pictures::{browser_pictures, screenshot};
+pub use self::stale::{stale, stale_gate_checks};
 use crate::table;
 
 /// Requests per run in the book, and in the CI runs compared with it.
@@ -68,84 +77,12 @@ pub fn generated_files(steps: &[Step]) -> Vec<String> {
     files
 }
 
-fn generated_dir() -> PathBuf {
+pub(crate) fn generated_dir() -> PathBuf {
     stitch_paths::project_root().join("book").join("src").join("generated")
 }
 
 fn images_dir() -> PathBuf {
     stitch_paths::project_root().join("book").join("src").join("images")
-}
-
-fn label(run: &CheckRun) -> &'static str {
-    if run.solution { "solution" } else { "unsolved" }
-}
-
-/// The part of a run that must not change between runs: services, span
-/// counts, orphan classes, verdicts. Timings stay outside it.
-pub fn stable_block(step: &Step, run: &CheckRun, verdict: &Verdict) -> String {
-    format!(
-        "<!-- stable: {} {} -->\n{}\n\n{}\n\n**Verdict:** {}\n<!-- /stable -->",
-        step.short_name(),
-        label(run),
-        table::services_table(verdict).markdown(),
-        table::boundaries_table(verdict).markdown(),
-        match (verdict.passed, &run.evidence) {
-            (true, _) => "pass".to_owned(),
-            // What a stage measures varies from run to run; how many of its
-            // claims fail is not part of the stable block.
-            (false, Some(_)) => "FAIL".to_owned(),
-            (false, None) => match verdict.failures.len() {
-                1 => "FAIL (1 target missed)".to_owned(),
-                missed => format!("FAIL ({missed} targets missed)"),
-            },
-        }
-    )
-}
-
-fn section(step: &Step, run: &CheckRun, verdict: &Verdict) -> String {
-    let title = if run.solution {
-        "The solution"
-    } else if step.has_solution() {
-        "Before the fix"
-    } else {
-        "The baseline"
-    };
-    let completeness = &run.report.completeness;
-    // A stage's measurements vary from run to run (what a sampler keeps, how
-    // long a proxy takes): they stay outside the stable block.
-    let evidence = verdict.stage.as_ref().map_or_else(String::new, |stage| {
-        // A note of several lines is a span dump: a block, not a bullet.
-        let notes: String = stage
-            .notes
-            .iter()
-            .map(|note| if note.contains('\n') { format!("\n```text\n{note}\n```\n\n") } else { format!("- {note}\n") })
-            .collect();
-        format!("\n\nWhat the stage measured:\n\n{notes}\n{}", table::evidence_table(stage).markdown())
-    });
-    format!(
-        "#### {title}: `cargo xtask check {}{}`\n\n{} requests on {}.\n\n{}\n\nCompleteness latency (entry span end → last connected span): p50 {:.0} ms, p99 {:.0} ms. Timings vary from run to run and machine to machine.\n\nOne request, as lineage prints it:\n\n```text\n{}\n```\n",
-        step.short_name(),
-        if run.solution { " --solution" } else { "" },
-        run.requests_sent,
-        run.kafka,
-        stable_block(step, run, verdict) + &evidence,
-        completeness.p50_ms,
-        completeness.p99_ms,
-        shortened(run.sample_dump.trim_end(), SAMPLE_LINES)
-    )
-}
-
-/// Lines of a request's dump a chapter shows: a batch of a thousand items is
-/// two thousand lines, and the shape shows in the first few dozen.
-const SAMPLE_LINES: usize = 40;
-
-/// The first `lines` lines of `dump`, and how many were left out.
-fn shortened(dump: &str, lines: usize) -> String {
-    let all: Vec<&str> = dump.lines().collect();
-    if all.len() <= lines {
-        return dump.to_owned();
-    }
-    format!("{}\n  … {} more lines", all[..lines].join("\n"), all.len() - lines)
 }
 
 /// Runs every step (and solution) and rewrites the generated files; with
@@ -189,21 +126,21 @@ pub fn generate(only: Option<&str>) -> anyhow::Result<ExitCode> {
                 concurrency: 8,
             })?;
             let verdict = verdict::judge(step, &run);
-            sections.push(section(step, &run, &verdict));
+            sections.push(section(step, &run, &verdict)?);
             if step.number == 0 {
-                screenshot(&run.sample_page, &images_dir().join(SHATTERED))?;
+                screenshot(sample_page(&run)?, &images_dir().join(SHATTERED))?;
                 // The introduction explains the table on the baseline's run.
                 let table = format!("{HEADER}\n{}\n", stable_block(step, &run, &verdict));
                 write(&generated_dir().join(STEP_0_TABLE), &table)?;
             }
             if solution && Some(&step.name) == last.as_ref() {
-                screenshot(&run.sample_page, &images_dir().join(STITCHED))?;
+                screenshot(sample_page(&run)?, &images_dir().join(STITCHED))?;
                 write(&generated_dir().join(crate::kafka_message::FILE), &crate::kafka_message::render(step)?)?;
             }
             match step.meta.stage {
                 Some(StageKind::Browser) if solution => browser_pictures(&run)?,
                 Some(StageKind::Mesh) if solution => {
-                    screenshot(&run.sample_page, &images_dir().join(MESH))?;
+                    screenshot(sample_page(&run)?, &images_dir().join(MESH))?;
                     write_span_shapes(&run)?;
                 }
                 Some(StageKind::TailSampling) if solution => {
@@ -211,7 +148,7 @@ pub fn generate(only: Option<&str>) -> anyhow::Result<ExitCode> {
                     let StageData::TailSampling(tier) = evidence else {
                         anyhow::bail!("step {}'s stage measured something other than the tier", step.number);
                     };
-                    write(&images_dir().join(TIER_ROUTING), &routing_svg(&run, tier))?;
+                    write(&images_dir().join(TIER_ROUTING), &svg::routing_svg(&run, tier))?;
                 }
                 _ => {}
             }
@@ -313,307 +250,10 @@ fn write(path: &Path, text: &str) -> anyhow::Result<()> {
     std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))
 }
 
-/// Stale generated files: the stable block of each CI run must appear, as
-/// is, in the committed chapter include.
-pub fn stale(runs: &[(Step, CheckRun, Verdict)]) -> Vec<String> {
-    stale_in(&generated_dir(), runs)
-}
-
-/// [`stale`] against the chapter includes in `dir`.
-fn stale_in(dir: &Path, runs: &[(Step, CheckRun, Verdict)]) -> Vec<String> {
-    let mut problems = Vec::new();
-    for (step, run, verdict) in runs {
-        if run.requests_sent != book_requests(step) || run.kafka != KAFKA.to_string() {
-            continue;
-        }
-        let path = dir.join(format!("{}.md", step.name));
-        let shown = path.strip_prefix(stitch_paths::project_root()).unwrap_or(&path).display().to_string();
-        match std::fs::read_to_string(&path) {
-            Err(err) => problems.push(format!("{shown}: {err}: run `cargo xtask report` and commit")),
-            Ok(committed) if !committed.contains(&stable_block(step, run, verdict)) => problems.push(format!(
-                "{shown} ({}) no longer matches this run: run `cargo xtask report` and commit",
-                label(run)
-            )),
-            Ok(_) => {}
-        }
-    }
-    problems
-}
-
-/// The part of a gate check that must not change between runs: which flow
-/// the gate let through. What it said (an order id) and timings stay outside.
-pub fn stable_gate_block(check: &GateCheck) -> String {
-    let wrong = check.flows.iter().filter(|flow| !flow.right()).count();
-    format!(
-        "<!-- stable: {} {} -->\n{}\n\n**Verdict:** {}\n<!-- /stable -->",
-        check.step,
-        if check.solution { "solution" } else { "unsolved" },
-        crate::gate_check::flows_table(check, false).markdown(),
-        match wrong {
-            0 => "pass".to_owned(),
-            1 => "FAIL (1 flow judged wrong)".to_owned(),
-            wrong => format!("FAIL ({wrong} flows judged wrong)"),
-        }
-    )
-}
-
-fn gate_section(step: &Step, check: &GateCheck) -> String {
-    let said: String = check
-        .flows
-        .iter()
-        .map(|flow| match flow.violations.as_slice() {
-            [] => format!("- `{}`: PASS\n", flow.flow),
-            violations => format!(
-                "- `{}`: REJECT\n{}",
-                flow.flow,
-                violations.iter().map(|violation| format!("  - {violation}\n")).collect::<String>()
-            ),
-        })
-        .collect();
-    let reused = check.flows.iter().all(|flow| !flow.recorded_now);
-    let recording = if reused {
-        "The flows were those the check above recorded".to_owned()
-    } else {
-        format!("Recording the flows took {:.0} s", check.recording_seconds)
-    };
-    format!(
-        "#### {}: `cargo xtask check {}{}`\n\n{} requests per recorded flow on {}.\n\n{}\n\n\
-         What the gate said about each flow:\n\n{said}\n\
-         {recording}; building and running the judge took {:.1} s. Timings vary from run to run and machine to \
-         machine.\n",
-        if check.solution { "The solution" } else { "Before the fix" },
-        step.short_name(),
-        if check.solution { " --solution" } else { "" },
-        check.requests_per_flow,
-        check.kafka,
-        stable_gate_block(check),
-        check.judging_seconds
-    )
-}
-
-/// Stale gate tables: the stable block of each gate check CI ran must appear
-/// in the committed chapter include.
-pub fn stale_gate_checks(checks: &[(Step, GateCheck)]) -> Vec<String> {
-    let mut problems = Vec::new();
-    for (step, check) in checks {
-        if check.requests_per_flow != book_requests(step) || check.kafka != KAFKA.to_string() {
-            continue;
-        }
-        let path = generated_dir().join(format!("{}.md", step.name));
-        let shown = path.strip_prefix(stitch_paths::project_root()).unwrap_or(&path).display().to_string();
-        match std::fs::read_to_string(&path) {
-            Err(err) => {
-                problems.push(format!("{shown}: {err}: run `cargo xtask report --step {}` and commit", step.number))
-            }
-            Ok(committed) if !committed.contains(&stable_gate_block(check)) => problems.push(format!(
-                "{shown} ({}) no longer matches this run: run `cargo xtask report --step {}` and commit",
-                if check.solution { "solution" } else { "unsolved" },
-                step.number
-            )),
-            Ok(_) => {}
-        }
-    }
-    problems
-}
-
-/// Step 7's pictures: the order page as the browser showed it, and one of its
-/// orders in lineage, from the page to the consumer.
-fn browser_pictures(run: &CheckRun) -> anyhow::Result<()> {
-    let evidence = run.evidence.as_ref().context("the browser stage measured nothing")?;
-    let StageData::Browser(browser) = evidence else {
-        anyhow::bail!("the browser step's stage measured something other than the browser");
-    };
-    let page = browser.page_screenshot.as_ref().context("the browser stage took no screenshot of the page")?;
-    std::fs::copy(page, images_dir().join(BROWSER_PAGE)).with_context(|| format!("copying {}", page.display()))?;
-    screenshot(&run.sample_page, &images_dir().join(BROWSER_TRACE))
-}
-
-/// Renders `html` in headless Chromium and saves a PNG.
-fn screenshot(html: &str, png: &Path) -> anyhow::Result<()> {
-    let chromium = ["chromium", "chromium-browser", "google-chrome"]
-        .into_iter()
-        .find(|name| {
-            duct::cmd!("which", name)
-                .stdout_null()
-                .stderr_null()
-                .unchecked()
-                .run()
-                .is_ok_and(|out| out.status.success())
-        })
-        .context("no headless Chromium for the book's pictures: `apt-get install chromium`")?;
-    let dir = stitch_paths::run_dir().join("report");
-    std::fs::create_dir_all(&dir)?;
-    let page = dir.join(png.with_extension("html").file_name().unwrap_or_default());
-    write(&page, html)?;
-    let profile = dir.join("chromium-profile");
-    let _ = std::fs::remove_dir_all(&profile);
-    duct::cmd!(
-        chromium,
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--hide-scrollbars",
-        format!("--user-data-dir={}", profile.display()),
-        "--window-size=1280,760",
-        format!("--screenshot={}", png.display()),
-        format!("file://{}", page.display())
-    )
-    .stdout_null()
-    .stderr_null()
-    .run()
-    .with_context(|| format!("screenshotting {}", page.display()))?;
-    Ok(())
-}
-
-/// The tier as one run measured it: who sent how much where.
-fn routing_svg(run: &CheckRun, tier: &TierData) -> String {
-    let spans = run.report.spans_received;
-    let box_ = |x: u32, y: u32, w: u32, title: &str, detail: &str| {
-        format!(
-            "<rect x='{x}' y='{y}' width='{w}' height='56' rx='8' fill='#f4f6fb' stroke='#4a5a85'/>\
-             <text x='{}' y='{}' text-anchor='middle' font-weight='bold'>{title}</text>\
-             <text x='{}' y='{}' text-anchor='middle' font-size='12'>{detail}</text>",
-            x + w / 2,
-            y + 23,
-            x + w / 2,
-            y + 42
-        )
-    };
-    let arrow = |x1: u32, y1: u32, x2: u32, y2: u32, label: &str| {
-        format!(
-            "<line x1='{x1}' y1='{y1}' x2='{x2}' y2='{y2}' stroke='#4a5a85' marker-end='url(#head)'/>\
-             <text x='{}' y='{}' text-anchor='middle' font-size='11' fill='#333'>{label}</text>",
-            (x1 + x2) / 2,
-            (y1 + y2) / 2 - 6
-        )
-    };
-    let mut parts = vec![
-        box_(10, 112, 150, "services", &format!("{} requests", run.orders.len())),
-        box_(230, 112, 150, "tier 1", "load_balancing"),
-        box_(230, 232, 150, "lineage", &format!("{spans} spans, all")),
-        arrow(160, 140, 230, 140, "OTLP"),
-        arrow(305, 168, 305, 232, "unsampled"),
-        box_(670, 112, 150, "Jaeger", &format!("{} traces kept", tier.kept_total)),
-    ];
-    for (index, row) in tier.routing.iter().enumerate() {
-        let y = 30 + index as u32 * 164;
-        let (received, kept, name) = (row.traces_received, row.traces_kept, &row.collector);
-        parts.push(box_(450, y, 150, name, &format!("{received} in, {kept} kept")));
-        parts.push(arrow(380, 140, 450, y + 28, "by trace id"));
-        parts.push(arrow(600, y + 28, 670, 140, &format!("{kept}")));
-    }
-    format!(
-        "<svg xmlns='http://www.w3.org/2000/svg' width='840' height='300' font-family='sans-serif' font-size='14'>\
-         <defs><marker id='head' markerWidth='8' markerHeight='8' refX='8' refY='4' orient='auto'>\
-         <path d='M0,0 L8,4 L0,8 z' fill='#4a5a85'/></marker></defs>\
-         <rect width='840' height='300' fill='white'/>{}</svg>\n",
-        parts.join("")
-    )
-}
-
-#[cfg(test)]
-mod tests {
-    use lineage::Boundary;
-    use stitch_model::fixtures::{EXPECTED_CHAIN as CHAIN, STEP_1, run, service, step};
-
-    use super::*;
-
-    #[test]
-    fn a_long_dump_is_shortened_and_says_by_how_much() {
-        let dump = (1..=50).map(|n| format!("line {n}")).collect::<Vec<_>>().join("\n");
-        let shown = shortened(&dump, 40);
-        assert!(shown.starts_with("line 1\n") && shown.contains("line 40\n"));
-        assert!(!shown.contains("line 41"));
-        assert!(shown.ends_with("… 10 more lines"));
-        assert_eq!(shortened("one\ntwo", 40), "one\ntwo");
-    }
-
-    fn judged(worker_orphans: u64) -> (Step, CheckRun, Verdict) {
-        let step = step(1, STEP_1);
-        let services = vec![
-            service("consumer", 200, 0, Boundary::Messaging),
-            service("gateway", 400, 0, Boundary::Http),
-            service("worker", 600, worker_orphans, Boundary::Http),
-        ];
-        let run = run(REQUESTS as u64, services, [worker_orphans.min(200), 0, 0], &CHAIN);
-        let verdict = verdict::judge(&step, &run);
-        (step, run, verdict)
-    }
-
-    fn scratch(name: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("stitch-stale-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        dir
-    }
-
-    #[test]
-    fn a_chapter_include_holding_the_runs_stable_block_is_current() {
-        let dir = scratch("current");
-        let (step, run, verdict) = judged(0);
-        let text = format!("{HEADER}\n{}\n", section(&step, &run, &verdict));
-        std::fs::write(dir.join(format!("{}.md", step.name)), text).unwrap();
-        assert_eq!(stale_in(&dir, &[(step, run, verdict)]), Vec::<String>::new());
-        std::fs::remove_dir_all(dir).unwrap();
-    }
-
-    #[test]
-    fn a_changed_verdict_or_a_missing_include_is_stale() {
-        let dir = scratch("stale");
-        let (step, run, verdict) = judged(0);
-        std::fs::write(dir.join(format!("{}.md", step.name)), stable_block(&step, &run, &verdict)).unwrap();
-        let problems = stale_in(&dir, &[judged(200)]);
-        assert_eq!(problems.len(), 1, "{problems:?}");
-        assert!(problems[0].ends_with("(solution) no longer matches this run: run `cargo xtask report` and commit"));
-        std::fs::remove_file(dir.join(format!("{}.md", step.name))).unwrap();
-        let problems = stale_in(&dir, &[judged(0)]);
-        assert_eq!(problems.len(), 1, "{problems:?}");
-        assert!(problems[0].contains("run `cargo xtask report`"), "{problems:?}");
-        std::fs::remove_dir_all(dir).unwrap();
-    }
-
-    fn gate_check(let_through: bool) -> GateCheck {
-        let flow = |name: &str, should_pass: bool, violations: &[&str]| stitch_model::JudgedFlow {
-            flow: name.to_owned(),
-            wrong: "what is wrong".to_owned(),
-            should_pass,
-            violations: violations.iter().map(|line| (*line).to_owned()).collect(),
-            recorded_now: true,
-        };
-        let trap = if let_through { vec![] } else { vec!["50 requests do not have 6 spans (e.g. ord-1 has 5)"] };
-        GateCheck {
-            step: "step-5".to_owned(),
-            solution: !let_through,
-            kafka: KAFKA.to_string(),
-            requests_per_flow: 50,
-            flows: vec![flow("fixed", true, &[]), flow("log-filter", false, &trap)],
-            recording_seconds: 12.0,
-            judging_seconds: 1.0,
-        }
-    }
-
-    #[test]
-    fn the_gate_tables_stable_block_names_no_order_id_and_counts_the_wrong_flows() {
-        let judged = stable_gate_block(&gate_check(false));
-        assert!(judged.contains("| log-filter | what is wrong | REJECT | REJECT | right |"), "{judged}");
-        assert!(!judged.contains("ord-1") && judged.contains("**Verdict:** pass"), "{judged}");
-        let slipped = stable_gate_block(&gate_check(true));
-        assert!(slipped.contains("| log-filter | what is wrong | REJECT | PASS | WRONG |"), "{slipped}");
-        assert!(slipped.contains("**Verdict:** FAIL (1 flow judged wrong)"), "{slipped}");
-        assert!(gate_section(&step(5, STEP_1), &gate_check(false)).contains("ord-1 has 5"));
-    }
-
-    #[test]
-    fn runs_the_book_does_not_show_are_not_compared() {
-        let dir = scratch("other");
-        let (step, mut run, verdict) = judged(200);
-        run.requests_sent = 50;
-        assert_eq!(stale_in(&dir, &[(step, run, verdict)]), Vec::<String>::new());
-        std::fs::remove_dir_all(dir).unwrap();
-    }
+/// The page of the request a picture shows: lineage must hold it.
+fn sample_page(run: &CheckRun) -> anyhow::Result<&str> {
+    run.sample_page.as_deref().with_context(|| {
+        let first = run.orders.first().map_or("no order", |order| order.order_id.as_str());
+        format!("{}: lineage holds no span of the request the picture shows ({first})", run.step)
+    })
 }

@@ -2,7 +2,7 @@
 
 use serde_json::json;
 use stitch_judge::stage::StageVerdict;
-use stitch_judge::verdict::{Verdict, percent};
+use stitch_judge::verdict::{Named as _, Verdict, by_name, percent};
 use stitch_model::CheckRun;
 use stitch_runner::step::Step;
 
@@ -81,9 +81,12 @@ fn mark(passed: Option<bool>) -> String {
 }
 
 /// Where a service's orphans break: `http 200, async 400`.
-fn breaks(counts: &std::collections::BTreeMap<String, u64>) -> String {
-    let parts: Vec<String> =
-        counts.iter().filter(|(_, count)| **count > 0).map(|(name, count)| format!("{name} {count}")).collect();
+fn breaks(counts: &std::collections::BTreeMap<lineage::Boundary, u64>) -> String {
+    let parts: Vec<String> = by_name(counts)
+        .into_iter()
+        .filter(|(_, count)| *count > 0)
+        .map(|(boundary, count)| format!("{} {count}", boundary.name()))
+        .collect();
     if parts.is_empty() { "—".to_owned() } else { parts.join(", ") }
 }
 
@@ -93,8 +96,8 @@ pub fn services_table(verdict: &Verdict) -> Table {
         &[false, true, true, true, false, false, false, false],
     );
     for row in &verdict.services {
-        let causes: Vec<String> =
-            row.causes.iter().filter(|(_, count)| **count > 0).map(|(cause, _)| cause.clone()).collect();
+        let causes: Vec<&str> =
+            by_name(&row.causes).into_iter().filter(|(_, count)| *count > 0).map(|(cause, _)| cause.name()).collect();
         table.row(vec![
             row.service.clone(),
             row.spans.to_string(),
@@ -167,12 +170,19 @@ pub fn print_check(step: &Step, run: &CheckRun, verdict: &Verdict) {
         println!("  {}\n", sdk_export_line(&run.sdk_export));
     }
     print_service_logs(run);
-    if !run.sample_dump.is_empty() {
-        println!("  one request, as lineage sees it:\n");
-        for line in run.sample_dump.lines() {
-            println!("    {line}");
+    match (&run.sample_dump, run.orders.first()) {
+        (Some(dump), _) => {
+            println!("  one request, as lineage sees it:\n");
+            for line in dump.lines() {
+                println!("    {line}");
+            }
+            println!();
         }
-        println!();
+        (None, Some(order)) => {
+            println!("  lineage holds no span of {}, the first request: it left no trace there.\n", order.order_id)
+        }
+        // No request was accepted: the verdict says so.
+        (None, None) => {}
     }
     if let Some(stage) = &verdict.stage {
         print_evidence(stage);
@@ -223,27 +233,33 @@ pub fn print_evidence(stage: &StageVerdict) {
     println!("{}\n", evidence_table(stage).render());
 }
 
-/// The `--json` object: one per run.
-pub fn json(step: &Step, run: &CheckRun, verdict: &Verdict) -> serde_json::Value {
-    let accepted = run.orders.len().max(1) as f64;
-    json!({
-        "step": step.short_name(),
-        "package": run.package,
-        "solution": run.solution,
-        "passed": verdict.passed,
-        "kafka": run.kafka,
-        "requests": run.requests_sent,
-        "requests_failed": run.requests_failed,
-        "spans_per_request": run.report.spans_settled as f64 / accepted,
-        "services": verdict.services,
-        "boundaries": verdict.boundaries,
-        "completeness_p50_ms": run.report.completeness.p50_ms,
-        "completeness_p99_ms": run.report.completeness.p99_ms,
-        "failures": verdict.failures,
-        "sample": run.orders.first(),
-        "evidence": run.evidence,
-        "stage": verdict.stage,
-    })
+/// The `--json` object of a run: the check's verdict, then what it measured.
+pub fn json(step: &Step, run: &CheckRun, verdict: &Verdict) -> anyhow::Result<serde_json::Value> {
+    let head = crate::check_json::CheckVerdict {
+        step: step.short_name(),
+        package: run.package.clone(),
+        solution: run.solution,
+        kafka: run.kafka.clone(),
+        passed: verdict.passed,
+        failures: verdict.failures.clone(),
+    };
+    // No request accepted, no rate: the run failed before (`check::run` errs).
+    let spans_per_request = (!run.orders.is_empty()).then(|| run.report.spans_settled as f64 / run.orders.len() as f64);
+    crate::check_json::object(
+        &head,
+        json!({
+            "requests": run.requests_sent,
+            "requests_failed": run.requests_failed,
+            "spans_per_request": spans_per_request,
+            "services": verdict.services,
+            "boundaries": verdict.boundaries,
+            "completeness_p50_ms": run.report.completeness.p50_ms,
+            "completeness_p99_ms": run.report.completeness.p99_ms,
+            "sample": run.orders.first(),
+            "evidence": run.evidence,
+            "stage": verdict.stage,
+        }),
+    )
 }
 
 /// Before/after: one column per run, one row per service.
@@ -279,4 +295,35 @@ pub fn demo_table(runs: &[(Step, CheckRun)]) -> Table {
 pub fn print_demo(runs: &[(Step, CheckRun)]) {
     println!("\nOrphan-span rate per service, before and after each fix:\n");
     println!("{}\n", demo_table(runs).render());
+}
+
+#[cfg(test)]
+mod tests {
+    use lineage::{Boundary, Cause};
+    use stitch_judge::verdict::{ServiceRow, Verdict};
+
+    /// The book's tables list a row's counts by name, as they always did:
+    /// `async` before `http`, `missing-parent` before `root-in-internal-service`.
+    #[test]
+    fn a_services_row_lists_its_breaks_and_causes_by_name() {
+        let row = ServiceRow {
+            service: "worker".to_owned(),
+            spans: 600,
+            orphans: 600,
+            orphan_rate: 1.0,
+            target: None,
+            causes: [(Cause::RootInInternalService, 400), (Cause::MissingParent, 200)].into(),
+            boundaries: [(Boundary::Http, 200), (Boundary::Async, 400), (Boundary::Messaging, 0)].into(),
+            passed: None,
+        };
+        let verdict =
+            Verdict { passed: true, services: vec![row], boundaries: Vec::new(), failures: Vec::new(), stage: None };
+        let table = super::services_table(&verdict).markdown();
+        assert!(
+            table.contains(
+                "| worker | 600 | 600 | 100% | async 400, http 200 | missing-parent, root-in-internal-service |"
+            ),
+            "{table}"
+        );
+    }
 }

@@ -187,7 +187,7 @@ fn measured(name: &str, lineage: &lineage::Lineage, orders: Vec<Order>, started:
     lineage.settle_now();
     let shapes =
         orders.iter().map(|order| check::request_shape(lineage, &order.order_id)).collect::<anyhow::Result<_>>()?;
-    let sample_dump = orders.first().and_then(|order| lineage.request_dump(&order.order_id)).unwrap_or_default();
+    let sample_dump = orders.first().and_then(|order| lineage.request_dump(&order.order_id));
     Ok(CheckRun {
         step: name.to_owned(),
         solution: false,
@@ -199,7 +199,8 @@ fn measured(name: &str, lineage: &lineage::Lineage, orders: Vec<Order>, started:
         shapes,
         report: lineage.report(),
         sample_dump,
-        sample_page: String::new(),
+        // A trap that is not a flow shows no page.
+        sample_page: None,
         elapsed_seconds: started.elapsed().as_secs_f64(),
         evidence: None,
         sdk_export: Vec::new(),
@@ -277,8 +278,11 @@ fn late_set_parent(last: &Step, baseline: &Baseline) -> anyhow::Result<String> {
     let worker_log = check::log_dir("trap-late-set-parent").join("worker.log");
     let log = std::fs::read_to_string(&worker_log).with_context(|| format!("reading {}", worker_log.display()))?;
     let warnings: Vec<&str> = log.lines().filter(|line| line.contains(SET_PARENT_WARNING)).collect();
-    let example =
-        warnings.first().map(|line| line.find("WARN").map_or(*line, |at| &line[at..]).to_owned()).unwrap_or_default();
+    // The section quotes one: a trap that logged none taught nothing.
+    let example = warnings
+        .first()
+        .map(|line| line.find("WARN").map_or(*line, |at| &line[at..]).to_owned())
+        .with_context(|| format!("the trap's worker logged no `{SET_PARENT_WARNING}` ({})", worker_log.display()))?;
     Ok(format!(
         "### `set_parent` too late\n\n\
          `traps/late-set-parent`: the final solution, except that the worker's `http::continue_trace` sets the parent from \

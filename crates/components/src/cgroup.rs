@@ -9,25 +9,18 @@
 use std::ffi::CString;
 use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Context as _, Result, bail};
 use serde::{Deserialize, Serialize};
 
 /// Which cgroup interface holds the memory controller.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, strum::Display)]
 pub enum Version {
+    #[strum(to_string = "cgroup v1")]
     V1,
+    #[strum(to_string = "cgroup v2")]
     V2,
-}
-
-impl std::fmt::Display for Version {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Version::V1 => "cgroup v1",
-            Version::V2 => "cgroup v2",
-        })
-    }
 }
 
 /// The parent of every cgroup the harness creates, under the controller's root.
@@ -199,34 +192,34 @@ impl MemoryCgroup {
     /// Kills whatever is left inside, then removes the cgroup (and the
     /// parent, when no other run uses it).
     fn remove(&self) -> Result<()> {
-        let deadline = Instant::now() + Duration::from_secs(5);
-        loop {
+        let every = Duration::from_millis(20);
+        let emptied = crate::process::poll(Duration::from_secs(5), every, || {
             let pids = self.pids()?;
-            if pids.is_empty() {
-                break;
-            }
-            for pid in pids {
+            for &pid in &pids {
                 // SAFETY: kill(2) with a pid read from our own cgroup.
                 unsafe {
                     libc::kill(pid as libc::pid_t, libc::SIGKILL);
                 }
             }
-            if Instant::now() >= deadline {
-                bail!("{} still holds processes after SIGKILL", self.dir.display());
-            }
-            std::thread::sleep(Duration::from_millis(20));
+            anyhow::Ok(pids.is_empty().then_some(()))
+        })?;
+        if emptied.is_none() {
+            bail!("{} still holds processes after SIGKILL", self.dir.display());
         }
         // The kernel may take a moment to release a cgroup whose last
         // process just died.
-        loop {
-            match std::fs::remove_dir(&self.dir) {
-                Ok(()) => break,
-                Err(err) if err.kind() == std::io::ErrorKind::NotFound => break,
-                Err(err) if Instant::now() >= deadline => {
-                    return Err(err).with_context(|| format!("removing {}", self.dir.display()));
+        let mut last = None;
+        let Ok(removed) =
+            crate::process::poll(Duration::from_secs(5), every, || match std::fs::remove_dir(&self.dir) {
+                Ok(()) => Ok::<_, std::convert::Infallible>(Some(())),
+                Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(Some(())),
+                Err(err) => {
+                    last = Some(err);
+                    Ok(None)
                 }
-                Err(_) => std::thread::sleep(Duration::from_millis(20)),
-            }
+            });
+        if let (None, Some(err)) = (removed, last) {
+            return Err(err).with_context(|| format!("removing {}", self.dir.display()));
         }
         // Another run's cgroup keeps the parent busy: that run removes it.
         let _ = std::fs::remove_dir(&self.parent);

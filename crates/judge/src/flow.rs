@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 
 use lineage::Boundary;
 use stitch_model::chain::{EXPECTED_CHAIN, after, hop};
-use stitch_model::{CheckRun, ProbeOutcome, RequestShape, RequestSpan, Step};
+use stitch_model::{CheckRun, ProbeOutcome, RequestShape, RequestSpan, Role, Step};
 
 /// The boundaries a flow step's check judges the shape of: its own and every
 /// one before it in the flow (the steps teach them in the flow's order). A
@@ -196,7 +196,7 @@ fn describe(outcome: Outcome, tally: &Tally, run: &CheckRun) -> Option<String> {
             after_hop(boundary),
             before_hop(boundary)
         ),
-        Outcome::WorkerIgnoresTheCall => match logged(run, "worker", "already been started") {
+        Outcome::WorkerIgnoresTheCall => match logged(run, Role::Worker, "already been started") {
             Some(line) => format!(
                 "http boundary, server side: in {count} the worker's POST /work starts a new trace although the \
                  gateway's CLIENT span is there, and the worker logged `{line}`: `set_parent` came after its span \
@@ -282,7 +282,7 @@ fn describe(outcome: Outcome, tally: &Tally, run: &CheckRun) -> Option<String> {
 }
 
 /// The first WARN or ERROR line `role` logged that contains `needle`.
-fn logged<'r>(run: &'r CheckRun, role: &str, needle: &str) -> Option<&'r str> {
+fn logged<'r>(run: &'r CheckRun, role: Role, needle: &str) -> Option<&'r str> {
     run.service_logs
         .iter()
         .filter(|log| log.role == role)
@@ -372,7 +372,7 @@ mod tests {
     fn a_parent_set_after_the_span_was_entered_is_named_from_the_workers_log() {
         let mut run = client_only();
         run.service_logs.push(ServiceLog {
-            role: "worker".to_owned(),
+            role: stitch_model::Role::Worker,
             path: "worker.log".into(),
             lines: vec![LogLine {
                 level: "WARN".to_owned(),

@@ -1,8 +1,10 @@
 //! Judges a run against its step: per service, per boundary, and the shape of
 //! the requests.
 
+use std::collections::BTreeMap;
+
 use lineage::{Boundary, Cause};
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Serialize, Serializer};
 
 pub use stitch_model::percent;
 use stitch_model::{CheckRun, Step};
@@ -18,9 +20,12 @@ pub struct ServiceRow {
     pub orphan_rate: f64,
     /// Highest orphan rate that passes, when the step judges this service.
     pub target: Option<f64>,
-    pub causes: std::collections::BTreeMap<String, u64>,
+    /// This service's orphans by cause.
+    #[serde(serialize_with = "in_name_order")]
+    pub causes: BTreeMap<Cause, u64>,
     /// Where this service's orphans break, by boundary.
-    pub boundaries: std::collections::BTreeMap<String, u64>,
+    #[serde(serialize_with = "in_name_order")]
+    pub boundaries: BTreeMap<Boundary, u64>,
     pub passed: Option<bool>,
 }
 
@@ -47,6 +52,35 @@ pub struct Verdict {
     pub failures: Vec<String>,
     /// The stage's claims and notes, when the step has a stage.
     pub stage: Option<StageVerdict>,
+}
+
+/// A typed key of a row's counts, and the name it is shown and written by.
+pub trait Named: Copy + Ord {
+    fn name(self) -> &'static str;
+}
+
+impl Named for Cause {
+    fn name(self) -> &'static str {
+        self.as_str()
+    }
+}
+
+impl Named for Boundary {
+    fn name(self) -> &'static str {
+        self.as_str()
+    }
+}
+
+/// `counts` in the order of their keys' names: the order the tables show
+/// and the JSON lists them in (`async` before `http`), whatever the enum's.
+pub fn by_name<K: Named>(counts: &BTreeMap<K, u64>) -> Vec<(K, u64)> {
+    let mut sorted: Vec<(K, u64)> = counts.iter().map(|(&key, &count)| (key, count)).collect();
+    sorted.sort_by_key(|(key, _)| key.name());
+    sorted
+}
+
+fn in_name_order<K: Named, S: Serializer>(counts: &BTreeMap<K, u64>, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.collect_map(by_name(counts).into_iter().map(|(key, count)| (key.name(), count)))
 }
 
 /// Judges `run` against the targets of `step`.
@@ -85,13 +119,10 @@ pub fn judge(step: &Step, run: &CheckRun) -> Verdict {
                 orphans: service.orphans,
                 orphan_rate: service.orphan_rate,
                 target,
-                causes: Cause::ALL
-                    .iter()
-                    .map(|&cause| (cause.as_str().to_owned(), service.causes.get(cause)))
-                    .collect(),
+                causes: Cause::ALL.iter().map(|&cause| (cause, service.causes.get(cause))).collect(),
                 boundaries: Boundary::ALL
                     .iter()
-                    .map(|&boundary| (boundary.as_str().to_owned(), service.boundaries.get(boundary)))
+                    .map(|&boundary| (boundary, service.boundaries.get(boundary)))
                     .collect(),
                 passed,
             }
@@ -105,25 +136,24 @@ pub fn judge(step: &Step, run: &CheckRun) -> Verdict {
 
     let boundaries = Boundary::ALL
         .iter()
-        .map(|&name| {
-            let row = report.boundaries.iter().find(|row| row.boundary == name);
-            // Lineage reports every boundary: a report without one (a run
-            // recorded by another version) measured nothing there, which is
-            // not zero breaks.
-            let (breaks, requests, break_rate) =
-                row.map_or((0, report.requests, 0.0), |row| (row.breaks, row.requests, row.break_rate));
-            let target = step.meta.targets.boundaries.get(&name).copied();
-            let passed = target.map(|max| row.is_some() && break_rate < max);
-            if row.is_none() {
+        .filter_map(|&name| {
+            // Lineage reports every boundary: a missing row is a report this
+            // judge cannot read, not a boundary without breaks.
+            let Some(row) = report.boundaries.iter().find(|row| row.boundary == name) else {
                 failures.push(format!("{name} boundary: lineage's report has no row for it"));
-            } else if passed == Some(false) {
+                return None;
+            };
+            let (breaks, requests, break_rate) = (row.breaks, row.requests, row.break_rate);
+            let target = step.meta.targets.boundaries.get(&name).copied();
+            let passed = target.map(|max| break_rate < max);
+            if passed == Some(false) {
                 failures.push(format!(
                     "{name} boundary: breaks in {} of requests, target under {}",
                     percent(break_rate),
                     percent(target.unwrap_or_default())
                 ));
             }
-            BoundaryRow {
+            Some(BoundaryRow {
                 boundary: name,
                 breaks,
                 requests,
@@ -131,7 +161,7 @@ pub fn judge(step: &Step, run: &CheckRun) -> Verdict {
                 cause: dominant_cause(run, name),
                 target,
                 passed,
-            }
+            })
         })
         .collect();
 
@@ -204,13 +234,21 @@ mod tests {
     }
 
     #[test]
-    fn a_report_without_a_boundary_row_fails_instead_of_reading_zero_breaks() {
+    fn a_boundary_missing_from_lineages_report_fails_and_shows_no_row() {
         let mut run = fixed();
-        run.report.boundaries.retain(|row| row.boundary != Boundary::Http);
+        run.report.boundaries.retain(|row| row.boundary != Boundary::Async);
         let verdict = judge(&step(1, STEP_1), &run);
-        assert_eq!(verdict.failures, ["http boundary: lineage's report has no row for it"]);
-        let http = verdict.boundaries.iter().find(|row| row.boundary == Boundary::Http).expect("the http row");
-        assert_eq!(http.passed, Some(false));
+        assert_eq!(verdict.failures, ["async boundary: lineage's report has no row for it"]);
+        assert!(verdict.boundaries.iter().all(|row| row.boundary != Boundary::Async));
+    }
+
+    #[test]
+    fn counts_are_written_by_name_as_the_tables_show_them() {
+        let verdict = judge(&step(1, STEP_1), &fixed());
+        let written = serde_json::to_string(&verdict.services[0]).unwrap();
+        let at = |name: &str| written.find(&format!("\"{name}\"")).unwrap_or_else(|| panic!("{name} in {written}"));
+        assert!(at("async") < at("http") && at("http") < at("messaging"), "{written}");
+        assert!(at("missing-parent") < at("root-in-internal-service"), "{written}");
     }
 
     #[test]

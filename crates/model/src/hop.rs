@@ -5,9 +5,25 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-/// A span's kind, as OpenTelemetry names them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+/// A span's kind, as OpenTelemetry names them; read in any case (lineage
+/// writes `SERVER`), written in lower case.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    strum::Display,
+    strum::EnumString,
+    strum::IntoStaticStr,
+)]
 #[serde(rename_all = "lowercase")]
+#[strum(serialize_all = "lowercase", ascii_case_insensitive)]
 pub enum SpanKind {
     Server,
     Client,
@@ -15,42 +31,6 @@ pub enum SpanKind {
     Producer,
     Consumer,
     Unspecified,
-}
-
-impl SpanKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SpanKind::Server => "server",
-            SpanKind::Client => "client",
-            SpanKind::Internal => "internal",
-            SpanKind::Producer => "producer",
-            SpanKind::Consumer => "consumer",
-            SpanKind::Unspecified => "unspecified",
-        }
-    }
-}
-
-impl fmt::Display for SpanKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for SpanKind {
-    type Err = String;
-
-    /// Lineage's names, in any case (`SERVER`, `server`).
-    fn from_str(text: &str) -> Result<SpanKind, String> {
-        Ok(match text.to_ascii_lowercase().as_str() {
-            "server" => SpanKind::Server,
-            "client" => SpanKind::Client,
-            "internal" => SpanKind::Internal,
-            "producer" => SpanKind::Producer,
-            "consumer" => SpanKind::Consumer,
-            "unspecified" => SpanKind::Unspecified,
-            other => return Err(format!("{other:?} is not a span kind")),
-        })
-    }
 }
 
 /// A service and a span kind: one hop of a request, `service:kind`.
@@ -63,6 +43,11 @@ pub struct Hop {
 impl Hop {
     pub fn new(service: &str, kind: SpanKind) -> Hop {
         Hop { service: service.to_owned(), kind }
+    }
+
+    /// The hop of one of the flow's services.
+    pub fn of(role: stitch_flow::Role, kind: SpanKind) -> Hop {
+        Hop::new(role.name(), kind)
     }
 }
 
@@ -81,7 +66,8 @@ impl FromStr for Hop {
         if service.is_empty() {
             return Err(format!("{text:?} names no service"));
         }
-        Ok(Hop { service: service.to_owned(), kind: kind.parse()? })
+        let kind = kind.parse().map_err(|_| format!("{kind:?} is not a span kind"))?;
+        Ok(Hop { service: service.to_owned(), kind })
     }
 }
 

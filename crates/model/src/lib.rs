@@ -25,3 +25,4 @@ pub use run::{
 };
 pub use stage::{StageData, StageKind};
 pub use step::{Expectation, JudgeKind, Step, StepMeta, Targets};
+pub use stitch_flow::Role;

@@ -53,10 +53,12 @@ pub struct CheckRun {
     pub orders: Vec<Order>,
     pub shapes: Vec<RequestShape>,
     pub report: lineage::Report,
-    /// One request's span dump, as lineage prints it.
-    pub sample_dump: String,
-    /// The same request as lineage's HTML page (a waterfall per fragment).
-    pub sample_page: String,
+    /// The first accepted request's span dump, as lineage prints it; `None`
+    /// when lineage holds no span of it (the request left no trace there).
+    pub sample_dump: Option<String>,
+    /// The same request as lineage's HTML page (a waterfall per fragment);
+    /// `None` likewise, or when the run has no lineage page (a trap).
+    pub sample_page: Option<String>,
     /// Seconds from the first request to the final report.
     pub elapsed_seconds: f64,
     /// What the step's stage measured, when it has one; its judge
@@ -82,7 +84,7 @@ pub struct CheckRun {
 /// A service's warnings and errors, each distinct line once with its count.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ServiceLog {
-    pub role: String,
+    pub role: stitch_flow::Role,
     /// The whole log, for whoever wants more.
     pub path: std::path::PathBuf,
     pub lines: Vec<LogLine>,
@@ -138,7 +140,7 @@ pub struct Order {
 /// One service's counters, by role.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ServiceExport {
-    pub role: String,
+    pub role: stitch_flow::Role,
     #[serde(flatten)]
     pub counts: ExportCounts,
 }

@@ -1,21 +1,27 @@
-//! One run of a step: start everything it needs, drive requests, read lineage.
+//! One run of a step, in its phases: start everything it needs
+//! ([`run_staged`]), the broker and the services ([`run_started`]), drive
+//! requests and wait for their spans ([`drive_and_measure`]), measure what
+//! only the running flow can tell ([`measure_running`]), then read lineage
+//! ([`Snapshot`]). The services' supervisor is [`crate::services`].
 
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 use futures::StreamExt as _;
 use indicatif::{ProgressBar, ProgressStyle};
-use stitch_flow::Launch;
+use stitch_flow::Role;
 
 use crate::kafka::{Broker, BrokerKind, BrokerOptions};
-use crate::process::{
-    Child, binary, build_broker, cargo_build, free_port, http_get_status, poll_until_quiet, spinner, wait_until,
-};
-use stitch_model::{CheckRun, Hop, MessageSample, Order, Probes, RequestShape, RequestSpan, Step};
+use crate::process::{binary, build_broker, poll_until_quiet, spinner};
+use stitch_model::{CheckRun, MessageSample, Order, Probes, Step};
 
 use crate::lesson::LessonCrate;
+use crate::services::Services;
+use crate::snapshot::Snapshot;
 use crate::stage::{Stage, StageEnv};
+
+pub use crate::flow::{Flow, with_flow};
+pub use crate::snapshot::request_shape;
 
 /// The promise of the workshop: a request is connected in lineage within 30 s
 /// of its completion. A run waits no longer than that for its spans.
@@ -48,215 +54,6 @@ pub struct Variant {
 /// Where a run keeps its services' logs (`gateway.log`, `worker.log`, …).
 pub fn log_dir(name: &str) -> std::path::PathBuf {
     crate::run_dir().join("runs").join(name)
-}
-
-/// One service of the flow: how it was started, so that it can be again.
-struct Member {
-    launch: Launch,
-    argv: Vec<String>,
-    child: Child,
-    /// Where its current process logs.
-    log: std::path::PathBuf,
-}
-
-/// The services of the flow, started as three processes of the step's binary.
-pub struct Services {
-    members: Vec<Member>,
-    gateway: SocketAddr,
-    binary: std::path::PathBuf,
-    logs: std::path::PathBuf,
-    /// Restarts so far: each restarted process logs to a file of its own.
-    restarts: usize,
-}
-
-/// How long a service may take to answer `/healthz`; the consumer answers
-/// once its partitions are assigned.
-const READY_TIMEOUT: Duration = Duration::from_secs(60);
-
-impl Services {
-    fn start(
-        binary: &std::path::Path,
-        otlp: &str,
-        bootstrap: &str,
-        env: &StageEnv,
-        extra_args: &[String],
-        mut stage: Option<&mut (dyn Stage + '_)>,
-    ) -> anyhow::Result<Services> {
-        let logs = &env.logs;
-        let gateway = match stage.as_ref().and_then(|stage| stage.gateway_port()) {
-            Some(port) => port,
-            None => free_port()?,
-        };
-        let [worker, consumer] = [free_port()?, free_port()?];
-        let gateway_addr: SocketAddr = ([127, 0, 0, 1], gateway).into();
-        let worker_addr: SocketAddr = ([127, 0, 0, 1], worker).into();
-        let consumer_addr: SocketAddr = ([127, 0, 0, 1], consumer).into();
-        let group = format!("stitch-{}", std::process::id());
-        let kafka = bootstrap.to_owned();
-        let mut members = Vec::new();
-        let start = |launch: Launch, stage: &Option<&mut (dyn Stage + '_)>| {
-            let role = launch.role();
-            let mut argv = launch.args(otlp);
-            argv.extend(extra_args.iter().cloned());
-            argv.extend(stage.as_ref().map(|stage| stage.service_args(role)).unwrap_or_default());
-            let log = logs.join(format!("{role}.log"));
-            let child = start_member(binary, role, &argv, &log, launch.listen())?;
-            anyhow::Ok(Member { launch, argv, child, log })
-        };
-        members.push(start(Launch::Consumer { listen: consumer_addr, kafka: kafka.clone(), group }, &stage)?);
-        members.push(start(Launch::Worker { listen: worker_addr, kafka }, &stage)?);
-        let worker_url = match stage.as_deref_mut() {
-            Some(stage) => stage.worker_url(worker_addr, env)?,
-            None => None,
-        };
-        let worker_url = worker_url.unwrap_or_else(|| format!("http://{worker_addr}"));
-        members.push(start(Launch::Gateway { listen: gateway_addr, worker_url }, &stage)?);
-        Ok(Services { members, gateway: gateway_addr, binary: binary.to_owned(), logs: logs.clone(), restarts: 0 })
-    }
-
-    /// Where the gateway answers.
-    pub fn gateway(&self) -> SocketAddr {
-        self.gateway
-    }
-
-    /// Where `role` (`gateway`, `worker`, `consumer`) answers HTTP.
-    pub fn listen(&self, role: &str) -> anyhow::Result<SocketAddr> {
-        Ok(self.member(role)?.launch.listen())
-    }
-
-    fn member(&self, role: &str) -> anyhow::Result<&Member> {
-        self.members.iter().find(|member| member.launch.role() == role).with_context(|| format!("no service {role:?}"))
-    }
-
-    fn member_mut(&mut self, role: &str) -> anyhow::Result<&mut Member> {
-        self.members
-            .iter_mut()
-            .find(|member| member.launch.role() == role)
-            .with_context(|| format!("no service {role:?}"))
-    }
-
-    /// Each role's current log file.
-    pub fn log_files(&self) -> Vec<(&'static str, std::path::PathBuf)> {
-        self.members.iter().map(|member| (member.launch.role(), member.log.clone())).collect()
-    }
-
-    pub fn check_alive(&self) -> anyhow::Result<()> {
-        self.members.iter().try_for_each(|member| member.child.check_alive())
-    }
-
-    /// What each service's SDK did with the spans it ended so far (since it
-    /// last started), from its `/metrics`.
-    pub fn export_counts(&self) -> anyhow::Result<Vec<crate::sdk_export::ServiceExport>> {
-        self.members
-            .iter()
-            .map(|member| {
-                Ok(crate::sdk_export::ServiceExport {
-                    role: member.launch.role().to_owned(),
-                    counts: crate::sdk_export::scrape(member.launch.listen())?,
-                })
-            })
-            .collect()
-    }
-
-    /// Roles whose process exited, and how it ended.
-    pub fn exited(&self) -> anyhow::Result<Vec<(&'static str, std::process::ExitStatus)>> {
-        let mut exited = Vec::new();
-        for member in &self.members {
-            if let Some(status) = member.child.exit_status()? {
-                exited.push((member.launch.role(), status));
-            }
-        }
-        Ok(exited)
-    }
-
-    /// Roles whose process exited or that no longer answer `/healthz`.
-    pub fn down(&self) -> Vec<&'static str> {
-        self.members
-            .iter()
-            .filter(|member| !matches!(member.child.exit_status(), Ok(None)) || !healthy(member.launch.listen()))
-            .map(|member| member.launch.role())
-            .collect()
-    }
-
-    /// SIGKILL, no flush: what a crash or an OOM kill does. Returns once the
-    /// process is gone (an error after 10 s).
-    pub fn kill(&mut self, role: &str) -> anyhow::Result<()> {
-        let member = self.member_mut(role)?;
-        for pid in member.child.pids() {
-            crate::process::signal(pid, crate::process::Signal::KILL);
-        }
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while member.child.exit_status()?.is_none() {
-            if Instant::now() >= deadline {
-                bail!("{role} still runs 10 s after SIGKILL");
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        Ok(())
-    }
-
-    /// Starts `role` again with the arguments it had, and waits until it
-    /// answers `/healthz`.
-    pub fn restart(&mut self, role: &str) -> anyhow::Result<()> {
-        self.restarts += 1;
-        let log = self.logs.join(format!("{role}.restart-{}.log", self.restarts));
-        let binary = self.binary.clone();
-        let member = self.member_mut(role)?;
-        member.child = start_member(&binary, role, &member.argv, &log, member.launch.listen())?;
-        member.log = log;
-        Ok(())
-    }
-
-    /// Stops each of `roles` and starts it again with OpenTelemetry
-    /// `tracing` on or off, in start order, each ready before the next.
-    pub fn restart_with_tracing(&mut self, roles: &[&str], tracing: stitch_telemetry::Tracing) -> anyhow::Result<()> {
-        let value = match tracing {
-            stitch_telemetry::Tracing::On => "on",
-            stitch_telemetry::Tracing::Off => "off",
-        };
-        for index in 0..self.members.len() {
-            if !roles.contains(&self.members[index].launch.role()) {
-                continue;
-            }
-            let member = &mut self.members[index];
-            member.child.stop(Duration::from_secs(5));
-            if let Some(at) = member.argv.iter().position(|arg| arg == "--tracing") {
-                member.argv.drain(at..(at + 2).min(member.argv.len()));
-            }
-            member.argv.extend(["--tracing".to_owned(), value.to_owned()]);
-            let role = member.launch.role();
-            self.restart(role)?;
-        }
-        Ok(())
-    }
-
-    fn stop(mut self) {
-        // Reverse start order: the consumer drains last.
-        while let Some(mut member) = self.members.pop() {
-            member.child.stop(Duration::from_secs(5));
-        }
-    }
-}
-
-/// Starts one service and waits until it answers `/healthz`.
-fn start_member(
-    binary: &std::path::Path,
-    role: &str,
-    argv: &[String],
-    log: &std::path::Path,
-    listen: SocketAddr,
-) -> anyhow::Result<Child> {
-    let expression = duct::cmd(binary, argv)
-        .env_remove("RUST_LOG")
-        .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
-        .env_remove("STITCH_TRACING");
-    let child = Child::start(role, expression, log)?;
-    wait_until(&child, READY_TIMEOUT, || healthy(listen))?;
-    Ok(child)
-}
-
-fn healthy(addr: SocketAddr) -> bool {
-    http_get_status(&format!("http://{addr}/healthz")).is_ok_and(|(status, _)| status == 200)
 }
 
 /// How long the run's lineage waits without a new span before it settles a
@@ -295,7 +92,8 @@ pub fn run_staged(
     std::fs::create_dir_all(&logs)?;
 
     let runtime = tokio::runtime::Runtime::new().context("starting the tokio runtime")?;
-    let entry_services = stage.as_ref().map_or_else(|| vec!["gateway".to_owned()], |stage| stage.entry_services());
+    let entry_services =
+        stage.as_ref().map_or_else(|| vec![Role::Gateway.name().to_owned()], |stage| stage.entry_services());
     let lineage = runtime.block_on(lineage::Lineage::start(lineage::Config {
         grpc_addr: ([127, 0, 0, 1], 0).into(),
         http_addr: ([127, 0, 0, 1], 0).into(),
@@ -318,77 +116,6 @@ pub fn run_staged(
     if let Some(stage) = stage {
         stage.stop();
     }
-    runtime.block_on(lineage.shutdown());
-    outcome
-}
-
-/// A flow started for a caller that drives it itself (the soak): its
-/// services, the broker they talk to, and the run's lineage.
-pub struct Flow<'a> {
-    pub runtime: &'a tokio::runtime::Runtime,
-    /// Mutable so that a fault can restart it.
-    pub lineage: &'a mut lineage::Lineage,
-    pub services: Services,
-    pub broker: Broker,
-    /// This run's log directory.
-    pub logs: std::path::PathBuf,
-}
-
-impl Flow<'_> {
-    /// Fails when a service or the broker died.
-    pub fn check_alive(&mut self) -> anyhow::Result<()> {
-        self.services.check_alive()?;
-        self.broker.check_alive()
-    }
-}
-
-/// Starts `step`'s solution (lineage in process, the broker, the three
-/// services), hands it to `drive`, and stops everything on every path out.
-pub fn with_flow<T>(
-    step: &Step,
-    kafka: BrokerKind,
-    name: &str,
-    drive: impl FnOnce(&mut Flow<'_>) -> anyhow::Result<T>,
-) -> anyhow::Result<T> {
-    let package = step.package(true);
-    cargo_build(&[&package])?;
-    build_broker()?;
-    let logs = log_dir(name);
-    std::fs::create_dir_all(&logs)?;
-    let runtime = tokio::runtime::Runtime::new().context("starting the tokio runtime")?;
-    let mut lineage = runtime.block_on(lineage::Lineage::start(lineage::Config {
-        grpc_addr: ([127, 0, 0, 1], 0).into(),
-        http_addr: ([127, 0, 0, 1], 0).into(),
-        quiet_period: SETTLE_AFTER,
-        ..lineage::Config::default()
-    }))?;
-    let outcome = (|| {
-        let broker = Broker::start(&BrokerOptions::in_logs(kafka, 0, &logs))?;
-        let env = StageEnv {
-            logs: logs.clone(),
-            lineage: &lineage,
-            lineage_otlp: lineage.otlp_grpc_endpoint(),
-            lineage_http: lineage.http_endpoint(),
-            requests: 0,
-            runtime: &runtime,
-        };
-        let starting = spinner(format!("starting {package} (gateway, worker, consumer)"));
-        let services = Services::start(&binary(&package), &env.lineage_otlp, broker.bootstrap(), &env, &[], None);
-        starting.finish_and_clear();
-        let services = match services {
-            Ok(services) => services,
-            Err(err) => {
-                broker.stop();
-                return Err(err);
-            }
-        };
-        let mut flow = Flow { runtime: &runtime, lineage: &mut lineage, services, broker, logs: logs.clone() };
-        let outcome = drive(&mut flow);
-        let Flow { services, broker, .. } = flow;
-        services.stop();
-        broker.stop();
-        outcome
-    })();
     runtime.block_on(lineage.shutdown());
     outcome
 }
@@ -432,7 +159,7 @@ fn run_started(
     broker.stop();
     let ((orders, failed, started), running) = measured?;
     let service_logs =
-        logs.iter().map(|(role, path)| crate::service_logs::read(role, path)).collect::<anyhow::Result<Vec<_>>>()?;
+        logs.iter().map(|(role, path)| crate::service_logs::read(*role, path)).collect::<anyhow::Result<Vec<_>>>()?;
     let (evidence, snapshot) = match (stage, running.snapshot) {
         (None, Some(snapshot)) => (None, snapshot),
         (stage, _) => {
@@ -463,69 +190,6 @@ fn run_started(
         messages: Some(running.messages),
         probes: running.probes,
     })
-}
-
-/// What lineage shows of a run's requests, once settled.
-struct Snapshot {
-    shapes: Vec<RequestShape>,
-    report: lineage::Report,
-    sample_dump: String,
-    sample_page: String,
-}
-
-impl Snapshot {
-    /// Lineage's view of `orders`; the first one's dump, when long, is
-    /// summarised and written whole into `logs`.
-    fn of(lineage: &lineage::Lineage, orders: &[Order], logs: &std::path::Path) -> anyhow::Result<Snapshot> {
-        let first = orders.first();
-        let dump = first.and_then(|order| lineage.request_dump(&order.order_id)).unwrap_or_default();
-        let sample_dump = match first.and_then(|order| lineage.request(&order.order_id)) {
-            Some(request) if dump.lines().count() > DUMP_LINES => {
-                let whole = logs.join("one-request.txt");
-                std::fs::write(&whole, &dump).with_context(|| format!("writing {}", whole.display()))?;
-                summarise_dump(&dump, &request, &whole)
-            }
-            _ => dump,
-        };
-        Ok(Snapshot {
-            shapes: orders
-                .iter()
-                .map(|order| request_shape(lineage, &order.order_id))
-                .collect::<anyhow::Result<_>>()?,
-            report: lineage.report(),
-            sample_dump,
-            sample_page: first.and_then(|order| lineage.request_page(&order.order_id)).unwrap_or_default(),
-        })
-    }
-}
-
-/// A request dump longer than this is summarised on the screen.
-const DUMP_LINES: usize = 40;
-
-/// A long request dump as a screen shows it: its first and last lines, how
-/// many were left out, and the request's spans counted by what lineage made
-/// of them; the whole dump is in `whole`.
-fn summarise_dump(dump: &str, request: &lineage::RequestView, whole: &std::path::Path) -> String {
-    const HEAD: usize = 16;
-    const TAIL: usize = 8;
-    let lines: Vec<&str> = dump.lines().collect();
-    let (connected, linked, orphans) = request
-        .traces
-        .iter()
-        .fold((0, 0, 0), |(c, l, o), trace| (c + trace.connected, l + trace.linked, o + trace.orphans));
-    let spans: usize = request.traces.iter().map(|trace| trace.spans.len()).sum();
-    let mut out: Vec<String> = lines[..HEAD].iter().map(|line| (*line).to_owned()).collect();
-    out.push(format!("… {} lines left out …", lines.len() - HEAD - TAIL));
-    out.extend(lines[lines.len() - TAIL..].iter().map(|line| (*line).to_owned()));
-    out.push(String::new());
-    out.push(format!(
-        "{} traces, {spans} spans: {connected} connected, {linked} linked, {orphans} orphans; the whole dump ({} \
-         lines): {}",
-        request.traces.len(),
-        lines.len(),
-        whole.display()
-    ));
-    out.join("\n")
 }
 
 /// What a run measures while its services still run.
@@ -562,7 +226,7 @@ fn measure_running(
     let (snapshot, probes) = if flow_only {
         lineage.settle_now();
         let snapshot = Snapshot::of(lineage, orders, logs)?;
-        let probes = crate::probes::run(runtime, lineage, services.listen("worker")?, broker.bootstrap())?;
+        let probes = crate::probes::run(runtime, lineage, services.listen(Role::Worker), broker.bootstrap())?;
         (Some(snapshot), Some(probes))
     } else {
         (None, None)
@@ -589,7 +253,7 @@ fn drive_and_measure(
             .progress_chars("=> "),
     );
     bar.set_message("driving");
-    let url = format!("http://{}/orders", services.gateway);
+    let url = format!("http://{}/orders", services.gateway());
     let client = crate::gateway::client()?;
     let results: Vec<anyhow::Result<Order>> = runtime.block_on(
         futures::stream::iter(0..baseline)
@@ -617,7 +281,7 @@ fn drive_and_measure(
     }
     if let Some(stage) = stage.as_deref_mut() {
         stage.check_alive()?;
-        orders.extend(stage.drive(env, services.gateway)?);
+        orders.extend(stage.drive(env, services.gateway())?);
     }
     if orders.is_empty() {
         bail!("no request succeeded; first error: {}", failures.first().map_or("none", String::as_str));
@@ -663,32 +327,4 @@ pub fn wait_for_spans(
     );
     waiting.finish_and_clear();
     polled
-}
-
-/// Reads one request's fragments from lineage.
-pub fn request_shape(lineage: &lineage::Lineage, order_id: &str) -> anyhow::Result<RequestShape> {
-    let traces = lineage.request_traces(order_id);
-    let spans = traces.iter().map(|trace| trace.spans.len()).sum();
-    let chain = match traces.as_slice() {
-        [trace] => stitch_judge::chain::linear_chain(&stitch_judge::chain::TraceHops::of(trace)),
-        _ => None,
-    };
-    let tree = traces
-        .iter()
-        .flat_map(|trace| trace.spans.iter().map(move |span| (trace, span)))
-        .map(|(trace, span)| {
-            Ok(RequestSpan {
-                trace_id: trace.trace_id.clone(),
-                span_id: span.span_id.clone(),
-                parent_span_id: span.parent_span_id.clone(),
-                hop: Hop { service: span.service.clone(), kind: span.kind.parse().map_err(anyhow::Error::msg)? },
-                name: span.name.clone(),
-                start_unix_nanos: span.start_unix_nanos,
-                end_unix_nanos: span.end_unix_nanos,
-                links: span.links.len(),
-            })
-        })
-        .collect::<anyhow::Result<Vec<_>>>()
-        .with_context(|| format!("reading the spans of {order_id}"))?;
-    Ok(RequestShape { order_id: order_id.to_owned(), traces: traces.len(), spans, chain, tree })
 }

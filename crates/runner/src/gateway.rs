@@ -19,7 +19,11 @@ pub async fn place(request: reqwest::RequestBuilder) -> anyhow::Result<Order> {
     let response = request.send().await.context("gateway unreachable")?;
     let status = response.status();
     if !status.is_success() {
-        bail!("gateway answered {status}: {}", response.text().await.unwrap_or_default());
+        let body = match response.text().await {
+            Ok(body) => body,
+            Err(err) => format!("(its body could not be read: {err})"),
+        };
+        bail!("gateway answered {status}: {body}");
     }
     response.json::<Order>().await.context("gateway answered something that is not an order")
 }

@@ -8,6 +8,7 @@
 
 pub mod browser;
 pub mod check;
+pub mod flow;
 pub mod gate_flows;
 pub mod gate_judge;
 pub mod gateway;
@@ -17,6 +18,8 @@ pub mod mesh;
 pub mod probes;
 pub mod sdk_export;
 pub mod service_logs;
+pub mod services;
+pub mod snapshot;
 pub mod stage;
 pub mod stages;
 pub mod step;

@@ -5,13 +5,13 @@
 //! A side that continues it makes its span that span's child.
 
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use rdkafka::ClientConfig;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
-use stitch_model::{Hop, ProbeOutcome, Probes, SpanKind};
+use stitch_model::{Hop, ProbeOutcome, Probes, Role, SpanKind};
 
 use crate::kafka::FLOW_TOPIC;
 
@@ -58,8 +58,8 @@ pub fn run(
         produce(bootstrap, &consumer_order, &consumer_context).await
     })?;
     Ok(Probes {
-        worker: outcome(lineage, &worker_order, &Hop::new("worker", SpanKind::Server), &worker_context),
-        consumer: outcome(lineage, &consumer_order, &Hop::new("consumer", SpanKind::Consumer), &consumer_context),
+        worker: outcome(lineage, &worker_order, &Hop::of(Role::Worker, SpanKind::Server), &worker_context),
+        consumer: outcome(lineage, &consumer_order, &Hop::of(Role::Consumer, SpanKind::Consumer), &consumer_context),
     })
 }
 
@@ -81,21 +81,20 @@ async fn produce(bootstrap: &str, order_id: &str, context: &Context) -> anyhow::
 
 /// Whether the span at `hop` carrying `order_id` is the child of `context`.
 fn outcome(lineage: &lineage::Lineage, order_id: &str, hop: &Hop, context: &Context) -> ProbeOutcome {
-    let deadline = Instant::now() + WAIT;
-    loop {
+    let Ok(seen) = crate::process::poll(WAIT, Duration::from_millis(100), || {
         // A probe's trace is never whole (its parent is the check's own):
         // settle what arrived, so that lineage files it under its key.
         lineage.settle_now();
         let found = lineage.request_traces(order_id).into_iter().flat_map(|trace| trace.spans).find(|span| {
             span.service == hop.service && span.kind.parse::<SpanKind>().is_ok_and(|kind| kind == hop.kind)
         });
-        match found {
-            Some(span) if span.parent_span_id.as_deref() == Some(context.span_id.as_str()) => {
-                return ProbeOutcome::Continued;
+        Ok::<_, std::convert::Infallible>(found.map(|span| {
+            if span.parent_span_id.as_deref() == Some(context.span_id.as_str()) {
+                ProbeOutcome::Continued
+            } else {
+                ProbeOutcome::Ignored
             }
-            Some(_) => return ProbeOutcome::Ignored,
-            None if Instant::now() >= deadline => return ProbeOutcome::NotSeen,
-            None => std::thread::sleep(Duration::from_millis(100)),
-        }
-    }
+        }))
+    });
+    seen.unwrap_or(ProbeOutcome::NotSeen)
 }

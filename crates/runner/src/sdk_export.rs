@@ -61,29 +61,30 @@ pub fn lost_between(before: &[ServiceExport], after: &[ServiceExport]) -> anyhow
 #[cfg(test)]
 mod tests {
     use super::*;
+    use stitch_model::Role;
 
-    fn export(role: &str, ended: u64, exported: u64) -> ServiceExport {
-        ServiceExport { role: role.to_owned(), counts: ExportCounts { ended, exported, failed: 0 } }
+    fn export(role: Role, ended: u64, exported: u64) -> ServiceExport {
+        ServiceExport { role, counts: ExportCounts { ended, exported, failed: 0 } }
     }
 
     #[test]
     fn losses_are_counted_between_scrapes_only() {
-        let before = [export("worker", 100, 90), export("consumer", 50, 50)];
-        let after = [export("worker", 400, 350), export("consumer", 150, 150)];
+        let before = [export(Role::Worker, 100, 90), export(Role::Consumer, 50, 50)];
+        let after = [export(Role::Worker, 400, 350), export(Role::Consumer, 150, 150)];
         assert_eq!(lost_between(&before, &after).unwrap(), 40);
     }
 
     #[test]
     fn a_restarted_service_is_an_error_not_a_negative_loss() {
-        let before = [export("worker", 100, 100)];
-        let after = [export("worker", 10, 10)];
+        let before = [export(Role::Worker, 100, 100)];
+        let after = [export(Role::Worker, 10, 10)];
         assert!(lost_between(&before, &after).is_err());
     }
 
     #[test]
     fn a_service_missing_from_the_first_scrape_is_an_error_not_a_loss_from_zero() {
-        let before = [export("worker", 100, 100)];
-        let after = [export("worker", 200, 200), export("consumer", 50, 10)];
+        let before = [export(Role::Worker, 100, 100)];
+        let after = [export(Role::Worker, 200, 200), export(Role::Consumer, 50, 10)];
         let error = lost_between(&before, &after).unwrap_err();
         assert_eq!(error.to_string(), "consumer was not scraped the first time");
     }

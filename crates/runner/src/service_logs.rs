@@ -7,15 +7,15 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use anyhow::Context as _;
-use stitch_model::{LogLine, ServiceLog};
+use stitch_model::{LogLine, Role, ServiceLog};
 
 /// Distinct lines kept per service; the rest are counted in the last one.
 pub const MOST_LINES: usize = 8;
 
 /// Reads `role`'s log at `path`.
-pub fn read(role: &str, path: &Path) -> anyhow::Result<ServiceLog> {
+pub fn read(role: Role, path: &Path) -> anyhow::Result<ServiceLog> {
     let text = std::fs::read_to_string(path).with_context(|| format!("reading {}'s log {}", role, path.display()))?;
-    Ok(ServiceLog { role: role.to_owned(), path: path.to_owned(), lines: distinct(&text) })
+    Ok(ServiceLog { role, path: path.to_owned(), lines: distinct(&text) })
 }
 
 /// Each distinct WARN or ERROR line of `text`, its timestamp left out, the
@@ -107,7 +107,7 @@ thread 'tokio-runtime-worker' panicked at steps/step-01-http/src/http.rs:20:35:
 
     #[test]
     fn a_missing_log_is_an_error_not_a_quiet_service() {
-        let error = read("worker", Path::new("/nonexistent/worker.log")).unwrap_err();
+        let error = read(Role::Worker, Path::new("/nonexistent/worker.log")).unwrap_err();
         assert!(format!("{error:#}").contains("reading worker's log /nonexistent/worker.log"));
     }
 }

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 use serde::{Deserialize, Serialize};
+use stitch_flow::Role;
 
 use super::account::order_spans;
 use super::drive::{Rate, open_loop, progress};
@@ -49,7 +50,7 @@ pub const SUPERVISE_AFTER_BROKER: Duration = Duration::from_secs(5);
 /// A service that died during a fault and was started again.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Crash {
-    pub role: String,
+    pub role: Role,
     /// How the process ended, as the OS says (`signal: 11 (SIGSEGV)`).
     pub status: String,
     /// Seconds from the fault to the death being seen.
@@ -76,8 +77,10 @@ impl Fault {
     fn strike(self, flow: &mut Flow<'_>) -> anyhow::Result<Struck> {
         let struck_at = Instant::now();
         match self {
-            Fault::KillWorker => flow.services.kill("worker").and_then(|()| flow.services.restart("worker"))?,
-            Fault::KillConsumer => flow.services.kill("consumer").and_then(|()| flow.services.restart("consumer"))?,
+            Fault::KillWorker => flow.services.kill(Role::Worker).and_then(|()| flow.services.restart(Role::Worker))?,
+            Fault::KillConsumer => {
+                flow.services.kill(Role::Consumer).and_then(|()| flow.services.restart(Role::Consumer))?
+            }
             Fault::RestartLineage => flow.runtime.block_on(flow.lineage.restart(LINEAGE_DOWN))?,
             Fault::RestartBroker => {
                 flow.broker.restart()?;
@@ -98,11 +101,7 @@ fn supervise(flow: &mut Flow<'_>, struck_at: Instant, watch: Duration) -> anyhow
     let mut crashed = Vec::new();
     while Instant::now() < until {
         for (role, status) in flow.services.exited()? {
-            crashed.push(Crash {
-                role: role.to_owned(),
-                status: status.to_string(),
-                after_s: struck_at.elapsed().as_secs_f64(),
-            });
+            crashed.push(Crash { role, status: status.to_string(), after_s: struck_at.elapsed().as_secs_f64() });
             flow.services.restart(role).with_context(|| format!("starting the {role} again after it died"))?;
             back_at = Instant::now();
         }

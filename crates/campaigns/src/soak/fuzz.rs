@@ -99,7 +99,7 @@ pub fn run(flow: &mut Flow<'_>, seed: u64, count: usize, spans_per_request: u64)
     let first_foreign = cases.len();
     cases.extend(foreign(seed, first_foreign));
     let gateway = flow.services.gateway();
-    let worker = flow.services.listen("worker")?;
+    let worker = flow.services.listen(stitch_flow::Role::Worker);
     let producer: FutureProducer = rdkafka::ClientConfig::new()
         .set("bootstrap.servers", flow.broker.bootstrap())
         .set("message.timeout.ms", "10000")

@@ -10,13 +10,14 @@
 
 use anyhow::Context as _;
 use serde::{Deserialize, Serialize};
+use stitch_flow::Role;
 use stitch_telemetry::Tracing;
 
 use super::drive::{Rate, closed_loop, millis, open_loop, percentile, progress};
 use crate::check::{Flow, wait_for_spans};
 
 /// The services restarted with tracing off (see the module's comment).
-pub const SWITCHED: [&str; 2] = ["worker", "gateway"];
+pub const SWITCHED: [Role; 2] = [Role::Worker, Role::Gateway];
 
 /// One side of the comparison.
 #[derive(Debug, Clone, Serialize, Deserialize)]

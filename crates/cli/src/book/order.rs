@@ -8,7 +8,7 @@
 
 use std::path::Path;
 
-use crate::book::{Problem, directives};
+use super::{Problem, directives};
 
 /// A heading that opens a chapter's exercise: `## The exercise`, `### Exercise`.
 fn is_exercise_heading(line: &str) -> bool {

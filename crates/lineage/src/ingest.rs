@@ -184,16 +184,33 @@ pub fn encode_response(response: &ExportTraceServiceResponse, format: PayloadFor
     match format {
         PayloadFormat::Protobuf => response.encode_to_vec(),
         PayloadFormat::Json => match &response.partial_success {
-            Some(partial) => serde_json::to_vec(&serde_json::json!({
-                "partialSuccess": {
-                    "rejectedSpans": partial.rejected_spans.to_string(),
-                    "errorMessage": partial.error_message,
-                }
-            }))
-            .unwrap_or_else(|_| b"{}".to_vec()),
+            Some(partial) => serde_json::to_vec(&JsonResponse {
+                partial_success: JsonPartialSuccess {
+                    rejected_spans: partial.rejected_spans.to_string(),
+                    error_message: &partial.error_message,
+                },
+            })
+            .expect("two strings serialize"),
             None => b"{}".to_vec(),
         },
     }
+}
+
+/// The OTLP/JSON response to a partly refused export, its fields in the
+/// order the spec lists them whatever `serde_json`'s features (a map's key
+/// order depends on them).
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct JsonResponse<'a> {
+    partial_success: JsonPartialSuccess<'a>,
+}
+
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct JsonPartialSuccess<'a> {
+    /// An int64, which OTLP/JSON writes as a string.
+    rejected_spans: String,
+    error_message: &'a str,
 }
 
 /// What one export request did to the store.

@@ -75,6 +75,10 @@ pub fn run(kafka: &str, requests: usize, no_tests: bool) -> anyhow::Result<ExitC
             problems: lesson_only(step),
         });
     }
+    proofs.push(Proof {
+        name: "answers out of sight: not in steps/, a crate a lesson can call, or unfolded chapter text".to_owned(),
+        problems: crate::answer_scan::scan(&project_root()).unwrap_or_else(|err| vec![format!("{err:#}")]),
+    });
     if !no_tests {
         // The two-opentelemetry-versions trap is a workspace of its own, so
         // that its second opentelemetry never enters ours.
@@ -431,6 +435,13 @@ pub(crate) fn lesson_only(step: &Step) -> Vec<String> {
     let todo = format!("TODO({})", step.short_name());
     for file in files {
         if file == "step.toml" {
+            continue;
+        }
+        // The hints live beside the solution only, out of the learner's crate.
+        if file == stitch_model::hints::FILE {
+            if unsolved.join(&file).exists() {
+                problems.push(format!("{file} is in the step: it belongs beside the solution only"));
+            }
             continue;
         }
         let read = |dir: &Path| std::fs::read_to_string(dir.join(&file)).ok().map(normalise);

@@ -2,6 +2,7 @@
 //! on first use) for every command but `doctor`, which it answers itself.
 
 mod agenda;
+mod answer_scan;
 mod book;
 mod book_order;
 mod ci;

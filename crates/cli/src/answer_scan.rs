@@ -209,16 +209,20 @@ fn documents(root: &Path) -> anyhow::Result<Vec<Document>> {
     Ok(documents)
 }
 
-/// Where `telltale` is in `document`, as `label:line`.
-fn find(document: &Document, telltale: &str) -> Option<String> {
+/// Every place `telltale` is in `document`, as `label:line`.
+fn find(document: &Document, telltale: &str) -> Vec<String> {
     let (text, lines) = normalise(&document.text);
-    let at = text.find(&normalise(telltale).0)?;
-    let line = document.first_line + lines.get(at).copied().unwrap_or(0);
-    Some(match document.label.split_once(" (through ") {
-        // The chapter's line says where; the included file's line is noise.
-        Some(_) => document.label.clone(),
-        None => format!("{}:{line}", document.label),
-    })
+    let needle = normalise(telltale).0;
+    let mut places: Vec<String> = text
+        .match_indices(&needle)
+        .map(|(at, _)| match document.label.split_once(" (through ") {
+            // The chapter's line says where; the included file's line is noise.
+            Some(_) => document.label.clone(),
+            None => format!("{}:{}", document.label, document.first_line + lines.get(at).copied().unwrap_or(0)),
+        })
+        .collect();
+    places.dedup();
+    places
 }
 
 /// Telltales that guard nothing: not (or no longer) in the solution's
@@ -269,7 +273,7 @@ pub fn scan(root: &Path) -> anyhow::Result<Vec<String>> {
     let mut findings = BTreeSet::new();
     for document in documents(root)? {
         for (step, telltale) in &telltales {
-            if let Some(place) = find(&document, telltale) {
+            for place in find(&document, telltale) {
                 findings.insert(Finding { step: step.clone(), telltale: telltale.clone(), place });
             }
         }
@@ -304,7 +308,7 @@ mod tests {
         std::fs::write(&path, chapter).unwrap();
         let mut documents = Vec::new();
         unfolded(&path, "chapter.md", chapter, 0, &mut documents).unwrap();
-        documents.iter().filter_map(|document| find(document, telltale)).collect()
+        documents.iter().flat_map(|document| find(document, telltale)).collect()
     }
 
     #[test]

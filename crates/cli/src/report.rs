@@ -135,6 +135,13 @@ fn section(step: &Step, run: &CheckRun, verdict: &Verdict) -> String {
     )
 }
 
+/// A run's section between anchors named after the crate it ran
+/// (`unsolved`, `solution`): a chapter shows the unsolved run where it poses
+/// the exercise, and the solution's only folded, with the answer.
+fn anchored(label: &str, section: String) -> String {
+    format!("<!-- ANCHOR: {label} -->\n{section}<!-- ANCHOR_END: {label} -->\n")
+}
+
 /// Lines of a request's dump a chapter shows: a batch of a thousand items is
 /// two thousand lines, and the shape shows in the first few dozen.
 const SAMPLE_LINES: usize = 40;
@@ -171,7 +178,9 @@ pub fn generate(only: Option<&str>) -> anyhow::Result<ExitCode> {
                     kafka: KAFKA,
                     record_anew: !solution,
                 };
-                sections.push(gate_section(step, &gate_judge::run(&options)?));
+                let check = gate_judge::run(&options)?;
+                sections
+                    .push(anchored(if check.solution { "solution" } else { "unsolved" }, gate_section(step, &check)));
             }
             write(&generated_dir().join(format!("{}.md", step.name)), &sections.join("\n"))?;
             continue;
@@ -189,7 +198,7 @@ pub fn generate(only: Option<&str>) -> anyhow::Result<ExitCode> {
                 concurrency: 8,
             })?;
             let verdict = verdict::judge(step, &run);
-            sections.push(section(step, &run, &verdict));
+            sections.push(anchored(label(&run), section(step, &run, &verdict)));
             if step.number == 0 {
                 screenshot(&run.sample_page, &images_dir().join(SHATTERED))?;
                 // The introduction explains the table on the baseline's run.

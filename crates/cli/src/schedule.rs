@@ -196,9 +196,9 @@ mod tests {
         };
         let text = render(&plan(vec![0, 1]), &steps, &reading, &measured).unwrap();
         assert!(text.contains("| 09:00 | opening"), "{text}");
-        // 2 + 20 + 0.15 + 5 = 27.15 → 30 min; then the break.
+        // 2 + 20 + 0.15 (shown 0.1) + 5 = 27.15 → 30 min; then the break.
         assert!(
-            text.contains("| 09:30 | step 0: The broken baseline | 2 min | 20 + 0.2 min | 5 min | 30 min |"),
+            text.contains("| 09:30 | step 0: The broken baseline | 2 min | 20 + 0.1 min | 5 min | 30 min |"),
             "{text}"
         );
         assert!(text.contains("| 10:00 | break | | | | 15 min |"), "{text}");

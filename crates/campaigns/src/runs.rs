@@ -19,7 +19,8 @@ use crate::mesh::MeshStage;
 use crate::stages::StageKind;
 use crate::tier::{Lesson, TierOptions, TierStage};
 
-/// Step 0's broken flow through step 4's tier: what a sampler does with
+/// Step 0's broken flow, its failures marked as step 4's solution marks
+/// them, through step 4's tier: what a sampler does with
 /// orphan fragments. `requests` as many as step 4 drives, so that 1% of each
 /// fragment kind is a count.
 pub fn sampling_cannot_repair(requests: usize, kafka: BrokerKind) -> Result<CheckRun> {
@@ -30,7 +31,10 @@ pub fn sampling_cannot_repair(requests: usize, kafka: BrokerKind) -> Result<Chec
     };
     let mut stage = TierStage::new(Lesson::CannotRepair, options);
     let variant = Variant { name: Some(format!("{}-through-the-tier", step.name)), ..Default::default() };
-    let check = CheckOptions { lesson: LessonCrate::learner(&step), step, requests, kafka, concurrency: 8 };
+    // Failures marked on their spans (step 4's solution), or the errors
+    // policy would have nothing to keep, fragment or request.
+    let lesson = LessonCrate::other("stitch-broken-flows", "baseline-with-status");
+    let check = CheckOptions { lesson, step, requests, kafka, concurrency: 8 };
     run_staged(&check, &variant, Some(&mut stage))
 }
 

@@ -13,14 +13,14 @@
 mod directives;
 mod includes;
 mod links;
-mod order;
+pub(crate) mod order;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, bail};
 
-use self::directives::directives;
+pub(crate) use self::directives::{directives, included_text};
 pub use self::includes::check_includes;
 
 /// The mdBook release the book is built and checked with.

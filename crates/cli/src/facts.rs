@@ -5,7 +5,10 @@
 //! the day the code changes; an included one cannot.
 //!
 //! Only what the code and the files say goes here: measured numbers come
-//! from runs, through `cargo xtask report`.
+//! from runs, through `cargo xtask report`. One exception, the day's
+//! schedule (`schedule.rs`): it is planned from the chapters, the check
+//! times `cargo xtask agenda` recorded and `book/schedule.toml`, and is
+//! rewritten with the rest, so that it is never stale.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -300,18 +303,18 @@ pub fn render() -> anyhow::Result<String> {
     fact(&mut out, "consumer_session_timeout", &duration(stitch_flow::CONSUMER_SESSION_TIMEOUT));
 
     let mut agenda = format!("| step | chapter | reading, at {WORDS_PER_MINUTE} words/min |\n|---|---|---:|\n");
+    let mut reading = std::collections::BTreeMap::new();
     for step in &steps {
         let path = stitch_paths::project_root().join(&step.meta.chapter);
         let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
-        let words = prose_words(&text);
-        agenda.push_str(&format!(
-            "| {} | `{}` | {} min |\n",
-            step.short_name(),
-            step.meta.chapter,
-            words.div_ceil(WORDS_PER_MINUTE)
-        ));
+        let minutes = prose_words(&text).div_ceil(WORDS_PER_MINUTE);
+        reading.insert(step.number, u32::try_from(minutes)?);
+        agenda.push_str(&format!("| {} | `{}` | {minutes} min |\n", step.short_name(), step.meta.chapter));
     }
     fact(&mut out, "reading_times", agenda.trim_end());
+    fact(&mut out, "trap_count", &crate::traps::TRAPS.len().to_string());
+    let plan = crate::schedule::plan()?;
+    fact(&mut out, "schedule", &crate::schedule::render(&plan, &steps, &reading, &crate::agenda::measured()?)?);
     Ok(out)
 }
 

@@ -1,14 +1,32 @@
 //! `cargo xtask hint step-N [--level K]`: one graded hint at a time, so a
-//! learner who is stuck gets the next nudge, not the answer.
+//! learner who is stuck gets the next nudge, not the answer. The hints live
+//! beside the solution (`solutions/step-NN-name/hints.toml`), out of the
+//! files a chapter sends the learner to.
 
 use std::process::ExitCode;
 
-use stitch_model::hints::{self, LEVEL_NAMES, LEVELS};
-use stitch_runner::step::{self, Step};
+use anyhow::Context as _;
+use stitch_model::hints::{self, Hints, LEVEL_NAMES, LEVELS};
+use stitch_runner::step::{self, Step, StepDirs as _};
+
+/// A step's hints, read and checked: `None` for a step without a lesson.
+/// A step with a lesson and no hints file, or a file that does not parse,
+/// is an error.
+pub fn read(step: &Step) -> anyhow::Result<Option<Hints>> {
+    let path = step.dir(true).join(hints::FILE);
+    let hints = match std::fs::read_to_string(&path) {
+        Ok(text) => Some(Hints::parse(&text).with_context(|| format!("in {}", path.display()))?),
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => None,
+        Err(err) => return Err(err).with_context(|| format!("reading {}", path.display())),
+    };
+    hints::validate(&step.meta, hints.as_ref()).with_context(|| format!("{}: {}", step.name, path.display()))?;
+    Ok(hints)
+}
 
 pub fn print(query: &str, level: usize) -> anyhow::Result<ExitCode> {
     let step = step::find(query)?;
-    let hint = hints::get(&step.meta, level)?;
+    let hints = read(&step)?;
+    let hint = hints::get(hints.as_ref(), level)?;
     println!("{} hint {level} of {LEVELS}, {}:\n", step.short_name(), LEVEL_NAMES[level - 1]);
     println!("  {}\n", hint.replace('\n', "\n  "));
     println!("{}", after(&step, level));
@@ -17,11 +35,15 @@ pub fn print(query: &str, level: usize) -> anyhow::Result<ExitCode> {
 
 /// What a failed check prints: the first hint, and how to get the next.
 pub fn after_failure(step: &Step) -> String {
-    match hints::get(&step.meta, 1) {
-        Ok(hint) => {
-            format!("hint 1 of {LEVELS}, {}:\n  {}\n{}", LEVEL_NAMES[0], hint.replace('\n', "\n  "), after(step, 1))
-        }
-        Err(_) => String::new(),
+    match read(step) {
+        Ok(hints) => match hints::get(hints.as_ref(), 1) {
+            Ok(hint) => {
+                format!("hint 1 of {LEVELS}, {}:\n  {}\n{}", LEVEL_NAMES[0], hint.replace('\n', "\n  "), after(step, 1))
+            }
+            Err(_) => String::new(),
+        },
+        // The check's verdict stands; the hint that could not be read says why.
+        Err(err) => format!("no hint: {err:#}"),
     }
 }
 
@@ -38,15 +60,19 @@ fn after(step: &Step, level: usize) -> String {
 mod tests {
     use super::*;
 
+    fn level(step: &Step, level: usize) -> String {
+        read(step).unwrap().unwrap().get(level).unwrap().to_owned()
+    }
+
     #[test]
     fn a_failed_check_shows_only_the_first_hint() {
         let step = step::find("step-1").unwrap();
         let shown = after_failure(&step);
         assert!(shown.starts_with("hint 1 of 3, the concept:\n  "), "{shown}");
-        assert!(shown.contains(hints::get(&step.meta, 1).unwrap().lines().next().unwrap()), "{shown}");
-        for level in 2..=3 {
-            let hint = hints::get(&step.meta, level).unwrap();
-            assert!(!shown.contains(hint.lines().next().unwrap()), "level {level} leaked: {shown}");
+        assert!(shown.contains(level(&step, 1).lines().next().unwrap()), "{shown}");
+        for later in 2..=3 {
+            let hint = level(&step, later);
+            assert!(!shown.contains(hint.lines().next().unwrap()), "level {later} leaked: {shown}");
         }
         assert!(shown.ends_with("cargo xtask hint step-1 --level 2"), "{shown}");
         // The baseline has nothing to hint at.
@@ -54,9 +80,13 @@ mod tests {
     }
 
     #[test]
-    fn the_levels_differ() {
-        for step in step::all().unwrap().iter().filter(|step| !step.meta.lesson.is_empty()) {
-            let levels: Vec<&str> = (1..=LEVELS).map(|level| hints::get(&step.meta, level).unwrap()).collect();
+    fn every_step_with_a_lesson_has_three_different_hints_beside_its_solution() {
+        for step in step::all().unwrap() {
+            let Some(hints) = read(&step).unwrap() else {
+                assert!(step.meta.lesson.is_empty(), "{}", step.name);
+                continue;
+            };
+            let levels: Vec<&str> = (1..=LEVELS).map(|level| hints.get(level).unwrap()).collect();
             assert!(levels[0] != levels[1] && levels[1] != levels[2] && levels[0] != levels[2], "{}", step.name);
         }
     }

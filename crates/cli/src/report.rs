@@ -21,7 +21,7 @@ use stitch_runner::gate_judge::{self, GateCheckOptions};
 use stitch_runner::lesson::LessonCrate;
 use stitch_runner::step::{self, Step};
 
-use self::markdown::{gate_section, section, stable_block};
+use self::markdown::{anchored, gate_section, label, section, stable_block};
 use self::pictures::{browser_pictures, screenshot};
 pub use self::stale::{stale, stale_gate_checks};
 use crate::table;
@@ -108,7 +108,9 @@ pub fn generate(only: Option<&str>) -> anyhow::Result<ExitCode> {
                     kafka: KAFKA,
                     record_anew: !solution,
                 };
-                sections.push(gate_section(step, &gate_judge::run(&options)?));
+                let check = gate_judge::run(&options)?;
+                sections
+                    .push(anchored(if check.solution { "solution" } else { "unsolved" }, gate_section(step, &check)));
             }
             write(&generated_dir().join(format!("{}.md", step.name)), &sections.join("\n"))?;
             continue;
@@ -126,7 +128,7 @@ pub fn generate(only: Option<&str>) -> anyhow::Result<ExitCode> {
                 concurrency: 8,
             })?;
             let verdict = verdict::judge(step, &run);
-            sections.push(section(step, &run, &verdict)?);
+            sections.push(anchored(label(&run), section(step, &run, &verdict)?));
             if step.number == 0 {
                 screenshot(sample_page(&run)?, &images_dir().join(SHATTERED))?;
                 // The introduction explains the table on the baseline's run.

@@ -94,6 +94,21 @@ fn next(steps: &[(Step, Option<Recorded>)]) -> Option<&Step> {
     steps.iter().find(|(step, last)| !done(step, last.as_ref())).map(|(step, _)| step)
 }
 
+/// What to do next, whichever command says it (`status`, or a check that
+/// passed): the first step not done, in the book's order, so the two never
+/// disagree.
+fn next_line(steps: &[(Step, Option<Recorded>)]) -> String {
+    match next(steps) {
+        Some(step) => todo_line(step),
+        None => "next: nothing; every step is done (`cargo xtask status` lists them)".to_owned(),
+    }
+}
+
+/// Every step with the learner's last verdict.
+fn recorded_steps() -> anyhow::Result<Vec<(Step, Option<Recorded>)>> {
+    step::all()?.into_iter().map(|step| last(&step).map(|last| (step, last))).collect()
+}
+
 /// What to do about `step`: the command, and the chapter to read first.
 fn todo_line(step: &Step) -> String {
     format!(
@@ -106,8 +121,7 @@ fn todo_line(step: &Step) -> String {
 }
 
 pub fn print() -> anyhow::Result<ExitCode> {
-    let steps: Vec<(Step, Option<Recorded>)> =
-        step::all()?.into_iter().map(|step| last(&step).map(|last| (step, last))).collect::<anyhow::Result<_>>()?;
+    let steps = recorded_steps()?;
     let mut table = crate::table::Table::new(
         &["step", "title", "last check", "took", "chapter"],
         &[false, false, false, true, false],
@@ -130,10 +144,7 @@ pub fn print() -> anyhow::Result<ExitCode> {
         table.row(vec![step.short_name(), step.meta.title.clone(), verdict, took, step.meta.chapter.clone()]);
     }
     println!("\n{}\n", table.render());
-    match next(&steps) {
-        Some(step) => println!("{}", todo_line(step)),
-        None => println!("every step is done: `cargo xtask status` has nothing left to suggest"),
-    }
+    println!("{}", next_line(&steps));
     Ok(ExitCode::SUCCESS)
 }
 
@@ -152,16 +163,8 @@ pub fn after_check(step: &Step, solution: bool, passed: bool) -> anyhow::Result<
             step.meta.chapter
         ));
     }
-    let steps = step::all()?;
-    let later: Vec<(Step, Option<Recorded>)> = steps
-        .into_iter()
-        .filter(|other| other.number > step.number)
-        .map(|step| last(&step).map(|last| (step, last)))
-        .collect::<anyhow::Result<_>>()?;
-    Ok(match next(&later) {
-        Some(next) => todo_line(next),
-        None => "next: nothing; every later step has passed (`cargo xtask status`)".to_owned(),
-    })
+    // The verdict just recorded is among them: the step that passed is done.
+    Ok(next_line(&recorded_steps()?))
 }
 
 #[cfg(test)]
@@ -186,6 +189,23 @@ mod tests {
         assert_eq!(next(&steps).unwrap().number, 1);
         let steps = vec![(step(0), recorded(false)), (step(1), recorded(true))];
         assert!(next(&steps).is_none());
+    }
+
+    /// After step 5 passes with step 4 skipped (it builds the collector),
+    /// the check and `status` both send the learner back to step 4.
+    #[test]
+    fn after_a_pass_the_next_step_is_what_status_says() {
+        let mut steps: Vec<(Step, Option<Recorded>)> =
+            (0..=8).map(|number| (step(number), recorded(number <= 3 || number == 5))).collect();
+        steps[4].1 = None;
+        let line = next_line(&steps);
+        assert!(line.starts_with("next: step-4 (The tail-sampling tier)"), "{line}");
+        steps[4].1 = recorded(true);
+        assert!(next_line(&steps).starts_with("next: step-6 "), "{}", next_line(&steps));
+        for (_, last) in &mut steps {
+            *last = recorded(true);
+        }
+        assert!(next_line(&steps).starts_with("next: nothing"), "{}", next_line(&steps));
     }
 
     #[test]

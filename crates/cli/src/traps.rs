@@ -58,10 +58,10 @@ pub fn write(only: Option<&str>) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-type Trap = fn(&Step, &Baseline) -> anyhow::Result<String>;
+pub type Trap = fn(&Step, &Baseline) -> anyhow::Result<String>;
 
 /// Every trap, by the name `--only` takes, in the chapter's order.
-const TRAPS: [(&str, Trap); 6] = [
+pub const TRAPS: [(&str, Trap); 6] = [
     ("two-otel-versions", |last, _| two_versions(last)),
     ("no-propagator", no_propagator),
     ("log-filter", log_filter),

@@ -12,16 +12,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context as _, Result, bail};
-use serde::{Deserialize, Serialize};
 
-/// Which cgroup interface holds the memory controller.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, strum::Display)]
-pub enum Version {
-    #[strum(to_string = "cgroup v1")]
-    V1,
-    #[strum(to_string = "cgroup v2")]
-    V2,
-}
+// Where the memory controller is, read the same way by `cargo xtask doctor`.
+pub use stitch_paths::cgroup::{Version, find_controller};
 
 /// The parent of every cgroup the harness creates, under the controller's root.
 const PARENT: &str = "stitch";
@@ -29,30 +22,7 @@ const PARENT: &str = "stitch";
 /// What to tell someone whose machine gives the harness no memory cgroup.
 const INSTEAD: &str = "run it as root on Linux with cgroup v1's memory controller mounted \
      (/sys/fs/cgroup/memory) or cgroup v2 with the memory controller available, \
-     e.g. `sudo -E cargo xtask check step-8`";
-
-/// Where the memory controller is mounted, from the text of `/proc/self/mounts`.
-/// v2 counts only where its root lists `memory` in `cgroup.controllers`
-/// (`controllers` reads that file): a hybrid machine mounts v2 without it.
-pub fn find_controller(mounts: &str, controllers: impl Fn(&Path) -> Option<String>) -> Option<(Version, PathBuf)> {
-    let mut v1 = None;
-    for line in mounts.lines() {
-        let fields: Vec<&str> = line.split_whitespace().collect();
-        let [_, mount_point, kind, options, ..] = fields[..] else { continue };
-        let mount_point = PathBuf::from(mount_point);
-        match kind {
-            "cgroup2" => {
-                let listed = controllers(&mount_point.join("cgroup.controllers"));
-                if listed.is_some_and(|text| text.split_whitespace().any(|name| name == "memory")) {
-                    return Some((Version::V2, mount_point));
-                }
-            }
-            "cgroup" if options.split(',').any(|option| option == "memory") => v1 = Some((Version::V1, mount_point)),
-            _ => {}
-        }
-    }
-    v1
-}
+     e.g. `sudo -E env \"PATH=$PATH\" cargo xtask check step-8` (`cargo xtask doctor` checks this machine)";
 
 /// The counter after `key` in a flat keyed file (`memory.events`,
 /// `memory.oom_control`): lines of `key value`.
@@ -300,34 +270,6 @@ fn write(path: &Path, value: &str) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    const HYBRID: &str = "tmpfs /sys/fs/cgroup tmpfs rw,relatime,mode=755 0 0\n\
-        cgroup /sys/fs/cgroup/cpu cgroup rw,relatime,cpu 0 0\n\
-        cgroup /sys/fs/cgroup/memory cgroup rw,relatime,memory 0 0\n\
-        cgroup2 /sys/fs/cgroup/unified cgroup2 rw,relatime 0 0\n";
-
-    #[test]
-    fn a_hybrid_machine_uses_v1_when_v2_has_no_memory_controller() {
-        let found = find_controller(HYBRID, |_| Some(String::new()));
-        assert_eq!(found, Some((Version::V1, PathBuf::from("/sys/fs/cgroup/memory"))));
-    }
-
-    #[test]
-    fn v2_wins_where_it_offers_memory() {
-        let mounts = "cgroup2 /sys/fs/cgroup cgroup2 rw,nosuid 0 0\n";
-        let found = find_controller(mounts, |path| {
-            assert_eq!(path, Path::new("/sys/fs/cgroup/cgroup.controllers"));
-            Some("cpuset cpu io memory pids".to_owned())
-        });
-        assert_eq!(found, Some((Version::V2, PathBuf::from("/sys/fs/cgroup"))));
-        assert_eq!(find_controller(HYBRID, |_| Some("memory".to_owned())).map(|f| f.0), Some(Version::V2));
-    }
-
-    #[test]
-    fn no_memory_controller_is_none() {
-        let mounts = "cgroup /sys/fs/cgroup/cpu cgroup rw,relatime,cpu 0 0\nproc /proc proc rw 0 0\n";
-        assert_eq!(find_controller(mounts, |_| None), None);
-    }
 
     #[test]
     fn reads_the_oom_kill_counter_of_either_version() {

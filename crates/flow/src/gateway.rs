@@ -147,6 +147,7 @@ pub(crate) async fn serve(
     });
     let policy = Arc::new(EdgePolicy::new(edge.trusted_origins.clone()));
     let continue_at_edge = boundaries.continue_at_edge;
+    let record_failure = boundaries.record_failure;
     let edge_policy = policy.clone();
     let mut app = Router::new()
         .route("/orders", post(create_order))
@@ -164,8 +165,8 @@ pub(crate) async fn serve(
                     continue_at_edge(&span, &headers, &edge_policy);
                     span
                 })
-                .on_response(|response: &http::Response<_>, _latency, span: &Span| {
-                    crate::server::on_response(response.status(), span)
+                .on_response(move |response: &http::Response<_>, _latency, span: &Span| {
+                    crate::server::on_response(response.status(), span, record_failure)
                 }),
         )
         .route("/healthz", get(|| async { "ok" }))

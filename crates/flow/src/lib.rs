@@ -33,7 +33,8 @@ pub const BUSINESS_KEY: &str = "order.id";
 
 /// Builds the step's `BOUNDARIES` from the `http`, `spawn` and `messaging`
 /// modules in scope, so a step's `lib.rs` names only where each boundary
-/// comes from. `status`, `edge` and `batch` default to the flow's own modules.
+/// comes from. `status`, `edge` and `batch` default to the flow's own modules,
+/// which do what the steps before them ship.
 #[macro_export]
 macro_rules! boundaries {
     () => {
@@ -47,6 +48,9 @@ macro_rules! boundaries {
     };
     (batch = $batch:path) => {
         $crate::boundaries!(status = $crate::status, edge = $crate::edge, batch = $batch);
+    };
+    (status = $status:path, batch = $batch:path) => {
+        $crate::boundaries!(status = $status, edge = $crate::edge, batch = $batch);
     };
     (status = $status:path, edge = $edge:path) => {
         $crate::boundaries!(status = $status, edge = $edge, batch = $crate::batch);

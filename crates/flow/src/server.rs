@@ -51,14 +51,16 @@ pub(crate) fn server_span(request: &http::Request<axum::body::Body>) -> tracing:
         http.response.status_code = tracing::field::Empty,
         order.id = tracing::field::Empty,
         otel.status_code = tracing::field::Empty,
+        otel.status_description = tracing::field::Empty,
     )
 }
 
-/// Records the response status on the request span; 5xx marks it as an error.
-pub(crate) fn on_response(status: http::StatusCode, span: &tracing::Span) {
+/// Records the response status on the request span; a 5xx is a failure,
+/// shown as the step's `record_failure` boundary shows one.
+pub(crate) fn on_response(status: http::StatusCode, span: &tracing::Span, record_failure: fn(&tracing::Span, &str)) {
     span.record("http.response.status_code", status.as_u16());
     if status.is_server_error() {
-        span.record("otel.status_code", "ERROR");
+        record_failure(span, &format!("answered {status}"));
     }
 }
 

@@ -39,6 +39,7 @@ pub(crate) async fn serve(listen: SocketAddr, kafka: KafkaArgs, boundaries: Boun
     let worker =
         Arc::new(Worker { producer: crate::kafka::producer(&kafka.bootstrap)?, topic: kafka.topic, boundaries });
     let continue_http = boundaries.continue_http;
+    let record_failure = boundaries.record_failure;
     let app = Router::new()
         .route("/work", post(accept_work))
         .with_state(worker)
@@ -51,8 +52,8 @@ pub(crate) async fn serve(listen: SocketAddr, kafka: KafkaArgs, boundaries: Boun
                     continue_http(&span, &stitch_telemetry::w3c::http_fields::readable(request.headers()));
                     span
                 })
-                .on_response(|response: &http::Response<_>, _latency, span: &Span| {
-                    crate::server::on_response(response.status(), span)
+                .on_response(move |response: &http::Response<_>, _latency, span: &Span| {
+                    crate::server::on_response(response.status(), span, record_failure)
                 }),
         )
         .route("/healthz", get(|| async { "ok" }))
@@ -95,6 +96,7 @@ async fn publish(worker: &Worker, order: &WorkOrder) {
         messaging.destination.name = %worker.topic,
         order.id = %order.order_id,
         otel.status_code = tracing::field::Empty,
+        otel.status_description = tracing::field::Empty,
     );
     // ANCHOR_END: producer_span
     let headers = (worker.boundaries.inject_message)(&span, OwnedHeaders::new());
@@ -108,7 +110,7 @@ async fn publish(worker: &Worker, order: &WorkOrder) {
     let record = FutureRecord::to(&worker.topic).key(&order.order_id).payload(&payload).headers(headers);
     let sent = worker.producer.send(record, Duration::from_secs(5)).instrument(span.clone()).await;
     if let Err((err, _message)) = sent {
-        span.record("otel.status_code", "ERROR");
+        (worker.boundaries.record_failure)(&span, &format!("publishing failed: {err}"));
         tracing::error!(parent: &span, %err, order_id = %order.order_id, "publishing the order failed");
     }
 }

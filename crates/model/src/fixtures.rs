@@ -17,11 +17,6 @@ title = "The HTTP hop"
 chapter = "book/src/step-01-http.md"
 teaches = ["http"]
 lesson = ["src/http.rs"]
-hints = [
-    "The concept: the context must cross the hop.",
-    "The API: a client middleware and the global propagator.",
-    "The code: the client in http::client(), the extract in continue_trace.",
-]
 
 [targets]
 services = { gateway = 0.01 }

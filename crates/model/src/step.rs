@@ -32,9 +32,6 @@ pub struct StepMeta {
     pub teaches: Vec<Boundary>,
     /// The files a learner edits, relative to the step's directory.
     pub lesson: Vec<String>,
-    /// Graded hints, level 1 first (see [`crate::hints`]).
-    #[serde(default)]
-    pub hints: Vec<String>,
     /// What the step adds around the flow; none for steps 0–3.
     #[serde(default)]
     pub stage: Option<StageKind>,
@@ -130,7 +127,6 @@ impl StepMeta {
     /// A `step.toml`'s text, parsed and checked.
     pub fn parse(text: &str) -> anyhow::Result<StepMeta> {
         let meta: StepMeta = toml::from_str(text)?;
-        crate::hints::validate(&meta)?;
         validate_kind(&meta)?;
         Ok(meta)
     }
@@ -176,7 +172,7 @@ mod tests {
         assert!(error.contains("line 4") && error.contains("htpp"), "{error}");
         let misspelt = STEP_1.replace("boundaries = { http = 0.01 }", "boundaries = { https = 0.01 }");
         let error = toml::from_str::<StepMeta>(&misspelt).unwrap_err().to_string();
-        assert!(error.contains("line 14") && error.contains("https"), "{error}");
+        assert!(error.contains("line 9") && error.contains("https"), "{error}");
         let error = toml::from_str::<StepMeta>(&format!("stage = \"tail-sampler\"\n{STEP_1}")).unwrap_err().to_string();
         assert!(error.contains("line 1") && error.contains("tail-sampler"), "{error}");
     }

@@ -3,6 +3,7 @@
 //! anything, so `cargo xtask doctor` reads it without building the rest.
 
 pub mod cached;
+pub mod cgroup;
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;

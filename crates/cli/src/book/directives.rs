@@ -90,6 +90,33 @@ fn split_target<'a>(directive: &Directive<'a>) -> Option<(&'a str, Option<&'a st
     }
 }
 
+/// The text a directive in `file` includes, as mdBook selects it (anchor
+/// and line forms; nested anchor markers left in, they match nothing), and
+/// the file it comes from; `None` for a directive that includes nothing.
+pub(crate) fn included_text(file: &Path, directive: &Directive<'_>) -> anyhow::Result<Option<(PathBuf, String)>> {
+    use anyhow::Context as _;
+    let Some((path, spec)) = split_target(directive) else { return Ok(None) };
+    let target = parent_dir(file).join(path);
+    let text = std::fs::read_to_string(&target)
+        .with_context(|| format!("{}:{}: reading `{path}`", file.display(), directive.line))?;
+    let selected = match selection(spec).map_err(anyhow::Error::msg)? {
+        Selection::Whole => text,
+        Selection::Anchor(name) => {
+            find_anchor(&text, &name).map_err(|message| anyhow::anyhow!("`{}`: {message}", directive.target))?;
+            let lines = text.lines().skip_while(|line| marker_name(line, "ANCHOR:") != Some(&name)).skip(1);
+            lines.take_while(|line| marker_name(line, "ANCHOR_END:") != Some(&name)).collect::<Vec<_>>().join("\n")
+        }
+        Selection::Lines { first, last } => {
+            let lines = text.lines().skip(first.saturating_sub(1));
+            match last {
+                Some(last) => lines.take((last + 1).saturating_sub(first)).collect::<Vec<_>>().join("\n"),
+                None => lines.collect::<Vec<_>>().join("\n"),
+            }
+        }
+    };
+    Ok(Some((target, selected)))
+}
+
 /// The file a directive in `file` includes, when it exists.
 pub(super) fn include_path(file: &Path, directive: &Directive<'_>) -> Option<PathBuf> {
     let (path, _) = split_target(directive)?;

@@ -2,9 +2,9 @@
 //! the answer. Code included from `solutions/` may appear only after the
 //! chapter's exercise heading (`## The exercise`), and only inside a folded
 //! `<details>` block, so a learner who reads straight down meets the problem,
-//! the concepts and the command before any line of the fix. A step's
-//! `step.toml` holds the graded hints, so a chapter may include only an
-//! anchored part of it, never the whole file.
+//! the concepts and the command before any line of the fix. (What else
+//! gives an answer away, in prose or in a crate, is the answer scan's to
+//! find: `answer_scan.rs`.)
 
 use std::path::Path;
 
@@ -24,7 +24,7 @@ fn is_exercise_heading(line: &str) -> bool {
 
 /// For each line (0-based), whether it is inside a `<details>` block, and
 /// the 1-based line of the first exercise heading outside code fences.
-fn layout(text: &str) -> (Vec<bool>, Option<usize>) {
+pub(crate) fn layout(text: &str) -> (Vec<bool>, Option<usize>) {
     let mut depth = 0usize;
     let mut fence: Option<&str> = None;
     let mut exercise = None;
@@ -51,8 +51,7 @@ fn layout(text: &str) -> (Vec<bool>, Option<usize>) {
     (folded, exercise)
 }
 
-/// Problems of one Markdown file: solution code shown too early or unfolded,
-/// or a step.toml included whole.
+/// Problems of one Markdown file: solution code shown too early or unfolded.
 pub fn check(file: &Path, text: &str) -> Vec<Problem> {
     let (folded, exercise) = layout(text);
     let mut problems = Vec::new();
@@ -60,19 +59,10 @@ pub fn check(file: &Path, text: &str) -> Vec<Problem> {
         if !matches!(directive.kind, "include" | "rustdoc_include" | "playground" | "playpen") {
             continue;
         }
-        let (path, selection) = match directive.target.split_once(':') {
-            Some((path, selection)) => (path, Some(selection)),
-            None => (directive.target, None),
-        };
+        let path = directive.target.split_once(':').map_or(directive.target, |(path, _)| path);
         let mut problem = |message: String| {
             problems.push(Problem { file: file.to_path_buf(), line: directive.line, message });
         };
-        if path.ends_with("step.toml") && selection.is_none_or(|selection| selection.is_empty()) {
-            problem(format!(
-                "`{}` includes a whole step.toml, hints and all: include an anchored part of it",
-                directive.target
-            ));
-        }
         if !path.split('/').any(|part| part == "solutions") {
             continue;
         }
@@ -140,12 +130,8 @@ mod tests {
     }
 
     #[test]
-    fn no_exercise_heading_or_a_whole_step_toml_fails() {
+    fn no_exercise_heading_fails() {
         assert!(lines(&format!("# Primer\n\n{FIX}\n"))[0].1.contains("no exercise heading"));
-        let whole = "## The exercise\n\n<details>\n\n{{#include ../../steps/step-01-http/step.toml}}\n\n</details>\n";
-        let found = lines(whole);
-        assert_eq!(found.len(), 1, "{found:?}");
-        assert!(found[0].1.contains("whole step.toml"), "{found:?}");
     }
 
     #[test]

@@ -7,12 +7,17 @@ pub(super) struct Clock {
     started: Instant,
     last: Instant,
     laps: Vec<(String, Duration)>,
+    /// What `cargo xtask` spent building this command before it started.
+    before: Duration,
 }
 
 impl Clock {
     pub(super) fn start() -> Clock {
         let now = Instant::now();
-        Clock { started: now, last: now, laps: Vec::new() }
+        let before = crate::ci_time::since_xtask_started();
+        let laps =
+            before.iter().map(|took| ("building the commands (`cargo xtask` → stitch)".to_owned(), *took)).collect();
+        Clock { started: now, last: now, laps, before: before.unwrap_or_default() }
     }
 
     /// Ends the phase called `name` now.
@@ -26,6 +31,15 @@ impl Clock {
         for (name, took) in &self.laps {
             println!("  {:>7.1} s  {name}", took.as_secs_f64());
         }
-        println!("  {:>7.1} s  in all", self.started.elapsed().as_secs_f64());
+        println!("  {:>7.1} s  in all", self.total().as_secs_f64());
+    }
+
+    /// From `cargo xtask` handing the command on to now.
+    pub(super) fn total(&self) -> Duration {
+        self.started.elapsed() + self.before
+    }
+
+    pub(super) fn laps(&self) -> &[(String, Duration)] {
+        &self.laps
     }
 }

@@ -26,6 +26,13 @@ pub(crate) fn lesson_only(step: &Step) -> Vec<String> {
         if file == "step.toml" {
             continue;
         }
+        // The hints live beside the solution only, out of the learner's crate.
+        if file == stitch_model::hints::FILE {
+            if unsolved.join(&file).exists() {
+                problems.push(format!("{file} is in the step: it belongs beside the solution only"));
+            }
+            continue;
+        }
         // The named wrong fixes live beside the solution only: mistakes.toml,
         // and a whole variant of lesson files per wrong fix.
         if file == "mistakes.toml" || file.starts_with("mistakes/") {

@@ -13,6 +13,13 @@ pub(super) fn label(run: &CheckRun) -> &'static str {
     if run.solution { "solution" } else { "unsolved" }
 }
 
+/// A run's section between anchors named after the crate it ran
+/// (`unsolved`, `solution`): a chapter shows the unsolved run where it poses
+/// the exercise, and the solution's only folded, with the answer.
+pub(super) fn anchored(label: &str, section: String) -> String {
+    format!("<!-- ANCHOR: {label} -->\n{section}<!-- ANCHOR_END: {label} -->\n")
+}
+
 /// The part of a run that must not change between runs: services, span
 /// counts, orphan classes, verdicts. Timings stay outside it.
 pub fn stable_block(step: &Step, run: &CheckRun, verdict: &Verdict) -> String {

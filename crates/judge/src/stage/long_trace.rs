@@ -53,8 +53,19 @@ pub fn judge(data: &LongTraceData) -> StageVerdict {
             data.dropped_too_early == 0.0,
         ),
     ];
+    if let Some(why) = &data.no_memory_cgroup {
+        // Only a hard limit proves it: on a machine without one, the claim
+        // fails and says why, so that the step never passes without it.
+        claims.push(Claim::new(
+            "tier 2 survived a hard memory limit (its idle usage + a margin, memory_limiter off)",
+            format!("NOT JUDGED, no memory cgroup: {why}"),
+            false,
+        ));
+    }
     if let Some(run) = &data.hard_limit {
         claims.push(survived_claim(run, data.lost_spans, data.lost_traces));
+    }
+    if data.hard_limit.is_some() || data.no_memory_cgroup.is_some() {
         claims.push(Claim::new(
             "nothing lost: every span of a trace with a failed span (the errors policy's to keep) was exported",
             format!("{} spans of {} such traces lost", data.lost_spans, data.lost_traces),
@@ -335,6 +346,15 @@ mod tests {
         (data.lost_spans, data.lost_traces) = (12, 3);
         let measured = only_failure(&judge(&data), "nothing lost: every span of a trace with a failed span");
         assert_eq!(measured, "12 spans of 3 such traces lost");
+    }
+
+    #[test]
+    fn without_a_memory_cgroup_the_limit_claim_fails_and_says_why() {
+        let mut data = stages::long_trace();
+        data.hard_limit = None;
+        data.no_memory_cgroup = Some("no cgroup memory controller is mounted here".to_owned());
+        let measured = only_failure(&judge(&data), "tier 2 survived a hard memory limit");
+        assert_eq!(measured, "NOT JUDGED, no memory cgroup: no cgroup memory controller is mounted here");
     }
 
     #[test]

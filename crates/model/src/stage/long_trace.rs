@@ -126,6 +126,10 @@ pub struct LongTraceData {
     pub lost_traces: usize,
     /// The hard limit, when tier 2 ran under one.
     pub hard_limit: Option<HardLimitRun>,
+    /// Why tier 2 ran without the hard limit the run asked for: this machine
+    /// gave it no memory cgroup (no controller, no root).
+    #[serde(default)]
+    pub no_memory_cgroup: Option<String>,
     pub memory: Vec<MemorySummary>,
     pub samples: Vec<Sample>,
 }

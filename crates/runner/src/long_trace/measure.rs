@@ -181,6 +181,7 @@ impl LongTraceStage {
             lost_spans,
             lost_traces,
             hard_limit: self.hard_limit_run()?,
+            no_memory_cgroup: self.no_cgroup.clone(),
             memory: memory_summary(&self.samples),
             samples: self.samples.clone(),
         })))

@@ -119,8 +119,8 @@ impl SamplingSettings {
         if settings.policies.is_empty() {
             bail!("no policy: the tier would keep nothing");
         }
-        let decision_wait =
-            parse_duration(&settings.decision_wait).with_context(|| format!("decision_wait {:?}", settings.decision_wait))?;
+        let decision_wait = parse_duration(&settings.decision_wait)
+            .with_context(|| format!("decision_wait {:?}", settings.decision_wait))?;
         let policies = settings.policies.into_iter().map(Policy::from_entry).collect::<Result<_>>()?;
         Ok(SamplingSettings { decision_wait, num_traces: settings.num_traces, policies })
     }
@@ -134,7 +134,10 @@ impl SamplingSettings {
         for policy in &self.policies {
             match &policy.rule {
                 Rule::StatusCode(codes) => {
-                    if trace.spans.iter().any(|span| codes.iter().any(|code| code.eq_ignore_ascii_case(span.status.as_str())))
+                    if trace
+                        .spans
+                        .iter()
+                        .any(|span| codes.iter().any(|code| code.eq_ignore_ascii_case(span.status.as_str())))
                     {
                         return Ok(1.0);
                     }
@@ -340,13 +343,15 @@ processors:
         assert!((ordinary - 0.01).abs() < 1e-12, "{ordinary}");
         // Two probabilistic policies: kept unless both drop it.
         let twice = SOLVED.replace("sampling_percentage: 1}", "sampling_percentage: 1}\n      - {name: more, type: probabilistic, probabilistic: {sampling_percentage: 50}}");
-        let ordinary = SamplingSettings::parse(&twice, &check_variables()).unwrap().keeps(&trace(150, SpanStatus::Unset));
+        let ordinary =
+            SamplingSettings::parse(&twice, &check_variables()).unwrap().keeps(&trace(150, SpanStatus::Unset));
         assert!((ordinary.unwrap() - 0.505).abs() < 1e-12);
     }
 
     #[test]
     fn a_policy_type_it_cannot_evaluate_is_named() {
-        let composite = SOLVED.replace("type: status_code\n        status_code: {status_codes: [ERROR]}", "type: ottl_condition");
+        let composite =
+            SOLVED.replace("type: status_code\n        status_code: {status_codes: [ERROR]}", "type: ottl_condition");
         let settings = SamplingSettings::parse(&composite, &check_variables()).unwrap();
         assert_eq!(settings.policies[0].describe(), "errors (ottl_condition)");
         let error = settings.keeps(&trace(150, SpanStatus::Unset)).unwrap_err().to_string();

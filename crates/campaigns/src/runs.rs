@@ -45,9 +45,10 @@ pub fn mesh_one_sidecar_span(requests: usize, kafka: BrokerKind) -> Result<Check
         .into_iter()
         .find(|step| step.meta.stage == Some(StageKind::Mesh))
         .context("no step with the mesh stage")?;
-    let mut stage = MeshStage::with_shape(SpanShape::OneSidecarSpan);
+    let lesson = LessonCrate::solution(&step);
+    let mut stage = MeshStage::with_shape(&lesson.dir, SpanShape::OneSidecarSpan)?;
     let variant = Variant { name: Some(format!("{}-one-sidecar-span", step.name)), ..Default::default() };
-    let check = CheckOptions { lesson: LessonCrate::solution(&step), step, requests, kafka, concurrency: 8 };
+    let check = CheckOptions { lesson, step, requests, kafka, concurrency: 8 };
     run_staged(&check, &variant, Some(&mut stage))
 }
 

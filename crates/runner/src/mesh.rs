@@ -1,19 +1,22 @@
 //! Step 6's stage: Envoy (see [`crate::envoy`]) as a sidecar in front of the
-//! worker (gateway → Envoy → worker), tracing with OpenTelemetry and
-//! exporting straight to lineage; probes sent straight to Envoy show what it
+//! worker (gateway → Envoy → worker), configured by the step's lesson, the
+//! crate's `envoy.yaml`: once solved, tracing with OpenTelemetry and
+//! exporting straight to lineage. Probes sent straight to Envoy show what it
 //! does with a context it cannot use.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use anyhow::Context as _;
+use anyhow::{Context as _, bail};
 use serde_json::json;
 
-use crate::envoy::{ENVOY_SERVICE, ENVOY_VERSION, Envoy, EnvoyPorts, SpanShape, install_envoy, loopback_port};
+use crate::envoy::{
+    CONFIG_FILE, ENVOY_SERVICE, ENVOY_VERSION, Envoy, EnvoyPorts, SpanShape, install_envoy, loopback_port,
+};
 use crate::process::{free_port, poll_until_quiet, spinner};
 use stitch_judge::chain::{TraceHops, chain_above};
-use stitch_model::stage::mesh::{MeshData, Probe, ProbeKind};
+use stitch_model::stage::mesh::{MeshData, Probe, ProbeKind, WorkerParents};
 use stitch_model::{Order, StageData};
 
 use crate::stage::{Stage, StageEnv};
@@ -45,6 +48,8 @@ const PROBES: [ProbeCase; 2] = [
 
 /// Envoy between the gateway and the worker, and what it does with context.
 pub struct MeshStage {
+    /// The configuration Envoy starts from: the crate's `envoy.yaml`.
+    config: PathBuf,
     shape: SpanShape,
     binary: Option<PathBuf>,
     envoy: Option<Envoy>,
@@ -52,21 +57,19 @@ pub struct MeshStage {
     probe_error: Option<String>,
 }
 
-impl Default for MeshStage {
-    /// Envoy as the file configures it.
-    fn default() -> MeshStage {
-        MeshStage::new()
-    }
-}
-
 impl MeshStage {
-    pub fn new() -> MeshStage {
-        MeshStage::with_shape(SpanShape::FromTheFile)
+    /// Envoy as the `envoy.yaml` of the crate in `crate_dir` configures it.
+    pub fn new(crate_dir: &Path) -> anyhow::Result<MeshStage> {
+        MeshStage::with_shape(crate_dir, SpanShape::FromTheFile)
     }
 
     /// Envoy recording `shape`'s spans per request (the chapter measures both).
-    pub fn with_shape(shape: SpanShape) -> MeshStage {
-        MeshStage { shape, binary: None, envoy: None, probes: Vec::new(), probe_error: None }
+    pub fn with_shape(crate_dir: &Path, shape: SpanShape) -> anyhow::Result<MeshStage> {
+        let config = crate_dir.join(CONFIG_FILE);
+        if !config.is_file() {
+            bail!("{} is missing: Envoy starts from the step's {CONFIG_FILE}", config.display());
+        }
+        Ok(MeshStage { config, shape, binary: None, envoy: None, probes: Vec::new(), probe_error: None })
     }
 
     /// Sends the probes to Envoy before the baseline traffic, reads what
@@ -147,9 +150,30 @@ fn probe_result(
 
 /// The hops of one request from the gateway's client span to the worker's
 /// server span, or what is wrong with them.
-fn hop_chain(traces: &[lineage::TraceView]) -> Result<Vec<String>, String> {
-    let traces: Vec<TraceHops> = traces.iter().map(TraceHops::of).collect();
-    chain_above(&traces, "worker:server", &["envoy:client", "envoy:server", "gateway:client"])
+fn hop_chain(traces: &[TraceHops]) -> Result<Vec<String>, String> {
+    chain_above(traces, "worker:server", &["envoy:client", "envoy:server", "gateway:client"])
+}
+
+/// Counts, in `parents`, what the worker's server span of one request hangs from.
+fn count_worker_parent(traces: &[TraceHops], parents: &mut WorkerParents) {
+    let mut servers = traces
+        .iter()
+        .flat_map(|trace| trace.hops.iter().filter(|hop| hop.hop == "worker:server").map(move |hop| (trace, hop)));
+    let (Some((trace, server)), None) = (servers.next(), servers.next()) else {
+        parents.other += 1;
+        return;
+    };
+    let Some(parent_id) = server.parent_span_id.as_deref() else {
+        parents.root += 1;
+        return;
+    };
+    match trace.hops.iter().find(|hop| hop.span_id == parent_id).map(|hop| hop.hop.as_str()) {
+        None => parents.not_received += 1,
+        Some("envoy:client") => parents.envoy_client += 1,
+        Some("envoy:server") => parents.envoy_server += 1,
+        Some("gateway:client") => parents.gateway_client += 1,
+        Some(_) => parents.other += 1,
+    }
 }
 
 impl Stage for MeshStage {
@@ -167,7 +191,7 @@ impl Stage for MeshStage {
             lineage_otlp: loopback_port(&env.lineage_otlp)?,
         };
         let starting = spinner(format!("starting Envoy {ENVOY_VERSION} in front of the worker"));
-        let envoy = Envoy::start_with(&binary, ports, &env.logs.join("envoy"), self.shape);
+        let envoy = Envoy::start_with(&binary, &self.config, ports, &env.logs.join("envoy"), self.shape);
         starting.finish_and_clear();
         let envoy = envoy?;
         let listener = envoy.listener();
@@ -187,8 +211,11 @@ impl Stage for MeshStage {
         // Every request: gateway:client → envoy:server → envoy:client → worker:server.
         let mut chained = 0;
         let mut broken = Vec::new();
+        let mut worker_parents = WorkerParents::default();
         for order in orders {
-            match hop_chain(&lineage.request_traces(&order.order_id)) {
+            let traces: Vec<TraceHops> = lineage.request_traces(&order.order_id).iter().map(TraceHops::of).collect();
+            count_worker_parent(&traces, &mut worker_parents);
+            match hop_chain(&traces) {
                 Ok(_) => chained += 1,
                 Err(problem) => broken.push(format!("{}: {problem}", order.order_id)),
             }
@@ -201,10 +228,11 @@ impl Stage for MeshStage {
             chained_requests: chained,
             requests: orders.len(),
             not_chained: broken,
+            worker_parents,
             envoy_spans: spans,
             envoy_orphans: orphans,
-            envoy_spans_sent: envoy.counter("tracing.opentelemetry.spans_sent")?,
-            envoy_spans_dropped: envoy.counter("tracing.opentelemetry.spans_dropped")?,
+            envoy_spans_sent: envoy.listed_counter("tracing.opentelemetry.spans_sent")?,
+            envoy_spans_dropped: envoy.listed_counter("tracing.opentelemetry.spans_dropped")?,
             probe_error: self.probe_error.clone(),
             probes: self.probes.clone(),
             probe_traces_in_judged: PROBES.iter().map(|case| lineage.request_traces(&probe_key(*case)).len()).sum(),
@@ -224,5 +252,65 @@ impl Stage for MeshStage {
         if let Some(envoy) = self.envoy.take() {
             envoy.stop();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::Value;
+
+    /// Step 6's files as data, so that comments and layout do not count.
+    fn read(path: &std::path::Path) -> Value {
+        let text = std::fs::read_to_string(path).unwrap_or_else(|err| panic!("reading {}: {err}", path.display()));
+        serde_saphyr::from_str(&text).unwrap_or_else(|err| panic!("parsing {}: {err}", path.display()))
+    }
+
+    const CONNECTION_MANAGER: &str = "/static_resources/listeners/0/filter_chains/0/filters/0/typed_config";
+
+    fn remove(config: &mut Value, parent: &str, key: &str) {
+        let parent = config.pointer_mut(parent).and_then(Value::as_object_mut).expect("the parent is an object");
+        assert!(parent.remove(key).is_some(), "no {key} to remove");
+    }
+
+    fn without_the_exporters_cluster(config: &mut Value) {
+        let clusters = config.pointer_mut("/static_resources/clusters").and_then(Value::as_array_mut).unwrap();
+        let before = clusters.len();
+        clusters.retain(|cluster| cluster["name"] != "lineage_otlp");
+        assert_eq!(clusters.len(), before - 1, "the solution has one cluster lineage_otlp");
+    }
+
+    /// The shipped lesson and each named wrong fix are the solution with
+    /// only their own part changed: the files that must exist side by side
+    /// cannot drift apart.
+    #[test]
+    fn the_lesson_and_each_wrong_fix_differ_from_the_solution_only_where_they_should() {
+        let root = crate::project_root();
+        let solution = read(&root.join("solutions/step-06-mesh/envoy.yaml"));
+        let mistakes = root.join("solutions/step-06-mesh/mistakes");
+
+        let mut lesson = solution.clone();
+        remove(&mut lesson, CONNECTION_MANAGER, "tracing");
+        without_the_exporters_cluster(&mut lesson);
+        assert_eq!(read(&root.join("steps/step-06-mesh/envoy.yaml")), lesson, "the shipped lesson");
+
+        let mut no_tracing = solution.clone();
+        remove(&mut no_tracing, CONNECTION_MANAGER, "tracing");
+        assert_eq!(read(&mistakes.join("no-tracing/envoy.yaml")), no_tracing, "no-tracing");
+
+        let mut without_http2 = solution.clone();
+        remove(&mut without_http2, "/static_resources/clusters/1", "typed_extension_protocol_options");
+        assert_eq!(read(&mistakes.join("otlp-without-http2/envoy.yaml")), without_http2, "otlp-without-http2");
+
+        let mut one_span = solution.clone();
+        let spawn = one_span.pointer_mut(&format!("{CONNECTION_MANAGER}/tracing/spawn_upstream_span")).unwrap();
+        assert_eq!(*spawn, Value::Bool(true));
+        *spawn = Value::Bool(false);
+        assert_eq!(read(&mistakes.join("one-span/envoy.yaml")), one_span, "one-span");
+
+        let named: Vec<String> = std::fs::read_dir(&mistakes)
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name().into_string().unwrap())
+            .collect();
+        assert_eq!(named.len(), 3, "a wrong fix this test does not know: {named:?}");
     }
 }

@@ -10,7 +10,8 @@ pub use stitch_model::{StageData, StageKind};
 use crate::stage::Stage;
 
 /// The stage as a step's check runs it, for the crate in `crate_dir`
-/// (a lesson may be a file the stage reads, e.g. step 4's sampling.yaml).
+/// (a lesson may be a file the stage reads: step 4's sampling.yaml, step
+/// 6's envoy.yaml, step 7's allowlist.js).
 pub fn for_check(kind: StageKind, crate_dir: &std::path::Path) -> anyhow::Result<Box<dyn Stage>> {
     Ok(match kind {
         StageKind::TailSampling => {
@@ -23,7 +24,7 @@ pub fn for_check(kind: StageKind, crate_dir: &std::path::Path) -> anyhow::Result
         StageKind::SamplingCannotRepair => {
             anyhow::bail!("sampling-cannot-repair is not a step's stage: `cargo xtask sampling-cannot-repair` runs it")
         }
-        StageKind::Mesh => Box::new(crate::mesh::MeshStage::new()),
+        StageKind::Mesh => Box::new(crate::mesh::MeshStage::new(crate_dir)?),
         StageKind::Browser => Box::new(crate::browser::BrowserStage::new(crate_dir)?),
         StageKind::LongTrace => Box::new(crate::long_trace::LongTraceStage::check()),
     })

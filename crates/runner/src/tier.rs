@@ -61,8 +61,8 @@ impl Default for TierOptions {
             num_traces: 50_000,
             // Above what baseline traffic takes here, even with a backed-up
             // producer queue (seconds, when everything shares two cores).
-            slow_threshold: Duration::from_millis(4_000),
-            slow_delay: Duration::from_millis(5_000),
+            slow_threshold: stitch_model::sampling::CHECK_SLOW_THRESHOLD,
+            slow_delay: stitch_model::sampling::CHECK_SLOW_DELAY,
             spans_per_request: 6,
             tier2_overlays: Vec::new(),
             tier2_env: Vec::new(),
@@ -292,7 +292,7 @@ impl Stage for TierStage {
                     ("STITCH_COLLECTOR_NAME", name.to_owned()),
                     ("STITCH_DECISION_WAIT", format!("{}ms", self.options.decision_wait.as_millis())),
                     ("STITCH_NUM_TRACES", self.options.num_traces.to_string()),
-                    ("STITCH_SLOW_MS", self.options.slow_threshold.as_millis().to_string()),
+                    (stitch_model::sampling::SLOW_MS_VARIABLE, self.options.slow_threshold.as_millis().to_string()),
                 ];
                 for (key, value) in &self.options.tier2_env {
                     vars.push((key.as_str(), value.clone()));

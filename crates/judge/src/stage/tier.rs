@@ -10,18 +10,50 @@ use super::{Claim, StageVerdict};
 
 /// Probability the baseline policy keeps a trace.
 pub const BASELINE_RATIO: f64 = 0.01;
-/// Two-sided z for the kept-share tolerance: a correct tier fails it about
-/// once in a thousand runs.
-const Z_999: f64 = 3.29;
+/// The most chance, on each side, that a correct tier's count falls outside
+/// the tolerance: together at most once in ten thousand runs. A room of
+/// twenty runs some hundred correct checks of this step in a day; at this
+/// rate, fewer than one day in a hundred sees a right answer fail by chance.
+pub const BASELINE_TAIL: f64 = 5e-5;
 
 /// The counts of kept baseline traces a correct tier produces, out of
-/// `baseline` traces each kept with [`BASELINE_RATIO`]: the binomial mean
-/// ± [`Z_999`] standard deviations, whole traces inside it.
+/// `baseline` traces each kept with [`BASELINE_RATIO`]: the binomial
+/// distribution's own quantiles, each tail at most [`BASELINE_TAIL`]. Exact
+/// rather than the normal approximation, whose bounds are tighter than they
+/// claim on the upper side at this size (mean 20 out of 2000, ± 3.29 σ said
+/// one failure in a thousand runs and gave one in seven hundred).
 pub fn baseline_tolerance(baseline: usize) -> (usize, usize) {
-    let n = baseline as f64;
-    let mean = n * BASELINE_RATIO;
-    let spread = Z_999 * (n * BASELINE_RATIO * (1.0 - BASELINE_RATIO)).sqrt();
-    ((mean - spread).max(0.0).ceil() as usize, (mean + spread).floor() as usize)
+    let mut below = 0.0; // P(X < k)
+    let mut low = None;
+    for (k, pmf) in baseline_pmf(baseline).enumerate() {
+        if low.is_none() && below + pmf > BASELINE_TAIL {
+            low = Some(k);
+        }
+        below += pmf;
+        if 1.0 - below <= BASELINE_TAIL {
+            return (low.unwrap_or(k), k);
+        }
+    }
+    (low.unwrap_or(0), baseline)
+}
+
+/// The chance that a correct tier's count of `baseline` falls outside
+/// [`baseline_tolerance`]: the rate at which the claim fails a right answer.
+pub fn baseline_false_failure(baseline: usize) -> f64 {
+    let (low, high) = baseline_tolerance(baseline);
+    baseline_pmf(baseline).enumerate().filter(|(k, _)| *k < low || *k > high).map(|(_, pmf)| pmf).sum()
+}
+
+/// P(X = k) for k = 0..=n, X the count of `n` traces each kept with
+/// [`BASELINE_RATIO`]: from P(X = 0) = qⁿ by the ratio of successive terms,
+/// in logarithms so that no term underflows on the way.
+fn baseline_pmf(n: usize) -> impl Iterator<Item = f64> {
+    let (p, q) = (BASELINE_RATIO, 1.0 - BASELINE_RATIO);
+    (0..=n).scan(n as f64 * q.ln(), move |ln_pmf, k| {
+        let pmf = ln_pmf.exp();
+        *ln_pmf += ((n - k) as f64 / (k as f64 + 1.0) * p / q).ln();
+        Some(pmf)
+    })
 }
 
 const MIB: f64 = 1024.0 * 1024.0;
@@ -191,9 +223,13 @@ mod tests {
 
     #[test]
     fn the_baseline_tolerance_is_binomial_around_one_percent() {
-        // 2000 traces: mean 20, σ = √(2000 × 0.01 × 0.99) = 4.45, ± 3.29 σ = 14.6.
+        // 2000 traces: mean 20; P(X < 5) = 1.6e-5 and P(X > 39) = 4.8e-5
+        // (exact binomial sums, computed apart from this code).
         let (low, high) = baseline_tolerance(2000);
-        assert_eq!((low, high), (6, 34));
+        assert_eq!((low, high), (5, 39));
+        assert_eq!([1000, 200, 4000].map(baseline_tolerance), [(1, 24), (0, 9), (18, 67)]);
+        let false_failure = baseline_false_failure(2000);
+        assert!((false_failure - 6.40e-5).abs() < 0.01e-5, "{false_failure:e}");
         assert!((low..=high).contains(&20), "a correct tier keeps about 20");
         assert!(!(low..=high).contains(&0), "a tier that drops the baseline fails");
         assert!(!(low..=high).contains(&200), "a tier that keeps 10% fails");
@@ -208,7 +244,7 @@ mod tests {
         assert_eq!(verdict.claims.len(), 9);
         assert_eq!(
             claim(&verdict, "baseline traces kept").claim,
-            "baseline traces kept: 1% within a binomial tolerance [0, 6]"
+            "baseline traces kept: 1% within a binomial tolerance [0, 9]"
         );
         assert_eq!(claim(&verdict, "baseline traces kept").measured, "2 of 200 (1.00%), 198 dropped");
         assert_eq!(
@@ -256,7 +292,7 @@ mod tests {
         let mut data = stages::tier();
         data.baseline_total = 2000;
         data.baseline_kept = 200;
-        let measured = only_failure(&judge(&data), "baseline traces kept: 1% within a binomial tolerance [6, 34]");
+        let measured = only_failure(&judge(&data), "baseline traces kept: 1% within a binomial tolerance [5, 39]");
         assert_eq!(measured, "200 of 2000 (10.00%), 1800 dropped");
     }
 

@@ -38,6 +38,24 @@ pub struct Probe {
     pub dump: Option<String>,
 }
 
+/// Per request, the parent of the worker's server span: where each wrong
+/// Envoy configuration shows.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkerParents {
+    /// Envoy's CLIENT span: the chain the step expects.
+    pub envoy_client: usize,
+    /// Envoy's SERVER span: one Envoy span per request.
+    pub envoy_server: usize,
+    /// The gateway's CLIENT span: Envoy took no part in the trace.
+    pub gateway_client: usize,
+    /// A span lineage never received (Envoy's, when its export fails).
+    pub not_received: usize,
+    /// None: the worker's span is a root.
+    pub root: usize,
+    /// Another span, or not exactly one worker server span.
+    pub other: usize,
+}
+
 /// What step 6's stage measured.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct MeshData {
@@ -48,12 +66,14 @@ pub struct MeshData {
     pub chained_requests: usize,
     pub requests: usize,
     pub not_chained: Vec<String>,
+    pub worker_parents: WorkerParents,
     /// Envoy's row in lineage's report: 0 spans when lineage received none.
     pub envoy_spans: u64,
     pub envoy_orphans: u64,
-    /// Envoy's own counters, read from its admin API.
-    pub envoy_spans_sent: u64,
-    pub envoy_spans_dropped: u64,
+    /// Envoy's own counters, read from its admin API; `None` when Envoy
+    /// lists none: it has no OpenTelemetry tracer.
+    pub envoy_spans_sent: Option<u64>,
+    pub envoy_spans_dropped: Option<u64>,
     /// Why the probes could not run, when they could not.
     pub probe_error: Option<String>,
     pub probes: Vec<Probe>,

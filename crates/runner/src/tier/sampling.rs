@@ -6,8 +6,8 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use anyhow::{Context as _, Result, bail};
-use serde::Deserialize;
+use anyhow::{Context as _, Result};
+use stitch_model::sampling::{CHECK_SLOW_THRESHOLD, SLOW_MS_VARIABLE, SamplingSettings};
 
 /// The file a step's crate carries when its lesson includes the tier's
 /// sampling settings.
@@ -23,30 +23,6 @@ pub struct LearnerSampling {
     pub policies: Vec<String>,
 }
 
-#[derive(Deserialize)]
-struct File {
-    processors: Processors,
-}
-
-#[derive(Deserialize)]
-struct Processors {
-    tail_sampling: TailSampling,
-}
-
-#[derive(Deserialize)]
-struct TailSampling {
-    decision_wait: String,
-    num_traces: u64,
-    policies: Vec<Policy>,
-}
-
-#[derive(Deserialize)]
-struct Policy {
-    name: String,
-    #[serde(rename = "type")]
-    kind: String,
-}
-
 impl LearnerSampling {
     /// `dir/sampling.yaml`, or `None` when the step has no such file.
     pub fn find(dir: &Path) -> Result<Option<LearnerSampling>> {
@@ -58,45 +34,18 @@ impl LearnerSampling {
         LearnerSampling::parse(&text, &path).map(Some)
     }
 
+    /// The settings as the check runs them: `${env:STITCH_SLOW_MS}` is the
+    /// check's slow threshold.
     fn parse(text: &str, path: &Path) -> Result<LearnerSampling> {
-        let file: File = serde_saphyr::from_str(text).with_context(|| {
-            format!(
-                "{} is not the tier's sampling settings: it needs processors.tail_sampling with \
-                 decision_wait, num_traces and policies",
-                path.display()
-            )
-        })?;
-        let settings = file.processors.tail_sampling;
-        if settings.num_traces == 0 {
-            bail!("{}: num_traces is 0: the tier could hold no trace", path.display());
-        }
-        if settings.policies.is_empty() {
-            bail!("{}: no policy: the tier would keep nothing", path.display());
-        }
-        let decision_wait = parse_duration(&settings.decision_wait)
-            .with_context(|| format!("{}: decision_wait {:?}", path.display(), settings.decision_wait))?;
+        let threshold = (SLOW_MS_VARIABLE, CHECK_SLOW_THRESHOLD.as_millis().to_string());
+        let settings = SamplingSettings::parse(text, &[threshold]).with_context(|| format!("in {}", path.display()))?;
         Ok(LearnerSampling {
             path: path.to_owned(),
-            decision_wait,
+            decision_wait: settings.decision_wait,
             num_traces: settings.num_traces,
-            policies: settings
-                .policies
-                .into_iter()
-                .map(|policy| format!("{} ({})", policy.name, policy.kind))
-                .collect(),
+            policies: settings.policies.iter().map(|policy| policy.describe()).collect(),
         })
     }
-}
-
-/// A collector duration as a person writes one in this tier: `500ms`, `10s`,
-/// `2m`. The collector (Go) wants the unit written, where lineage's parser
-/// would read a bare number as seconds.
-fn parse_duration(text: &str) -> Result<Duration> {
-    let unit = text.trim().trim_start_matches(|c: char| c.is_ascii_digit() || c == '.');
-    if !matches!(unit, "ms" | "s" | "m") {
-        bail!("unit {unit:?}: use ms, s or m");
-    }
-    lineage::parse_duration(text).map_err(anyhow::Error::msg)
 }
 
 #[cfg(test)]
@@ -132,13 +81,5 @@ processors:
         let no_policy = SOLVED.split("    policies:").next().unwrap().to_owned() + "    policies: []\n";
         let error = LearnerSampling::parse(&no_policy, Path::new("sampling.yaml")).unwrap_err();
         assert!(format!("{error:#}").contains("no policy"), "{error:#}");
-    }
-
-    #[test]
-    fn durations_are_read_with_their_unit() {
-        assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
-        assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
-        assert!(parse_duration("10").is_err());
-        assert!(parse_duration("10h").is_err());
     }
 }

@@ -1,0 +1,360 @@
+//! Step 4's tail-sampling settings (`sampling.yaml`, layered last over
+//! `infra/collector/tier2.yaml`), as the check reads them before a collector
+//! starts, and the collector's policies evaluated on one whole trace, as
+//! the step's fast test judges them without a collector.
+
+use std::time::Duration;
+
+use anyhow::{Context as _, Result, bail};
+use serde::Deserialize;
+
+/// The `slow` policy's threshold the check sets (`STITCH_SLOW_MS`): above
+/// what an ordinary request takes on a loaded two-core machine.
+pub const CHECK_SLOW_THRESHOLD: Duration = Duration::from_millis(4_000);
+/// How much slower the check makes its injected slow request.
+pub const CHECK_SLOW_DELAY: Duration = Duration::from_millis(5_000);
+/// The variable the check sets to [`CHECK_SLOW_THRESHOLD`], in milliseconds.
+pub const SLOW_MS_VARIABLE: &str = "STITCH_SLOW_MS";
+
+/// What tier 2 is told to do.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SamplingSettings {
+    pub decision_wait: Duration,
+    pub num_traces: u64,
+    /// In the file's order.
+    pub policies: Vec<Policy>,
+}
+
+/// One policy: its name (the collector counts its decisions by it) and what it keeps.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Policy {
+    pub name: String,
+    pub rule: Rule,
+}
+
+/// What a policy keeps, for the types step 4 teaches.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Rule {
+    /// A trace with a span whose status is one of these (`OK`, `ERROR`, `UNSET`).
+    StatusCode(Vec<String>),
+    /// A trace lasting at least `threshold_ms` (and at most `upper_threshold_ms`, when set).
+    Latency { threshold_ms: u64, upper_threshold_ms: Option<u64> },
+    /// This share of traces, by a hash of the trace id.
+    Probabilistic { percentage: f64 },
+    /// A type this model does not evaluate; the collector may well run it.
+    Other(String),
+}
+
+impl Policy {
+    /// `name (type)`, as the check lists the policies.
+    pub fn describe(&self) -> String {
+        let kind = match &self.rule {
+            Rule::StatusCode(_) => "status_code",
+            Rule::Latency { .. } => "latency",
+            Rule::Probabilistic { .. } => "probabilistic",
+            Rule::Other(kind) => kind,
+        };
+        format!("{} ({kind})", self.name)
+    }
+}
+
+#[derive(Deserialize)]
+struct File {
+    processors: Processors,
+}
+
+#[derive(Deserialize)]
+struct Processors {
+    tail_sampling: TailSampling,
+}
+
+#[derive(Deserialize)]
+struct TailSampling {
+    decision_wait: String,
+    num_traces: u64,
+    policies: Vec<PolicyEntry>,
+}
+
+#[derive(Deserialize)]
+struct PolicyEntry {
+    name: String,
+    #[serde(rename = "type")]
+    kind: String,
+    status_code: Option<StatusCodeConfig>,
+    latency: Option<LatencyConfig>,
+    probabilistic: Option<ProbabilisticConfig>,
+}
+
+#[derive(Deserialize)]
+struct StatusCodeConfig {
+    status_codes: Vec<String>,
+}
+
+#[derive(Deserialize)]
+struct LatencyConfig {
+    threshold_ms: u64,
+    #[serde(default)]
+    upper_threshold_ms: Option<u64>,
+}
+
+#[derive(Deserialize)]
+struct ProbabilisticConfig {
+    sampling_percentage: f64,
+}
+
+impl SamplingSettings {
+    /// The settings in `text`, with `${env:NAME}` (or `${env:NAME:-default}`)
+    /// replaced as the collector would, from `variables`. An error names
+    /// what is missing or wrong; a variable the check does not set is one.
+    pub fn parse(text: &str, variables: &[(&str, String)]) -> Result<SamplingSettings> {
+        let expanded = expand(text, variables)?;
+        let file: File = serde_saphyr::from_str(&expanded).context(
+            "this is not the tier's sampling settings: it needs processors.tail_sampling with decision_wait, \
+             num_traces and policies, each policy with its type's settings",
+        )?;
+        let settings = file.processors.tail_sampling;
+        if settings.num_traces == 0 {
+            bail!("num_traces is 0: the tier could hold no trace");
+        }
+        if settings.policies.is_empty() {
+            bail!("no policy: the tier would keep nothing");
+        }
+        let decision_wait = parse_duration(&settings.decision_wait)
+            .with_context(|| format!("decision_wait {:?}", settings.decision_wait))?;
+        let policies = settings.policies.into_iter().map(Policy::from_entry).collect::<Result<_>>()?;
+        Ok(SamplingSettings { decision_wait, num_traces: settings.num_traces, policies })
+    }
+
+    /// The chance (0 to 1) that tier 2 keeps `trace`: 1 when a policy that
+    /// decides on what the trace shows keeps it, else the chance that one
+    /// of the probabilistic policies does. The collector keeps a trace when
+    /// any policy says so.
+    pub fn keeps(&self, trace: &Trace) -> Result<f64> {
+        let mut dropped_by_chance = 1.0;
+        for policy in &self.policies {
+            match &policy.rule {
+                Rule::StatusCode(codes) => {
+                    if trace
+                        .spans
+                        .iter()
+                        .any(|span| codes.iter().any(|code| code.eq_ignore_ascii_case(span.status.as_str())))
+                    {
+                        return Ok(1.0);
+                    }
+                }
+                Rule::Latency { threshold_ms, upper_threshold_ms } => {
+                    let lasted = trace.duration_ms();
+                    if lasted >= *threshold_ms && upper_threshold_ms.is_none_or(|upper| lasted <= upper) {
+                        return Ok(1.0);
+                    }
+                }
+                Rule::Probabilistic { percentage } => dropped_by_chance *= 1.0 - (percentage / 100.0).clamp(0.0, 1.0),
+                Rule::Other(kind) => bail!(
+                    "policy `{}` is of type {kind}, which this test does not evaluate (it reads status_code, latency \
+                     and probabilistic); `cargo xtask check step-4` runs the collector on it",
+                    policy.name
+                ),
+            }
+        }
+        Ok(1.0 - dropped_by_chance)
+    }
+}
+
+impl Policy {
+    fn from_entry(entry: PolicyEntry) -> Result<Policy> {
+        let missing = |key: &str| format!("policy `{}` of type {} has no `{key}` settings", entry.name, entry.kind);
+        let rule = match entry.kind.as_str() {
+            "status_code" => Rule::StatusCode(entry.status_code.with_context(|| missing("status_code"))?.status_codes),
+            "latency" => {
+                let latency = entry.latency.with_context(|| missing("latency"))?;
+                Rule::Latency { threshold_ms: latency.threshold_ms, upper_threshold_ms: latency.upper_threshold_ms }
+            }
+            "probabilistic" => Rule::Probabilistic {
+                percentage: entry.probabilistic.with_context(|| missing("probabilistic"))?.sampling_percentage,
+            },
+            other => Rule::Other(other.to_owned()),
+        };
+        Ok(Policy { name: entry.name, rule })
+    }
+}
+
+/// `text` with each `${env:NAME}` and `${env:NAME:-default}` replaced.
+fn expand(text: &str, variables: &[(&str, String)]) -> Result<String> {
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(at) = rest.find("${env:") {
+        out.push_str(&rest[..at]);
+        let reference = &rest[at + "${env:".len()..];
+        let end = reference.find('}').context("a `${env:` reference without its closing `}`")?;
+        let (name, default) = match reference[..end].split_once(":-") {
+            Some((name, default)) => (name, Some(default)),
+            None => (&reference[..end], None),
+        };
+        match (variables.iter().find(|(known, _)| *known == name), default) {
+            (Some((_, value)), _) => out.push_str(value),
+            (None, Some(default)) => out.push_str(default),
+            (None, None) => {
+                let set: Vec<&str> = variables.iter().map(|(name, _)| *name).collect();
+                bail!("${{env:{name}}}: the check does not set {name} (it sets {})", set.join(", "))
+            }
+        }
+        rest = &reference[end + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+/// A collector duration as a person writes one in this tier: `500ms`, `10s`,
+/// `2m`. The collector (Go) wants the unit written, where lineage's parser
+/// would read a bare number as seconds.
+pub fn parse_duration(text: &str) -> Result<Duration> {
+    let unit = text.trim().trim_start_matches(|c: char| c.is_ascii_digit() || c == '.');
+    if !matches!(unit, "ms" | "s" | "m") {
+        bail!("unit {unit:?}: use ms, s or m");
+    }
+    lineage::parse_duration(text).map_err(anyhow::Error::msg)
+}
+
+/// One trace as tier 2 sees it when it decides: every span, whole.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Trace {
+    pub spans: Vec<TraceSpan>,
+}
+
+/// What the policies read of a span.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TraceSpan {
+    pub service: String,
+    pub name: String,
+    pub status: SpanStatus,
+    pub start_ms: u64,
+    pub end_ms: u64,
+}
+
+/// An OpenTelemetry span status code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SpanStatus {
+    Unset,
+    Ok,
+    Error,
+}
+
+impl SpanStatus {
+    /// As the collector's `status_code` policy names it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SpanStatus::Unset => "UNSET",
+            SpanStatus::Ok => "OK",
+            SpanStatus::Error => "ERROR",
+        }
+    }
+}
+
+impl Trace {
+    /// From its first span's start to its last span's end.
+    pub fn duration_ms(&self) -> u64 {
+        let start = self.spans.iter().map(|span| span.start_ms).min().unwrap_or_default();
+        let end = self.spans.iter().map(|span| span.end_ms).max().unwrap_or_default();
+        end.saturating_sub(start)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SOLVED: &str = r"
+processors:
+  tail_sampling:
+    decision_wait: 10s
+    num_traces: 4400
+    policies:
+      - name: errors
+        type: status_code
+        status_code: {status_codes: [ERROR]}
+      - name: slow
+        type: latency
+        latency: {threshold_ms: ${env:STITCH_SLOW_MS}}
+      - name: baseline
+        type: probabilistic
+        probabilistic: {sampling_percentage: 1}
+";
+
+    fn check_variables() -> Vec<(&'static str, String)> {
+        vec![(SLOW_MS_VARIABLE, CHECK_SLOW_THRESHOLD.as_millis().to_string())]
+    }
+
+    fn trace(lasting_ms: u64, status: SpanStatus) -> Trace {
+        let span = |name: &str, status, end_ms| TraceSpan {
+            service: "worker".to_owned(),
+            name: name.to_owned(),
+            status,
+            start_ms: 1_000,
+            end_ms,
+        };
+        Trace { spans: vec![span("root", SpanStatus::Unset, 1_000 + lasting_ms), span("leaf", status, 1_010)] }
+    }
+
+    #[test]
+    fn reads_the_settings_with_the_checks_variables() {
+        let settings = SamplingSettings::parse(SOLVED, &check_variables()).unwrap();
+        assert_eq!(settings.decision_wait, Duration::from_secs(10));
+        assert_eq!(settings.num_traces, 4400);
+        let described: Vec<String> = settings.policies.iter().map(Policy::describe).collect();
+        assert_eq!(described, ["errors (status_code)", "slow (latency)", "baseline (probabilistic)"]);
+        assert_eq!(settings.policies[1].rule, Rule::Latency { threshold_ms: 4000, upper_threshold_ms: None });
+    }
+
+    #[test]
+    fn a_variable_the_check_does_not_set_is_an_error_unless_it_has_a_default() {
+        let error = SamplingSettings::parse(SOLVED, &[]).unwrap_err().to_string();
+        assert!(error.contains("the check does not set STITCH_SLOW_MS"), "{error}");
+        let defaulted = SOLVED.replace("${env:STITCH_SLOW_MS}", "${env:STITCH_SLOW_MS:-2000}");
+        let settings = SamplingSettings::parse(&defaulted, &[]).unwrap();
+        assert_eq!(settings.policies[1].rule, Rule::Latency { threshold_ms: 2000, upper_threshold_ms: None });
+    }
+
+    #[test]
+    fn a_file_without_the_settings_names_what_is_missing() {
+        let error = SamplingSettings::parse("processors:\n  batch: {}\n", &[]).unwrap_err();
+        assert!(format!("{error:#}").contains("processors.tail_sampling"), "{error:#}");
+        let no_policy = SOLVED.split("    policies:").next().unwrap().to_owned() + "    policies: []\n";
+        let error = SamplingSettings::parse(&no_policy, &[]).unwrap_err();
+        assert!(format!("{error:#}").contains("no policy"), "{error:#}");
+        let bare = SOLVED.replace("        latency: {threshold_ms: ${env:STITCH_SLOW_MS}}\n", "");
+        let error = SamplingSettings::parse(&bare, &check_variables()).unwrap_err();
+        assert!(format!("{error:#}").contains("policy `slow` of type latency has no `latency` settings"), "{error:#}");
+    }
+
+    #[test]
+    fn durations_are_read_with_their_unit() {
+        assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
+        assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
+        assert!(parse_duration("10").is_err());
+        assert!(parse_duration("10h").is_err());
+    }
+
+    #[test]
+    fn a_trace_is_kept_for_its_error_or_its_length_and_otherwise_by_chance() {
+        let settings = SamplingSettings::parse(SOLVED, &check_variables()).unwrap();
+        assert_eq!(settings.keeps(&trace(150, SpanStatus::Error)).unwrap(), 1.0);
+        assert_eq!(settings.keeps(&trace(5_100, SpanStatus::Unset)).unwrap(), 1.0);
+        let ordinary = settings.keeps(&trace(150, SpanStatus::Unset)).unwrap();
+        assert!((ordinary - 0.01).abs() < 1e-12, "{ordinary}");
+        // Two probabilistic policies: kept unless both drop it.
+        let twice = SOLVED.replace("sampling_percentage: 1}", "sampling_percentage: 1}\n      - {name: more, type: probabilistic, probabilistic: {sampling_percentage: 50}}");
+        let ordinary =
+            SamplingSettings::parse(&twice, &check_variables()).unwrap().keeps(&trace(150, SpanStatus::Unset));
+        assert!((ordinary.unwrap() - 0.505).abs() < 1e-12);
+    }
+
+    #[test]
+    fn a_policy_type_it_cannot_evaluate_is_named() {
+        let composite =
+            SOLVED.replace("type: status_code\n        status_code: {status_codes: [ERROR]}", "type: ottl_condition");
+        let settings = SamplingSettings::parse(&composite, &check_variables()).unwrap();
+        assert_eq!(settings.policies[0].describe(), "errors (ottl_condition)");
+        let error = settings.keeps(&trace(150, SpanStatus::Unset)).unwrap_err().to_string();
+        assert!(error.contains("policy `errors` is of type ottl_condition"), "{error}");
+    }
+}

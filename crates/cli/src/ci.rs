@@ -266,6 +266,21 @@ pub fn run(kafka: &str, requests: usize, no_tests: bool) -> anyhow::Result<ExitC
         clock.lap(name);
         proofs.push(Proof { name: name.to_owned(), problems });
     }
+    {
+        // Reported, not judged: what tracing costs on a shared CI machine is
+        // a figure to read, not a claim. Only a run that cannot measure fails.
+        let name = "overhead --short on tansu: runs and reports (figures not judged)";
+        eprintln!("\n── {name}");
+        let problems = match crate::overhead::measure(&crate::overhead::Args::short()) {
+            Ok(report) => {
+                crate::overhead::print(&report);
+                vec![]
+            }
+            Err(err) => vec![format!("the overhead run failed: {err:#}")],
+        };
+        clock.lap(name);
+        proofs.push(Proof { name: name.to_owned(), problems });
+    }
     if brokers.contains(&crate::report::KAFKA) && requests == crate::report::REQUESTS {
         let mut problems = crate::report::stale(&runs);
         problems.extend(crate::report::stale_gate_checks(&gate_checks));

@@ -135,6 +135,11 @@ impl Services {
             .with_context(|| format!("no service {role:?}"))
     }
 
+    /// The process ids of `role`'s current process.
+    pub fn pids(&self, role: &str) -> anyhow::Result<Vec<u32>> {
+        Ok(self.member(role)?.child.pids())
+    }
+
     /// Each role's current log file.
     pub fn log_files(&self) -> Vec<(&'static str, std::path::PathBuf)> {
         self.members.iter().map(|member| (member.launch.role(), member.log.clone())).collect()
@@ -350,8 +355,38 @@ pub fn with_flow<T>(
     name: &str,
     drive: impl FnOnce(&mut Flow<'_>) -> anyhow::Result<T>,
 ) -> anyhow::Result<T> {
+    with_flow_built(step, kafka, name, Profile::Dev, drive)
+}
+
+/// How the services of a flow are compiled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Profile {
+    /// What the checks run: the build a learner's edit makes.
+    Dev,
+    /// What a team deploys: what a measurement of their cost needs.
+    Release,
+}
+
+/// [`with_flow`], with the services built in `profile`.
+pub fn with_flow_built<T>(
+    step: &Step,
+    kafka: BrokerKind,
+    name: &str,
+    profile: Profile,
+    drive: impl FnOnce(&mut Flow<'_>) -> anyhow::Result<T>,
+) -> anyhow::Result<T> {
     let package = step.package(true);
-    cargo_build(&[&package])?;
+    let binary = match profile {
+        Profile::Dev => {
+            cargo_build(&[&package])?;
+            binary(&package)
+        }
+        Profile::Release => {
+            crate::process::cargo_build_release(&[&package])?;
+            crate::process::target_dir().join("release").join(&package)
+        }
+    };
     build_broker()?;
     let logs = log_dir(name);
     std::fs::create_dir_all(&logs)?;
@@ -373,7 +408,7 @@ pub fn with_flow<T>(
             runtime: &runtime,
         };
         let starting = spinner(format!("starting {package} (gateway, worker, consumer)"));
-        let services = Services::start(&binary(&package), &env.lineage_otlp, broker.bootstrap(), &env, &[], None);
+        let services = Services::start(&binary, &env.lineage_otlp, broker.bootstrap(), &env, &[], None);
         starting.finish_and_clear();
         let services = match services {
             Ok(services) => services,

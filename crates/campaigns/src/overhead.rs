@@ -134,6 +134,8 @@ pub struct OverheadReport {
     pub spans_per_request: f64,
     pub climbs: Vec<SaturationResult>,
     pub elapsed_seconds: f64,
+    /// The machine's 1-minute load average before and after the run.
+    pub load_average: (f64, f64),
 }
 
 /// Runs the rounds (and climbs) on a freshly started final flow.
@@ -147,6 +149,7 @@ pub fn run(options: &OverheadOptions) -> anyhow::Result<OverheadReport> {
     let spans_per_request = step.full_expectation()?.spans_per_request;
     crate::check::with_flow_built(&step, kafka, "overhead", options.profile, |flow| {
         let started = std::time::Instant::now();
+        let load_before = crate::proc_stat::load_average()?;
         pin_flow(flow, options.services_core, &options.others)?;
         let mut rounds = Vec::new();
         for index in 0..options.rounds {
@@ -173,7 +176,9 @@ pub fn run(options: &OverheadOptions) -> anyhow::Result<OverheadReport> {
             )?);
             ready(flow)?;
         }
-        summarise(options, rounds, climbs, started.elapsed().as_secs_f64())
+        let mut report = summarise(options, rounds, climbs, started.elapsed().as_secs_f64())?;
+        report.load_average = (load_before, crate::proc_stat::load_average()?);
+        Ok(report)
     })
 }
 
@@ -384,6 +389,7 @@ fn summarise(
         spans_per_request: round_to(gateway_spans + worker_spans, 2),
         climbs,
         elapsed_seconds,
+        load_average: (0.0, 0.0),
     })
 }
 

@@ -17,7 +17,7 @@ use serde::Serialize;
 use stitch_components::otelcol::{COLLECTOR_VERSION, Metrics, collector_config_dir, install_collector};
 use stitch_components::process::{Child, cargo, free_port, http_get, wait_until};
 
-use stitch_components::proc_stat::{Cores, cpu_seconds, peak_rss_kib};
+use stitch_components::proc_stat::{Cores, cpu_seconds, load_average, peak_rss_kib};
 use stitch_otlp_replay::{Sent, Template};
 
 /// A receiver below this share of its core was not saturated.
@@ -129,6 +129,8 @@ struct Load {
     request_bytes: usize,
     cores: Cores,
     collector: String,
+    /// The machine's 1-minute load average before and after the runs.
+    load_average: (f64, f64),
 }
 
 pub fn run(args: &Args) -> Result<ExitCode> {
@@ -153,6 +155,7 @@ pub fn run(args: &Args) -> Result<ExitCode> {
         request_bytes: template.len(),
         cores,
         collector: format!("otelcol {COLLECTOR_VERSION}"),
+        load_average: (load_average()?, 0.0),
     };
     let logs = stitch_paths::run_dir().join("ingest-bench");
     let mut runs: Vec<(ReceiverKind, Vec<Intake>)> = kinds.iter().map(|&kind| (kind, Vec::new())).collect();
@@ -166,6 +169,8 @@ pub fn run(args: &Args) -> Result<ExitCode> {
             intakes.push(measure(receiver, &replay, args, &load, &logs)?);
         }
     }
+    let mut load = load;
+    load.load_average.1 = load_average()?;
     let receivers: Vec<ReceiverResult> = runs
         .into_iter()
         .map(|(receiver, runs)| ReceiverResult {
@@ -257,6 +262,10 @@ fn markdown(c: &Comparison) -> String {
     if let Some(ratio) = c.ratio {
         out.push_str(&format!("\nlineage / collector, median spans per CPU-second: ×{ratio:.2}\n"));
     }
+    out.push_str(&format!(
+        "\nThe machine's load average was {:.2} at the start and {:.2} at the end.\n",
+        load.load_average.0, load.load_average.1
+    ));
     out
 }
 

@@ -259,6 +259,9 @@ fn markdown(report: &OverheadReport) -> String {
     for (title, table) in tables(report) {
         out.push_str(&format!("\n{title}\n\n{}\n", table.markdown()));
     }
-    out.push_str(&format!("\n{:.0} s in all.\n", report.elapsed_seconds));
+    out.push_str(&format!(
+        "\n{:.0} s in all; the machine's load average was {:.2} at the start and {:.2} at the end.\n",
+        report.elapsed_seconds, report.load_average.0, report.load_average.1
+    ));
     out
 }

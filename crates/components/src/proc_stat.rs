@@ -34,6 +34,16 @@ fn parse_vm_hwm(status: &str) -> Option<u64> {
     line.trim_start_matches("VmHWM:").trim().strip_suffix("kB")?.trim().parse().ok()
 }
 
+/// The 1-minute load average (`/proc/loadavg`): how busy the machine was
+/// around a measurement, written beside its figures.
+pub fn load_average() -> anyhow::Result<f64> {
+    let text = std::fs::read_to_string("/proc/loadavg").context("reading /proc/loadavg")?;
+    text.split_whitespace()
+        .next()
+        .and_then(|first| first.parse().ok())
+        .with_context(|| format!("unexpected /proc/loadavg: {text:?}"))
+}
+
 /// Fails with how to get it when `taskset` (util-linux) is missing.
 pub fn require_taskset() -> anyhow::Result<()> {
     match duct::cmd!("taskset", "--version").stdin_null().stdout_null().stderr_null().unchecked().run() {
@@ -105,5 +115,6 @@ mod tests {
         assert!(cpu_seconds(pid).unwrap() >= 0.0);
         assert!(peak_rss_kib(pid).unwrap() > 0);
         assert!(cpu_seconds(u32::MAX).is_err(), "a process that does not exist is an error, not zero");
+        assert!(load_average().unwrap() >= 0.0);
     }
 }

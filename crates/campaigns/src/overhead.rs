@@ -96,7 +96,7 @@ impl Spread {
         }
         values.sort_by(f64::total_cmp);
         let n = values.len();
-        let median = if n % 2 == 1 { values[n / 2] } else { (values[n / 2 - 1] + values[n / 2]) / 2.0 };
+        let median = if !n.is_multiple_of(2) { values[n / 2] } else { (values[n / 2 - 1] + values[n / 2]) / 2.0 };
         Some(Spread { min: values[0], median, max: values[n - 1] })
     }
 }
@@ -140,7 +140,7 @@ pub struct OverheadReport {
 
 /// Runs the rounds (and climbs) on a freshly started final flow.
 pub fn run(options: &OverheadOptions) -> anyhow::Result<OverheadReport> {
-    if options.rounds < 2 || options.rounds % 2 != 0 {
+    if options.rounds < 2 || !options.rounds.is_multiple_of(2) {
         bail!("--rounds {}: an even number, at least 2 (as many with tracing on as off)", options.rounds);
     }
     options.rate.validate()?;
@@ -446,6 +446,14 @@ mod tests {
         // Pairs (1.1/1.0, 1.3/1.2).
         assert!((report.ratios.latency_p50.min - 1.3 / 1.2).abs() < 1e-9);
         assert!((report.ratios.latency_p50.max - 1.1).abs() < 1e-9);
+    }
+
+    #[test]
+    fn spreads_are_min_median_max() {
+        assert_eq!(Spread::of([3.0, 1.0, 2.0]), Some(Spread { min: 1.0, median: 2.0, max: 3.0 }));
+        assert_eq!(Spread::of([4.0, 1.0]), Some(Spread { min: 1.0, median: 2.5, max: 4.0 }));
+        assert_eq!(Spread::of([]), None);
+        assert_eq!(Spread::of([f64::NAN, 2.0]), Some(Spread { min: 2.0, median: 2.0, max: 2.0 }));
     }
 
     #[test]

@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use anyhow::{Context as _, Result, bail};
 use serde::Serialize;
+use stitch_campaigns::overhead::Spread;
 use stitch_components::otelcol::{COLLECTOR_VERSION, Metrics, collector_config_dir, install_collector};
 use stitch_components::process::{Child, cargo, free_port, http_get, wait_until};
 
@@ -77,27 +78,6 @@ pub struct Intake {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub spans_classified: Option<u64>,
     pub requests: u64,
-}
-
-/// Min, median and max of one figure over the runs.
-#[derive(Debug, Clone, Copy, Serialize, PartialEq)]
-pub struct Spread {
-    pub min: f64,
-    pub median: f64,
-    pub max: f64,
-}
-
-impl Spread {
-    pub fn of(values: impl IntoIterator<Item = f64>) -> Option<Spread> {
-        let mut values: Vec<f64> = values.into_iter().collect();
-        if values.is_empty() {
-            return None;
-        }
-        values.sort_by(f64::total_cmp);
-        let n = values.len();
-        let median = if n % 2 == 1 { values[n / 2] } else { (values[n / 2 - 1] + values[n / 2]) / 2.0 };
-        Some(Spread { min: values[0], median, max: values[n - 1] })
-    }
 }
 
 #[derive(Debug, Serialize)]
@@ -192,13 +172,13 @@ pub fn run(args: &Args) -> Result<ExitCode> {
     } else {
         println!("{}", markdown(&comparison));
     }
-    let unsaturated: Vec<String> = comparison
-        .receivers
-        .iter()
-        .flat_map(|r| r.runs.iter().map(move |run| (r.receiver, run)))
-        .filter(|(_, run)| run.cpu_percent < SATURATED_PERCENT)
-        .map(|(kind, run)| format!("{kind:?} at {:.0}% of its core", run.cpu_percent))
-        .collect();
+    // The book gets the runs either way, and says whether they count.
+    if args.book {
+        let path = stitch_paths::project_root().join("book").join("src").join(BOOK_FILE);
+        std::fs::write(&path, markdown(&comparison)).with_context(|| format!("writing {}", path.display()))?;
+        eprintln!("wrote {}", path.display());
+    }
+    let unsaturated = unsaturated(&comparison);
     if !unsaturated.is_empty() {
         eprintln!(
             "ingest-bench: not saturated ({}): the load did not keep the receiver's core busy, or another \
@@ -207,12 +187,17 @@ pub fn run(args: &Args) -> Result<ExitCode> {
         );
         return Ok(ExitCode::FAILURE);
     }
-    if args.book {
-        let path = stitch_paths::project_root().join("book").join("src").join(BOOK_FILE);
-        std::fs::write(&path, markdown(&comparison)).with_context(|| format!("writing {}", path.display()))?;
-        eprintln!("wrote {}", path.display());
-    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The runs whose receiver used less than [`SATURATED_PERCENT`] of its core.
+fn unsaturated(c: &Comparison) -> Vec<String> {
+    c.receivers
+        .iter()
+        .flat_map(|r| r.runs.iter().map(move |run| (r.receiver, run)))
+        .filter(|(_, run)| run.cpu_percent < SATURATED_PERCENT)
+        .map(|(kind, run)| format!("{kind:?} at {:.0}% of its core", run.cpu_percent))
+        .collect()
 }
 
 fn markdown(c: &Comparison) -> String {
@@ -266,6 +251,17 @@ fn markdown(c: &Comparison) -> String {
         "\nThe machine's load average was {:.2} at the start and {:.2} at the end.\n",
         load.load_average.0, load.load_average.1
     ));
+    let unsaturated = unsaturated(c);
+    if unsaturated.is_empty() {
+        out.push_str(&format!("Every run kept its receiver's core at least {SATURATED_PERCENT:.0}% busy.\n"));
+    } else {
+        out.push_str(&format!(
+            "**Not saturated** ({}): the load did not keep the receiver's core {SATURATED_PERCENT:.0}% busy, or \
+             another process shared that core. These are the receivers' spans per CPU-second at part of a core, \
+             not their rate at a full one; run `cargo xtask ingest-bench --book` on a quiet machine.\n",
+            unsaturated.join(", ")
+        ));
+    }
     out
 }
 
@@ -492,10 +488,7 @@ mod tests {
     }
 
     #[test]
-    fn spreads_and_thousands() {
-        assert_eq!(Spread::of([3.0, 1.0, 2.0]), Some(Spread { min: 1.0, median: 2.0, max: 3.0 }));
-        assert_eq!(Spread::of([4.0, 1.0]), Some(Spread { min: 1.0, median: 2.5, max: 4.0 }));
-        assert_eq!(Spread::of([]), None);
+    fn thousands_are_grouped() {
         assert_eq!(thousands(1_234_567.0), "1,234,567");
         assert_eq!(thousands(999.0), "999");
     }

@@ -27,7 +27,8 @@ struct Args {
 
 /// What a stack is spent on, first match wins: the order goes from the
 /// most specific frames to the broadest.
-const CATEGORIES: [(&str, &[&str]); 8] = [
+const CATEGORIES: [(&str, &[&str]); 9] = [
+    ("log lines (the fmt layer; with tracing off too)", &["tracing_subscriber::fmt"]),
     ("OTLP encoding (prost)", &["prost::", "opentelemetry_proto::transform", "opentelemetry_proto::tonic"]),
     ("export: gRPC and HTTP/2 (tonic, h2)", &["tonic::", "h2::", "tower::buffer"]),
     ("batch processor", &["BatchSpanProcessor", "batch_span_processor", "OpenTelemetry.Tr"]),
@@ -42,23 +43,25 @@ const CATEGORIES: [(&str, &[&str]); 8] = [
     ),
     ("context and propagation", &["inject", "extract", "Propagator", "propagation", "opentelemetry::context", "w3c::"]),
     (
-        "other tracing (subscriber, layers, fmt)",
+        "other tracing: the OpenTelemetry layer, the registry (with tracing off too)",
         &["tracing_opentelemetry", "opentelemetry", "tracing_subscriber", "tracing_core", "tracing::span"],
     ),
 ];
 
 const REST: &str = "the service's own work (HTTP, JSON, Kafka, runtime)";
 
+/// perf's `cpu-clock` counts nanoseconds: a stack's weight is the CPU time
+/// its samples stand for.
 #[derive(Serialize)]
 struct Share {
     what: String,
-    samples: u64,
+    cpu_ms: f64,
     percent: f64,
 }
 
 #[derive(Serialize)]
 struct Breakdown {
-    samples: u64,
+    cpu_ms: f64,
     shares: Vec<Share>,
 }
 
@@ -87,11 +90,11 @@ fn breakdown(folded: &str) -> anyhow::Result<Breakdown> {
         .into_iter()
         .map(|(what, n)| Share {
             what: what.to_owned(),
-            samples: n,
+            cpu_ms: (n as f64 / 1e5).round() / 10.0,
             percent: (1000.0 * n as f64 / samples as f64).round() / 10.0,
         })
         .collect();
-    Ok(Breakdown { samples, shares })
+    Ok(Breakdown { cpu_ms: (samples as f64 / 1e5).round() / 10.0, shares })
 }
 
 fn main() -> anyhow::Result<()> {
@@ -107,7 +110,7 @@ fn main() -> anyhow::Result<()> {
     }
     let mut options = inferno::flamegraph::Options::default();
     options.title = args.title.clone();
-    options.count_name = "samples".to_owned();
+    options.count_name = "ns of CPU".to_owned();
     let mut svg = Vec::new();
     inferno::flamegraph::from_lines(&mut options, folded.lines(), &mut svg).context("drawing the flame graph")?;
     std::fs::write(&args.svg, svg).with_context(|| format!("writing {}", args.svg.display()))?;
@@ -122,15 +125,17 @@ mod tests {
 
     #[test]
     fn stacks_fall_in_the_most_specific_category() {
-        let folded = "gateway;tokio;tracing_opentelemetry::layer::on_new_span;opentelemetry_sdk::SdkTracer::build 30\n\
-                      gateway;OpenTelemetry.Tr;BatchSpanProcessor::run;prost::encoding::encode 20\n\
-                      gateway;tokio;hyper::proto::h1::dispatch 50\n";
+        let folded = "gateway;tokio;tracing_opentelemetry::layer::on_new_span;opentelemetry_sdk::SdkTracer::build 30000000\n\
+                      gateway;OpenTelemetry.Tr;BatchSpanProcessor::run;prost::encoding::encode 20000000\n\
+                      gateway;tokio;hyper::proto::h1::dispatch 50000000\n";
         let result = breakdown(folded).unwrap();
-        assert_eq!(result.samples, 100);
+        assert_eq!(result.cpu_ms, 100.0);
         let share = |what: &str| result.shares.iter().find(|s| s.what.starts_with(what)).unwrap().percent;
         assert_eq!(share("span creation"), 30.0);
         assert_eq!(share("OTLP encoding"), 20.0);
         assert_eq!(share("the service's own work"), 50.0);
+        let logged = breakdown("gateway;tracing_subscriber::fmt::Layer::on_new_span;record_debug 10\n").unwrap();
+        assert_eq!(logged.shares[0].percent, 100.0, "a log line's formatting is the log layer's, not tracing's");
     }
 
     #[test]

@@ -5,7 +5,7 @@ mod lookup;
 mod report;
 
 use std::collections::hash_map::Entry;
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 
@@ -13,7 +13,7 @@ use crate::Config;
 use crate::classify::{FragmentClass, classify, fragment_class};
 use crate::histogram::LatencyHistogram;
 use crate::ingest::{IngestOutcome, PayloadError, Prepared, RejectReason, prepare, prepare_protobuf};
-use crate::model::{Boundary, IdMap, IdSet, Interner, LinkRec, SpanRec, TraceId, flags, now_unix_nanos};
+use crate::model::{Boundary, IdMap, IdSet, Interner, LinkRec, SpanRec, StrMap, TraceId, flags, now_unix_nanos};
 use crate::report::Evictions;
 use crate::trace::Trace;
 
@@ -73,7 +73,7 @@ pub(crate) struct Tally {
     pub evictions: Evictions,
     pub rejected_payloads: BTreeMap<RejectReason, u64>,
     pub rejected_spans: u64,
-    pub keys: HashMap<Box<str>, KeyEntry>,
+    pub keys: StrMap<KeyEntry>,
 }
 
 impl Tally {
@@ -500,7 +500,7 @@ impl Store {
 }
 
 /// The slot (index + 1) of `key` in the trace, registering the trace under the key.
-fn key_slot(trace: &mut Trace, keys: &mut HashMap<Box<str>, KeyEntry>, trace_id: TraceId, key: &str) -> u16 {
+fn key_slot(trace: &mut Trace, keys: &mut StrMap<KeyEntry>, trace_id: TraceId, key: &str) -> u16 {
     if let Some(i) = trace.keys.iter().position(|k| &**k == key) {
         return i as u16 + 1;
     }

@@ -18,6 +18,8 @@ mod lessons;
 mod long_trace;
 mod overhead;
 mod report;
+#[cfg(test)]
+mod shared_build;
 mod soak;
 mod status;
 mod table;

@@ -150,7 +150,7 @@ pub fn run(options: &OverheadOptions) -> anyhow::Result<OverheadReport> {
     crate::check::with_flow_built(&step, kafka, "overhead", options.profile, |flow| {
         let started = std::time::Instant::now();
         let load_before = crate::proc_stat::load_average()?;
-        pin_flow(flow, options.services_core, &options.others)?;
+        let _pinned = pin_flow(flow, options.services_core, &options.others)?;
         let mut rounds = Vec::new();
         for index in 0..options.rounds {
             let tracing = if index % 2 == 0 { Tracing::On } else { Tracing::Off };
@@ -191,13 +191,20 @@ fn label(tracing: Tracing) -> &'static str {
 
 /// The harness (lineage runs in it, and the load), the broker and the
 /// consumer on `others`; the gateway and the worker on `services_core`.
-pub fn pin_flow(flow: &mut Flow<'_>, services_core: usize, others: &str) -> anyhow::Result<()> {
-    pin(std::process::id(), others)?;
+///
+/// The harness stays pinned while the returned value lives.
+pub fn pin_flow(
+    flow: &mut Flow<'_>,
+    services_core: usize,
+    others: &str,
+) -> anyhow::Result<crate::proc_stat::PinnedSelf> {
+    let pinned = crate::proc_stat::PinnedSelf::to(others)?;
     pin(flow.broker.pid(), others)?;
     for pid in flow.services.pids("consumer")? {
         pin(pid, others)?;
     }
-    pin_services(flow, services_core)
+    pin_services(flow, services_core)?;
+    Ok(pinned)
 }
 
 fn pin_services(flow: &mut Flow<'_>, services_core: usize) -> anyhow::Result<()> {

@@ -51,7 +51,7 @@ pub fn record(options: &ProfileOptions) -> anyhow::Result<PathBuf> {
     let kafka = options.kafka.parse().map_err(|err| anyhow::anyhow!("--kafka {}: {err}", options.kafka))?;
     let step = crate::step::final_flow()?;
     crate::check::with_flow_built(&step, kafka, "flamegraph", Profile::Release, |flow| {
-        pin_flow(flow, options.services_core, &options.others)?;
+        let _pinned = pin_flow(flow, options.services_core, &options.others)?;
         warm_up(flow, options.rate.rps, 2.0)?;
         let pids: Vec<String> = SWITCHED
             .iter()

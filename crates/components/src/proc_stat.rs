@@ -69,6 +69,51 @@ pub fn pin(pid: u32, cores: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The cores process `pid` may run on now, as a taskset list (`0,1`, `0-3`).
+pub fn affinity(pid: u32) -> anyhow::Result<String> {
+    let output = duct::cmd!("taskset", "--cpu-list", "--pid", pid.to_string())
+        .stdin_null()
+        .stdout_capture()
+        .stderr_capture()
+        .unchecked()
+        .run()
+        .context("running taskset")?;
+    if !output.status.success() {
+        bail!("taskset could not read the cores of process {pid}: {}", String::from_utf8_lossy(&output.stderr).trim());
+    }
+    let text = String::from_utf8_lossy(&output.stdout);
+    parse_affinity(&text).with_context(|| format!("unexpected taskset output: {text:?}"))
+}
+
+/// "pid 1715's current affinity list: 0,1" → "0,1".
+fn parse_affinity(text: &str) -> Option<String> {
+    let list = text.trim().rsplit_once(": ")?.1.trim();
+    (!list.is_empty()).then(|| list.to_owned())
+}
+
+/// This process pinned to `cores` until the value is dropped, then let run
+/// where it ran before, every thread: a command that measures on pinned
+/// cores hands the machine back whole to what runs after it (CI's next step).
+pub struct PinnedSelf {
+    before: String,
+}
+
+impl PinnedSelf {
+    pub fn to(cores: &str) -> anyhow::Result<PinnedSelf> {
+        let before = affinity(std::process::id())?;
+        pin(std::process::id(), cores)?;
+        Ok(PinnedSelf { before })
+    }
+}
+
+impl Drop for PinnedSelf {
+    fn drop(&mut self) {
+        if let Err(err) = pin(std::process::id(), &self.before) {
+            eprintln!("warning: could not let this process run on CPU {} again: {err:#}", self.before);
+        }
+    }
+}
+
 /// The two sides of a measurement on this machine: the measured process's
 /// core, and the cores for everything else.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -107,6 +152,13 @@ mod tests {
         let status = "Name:\tlineage\nVmPeak:\t  900000 kB\nVmHWM:\t   51200 kB\nVmRSS:\t   40000 kB\n";
         assert_eq!(parse_vm_hwm(status), Some(51_200));
         assert_eq!(parse_vm_hwm("Name:\tx\n"), None);
+    }
+
+    #[test]
+    fn affinity_lists_are_read_from_taskset() {
+        assert_eq!(parse_affinity("pid 1715's current affinity list: 0,1\n"), Some("0,1".to_owned()));
+        assert_eq!(parse_affinity("pid 7's current affinity list: 0-3"), Some("0-3".to_owned()));
+        assert_eq!(parse_affinity("nonsense"), None);
     }
 
     #[test]

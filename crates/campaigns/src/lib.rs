@@ -3,8 +3,10 @@
 //! through the tier, the mesh with one sidecar span, step 8's long mode).
 //! Each starts its parts through the runner and the components.
 
+pub mod overhead;
+pub mod profile;
 pub mod runs;
 pub mod soak;
 
-use stitch_components::{envoy, kafka, process};
+use stitch_components::{envoy, kafka, proc_stat, process};
 use stitch_runner::{check, gateway, long_trace, mesh, sdk_export, stages, step, tier};

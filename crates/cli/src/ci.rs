@@ -86,6 +86,7 @@ pub fn run(brokers: Brokers, requests: usize, no_tests: bool, record_time: bool)
     ci.sampling_cannot_repair();
     ci.learner_crate()?;
     ci.soak();
+    ci.overhead();
     ci.book();
     let failed = ci.print();
     if record_time {
@@ -325,6 +326,22 @@ impl Ci {
                 report.ci_problems()
             }
             Err(err) => vec![format!("the soak failed: {err:#}")],
+        };
+        self.clock.lap(name);
+        self.prove(name, problems);
+    }
+
+    /// Reported, not judged: what tracing costs on a shared CI machine is a
+    /// figure to read, not a claim. Only a run that cannot measure fails.
+    fn overhead(&mut self) {
+        let name = "overhead --short on tansu: runs and reports (figures not judged)";
+        eprintln!("\n── {name}");
+        let problems = match crate::overhead::measure(&crate::overhead::Args::short()) {
+            Ok(report) => {
+                crate::overhead::print(&report);
+                vec![]
+            }
+            Err(err) => vec![format!("the overhead run failed: {err:#}")],
         };
         self.clock.lap(name);
         self.prove(name, problems);

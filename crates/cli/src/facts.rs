@@ -269,6 +269,7 @@ pub fn render() -> anyhow::Result<String> {
         bail!("no step judged by the CI gate's judge")
     };
     fact(&mut out, "gate_step", &format!("step {}", gate_step.number));
+    fact(&mut out, "ingest_saturated", &format!("{:.0}%", crate::ingest_bench::SATURATED_PERCENT));
     fact(&mut out, "gate_requests_per_flow", &gate_step.default_requests().to_string());
 
     // A judged step (step 5) runs no flow of its own: it has no span counts.

@@ -1,333 +1,460 @@
-//! `cargo xtask ingest-bench`: the same OTLP/gRPC load from telemetrygen into
-//! lineage (release build, doing its whole analysis) and into the project's
-//! collector (an `otlp` receiver and a debug exporter, nothing else), one
-//! after the other, each pinned to one core with `taskset` while telemetrygen
-//! runs on the others. Reports spans accepted per CPU-second of the receiver
-//! (its rate per core), the wall-clock rate, its CPU use and its peak RSS.
+//! `cargo xtask ingest-bench`: how many spans one core of a receiver takes
+//! over OTLP/HTTP, for lineage (release build, doing its whole analysis) and
+//! for the project's collector (an `otlp` receiver and a debug exporter,
+//! nothing else). Each receiver is pinned to one core with `taskset`; the
+//! load (`replay`: pre-encoded export requests, trace ids fresh in every
+//! request, over many keep-alive connections) runs on the others and keeps
+//! the receiver's core busy. A run counts only when the receiver used at
+//! least [`SATURATED_PERCENT`] of its core: below that, the figure would be
+//! the load's rate, not the receiver's.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Context as _, Result, bail};
 use serde::Serialize;
+use stitch_campaigns::overhead::Spread;
 use stitch_components::otelcol::{COLLECTOR_VERSION, Metrics, collector_config_dir, install_collector};
-use stitch_components::process::{Child, cargo, free_port, http_get, log_tail, wait_until};
+use stitch_components::process::{Child, cargo, free_port, http_get, wait_until};
 
-/// telemetrygen comes from the collector-contrib release the collector is built from.
-pub const TELEMETRYGEN_MODULE: &str = "github.com/open-telemetry/opentelemetry-collector-contrib/cmd/telemetrygen";
+use stitch_components::proc_stat::{Cores, cpu_seconds, load_average, peak_rss_kib};
+use stitch_otlp_replay::{Sent, Template};
 
-/// Span attributes telemetrygen adds to every span, besides its own few:
-/// with them a span carries about ten, as an HTTP server span does.
-const SPAN_ATTRIBUTES: [&str; 7] = [
-    "http.request.method=\"POST\"",
-    "http.route=\"/orders\"",
-    "url.path=\"/orders\"",
-    "server.address=\"127.0.0.1\"",
-    "network.protocol.version=\"1.1\"",
-    "user_agent.original=\"stitch-load/0.1\"",
-    // Not the business key: telemetrygen would give every trace the same
-    // value, which no real system does.
-    "enduser.id=\"stitch\"",
-];
+/// A receiver below this share of its core was not saturated.
+pub const SATURATED_PERCENT: f64 = 90.0;
+
+/// The book's table, under `book/src/`.
+pub const BOOK_FILE: &str = "generated/ingest-bench.md";
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Seconds of load against each receiver.
-    #[arg(long, default_value_t = 20)]
+    /// Seconds of load in each run.
+    #[arg(long, default_value_t = 10)]
     seconds: u64,
-    /// telemetrygen processes run at once, all on the load cores: each
-    /// exports one batch at a time, so several keep requests in flight.
-    #[arg(long, default_value_t = 4)]
-    generators: usize,
-    /// Workers (goroutines) per telemetrygen process.
-    #[arg(long, default_value_t = 1)]
-    workers: usize,
-    /// Child spans per generated trace (plus one root).
-    #[arg(long, default_value_t = 7)]
-    child_spans: usize,
+    /// Runs per receiver, alternating between the two; the table gives
+    /// the spread (min, median, max).
+    #[arg(long, default_value_t = 3)]
+    runs: usize,
+    /// Keep-alive HTTP connections the load keeps busy at once.
+    #[arg(long, default_value_t = 8)]
+    connections: usize,
+    /// Traces per export request, of the flow's 6 spans each.
+    #[arg(long, default_value_t = 85)]
+    traces_per_request: usize,
+    /// Only this receiver.
+    #[arg(long, value_enum)]
+    only: Option<ReceiverKind>,
     /// Print one JSON object instead of the table.
     #[arg(long)]
     json: bool,
+    /// Also write the table into the book (book/src/generated/ingest-bench.md).
+    #[arg(long, conflicts_with = "only")]
+    book: bool,
 }
 
-/// What one receiver did under the load.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ReceiverKind {
+    Lineage,
+    Otelcol,
+}
+
+/// What one receiver did in one run.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Intake {
     /// Spans accepted per CPU-second of the receiver: its rate on one core.
-    pub spans_per_s: f64,
-    /// Peak resident set size (VmHWM).
-    pub rss_mib: f64,
+    pub spans_per_cpu_second: f64,
     /// Spans accepted per wall-clock second.
-    pub wall_spans_per_s: f64,
+    pub spans_per_second: f64,
     /// CPU time of the receiver / wall time, in percent of its one core.
     pub cpu_percent: f64,
-    pub spans: u64,
+    /// Peak resident set size (VmHWM).
+    pub peak_rss_mib: f64,
+    pub spans_sent: u64,
+    /// The receiver's own count of spans it accepted.
+    pub spans_accepted: u64,
+    /// lineage only: spans it classified once every trace was settled.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub spans_classified: Option<u64>,
+    pub requests: u64,
+}
+
+#[derive(Debug, Serialize)]
+struct ReceiverResult {
+    receiver: ReceiverKind,
+    runs: Vec<Intake>,
+    spans_per_cpu_second: Spread,
+    cpu_percent: Spread,
+    peak_rss_mib: Spread,
 }
 
 #[derive(Debug, Serialize)]
 struct Comparison {
-    lineage: Intake,
-    otelcol: Intake,
-    /// lineage's spans per CPU-second over the collector's.
-    ratio: f64,
+    receivers: Vec<ReceiverResult>,
+    /// lineage's median spans per CPU-second over the collector's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ratio: Option<f64>,
     load: Load,
 }
 
 #[derive(Debug, Serialize)]
 struct Load {
-    generator: String,
+    generator: &'static str,
+    protocol: &'static str,
     seconds: u64,
-    generators: usize,
-    workers: usize,
-    spans_per_trace: usize,
-    extra_span_attributes: usize,
-    receiver_core: usize,
-    load_cores: String,
+    runs: usize,
+    connections: usize,
+    spans_per_request: u64,
+    request_bytes: usize,
+    cores: Cores,
+    collector: String,
+    /// The machine's 1-minute load average before and after the runs.
+    load_average: (f64, f64),
 }
 
 pub fn run(args: &Args) -> Result<ExitCode> {
-    let cores = std::thread::available_parallelism().context("counting CPUs")?.get();
-    if cores < 2 {
-        bail!("ingest-bench needs 2 CPUs or more: one for the receiver, the rest for telemetrygen (found {cores})");
+    if args.runs == 0 {
+        bail!("--runs 0: at least one run is needed");
     }
-    require_taskset()?;
-    let receiver_core = cores - 1;
-    let load_cores = if cores == 2 { "0".to_owned() } else { format!("0-{}", cores - 2) };
-
-    eprintln!("ingest-bench: building lineage (release)");
-    let status = cargo(&[&"build", &"--release", &"--quiet", &"--package", &"lineage"])
-        .stdout_to_stderr()
-        .unchecked()
-        .run()
-        .context("running cargo build --release -p lineage")?
-        .status;
-    if !status.success() {
-        bail!("cargo build --release -p lineage failed (see the compiler output above)");
-    }
-    let lineage = stitch_components::process::target_dir().join("release").join("lineage");
-    let telemetrygen = install_telemetrygen()?;
-    let collector = install_collector()?;
+    let cores = Cores::split("ingest-bench")?;
+    let kinds: Vec<ReceiverKind> = match args.only {
+        Some(kind) => vec![kind],
+        None => vec![ReceiverKind::Lineage, ReceiverKind::Otelcol],
+    };
+    let (lineage, replay) = build()?;
+    let collector = kinds.contains(&ReceiverKind::Otelcol).then(install_collector).transpose()?;
+    let template = Template::new(args.traces_per_request)?;
     let load = Load {
-        generator: format!("telemetrygen v{COLLECTOR_VERSION}"),
+        generator: "pre-encoded OTLP/protobuf export requests, trace ids and business keys fresh in every request",
+        protocol: "OTLP/HTTP (protobuf, uncompressed)",
         seconds: args.seconds,
-        generators: args.generators,
-        workers: args.workers,
-        spans_per_trace: args.child_spans + 1,
-        extra_span_attributes: SPAN_ATTRIBUTES.len(),
-        receiver_core,
-        load_cores,
+        runs: args.runs,
+        connections: args.connections,
+        spans_per_request: template.spans,
+        request_bytes: template.len(),
+        cores,
+        collector: format!("otelcol {COLLECTOR_VERSION}"),
+        load_average: (load_average()?, 0.0),
     };
     let logs = stitch_paths::run_dir().join("ingest-bench");
-
-    let lineage_run = {
-        let (grpc, http) = (free_port()?, free_port()?);
-        let receiver = Receiver::start(
-            "lineage",
-            duct::cmd!(
-                "taskset",
-                "-c",
-                receiver_core.to_string(),
-                &lineage,
-                "--grpc-port",
-                grpc.to_string(),
-                "--http-port",
-                http.to_string(),
-                "--log-level",
-                "warn"
-            ),
-            grpc,
-            http,
-            &["lineage_spans_received_total"],
-            &logs.join("lineage.log"),
-        )?;
-        measure(receiver, &telemetrygen, args, &load, &logs)?
+    let mut runs: Vec<(ReceiverKind, Vec<Intake>)> = kinds.iter().map(|&kind| (kind, Vec::new())).collect();
+    for round in 0..args.runs {
+        for (kind, intakes) in &mut runs {
+            eprintln!("ingest-bench: run {} of {}, {kind:?}, {} s", round + 1, args.runs, args.seconds);
+            let receiver = match kind {
+                ReceiverKind::Lineage => start_lineage(&lineage, &load, &logs)?,
+                ReceiverKind::Otelcol => start_collector(collector.as_deref().expect("installed above"), &load, &logs)?,
+            };
+            intakes.push(measure(receiver, &replay, args, &load, &logs)?);
+        }
+    }
+    let mut load = load;
+    load.load_average.1 = load_average()?;
+    let receivers: Vec<ReceiverResult> = runs
+        .into_iter()
+        .map(|(receiver, runs)| ReceiverResult {
+            receiver,
+            spans_per_cpu_second: Spread::of(runs.iter().map(|r| r.spans_per_cpu_second)).expect("runs ≥ 1"),
+            cpu_percent: Spread::of(runs.iter().map(|r| r.cpu_percent)).expect("runs ≥ 1"),
+            peak_rss_mib: Spread::of(runs.iter().map(|r| r.peak_rss_mib)).expect("runs ≥ 1"),
+            runs,
+        })
+        .collect();
+    let median = |kind| receivers.iter().find(|r| r.receiver == kind).map(|r| r.spans_per_cpu_second.median);
+    let ratio = match (median(ReceiverKind::Lineage), median(ReceiverKind::Otelcol)) {
+        (Some(lineage), Some(collector)) => Some(round(lineage / collector, 2)),
+        _ => None,
     };
-    let collector_run = {
-        let (grpc, metrics) = (free_port()?, free_port()?);
-        let config = collector_config_dir().join("ingest-bench.yaml");
-        let receiver = Receiver::start(
-            "collector",
-            duct::cmd!("taskset", "-c", receiver_core.to_string(), &collector, "--config", &config)
-                .env("STITCH_OTLP_GRPC", format!("127.0.0.1:{grpc}"))
-                .env("STITCH_METRICS_HOST", "127.0.0.1")
-                .env("STITCH_METRICS_PORT", metrics.to_string()),
-            grpc,
-            metrics,
-            &["otelcol_receiver_accepted_spans_total", "otelcol_receiver_accepted_spans"],
-            &logs.join("collector.log"),
-        )?;
-        measure(receiver, &telemetrygen, args, &load, &logs)?
-    };
-    let comparison = Comparison {
-        ratio: round(lineage_run.spans_per_s / collector_run.spans_per_s, 2),
-        lineage: lineage_run,
-        otelcol: collector_run,
-        load,
-    };
+    let comparison = Comparison { receivers, ratio, load };
     if args.json {
         println!("{}", serde_json::to_string_pretty(&comparison)?);
     } else {
-        print_table(&comparison);
+        println!("{}", markdown(&comparison));
+    }
+    // The book gets the runs either way, and says whether they count.
+    if args.book {
+        let path = stitch_paths::project_root().join("book").join("src").join(BOOK_FILE);
+        std::fs::write(&path, markdown(&comparison)).with_context(|| format!("writing {}", path.display()))?;
+        eprintln!("wrote {}", path.display());
+    }
+    let unsaturated = unsaturated(&comparison);
+    if !unsaturated.is_empty() {
+        eprintln!(
+            "ingest-bench: not saturated ({}): the load did not keep the receiver's core busy, or another \
+             process shared that core; these figures are not the receiver's rate",
+            unsaturated.join(", ")
+        );
+        return Ok(ExitCode::FAILURE);
     }
     Ok(ExitCode::SUCCESS)
 }
 
-fn print_table(c: &Comparison) {
-    let load = &c.load;
-    println!(
-        "\n{} → receiver pinned to CPU {}, load on CPU {}: {} s, {} processes × {} workers, traces of {} spans, \
-         {} extra attributes per span\n",
-        load.generator,
-        load.receiver_core,
-        load.load_cores,
-        load.seconds,
-        load.generators,
-        load.workers,
-        load.spans_per_trace,
-        load.extra_span_attributes
-    );
-    println!(
-        "{:<10} {:>16} {:>14} {:>8} {:>12} {:>10}",
-        "receiver", "spans/CPU-second", "spans/s (wall)", "CPU", "spans", "peak RSS"
-    );
-    for (name, intake) in [("lineage", &c.lineage), ("otelcol", &c.otelcol)] {
-        println!(
-            "{name:<10} {:>16.0} {:>14.0} {:>7.0}% {:>12} {:>6.1} MiB",
-            intake.spans_per_s, intake.wall_spans_per_s, intake.cpu_percent, intake.spans, intake.rss_mib
-        );
-    }
-    println!("\nlineage / otelcol, spans per CPU-second: {:.2}", c.ratio);
+/// The runs whose receiver used less than [`SATURATED_PERCENT`] of its core.
+fn unsaturated(c: &Comparison) -> Vec<String> {
+    c.receivers
+        .iter()
+        .flat_map(|r| r.runs.iter().map(move |run| (r.receiver, run)))
+        .filter(|(_, run)| run.cpu_percent < SATURATED_PERCENT)
+        .map(|(kind, run)| format!("{kind:?} at {:.0}% of its core", run.cpu_percent))
+        .collect()
 }
 
-/// A receiver pinned to its core, with the counter of spans it accepted.
+fn markdown(c: &Comparison) -> String {
+    let load = &c.load;
+    let mut table = crate::table::Table::new(
+        &[
+            "receiver",
+            "spans per CPU-second (min / median / max)",
+            "CPU of its core",
+            "peak RSS",
+            "spans sent = accepted = classified",
+        ],
+        &[false, true, true, true, false],
+    );
+    for result in &c.receivers {
+        let s = result.spans_per_cpu_second;
+        let all_counted = result.runs.iter().all(|run| {
+            run.spans_accepted == run.spans_sent && run.spans_classified.is_none_or(|c| c == run.spans_sent)
+        });
+        let sent: u64 = result.runs.iter().map(|run| run.spans_sent).sum();
+        table.row(vec![
+            match result.receiver {
+                ReceiverKind::Lineage => "lineage (whole analysis)".to_owned(),
+                ReceiverKind::Otelcol => format!("{} (otlp → debug)", load.collector),
+            },
+            format!("{} / {} / {}", thousands(s.min), thousands(s.median), thousands(s.max)),
+            format!("{:.0}–{:.0}%", result.cpu_percent.min, result.cpu_percent.max),
+            format!("{:.0} MiB", result.peak_rss_mib.max),
+            format!("{} {}", thousands(sent as f64), if all_counted { "(every one)" } else { "(MISSING SPANS)" }),
+        ]);
+    }
+    let mut out = format!(
+        "<!-- generated by `cargo xtask ingest-bench --book`: do not edit -->\n\n{} runs of {} s per receiver, \
+         alternating; each receiver pinned to CPU {}, the load on CPU {}: {}, {} spans ({} bytes) per request, \
+         over {} keep-alive connections, {}.\n\n{}",
+        load.runs,
+        load.seconds,
+        load.cores.measured,
+        load.cores.others,
+        load.generator,
+        load.spans_per_request,
+        load.request_bytes,
+        load.connections,
+        load.protocol,
+        table.markdown()
+    );
+    if let Some(ratio) = c.ratio {
+        out.push_str(&format!("\nlineage / collector, median spans per CPU-second: ×{ratio:.2}\n"));
+    }
+    out.push_str(&format!(
+        "\nThe machine's load average was {:.2} at the start and {:.2} at the end.\n",
+        load.load_average.0, load.load_average.1
+    ));
+    let unsaturated = unsaturated(c);
+    if unsaturated.is_empty() {
+        out.push_str(&format!("Every run kept its receiver's core at least {SATURATED_PERCENT:.0}% busy.\n"));
+    } else {
+        out.push_str(&format!(
+            "**Not saturated** ({}): the load did not keep the receiver's core {SATURATED_PERCENT:.0}% busy, or \
+             another process shared that core. These are the receivers' spans per CPU-second at part of a core, \
+             not their rate at a full one; run `cargo xtask ingest-bench --book` on a quiet machine.\n",
+            unsaturated.join(", ")
+        ));
+    }
+    out
+}
+
+fn thousands(value: f64) -> String {
+    let digits = format!("{:.0}", value);
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// lineage and the load, both in release: the load must outrun the receiver.
+fn build() -> Result<(PathBuf, PathBuf)> {
+    eprintln!("ingest-bench: building lineage and otlp-replay (release)");
+    let status =
+        cargo(&[&"build", &"--release", &"--quiet", &"--package", &"lineage", &"--package", &"stitch-otlp-replay"])
+            .stdout_to_stderr()
+            .unchecked()
+            .run()
+            .context("running cargo build --release")?
+            .status;
+    if !status.success() {
+        bail!("cargo build --release -p lineage -p stitch-otlp-replay failed (see the compiler output above)");
+    }
+    let release = stitch_components::process::target_dir().join("release");
+    Ok((release.join("lineage"), release.join("otlp-replay")))
+}
+
+/// A receiver pinned to its core: where to send, and how to read what it took.
 struct Receiver {
+    kind: ReceiverKind,
     child: Child,
-    grpc_port: u16,
-    metrics_url: String,
-    accepted_names: &'static [&'static str],
+    traces_url: String,
+    /// lineage's HTTP base, or the collector's metrics endpoint.
+    counters_url: String,
 }
 
 impl Receiver {
-    fn start(
-        name: &str,
-        expression: duct::Expression,
-        grpc_port: u16,
-        metrics_port: u16,
-        accepted_names: &'static [&'static str],
-        log: &Path,
-    ) -> Result<Receiver> {
-        let child = Child::start(name, expression, log)?;
-        wait_until(&child, Duration::from_secs(30), || {
-            [grpc_port, metrics_port].iter().all(|&port| {
-                std::net::TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_millis(200)).is_ok()
-            })
-        })?;
-        Ok(Receiver {
-            child,
-            grpc_port,
-            metrics_url: format!("http://127.0.0.1:{metrics_port}/metrics"),
-            accepted_names,
-        })
-    }
-
     fn pid(&self) -> Result<u32> {
         // taskset execs the receiver: one process, one pid.
         self.child.pids().first().copied().with_context(|| format!("{} has no pid", self.child.name()))
     }
-
-    fn accepted(&self) -> Result<u64> {
-        let metrics = Metrics::parse(&http_get(&self.metrics_url)?)?;
-        accepted_spans(&metrics, self.accepted_names).with_context(|| format!("reading {}", self.metrics_url))
-    }
 }
 
-/// The accepted-spans counter under the first of `names` that has series.
-fn accepted_spans(metrics: &Metrics, names: &[&str]) -> Result<u64> {
-    for name in names {
+fn listening(child: &Child, ports: &[u16]) -> Result<()> {
+    wait_until(child, Duration::from_secs(30), || {
+        ports.iter().all(|&port| {
+            std::net::TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_millis(200)).is_ok()
+        })
+    })
+}
+
+fn start_lineage(binary: &Path, load: &Load, logs: &Path) -> Result<Receiver> {
+    let (grpc, http) = (free_port()?, free_port()?);
+    let child = Child::start(
+        "lineage",
+        duct::cmd!(
+            "taskset",
+            "--cpu-list",
+            load.cores.measured.to_string(),
+            binary,
+            "--grpc-port",
+            grpc.to_string(),
+            "--http-port",
+            http.to_string(),
+            "--log-level",
+            "warn"
+        ),
+        &logs.join("lineage.log"),
+    )?;
+    listening(&child, &[grpc, http])?;
+    Ok(Receiver {
+        kind: ReceiverKind::Lineage,
+        child,
+        traces_url: format!("http://127.0.0.1:{http}/v1/traces"),
+        counters_url: format!("http://127.0.0.1:{http}"),
+    })
+}
+
+fn start_collector(binary: &Path, load: &Load, logs: &Path) -> Result<Receiver> {
+    let (http, metrics) = (free_port()?, free_port()?);
+    let config = collector_config_dir().join("ingest-bench.yaml");
+    let child = Child::start(
+        "collector",
+        duct::cmd!("taskset", "--cpu-list", load.cores.measured.to_string(), binary, "--config", &config)
+            .env("STITCH_OTLP_HTTP", format!("127.0.0.1:{http}"))
+            .env("STITCH_METRICS_HOST", "127.0.0.1")
+            .env("STITCH_METRICS_PORT", metrics.to_string()),
+        &logs.join("collector.log"),
+    )?;
+    listening(&child, &[http, metrics])?;
+    Ok(Receiver {
+        kind: ReceiverKind::Otelcol,
+        child,
+        traces_url: format!("http://127.0.0.1:{http}/v1/traces"),
+        counters_url: format!("http://127.0.0.1:{metrics}/metrics"),
+    })
+}
+
+fn measure(mut receiver: Receiver, replay: &Path, args: &Args, load: &Load, logs: &Path) -> Result<Intake> {
+    let pid = receiver.pid()?;
+    let cpu_before = cpu_seconds(pid)?;
+    let sent = send(replay, &receiver.traces_url, args, load, logs)?;
+    // Every request was answered: what the receiver holds is all it will get.
+    let cpu = cpu_seconds(pid)? - cpu_before;
+    receiver.child.check_alive()?;
+    let (accepted, classified) = match receiver.kind {
+        ReceiverKind::Lineage => {
+            post(&format!("{}/api/settle", receiver.counters_url))?;
+            let report: lineage::Report =
+                serde_json::from_str(&http_get(&format!("{}/api/report", receiver.counters_url))?)
+                    .context("reading lineage's /api/report")?;
+            (report.spans_received, Some(report.spans_settled))
+        }
+        ReceiverKind::Otelcol => {
+            let metrics = Metrics::parse(&http_get(&receiver.counters_url)?)?;
+            (accepted_spans(&metrics).with_context(|| format!("reading {}", receiver.counters_url))?, None)
+        }
+    };
+    let rss_mib = peak_rss_kib(pid)? as f64 / 1024.0;
+    receiver.child.stop(Duration::from_secs(5));
+    if sent.spans == 0 || cpu <= 0.0 {
+        bail!("{:?} took {} spans using {cpu:.2} s of CPU: nothing to measure", receiver.kind, sent.spans);
+    }
+    Ok(Intake {
+        spans_per_cpu_second: round(accepted as f64 / cpu, 0),
+        spans_per_second: round(accepted as f64 / sent.seconds, 0),
+        cpu_percent: round(100.0 * cpu / sent.seconds, 1),
+        peak_rss_mib: round(rss_mib, 1),
+        spans_sent: sent.spans,
+        spans_accepted: accepted,
+        spans_classified: classified,
+        requests: sent.requests,
+    })
+}
+
+/// Runs the load on the other cores until it has sent for `--seconds`.
+fn send(replay: &Path, url: &str, args: &Args, load: &Load, logs: &Path) -> Result<Sent> {
+    let log = logs.join("otlp-replay.log");
+    let output = duct::cmd!(
+        "taskset",
+        "--cpu-list",
+        &load.cores.others,
+        replay,
+        "--url",
+        url,
+        "--seconds",
+        args.seconds.to_string(),
+        "--connections",
+        args.connections.to_string(),
+        "--traces-per-request",
+        args.traces_per_request.to_string()
+    )
+    .stderr_path(&log)
+    .stdout_capture()
+    .unchecked()
+    .run()
+    .context("running otlp-replay")?;
+    if !output.status.success() {
+        bail!(
+            "otlp-replay failed ({}); last lines of {}:\n{}",
+            output.status,
+            log.display(),
+            stitch_components::process::log_tail(&log, 20)
+        );
+    }
+    serde_json::from_slice(&output.stdout).context("reading what otlp-replay printed")
+}
+
+/// A POST without a body on loopback; anything but success is an error.
+fn post(url: &str) -> Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    runtime.block_on(async {
+        let response = reqwest::Client::new().post(url).send().await.with_context(|| format!("POST {url}"))?;
+        if !response.status().is_success() {
+            bail!("POST {url} answered {}", response.status());
+        }
+        Ok(())
+    })
+}
+
+/// The collector's count of spans its receiver accepted.
+fn accepted_spans(metrics: &Metrics) -> Result<u64> {
+    for name in ["otelcol_receiver_accepted_spans_total", "otelcol_receiver_accepted_spans"] {
         if metrics.series(name, &[]).next().is_some() {
             return Ok(metrics.sum(name, &[])? as u64);
         }
     }
-    bail!("none of {} is exposed", names.join(", "))
-}
-
-fn measure(mut receiver: Receiver, telemetrygen: &Path, args: &Args, load: &Load, logs: &Path) -> Result<Intake> {
-    let pid = receiver.pid()?;
-    let name = receiver.child.name().to_owned();
-    let endpoint = format!("127.0.0.1:{}", receiver.grpc_port);
-    // Each receiver starts fresh, so its counter holds this load's spans only.
-    let cpu_before = cpu_seconds(pid)?;
-    let started = Instant::now();
-    let mut command: Vec<String> =
-        ["-c", &load.load_cores, &telemetrygen.display().to_string(), "traces"].iter().map(|s| s.to_string()).collect();
-    command.extend(
-        [
-            "--otlp-endpoint",
-            &endpoint,
-            "--otlp-insecure",
-            "--duration",
-            &format!("{}s", args.seconds),
-            "--rate",
-            "0",
-            "--workers",
-            &args.workers.to_string(),
-            "--child-spans",
-            &args.child_spans.to_string(),
-            "--batch-size",
-            "512",
-            "--service",
-            "gateway",
-        ]
-        .map(str::to_owned),
-    );
-    for attribute in SPAN_ATTRIBUTES {
-        command.extend(["--telemetry-attributes".to_owned(), attribute.to_owned()]);
-    }
-    eprintln!("ingest-bench: {} s of telemetrygen ×{} into {name}", args.seconds, args.generators);
-    let generators = (0..args.generators.max(1))
-        .map(|i| {
-            let log = logs.join(format!("telemetrygen-{name}-{i}.log"));
-            let handle = duct::cmd("taskset", &command)
-                .stdin_null()
-                .stderr_to_stdout()
-                .stdout_path(&log)
-                .unchecked()
-                .start()
-                .context("starting telemetrygen")?;
-            Ok((handle, log))
-        })
-        .collect::<Result<Vec<_>>>()?;
-    for (handle, log) in generators {
-        let output = handle.wait().context("waiting for telemetrygen")?;
-        if !output.status.success() {
-            bail!(
-                "telemetrygen against {name} failed ({}); last lines of {}:\n{}",
-                output.status,
-                log.display(),
-                log_tail(&log, 20)
-            );
-        }
-    }
-    // Let the last export land before reading the counters.
-    std::thread::sleep(Duration::from_millis(500));
-    receiver.child.check_alive()?;
-    let wall = started.elapsed().as_secs_f64();
-    let cpu = cpu_seconds(pid)? - cpu_before;
-    let spans = receiver.accepted()?;
-    let rss_mib = peak_rss_kib(pid)? as f64 / 1024.0;
-    receiver.child.stop(Duration::from_secs(5));
-    if spans == 0 || cpu <= 0.0 {
-        bail!("{name} accepted {spans} spans using {cpu:.2} s of CPU: nothing to measure; see {}", logs.display());
-    }
-    Ok(Intake {
-        spans_per_s: round(spans as f64 / cpu, 0),
-        rss_mib: round(rss_mib, 1),
-        wall_spans_per_s: round(spans as f64 / wall, 0),
-        cpu_percent: round(100.0 * cpu / wall, 1),
-        spans,
-    })
+    bail!("the collector exposes no otelcol_receiver_accepted_spans")
 }
 
 fn round(value: f64, decimals: i32) -> f64 {
@@ -335,107 +462,34 @@ fn round(value: f64, decimals: i32) -> f64 {
     (value * factor).round() / factor
 }
 
-fn require_taskset() -> Result<()> {
-    match duct::cmd!("taskset", "--version").stdin_null().stdout_null().stderr_null().unchecked().run() {
-        Ok(output) if output.status.success() => Ok(()),
-        Ok(output) => bail!("`taskset --version` failed ({})", output.status),
-        Err(err) => Err(err).context("`taskset` (util-linux) is needed to pin each receiver to one core"),
-    }
-}
-
-/// User + system CPU time of a process, from `/proc/PID/stat`.
-fn cpu_seconds(pid: u32) -> Result<f64> {
-    let path = format!("/proc/{pid}/stat");
-    let stat = std::fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
-    let ticks = rustix::param::clock_ticks_per_second();
-    if ticks == 0 {
-        bail!("the kernel reports 0 clock ticks per second");
-    }
-    let (utime, stime) = parse_stat_times(&stat).with_context(|| format!("unexpected {path}: {stat}"))?;
-    Ok((utime + stime) as f64 / ticks as f64)
-}
-
-/// utime and stime (fields 14 and 15) in clock ticks; the command name
-/// before them may hold spaces and parentheses, so split after the last ')'.
-fn parse_stat_times(stat: &str) -> Option<(u64, u64)> {
-    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
-    Some((fields.get(11)?.parse().ok()?, fields.get(12)?.parse().ok()?))
-}
-
-/// Peak resident set size, from `/proc/PID/status`.
-fn peak_rss_kib(pid: u32) -> Result<u64> {
-    let path = format!("/proc/{pid}/status");
-    let status = std::fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
-    parse_vm_hwm(&status).with_context(|| format!("no VmHWM line in {path}"))
-}
-
-fn parse_vm_hwm(status: &str) -> Option<u64> {
-    let line = status.lines().find(|line| line.starts_with("VmHWM:"))?;
-    line.trim_start_matches("VmHWM:").trim().strip_suffix("kB")?.trim().parse().ok()
-}
-
-/// telemetrygen, built with `go install` from the contrib release the
-/// collector is built from, and cached beside it.
-pub fn install_telemetrygen() -> Result<PathBuf> {
-    static INSTALLING: Mutex<()> = Mutex::new(());
-    let _guard = INSTALLING.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-    let dir = stitch_paths::cache_dir().join(format!("telemetrygen-v{COLLECTOR_VERSION}"));
-    let binary = dir.join("bin").join("telemetrygen");
-    if binary.is_file() {
-        return Ok(binary);
-    }
-    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    let log = dir.join("install.log");
-    stitch_components::otelcol::require_go()?;
-    stitch_components::otelcol::go_step(
-        &format!("building telemetrygen v{COLLECTOR_VERSION} from the Go module proxy (first run only)"),
-        duct::cmd!("go", "install", format!("{TELEMETRYGEN_MODULE}@v{COLLECTOR_VERSION}"))
-            .env("GOBIN", dir.join("bin")),
-        &log,
-    )?;
-    if !binary.is_file() {
-        bail!("go install finished but wrote no {}; see {}", binary.display(), log.display());
-    }
-    Ok(binary)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn stat_times_survive_odd_command_names() {
-        let stat = "4242 (otel col) (x)) S 1 4242 4242 0 -1 4194560 1234 0 0 0 731 122 0 0 20 0 9 0 100 0 0";
-        assert_eq!(parse_stat_times(stat), Some((731, 122)));
-        assert_eq!(parse_stat_times("4242 (cut) S 1"), None);
-    }
-
-    #[test]
-    fn peak_rss_is_read_from_vm_hwm() {
-        let status = "Name:\tlineage\nVmPeak:\t  900000 kB\nVmHWM:\t   51200 kB\nVmRSS:\t   40000 kB\n";
-        assert_eq!(parse_vm_hwm(status), Some(51_200));
-        assert_eq!(parse_vm_hwm("Name:\tx\n"), None);
-    }
-
-    #[test]
     fn accepted_spans_need_the_counter() {
         let collector = Metrics::parse(
-            "otelcol_receiver_accepted_spans_total{receiver=\"otlp\",transport=\"grpc\"} 1536\n\
-             otelcol_receiver_refused_spans_total{receiver=\"otlp\",transport=\"grpc\"} 0\n",
+            "otelcol_receiver_accepted_spans_total{receiver=\"otlp\",transport=\"http\"} 1536\n\
+             otelcol_receiver_refused_spans_total{receiver=\"otlp\",transport=\"http\"} 0\n",
         )
         .unwrap();
-        let names = ["otelcol_receiver_accepted_spans_total", "otelcol_receiver_accepted_spans"];
-        assert_eq!(accepted_spans(&collector, &names).unwrap(), 1536);
+        assert_eq!(accepted_spans(&collector).unwrap(), 1536);
         let renamed = Metrics::parse("otelcol_receiver_spans_ok_total 1536\n").unwrap();
-        assert!(accepted_spans(&renamed, &names).is_err(), "a renamed counter is an error, not zero");
+        assert!(accepted_spans(&renamed).is_err(), "a renamed counter is an error, not zero");
     }
 
     #[test]
-    fn the_collector_config_receives_and_drops() {
+    fn the_collector_config_receives_http_and_drops() {
         let config = std::fs::read_to_string(collector_config_dir().join("ingest-bench.yaml")).unwrap();
         assert!(config.contains("receivers: [otlp]") && config.contains("exporters: [debug]"), "{config}");
-        for variable in ["STITCH_OTLP_GRPC", "STITCH_METRICS_HOST", "STITCH_METRICS_PORT"] {
+        for variable in ["STITCH_OTLP_HTTP", "STITCH_METRICS_HOST", "STITCH_METRICS_PORT"] {
             assert!(config.contains(&format!("${{env:{variable}}}")), "{variable}");
         }
+    }
+
+    #[test]
+    fn thousands_are_grouped() {
+        assert_eq!(thousands(1_234_567.0), "1,234,567");
+        assert_eq!(thousands(999.0), "999");
     }
 }

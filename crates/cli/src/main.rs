@@ -11,6 +11,7 @@ mod conformance;
 mod diff;
 mod facts;
 mod fast_tests;
+mod flamegraph;
 mod gate_check;
 mod hint;
 mod infra;
@@ -18,10 +19,13 @@ mod ingest_bench;
 mod kafka_message;
 mod lessons;
 mod long_trace;
+mod overhead;
 mod pack;
 mod rehearse;
 mod report;
 mod schedule;
+#[cfg(test)]
+mod shared_build;
 mod soak;
 mod status;
 mod table;
@@ -190,8 +194,16 @@ enum Command {
         #[arg(long)]
         render_only: bool,
     },
-    /// telemetrygen's OTLP load into lineage and into the collector, each on one core.
+    /// A saturating OTLP/HTTP load into lineage and into the collector, each
+    /// pinned to one core: spans per CPU-second, peak RSS, every span counted.
     IngestBench(ingest_bench::Args),
+    /// What tracing costs the gateway and the worker: CPU per request and
+    /// latency, on against off in alternating rounds on a core of their own;
+    /// then the saturation climb, three times.
+    Overhead(overhead::Args),
+    /// A traced service under load, sampled by perf: the flame graph and where
+    /// the CPU went, written into the book.
+    Flamegraph(flamegraph::Args),
     /// The final flow under a steady open-loop load, a worker and a consumer
     /// killed mid-run, and generated malformed trace context at every edge.
     Soak(soak::Args),
@@ -247,6 +259,8 @@ fn main() -> ExitCode {
         Command::IngestBench(args) => ingest_bench::run(&args),
         Command::Traps { only } => traps::write(only.as_deref()),
         Command::Soak(args) => soak::run(&args),
+        Command::Overhead(args) => overhead::run(&args),
+        Command::Flamegraph(args) => flamegraph::run(&args),
         Command::Mistakes { step, kafka, write } => lessons::command(step.as_deref(), kafka, write),
         Command::Conformance(args) => conformance::run(&args),
         Command::LongTrace { minutes, tight_minutes, tight_limit_mib, tight_only, render_only } => {

@@ -72,6 +72,15 @@ pub fn generated_files(steps: &[Step]) -> Vec<String> {
     ];
     files.extend(tables.iter().map(|name| format!("generated/{name}")));
     files.push(crate::soak::BOOK_FILE.to_owned());
+    files.extend(
+        [
+            crate::overhead::BOOK_FILE,
+            crate::ingest_bench::BOOK_FILE,
+            crate::flamegraph::BOOK_FILE,
+            crate::flamegraph::SVG,
+        ]
+        .map(str::to_owned),
+    );
     let images = [SHATTERED, STITCHED, MESH, TIER_ROUTING, BROWSER_PAGE, BROWSER_TRACE, crate::long_trace::PICTURE];
     files.extend(images.iter().map(|name| format!("images/{name}")));
     files

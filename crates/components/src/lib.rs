@@ -13,6 +13,7 @@ pub mod cgroup;
 pub mod envoy;
 pub mod kafka;
 pub mod otelcol;
+pub mod proc_stat;
 pub mod process;
 
 pub use stitch_paths::{cache_dir, project_root, run_dir};

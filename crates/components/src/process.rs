@@ -297,6 +297,15 @@ pub fn cargo_build(packages: &[&str]) -> anyhow::Result<()> {
     run_build(&args, &packages.join(", "))
 }
 
+/// [`cargo_build`] in the release profile.
+pub fn cargo_build_release(packages: &[&str]) -> anyhow::Result<()> {
+    let mut args: Vec<&dyn AsRef<std::ffi::OsStr>> = vec![&"build", &"--release"];
+    for package in packages {
+        args.extend([&"--package" as &dyn AsRef<std::ffi::OsStr>, package]);
+    }
+    run_build(&args, &packages.join(", "))
+}
+
 /// Builds packages of the workspace whose manifest is `manifest` (a copy
 /// of a learner's crate lives in one of its own) into the same target
 /// directory, so that every dependency already built is reused.

@@ -282,6 +282,9 @@ impl Hasher for IdHasher {
 pub(crate) type IdMap<K, V> = HashMap<K, V, IdHashBuilder>;
 pub(crate) type IdSet<K> = std::collections::HashSet<K, IdHashBuilder>;
 
+/// A map keyed by strings from the wire, hashed with a seed of its own.
+pub(crate) type StrMap<V> = HashMap<Box<str>, V, foldhash::fast::RandomState>;
+
 /// Interns strings (service names, span names) as dense `u32` ids.
 ///
 /// Span names can be high-cardinality in the wild (ids in URLs); past `limit`
@@ -289,7 +292,7 @@ pub(crate) type IdSet<K> = std::collections::HashSet<K, IdHashBuilder>;
 /// stays bounded.
 #[derive(Debug)]
 pub(crate) struct Interner {
-    ids: HashMap<Box<str>, u32>,
+    ids: StrMap<u32>,
     strings: Vec<Box<str>>,
     limit: usize,
     overflow: Option<u32>,
@@ -298,7 +301,7 @@ pub(crate) struct Interner {
 
 impl Interner {
     pub fn new(limit: usize, overflow_label: &'static str) -> Interner {
-        Interner { ids: HashMap::new(), strings: Vec::new(), limit, overflow: None, overflow_label }
+        Interner { ids: StrMap::default(), strings: Vec::new(), limit, overflow: None, overflow_label }
     }
 
     pub fn intern(&mut self, value: &str) -> u32 {

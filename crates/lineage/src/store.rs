@@ -5,7 +5,7 @@ mod lookup;
 mod report;
 
 use std::collections::hash_map::Entry;
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 
@@ -13,7 +13,7 @@ use crate::Config;
 use crate::classify::{FragmentClass, classify, fragment_class};
 use crate::histogram::LatencyHistogram;
 use crate::ingest::{IngestOutcome, PayloadError, Prepared, RejectReason, prepare, prepare_protobuf};
-use crate::model::{Boundary, IdMap, IdSet, Interner, LinkRec, SpanRec, TraceId, flags, now_unix_nanos};
+use crate::model::{Boundary, IdMap, IdSet, Interner, LinkRec, SpanRec, StrMap, TraceId, flags, now_unix_nanos};
 use crate::report::Evictions;
 use crate::trace::Trace;
 
@@ -73,7 +73,7 @@ pub(crate) struct Tally {
     pub evictions: Evictions,
     pub rejected_payloads: BTreeMap<RejectReason, u64>,
     pub rejected_spans: u64,
-    pub keys: HashMap<Box<str>, KeyEntry>,
+    pub keys: StrMap<KeyEntry>,
 }
 
 impl Tally {
@@ -398,23 +398,45 @@ impl Store {
     }
 
     /// Settles open traces whose quiet period or max age has elapsed at `now`.
+    ///
+    /// Only the oldest open traces can be due: none is before its first span
+    /// is the shorter of the two periods old, and `open_order` is in order of
+    /// first arrival. The scan stops at the first trace younger than that, so
+    /// a tick costs what is due, not every open trace (at a high intake, the
+    /// full scan every tick was a quarter of lineage's CPU). Arrival times
+    /// taken by concurrent requests can be out of order by the time it takes
+    /// one to reach the lock; such a trace settles a tick later.
     pub fn settle_due(&mut self, now: u64) -> usize {
         let quiet = duration_nanos(self.config.quiet_period);
         let max_age = duration_nanos(self.config.max_age);
-        self.settle_where(|t| {
+        let youngest_due = quiet.min(max_age);
+        let traces = &self.traces;
+        let scan = self
+            .open_order
+            .iter()
+            .position(|(id, incarnation)| {
+                traces.get(id).is_some_and(|t| {
+                    t.incarnation == *incarnation && !t.settled && now < t.first_arrival.saturating_add(youngest_due)
+                })
+            })
+            .unwrap_or(self.open_order.len());
+        self.settle_where(scan, |t| {
             now >= t.last_arrival.saturating_add(quiet) || now >= t.first_arrival.saturating_add(max_age)
         })
     }
 
     /// Settles every open trace now, whatever its age.
     pub fn settle_all(&mut self) -> usize {
-        self.settle_where(|_| true)
+        self.settle_where(self.open_order.len(), |_| true)
     }
 
-    fn settle_where(&mut self, due: impl Fn(&Trace) -> bool) -> usize {
+    /// Settles the traces among the first `scan` entries of `open_order`
+    /// that are `due`, and drops the entries of traces no longer open there.
+    fn settle_where(&mut self, scan: usize, due: impl Fn(&Trace) -> bool) -> usize {
         let ids: Vec<TraceId> = self
             .open_order
             .iter()
+            .take(scan)
             .filter(|(id, incarnation)| {
                 self.traces.get(id).is_some_and(|t| t.incarnation == *incarnation && !t.settled && due(t))
             })
@@ -428,11 +450,15 @@ impl Store {
                 self.settled_order.push_back((id, trace.incarnation));
             }
         }
-        if !ids.is_empty() {
+        if scan > 0 {
             let traces = &self.traces;
-            self.open_order.retain(|(id, incarnation)| {
+            let open = |(id, incarnation): &(TraceId, u64)| {
                 traces.get(id).is_some_and(|t| t.incarnation == *incarnation && !t.settled)
-            });
+            };
+            let kept: Vec<(TraceId, u64)> = self.open_order.drain(..scan).filter(open).collect();
+            for entry in kept.into_iter().rev() {
+                self.open_order.push_front(entry);
+            }
         }
         ids.len()
     }
@@ -474,7 +500,7 @@ impl Store {
 }
 
 /// The slot (index + 1) of `key` in the trace, registering the trace under the key.
-fn key_slot(trace: &mut Trace, keys: &mut HashMap<Box<str>, KeyEntry>, trace_id: TraceId, key: &str) -> u16 {
+fn key_slot(trace: &mut Trace, keys: &mut StrMap<KeyEntry>, trace_id: TraceId, key: &str) -> u16 {
     if let Some(i) = trace.keys.iter().position(|k| &**k == key) {
         return i as u16 + 1;
     }

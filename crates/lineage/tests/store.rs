@@ -487,6 +487,31 @@ fn traces_settle_after_quiet_period_or_max_age() {
 }
 
 #[test]
+fn an_old_busy_trace_does_not_hide_the_due_ones_behind_it() {
+    let mut store = Store::new(Config {
+        quiet_period: Duration::from_secs(2),
+        max_age: Duration::from_secs(30),
+        ..Config::ephemeral()
+    });
+    let s = 1_000 * MS;
+    // Trace 1 arrives first and stays busy; traces 2..=4 arrive after it, one
+    // second apart, and go quiet; trace 5 is young.
+    store.ingest(&request(vec![server(1, 1, "gateway", "busy")]), BASE);
+    for trace in 2..=4u64 {
+        store.ingest(&request(vec![server(trace, 1, "gateway", "quiet")]), BASE + (trace - 1) * s);
+    }
+    store.ingest(&request(vec![internal(1, 2, "gateway", "tick").parent(1)]), BASE + 4 * s);
+    store.ingest(&request(vec![server(5, 1, "gateway", "young")]), BASE + 5 * s);
+    // At 5.5 s: 2, 3 and 4 are quiet for 2 s or more, 1 for 1.5 s, 5 is young.
+    assert_eq!(store.settle_due(BASE + 5 * s + s / 2), 3);
+    assert_eq!(store.report().traces_open, 2);
+    assert_eq!(store.settle_due(BASE + 6 * s), 1, "1 once quiet");
+    assert_eq!(store.settle_due(BASE + 7 * s), 1, "5 once quiet");
+    assert_eq!(store.report().traces_open, 0);
+    assert_eq!(store.report().spans_settled, 6);
+}
+
+#[test]
 fn eviction_prefers_settled_traces_and_force_settles_otherwise() {
     let mut store = Store::new(Config { max_traces: 2, ..Config::ephemeral() });
     store.ingest(&request(vec![server(1, 1, "gateway", "a").order("k1")]), BASE);

@@ -38,8 +38,38 @@ pub fn with_flow<T>(
     name: &str,
     drive: impl FnOnce(&mut Flow<'_>) -> anyhow::Result<T>,
 ) -> anyhow::Result<T> {
+    with_flow_built(step, kafka, name, Profile::Dev, drive)
+}
+
+/// How the services of a flow are compiled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Profile {
+    /// What the checks run: the build a learner's edit makes.
+    Dev,
+    /// What a team deploys: what a measurement of their cost needs.
+    Release,
+}
+
+/// [`with_flow`], with the services built in `profile`.
+pub fn with_flow_built<T>(
+    step: &Step,
+    kafka: BrokerKind,
+    name: &str,
+    profile: Profile,
+    drive: impl FnOnce(&mut Flow<'_>) -> anyhow::Result<T>,
+) -> anyhow::Result<T> {
     let package = step.package(true);
-    cargo_build(&[&package])?;
+    let binary = match profile {
+        Profile::Dev => {
+            cargo_build(&[&package])?;
+            binary(&package)
+        }
+        Profile::Release => {
+            crate::process::cargo_build_release(&[&package])?;
+            crate::process::target_dir().join("release").join(&package)
+        }
+    };
     build_broker()?;
     let logs = log_dir(name);
     std::fs::create_dir_all(&logs)?;
@@ -61,7 +91,7 @@ pub fn with_flow<T>(
             runtime: &runtime,
         };
         let starting = spinner(format!("starting {package} (gateway, worker, consumer)"));
-        let services = Services::start(&binary(&package), &env.lineage_otlp, broker.bootstrap(), &env, &[], None);
+        let services = Services::start(&binary, &env.lineage_otlp, broker.bootstrap(), &env, &[], None);
         starting.finish_and_clear();
         let services = match services {
             Ok(services) => services,

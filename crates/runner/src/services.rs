@@ -97,6 +97,11 @@ impl Services {
         &self.members[slot(role)]
     }
 
+    /// The process ids of `role`'s current process.
+    pub fn pids(&self, role: Role) -> Vec<u32> {
+        self.member(role).child.pids()
+    }
+
     /// Each role's current log file.
     pub fn log_files(&self) -> Vec<(Role, PathBuf)> {
         self.members.iter().map(|member| (member.launch.role(), member.log.clone())).collect()

@@ -76,23 +76,33 @@ impl ExportCounts {
     }
 }
 
-/// Counts every span that ends; runs beside the batch processor.
+/// Counts every span that ends, then hands it to the batch processor it
+/// wraps. One processor, not a counter beside it: with two, the SDK clones
+/// every ended span once per processor (attributes, events, links and all).
 #[derive(Debug)]
-pub(crate) struct EndedCounter;
+pub(crate) struct CountingProcessor<P>(pub(crate) P);
 
-impl SpanProcessor for EndedCounter {
-    fn on_start(&self, _span: &mut Span, _cx: &Context) {}
+impl<P: SpanProcessor> SpanProcessor for CountingProcessor<P> {
+    fn on_start(&self, span: &mut Span, cx: &Context) {
+        self.0.on_start(span, cx);
+    }
 
-    fn on_end(&self, _span: SpanData) {
+    fn on_end(&self, span: SpanData) {
         ENDED.fetch_add(1, Ordering::Relaxed);
+        self.0.on_end(span);
     }
 
     fn force_flush(&self) -> OTelSdkResult {
-        Ok(())
+        self.0.force_flush()
     }
 
-    fn shutdown_with_timeout(&self, _timeout: Duration) -> OTelSdkResult {
-        Ok(())
+    fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
+        self.0.shutdown_with_timeout(timeout)
+    }
+
+    // The batch processor hands the resource (`service.name`) to its exporter.
+    fn set_resource(&mut self, resource: &Resource) {
+        self.0.set_resource(resource);
     }
 }
 

@@ -169,12 +169,20 @@ impl Recorders {
     }
 }
 
+/// Ports in the partner's range that a browser refuses to fetch from (the
+/// Fetch standard's "bad ports"): a partner there would never be called.
+/// Its look-alike's port, above 10240, is past the list's last entry (10080).
+const BAD_PORTS: [u16; 5] = [1719, 1720, 1723, 2049, 3659];
+
 /// A port `p` for the partner and one for its look-alike whose digits are
 /// `p`'s and one more (`1901` → `19013`), both bound on 127.0.0.1. Below the
 /// kernel's ephemeral range, where `p × 10 + d` still is a port.
 async fn partner_listeners() -> anyhow::Result<(tokio::net::TcpListener, tokio::net::TcpListener)> {
     for _ in 0..200 {
         let port = fastrand::u16(1024..3270);
+        if BAD_PORTS.contains(&port) {
+            continue;
+        }
         let Ok(partner) = tokio::net::TcpListener::bind(("127.0.0.1", port)).await else { continue };
         for digit in 0..10 {
             if let Ok(longer) = tokio::net::TcpListener::bind(("127.0.0.1", port * 10 + digit)).await {

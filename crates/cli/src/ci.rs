@@ -138,15 +138,18 @@ impl Ci {
         // The two-opentelemetry-versions trap is a workspace of its own, so
         // that its second opentelemetry never enters ours.
         let two_versions = project_root().join("traps").join("two-otel-versions").join("Cargo.toml");
+        // The embedded broker is a workspace of its own too.
+        let broker = project_root().join("crates").join("broker").join("Cargo.toml");
         let target_dir = process::target_dir();
         let workspace = crate::fast_tests::workspace_test_args(&self.steps);
         let workspace: Vec<&dyn AsRef<std::ffi::OsStr>> = workspace.iter().map(|arg| arg as _).collect();
-        let suites: [(&str, &[&dyn AsRef<std::ffi::OsStr>]); 2] = [
+        let suites: [(&str, &[&dyn AsRef<std::ffi::OsStr>]); 3] = [
             ("cargo test --workspace (but the unsolved fast tests)", &workspace),
             (
                 "traps/two-otel-versions tests",
                 &[&"test", &"--manifest-path", &two_versions, &"--target-dir", &target_dir],
             ),
+            ("crates/broker tests", &[&"test", &"--manifest-path", &broker, &"--target-dir", &target_dir]),
         ];
         for (name, args) in suites {
             let status = process::cargo(args).unchecked().run().with_context(|| format!("running {name}"))?.status;

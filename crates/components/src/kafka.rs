@@ -2,8 +2,9 @@
 //!
 //! Two brokers speak the same protocol on `127.0.0.1`:
 //!
-//! - [`BrokerKind::Tansu`]: `stitch-broker`, an in-memory broker built by
-//!   cargo from `crates/broker`. Starts in milliseconds, needs nothing else.
+//! - [`BrokerKind::Tansu`]: `stitch-broker`, Tansu built by cargo from
+//!   `crates/broker`, its data in one SQLite file in the run's directory.
+//!   Starts in under a second, needs nothing else.
 //! - [`BrokerKind::Apache`]: Apache Kafka in KRaft mode, one JVM, its jars
 //!   resolved from Maven Central once (see [`install_apache_kafka`]) and its
 //!   configuration taken from `infra/kafka/`.
@@ -56,7 +57,7 @@ const LOG_LINES: usize = 30;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, clap::ValueEnum, strum::Display, strum::EnumString)]
 #[strum(serialize_all = "lowercase", ascii_case_insensitive)]
 pub enum BrokerKind {
-    /// `stitch-broker`: Tansu embedded, everything in memory.
+    /// `stitch-broker`: Tansu embedded, its data in SQLite.
     Tansu,
     /// Apache Kafka in KRaft combined mode, on the local JVM.
     Apache,
@@ -66,7 +67,7 @@ impl BrokerKind {
     /// Human-readable name, as shown while the broker starts.
     pub fn description(self) -> String {
         match self {
-            BrokerKind::Tansu => "Tansu (stitch-broker, in memory)".to_owned(),
+            BrokerKind::Tansu => "Tansu (stitch-broker, SQLite)".to_owned(),
             BrokerKind::Apache => format!("Apache Kafka {APACHE_KAFKA_VERSION} (KRaft)"),
         }
     }
@@ -79,8 +80,8 @@ pub struct BrokerOptions {
     pub kind: BrokerKind,
     /// Port for Kafka clients on 127.0.0.1; 0 picks a free one.
     pub port: u16,
-    /// Per-run scratch directory: the broker's log, and Apache Kafka's
-    /// generated configuration and data. Created if missing.
+    /// Per-run scratch directory: the broker's log and data (and Apache
+    /// Kafka's generated configuration). Created if missing.
     pub work_dir: PathBuf,
     /// The built `stitch-broker` binary (used for [`BrokerKind::Tansu`]).
     pub tansu_binary: PathBuf,
@@ -117,10 +118,11 @@ pub struct Broker {
 /// What a broker start does to the data it finds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Data {
-    /// A new cluster: Apache Kafka's data directory formatted afresh.
+    /// A new cluster: the data directory emptied (Tansu) or formatted
+    /// afresh (Apache Kafka).
     Fresh,
-    /// Whatever the last process left: Apache Kafka's log and offsets on
-    /// disk. Tansu keeps nothing, so it always starts empty.
+    /// Whatever the last process left on disk: topics with their ids,
+    /// messages, committed offsets.
     Kept,
 }
 
@@ -147,9 +149,9 @@ impl Broker {
     }
 
     /// Stops the broker as [`Broker::stop`] does and starts it again on the
-    /// same port, returning once it is ready. Apache Kafka comes back with
-    /// its topics, messages and committed offsets; Tansu keeps everything in
-    /// memory and comes back empty, without topics or consumer groups.
+    /// same port and data, returning once it is ready: both brokers come
+    /// back with their topics (ids unchanged), messages and committed
+    /// offsets.
     pub fn restart(&mut self) -> Result<()> {
         self.process.stop(STOP_GRACE);
         self.restarts += 1;
@@ -200,7 +202,7 @@ impl Broker {
 /// it is ready; on error the process is killed.
 fn spawn(opts: &BrokerOptions, data: Data, log_path: &Path) -> Result<Child> {
     let (expression, timeout) = match opts.kind {
-        BrokerKind::Tansu => (tansu_command(opts, &format!("{HOST}:{}", opts.port))?, TANSU_READY_TIMEOUT),
+        BrokerKind::Tansu => (tansu_command(opts, &format!("{HOST}:{}", opts.port), data)?, TANSU_READY_TIMEOUT),
         BrokerKind::Apache => {
             require_java()?;
             let libs = install_apache_kafka(&opts.cache_dir, &infra_dir())?;
@@ -293,7 +295,13 @@ pub fn ensure_topic(bootstrap: &str, topic: &str, partitions: i32) -> Result<()>
             Err((name, code)) => bail!("creating topic {name:?} on {bootstrap}: {code}"),
         }
     }
+    wait_for_topic(bootstrap, topic, partitions)
+}
 
+/// Returns once the broker's metadata shows `topic` with `partitions`
+/// partitions, each with a leader; creates nothing, so a topic that is gone
+/// is an error after 30 s.
+pub fn wait_for_topic(bootstrap: &str, topic: &str, partitions: i32) -> Result<()> {
     let client: BaseConsumer = probe_config(bootstrap).create()?;
     let mut last = String::from("no metadata response");
     let ready = poll(Duration::from_secs(30), Duration::from_millis(100), || {
@@ -349,7 +357,9 @@ fn probe_config(bootstrap: &str) -> ClientConfig {
     config
 }
 
-fn tansu_command(opts: &BrokerOptions, bootstrap: &str) -> Result<Expression> {
+/// `stitch-broker` on `bootstrap`, its SQLite file in `tansu-data` under the
+/// work dir: emptied for a [`Data::Fresh`] start, kept for a restart.
+fn tansu_command(opts: &BrokerOptions, bootstrap: &str, data: Data) -> Result<Expression> {
     if !opts.tansu_binary.is_file() {
         bail!(
             "stitch-broker not found at {}: build it with \
@@ -357,7 +367,19 @@ fn tansu_command(opts: &BrokerOptions, bootstrap: &str) -> Result<Expression> {
             opts.tansu_binary.display()
         );
     }
-    let mut expression = cmd!(&opts.tansu_binary, "--listen", bootstrap);
+    let data_dir = opts.work_dir.join("tansu-data");
+    match data {
+        Data::Fresh if data_dir.exists() => {
+            fs::remove_dir_all(&data_dir).with_context(|| format!("removing {}", data_dir.display()))?
+        }
+        Data::Fresh => {}
+        Data::Kept if !data_dir.is_dir() => bail!(
+            "cannot restart the Tansu broker on its data: {} is missing (was the broker started from this work dir?)",
+            data_dir.display()
+        ),
+        Data::Kept => {}
+    }
+    let mut expression = cmd!(&opts.tansu_binary, "--listen", bootstrap, "--data", &data_dir);
     // A RUST_LOG meant for the workshop's services would flood the broker's
     // log with Tansu's per-request debug output.
     expression = match std::env::var_os("STITCH_BROKER_LOG") {

@@ -243,8 +243,12 @@ fn apache_refuses_a_port_in_use() {
 fn stitch_broker_explains_a_port_in_use() {
     let taken = TcpListener::bind(("127.0.0.1", 0)).unwrap();
     let port = taken.local_addr().unwrap().port();
-    let output =
-        std::process::Command::new(tansu_binary()).args(["--listen", &format!("127.0.0.1:{port}")]).output().unwrap();
+    let data = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("kafka-port-taken-{}", std::process::id()));
+    let output = std::process::Command::new(tansu_binary())
+        .args(["--listen", &format!("127.0.0.1:{port}"), "--data"])
+        .arg(&data)
+        .output()
+        .unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(!output.status.success(), "{stderr}");
     assert!(stderr.contains(&format!("127.0.0.1:{port} is already in use")), "{stderr}");
@@ -276,13 +280,18 @@ fn check_alive_reports_a_broker_that_died() {
         }
     };
     assert!(err.contains("exited unexpectedly"), "{err}");
-    assert!(err.contains("serving Kafka from memory"), "log tail quoted: {err}");
+    assert!(err.contains("serving Kafka from SQLite"), "log tail quoted: {err}");
     drop(broker);
     let _ = std::fs::remove_dir_all(&opts.work_dir);
 }
 
 /// Produces `count` messages to `topic`, each acknowledged.
 fn produce(bootstrap: &str, topic: &str, count: usize) {
+    produce_keyed(bootstrap, topic, "key", count);
+}
+
+/// Produces `count` messages keyed `{prefix}-{i}` to `topic`, each acknowledged.
+fn produce_keyed(bootstrap: &str, topic: &str, prefix: &str, count: usize) {
     let producer: FutureProducer = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .set("message.timeout.ms", "10000")
@@ -290,7 +299,7 @@ fn produce(bootstrap: &str, topic: &str, count: usize) {
         .create()
         .unwrap();
     for i in 0..count {
-        let key = format!("key-{i}");
+        let key = format!("{prefix}-{i}");
         let delivery = producer.send_result(FutureRecord::<str, str>::to(topic).key(&key).payload("{}")).unwrap();
         futures::executor::block_on(delivery).unwrap().unwrap_or_else(|(err, _)| panic!("message {i}: {err}"));
     }
@@ -314,16 +323,121 @@ fn messages_held(bootstrap: &str, topic: &str) -> Result<i64, String> {
     Ok(total)
 }
 
-/// A restart stops the process, comes back on the same port, and keeps what
-/// the broker keeps: Apache Kafka its log, Tansu nothing.
+/// The topic's id, base64, as the broker's metadata gives it. rdkafka 0.39
+/// does not wrap librdkafka's DescribeTopics, so this calls it directly.
+fn topic_id(bootstrap: &str, topic: &str) -> Result<String, String> {
+    use rdkafka::bindings as rd;
+    use std::ffi::{CStr, CString};
+
+    let client: BaseConsumer = ClientConfig::new().set("bootstrap.servers", bootstrap).create().unwrap();
+    let name = CString::new(topic).unwrap();
+    let text = |ptr: *const std::ffi::c_char| {
+        // SAFETY: librdkafka returns NUL-terminated strings that live as
+        // long as the event they came from, which outlives this call.
+        unsafe { CStr::from_ptr(ptr) }.to_string_lossy().into_owned()
+    };
+    // SAFETY: every pointer comes from librdkafka and is used while the
+    // client, the queue and the event it belongs to are alive; the queue and
+    // the event are destroyed once, at the end.
+    unsafe {
+        let rk = client.client().native_ptr();
+        let queue = rd::rd_kafka_queue_new(rk);
+        let mut names = [name.as_ptr()];
+        let topics = rd::rd_kafka_TopicCollection_of_topic_names(names.as_mut_ptr(), names.len());
+        rd::rd_kafka_DescribeTopics(rk, topics, std::ptr::null(), queue);
+        rd::rd_kafka_TopicCollection_destroy(topics);
+        let event = rd::rd_kafka_queue_poll(queue, 10_000);
+        let answer = if event.is_null() {
+            Err("no DescribeTopics answer within 10 s".to_owned())
+        } else if rd::rd_kafka_event_error(event) != rd::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR {
+            Err(text(rd::rd_kafka_event_error_string(event)))
+        } else {
+            let mut count = 0;
+            let descriptions =
+                rd::rd_kafka_DescribeTopics_result_topics(rd::rd_kafka_event_DescribeTopics_result(event), &mut count);
+            match std::slice::from_raw_parts(descriptions, count) {
+                [description] if rd::rd_kafka_TopicDescription_error(*description).is_null() => {
+                    Ok(text(rd::rd_kafka_Uuid_base64str(rd::rd_kafka_TopicDescription_topic_id(*description))))
+                }
+                [description] => {
+                    Err(text(rd::rd_kafka_error_string(rd::rd_kafka_TopicDescription_error(*description))))
+                }
+                other => Err(format!("{} topics described, not 1", other.len())),
+            }
+        };
+        if !event.is_null() {
+            rd::rd_kafka_event_destroy(event);
+        }
+        rd::rd_kafka_queue_destroy(queue);
+        answer
+    }
+}
+
+/// The offsets `group` committed on `topic`'s partitions.
+fn committed(bootstrap: &str, group: &str, topic: &str) -> Vec<Offset> {
+    let checker: BaseConsumer =
+        ClientConfig::new().set("bootstrap.servers", bootstrap).set("group.id", group).create().unwrap();
+    let mut wanted = TopicPartitionList::new();
+    for partition in 0..PARTITIONS {
+        wanted.add_partition(topic, partition);
+    }
+    let offsets = checker.committed_offsets(wanted, Duration::from_secs(10)).expect("committed offsets");
+    (0..PARTITIONS).map(|partition| offsets.find_partition(topic, partition).unwrap().offset()).collect()
+}
+
+/// A consumer of `group` on `topic`, subscribed, committing only when told.
+fn group_consumer(bootstrap: &str, group: &str, topic: &str) -> BaseConsumer {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", group)
+        .set("auto.offset.reset", "earliest")
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    consumer.subscribe(&[topic]).unwrap();
+    consumer
+}
+
+/// Polls `consumer` until it has `count` messages or `within` has passed;
+/// returns their keys.
+fn consume(consumer: &BaseConsumer, count: usize, within: Duration) -> Vec<String> {
+    let mut keys = Vec::new();
+    let deadline = Instant::now() + within;
+    while keys.len() < count && Instant::now() < deadline {
+        match consumer.poll(Duration::from_millis(200)) {
+            Some(Ok(message)) => keys.push(String::from_utf8_lossy(message.key().unwrap_or_default()).into_owned()),
+            // While a broker restarts the client reports its connections
+            // down, and reconnects on its own, as the flow's consumer does.
+            Some(Err(err)) => eprintln!("consuming: {err}"),
+            None => {}
+        }
+    }
+    keys
+}
+
+/// A restart stops the process and comes back on the same port with what
+/// the last process stored: the topic with its id, its messages, and the
+/// group's committed offsets.
 fn restart(kind: BrokerKind) {
     let opts = options(kind, "restart", 0);
     let mut broker = Broker::start(&opts).expect("broker starts");
     let bootstrap = broker.bootstrap().to_owned();
     let first_pid = broker.pid();
-    ensure_topic(&bootstrap, "stitch.kept", PARTITIONS).expect("topic created");
-    produce(&bootstrap, "stitch.kept", MESSAGES);
-    assert_eq!(messages_held(&bootstrap, "stitch.kept"), Ok(MESSAGES as i64));
+    let topic = "stitch.kept";
+    ensure_topic(&bootstrap, topic, PARTITIONS).expect("topic created");
+    produce(&bootstrap, topic, MESSAGES);
+    let id = topic_id(&bootstrap, topic).expect("the topic's id");
+    let group = format!("stitch-restart-{kind}-{}", std::process::id());
+    let consumer = group_consumer(&bootstrap, &group, topic);
+    assert_eq!(consume(&consumer, MESSAGES, Duration::from_secs(30)).len(), MESSAGES);
+    consumer.commit_consumer_state(CommitMode::Sync).expect("commit");
+    drop(consumer);
+    let offsets = committed(&bootstrap, &group, topic);
+    assert_eq!(
+        offsets.iter().map(|offset| offset.to_raw().unwrap()).sum::<i64>(),
+        MESSAGES as i64,
+        "committed: {offsets:?}"
+    );
 
     let restarting = Instant::now();
     broker.restart().expect("broker restarts");
@@ -331,28 +445,153 @@ fn restart(kind: BrokerKind) {
     assert_eq!(broker.bootstrap(), bootstrap, "the same address");
     assert!(!process_exists(first_pid), "the first process is gone");
     assert!(broker.log_path().ends_with(format!("kafka-{kind}.restart-1.log")), "{}", broker.log_path().display());
-    match kind {
-        BrokerKind::Apache => {
-            assert_eq!(messages_held(&bootstrap, "stitch.kept"), Ok(MESSAGES as i64), "Kafka keeps its log")
-        }
-        BrokerKind::Tansu => {
-            assert!(messages_held(&bootstrap, "stitch.kept").is_err(), "Tansu comes back without the topic");
-            ensure_topic(&bootstrap, "stitch.kept", PARTITIONS).expect("topic created again");
-            assert_eq!(messages_held(&bootstrap, "stitch.kept"), Ok(0));
-        }
-    }
+    assert_eq!(topic_id(&bootstrap, topic), Ok(id), "the topic keeps its id");
+    assert_eq!(messages_held(&bootstrap, topic), Ok(MESSAGES as i64), "the messages are kept");
+    assert_eq!(committed(&bootstrap, &group, topic), offsets, "the group's offsets are kept");
     let pid = broker.pid();
     broker.stop();
     assert!(!process_exists(pid), "the restarted process stops too");
+
+    // A new start is a new cluster, from the same work dir.
+    let broker = Broker::start(&opts).expect("broker starts again, afresh");
+    assert!(messages_held(broker.bootstrap(), topic).is_err(), "a fresh start has no topic");
+    broker.stop();
     let _ = std::fs::remove_dir_all(&opts.work_dir);
 }
 
 #[test]
-fn tansu_restart_comes_back_empty() {
+fn tansu_restart_keeps_the_log() {
     restart(BrokerKind::Tansu);
 }
 
 #[test]
 fn apache_restart_keeps_the_log() {
     restart(BrokerKind::Apache);
+}
+
+/// A consumer in a group polls through a broker restart, as the flow's
+/// consumer does: it reads what is produced after the restart, and nothing
+/// it committed before comes again. On Tansu in memory this crashed the
+/// test process (librdkafka's SIGSEGV, see the chapter "Under load and
+/// faults").
+fn consumer_reads_on_across_a_restart(kind: BrokerKind) {
+    let opts = options(kind, "consume-across", 0);
+    let mut broker = Broker::start(&opts).expect("broker starts");
+    let bootstrap = broker.bootstrap().to_owned();
+    let topic = "stitch.across";
+    ensure_topic(&bootstrap, topic, PARTITIONS).expect("topic created");
+    produce_keyed(&bootstrap, topic, "before", MESSAGES);
+    let group = format!("stitch-across-{kind}-{}", std::process::id());
+    let consumer = group_consumer(&bootstrap, &group, topic);
+    let before = consume(&consumer, MESSAGES, Duration::from_secs(30));
+    assert_eq!(before.len(), MESSAGES, "{before:?}");
+    consumer.commit_consumer_state(CommitMode::Sync).expect("commit");
+
+    broker.restart().expect("broker restarts");
+    // The consumer fetches while the broker is down and as it comes back.
+    let during = consume(&consumer, 1, Duration::from_secs(3));
+    assert!(during.is_empty(), "nothing new yet, nothing again: {during:?}");
+    produce_keyed(&bootstrap, topic, "after", MESSAGES);
+    let after = consume(&consumer, MESSAGES, Duration::from_secs(30));
+    assert_eq!(after.len(), MESSAGES, "every message produced after the restart: {after:?}");
+    assert!(after.iter().all(|key| key.starts_with("after-")), "nothing read twice: {after:?}");
+    drop(consumer);
+    broker.stop();
+    let _ = std::fs::remove_dir_all(&opts.work_dir);
+}
+
+#[test]
+fn tansu_consumer_reads_on_across_a_restart() {
+    consumer_reads_on_across_a_restart(BrokerKind::Tansu);
+}
+
+#[test]
+fn apache_consumer_reads_on_across_a_restart() {
+    consumer_reads_on_across_a_restart(BrokerKind::Apache);
+}
+
+/// The child process of [`deleted_topic_under_a_consumer`]: its broker.
+const CHILD_BOOTSTRAP: &str = "STITCH_TEST_DELETED_TOPIC_BOOTSTRAP";
+const CHILD_DELETED: &str = "deleted the topic under the consumer";
+const CHILD_SURVIVED: &str = "the consumer fetched on for 10 s";
+const DELETED_TOPIC: &str = "stitch.deleted";
+
+/// The smallest sequence that crashes librdkafka 2.12.1 on Tansu 0.6.0: a
+/// consumer fetches a topic's partition, the topic is deleted, and the next
+/// fetch's answer names a topic librdkafka cannot look up (see the chapter
+/// "Under load and faults"). The consumer runs in a child process, this
+/// test binary running [`deleted_topic_consumer`], so that a crash is an
+/// exit status and not this test's own death.
+fn deleted_topic_under_a_consumer(kind: BrokerKind) -> (std::process::ExitStatus, String) {
+    let opts = options(kind, "deleted-topic", 0);
+    let broker = Broker::start(&opts).expect("broker starts");
+    ensure_topic(broker.bootstrap(), DELETED_TOPIC, 1).expect("topic created");
+    let child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["deleted_topic_consumer", "--exact", "--ignored", "--nocapture", "--test-threads", "1"])
+        .env(CHILD_BOOTSTRAP, broker.bootstrap())
+        .output()
+        .expect("the child test runs");
+    broker.stop();
+    let _ = std::fs::remove_dir_all(&opts.work_dir);
+    (child.status, String::from_utf8_lossy(&child.stderr).into_owned())
+}
+
+/// Upstream's bug, pinned: when this fails, a Tansu or librdkafka release
+/// fixed it, and the chapter's account must change.
+#[test]
+fn tansu_deleted_topic_crashes_librdkafka() {
+    use std::os::unix::process::ExitStatusExt as _;
+    let (status, stderr) = deleted_topic_under_a_consumer(BrokerKind::Tansu);
+    assert!(stderr.contains(CHILD_DELETED), "the crash comes after the deletion: {status}\n{stderr}");
+    assert_eq!(status.signal(), Some(11), "SIGSEGV: {status}\n{stderr}");
+}
+
+#[test]
+fn apache_deleted_topic_leaves_librdkafka_running() {
+    let (status, stderr) = deleted_topic_under_a_consumer(BrokerKind::Apache);
+    assert!(status.success() && stderr.contains(CHILD_SURVIVED), "{status}\n{stderr}");
+}
+
+#[test]
+#[ignore = "the child process of the deleted-topic tests, which run it"]
+fn deleted_topic_consumer() {
+    use rdkafka::admin::{AdminClient, AdminOptions};
+    use rdkafka::client::DefaultClientContext;
+    use rdkafka::error::KafkaError;
+    use rdkafka::types::RDKafkaErrorCode;
+
+    let bootstrap = std::env::var(CHILD_BOOTSTRAP).expect("started by a deleted-topic test");
+    // Assigned, not subscribed: no group is needed for the crash
+    // (librdkafka wants a group id all the same).
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &bootstrap)
+        .set("group.id", "stitch-deleted-topic")
+        .set("enable.partition.eof", "true")
+        .create()
+        .unwrap();
+    let mut partitions = TopicPartitionList::new();
+    partitions.add_partition_offset(DELETED_TOPIC, 0, Offset::Beginning).unwrap();
+    consumer.assign(&partitions).unwrap();
+    // The first answered fetch of the empty partition reports its end.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        assert!(Instant::now() < deadline, "no fetch answered within 30 s");
+        if let Some(Err(KafkaError::PartitionEOF(0))) = consumer.poll(Duration::from_millis(100)) {
+            break;
+        }
+    }
+    let admin: AdminClient<DefaultClientContext> =
+        ClientConfig::new().set("bootstrap.servers", &bootstrap).create().unwrap();
+    let deleted = futures::executor::block_on(admin.delete_topics(&[DELETED_TOPIC], &AdminOptions::new()))
+        .expect("delete topics answered");
+    assert!(matches!(deleted.as_slice(), [Ok(_)]), "{deleted:?}");
+    eprintln!("{CHILD_DELETED}");
+    let fetching = Instant::now();
+    while fetching.elapsed() < Duration::from_secs(10) {
+        match consumer.poll(Duration::from_millis(100)) {
+            Some(Err(KafkaError::MessageConsumption(RDKafkaErrorCode::UnknownTopicOrPartition))) | None => {}
+            Some(other) => eprintln!("polled: {other:?}"),
+        }
+    }
+    eprintln!("{CHILD_SURVIVED}");
 }

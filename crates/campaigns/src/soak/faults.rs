@@ -11,7 +11,7 @@ use stitch_flow::Role;
 use super::account::order_spans;
 use super::drive::{Rate, open_loop, progress};
 use crate::check::{Flow, wait_for_spans};
-use crate::kafka::{FLOW_PARTITIONS, FLOW_TOPIC, ensure_topic};
+use crate::kafka::{FLOW_PARTITIONS, FLOW_TOPIC, wait_for_topic};
 
 /// A request counts as in flight at the kill when it was sent at most this
 /// long before it: the services export every 200 ms
@@ -31,10 +31,9 @@ pub enum Fault {
     /// [`LINEAGE_DOWN`] and it forgets everything it held. The services'
     /// exports fail meanwhile, and their SDKs count the spans.
     RestartLineage,
-    /// The Kafka broker stopped (SIGTERM) and started again on its port.
-    /// Apache Kafka comes back with its log and the group's offsets; Tansu
-    /// keeps everything in memory and comes back empty, so the orders topic
-    /// is created again, as the services did at their start.
+    /// The Kafka broker stopped (SIGTERM) and started again on its port and
+    /// its data: both brokers come back with the orders topic (its id
+    /// unchanged), its messages and the group's committed offsets.
     RestartBroker,
 }
 
@@ -84,8 +83,9 @@ impl Fault {
             Fault::RestartLineage => flow.runtime.block_on(flow.lineage.restart(LINEAGE_DOWN))?,
             Fault::RestartBroker => {
                 flow.broker.restart()?;
-                ensure_topic(flow.broker.bootstrap(), FLOW_TOPIC, FLOW_PARTITIONS)
-                    .context("creating the orders topic again")?;
+                // Nothing creates it again: a broker that lost it fails here.
+                wait_for_topic(flow.broker.bootstrap(), FLOW_TOPIC, FLOW_PARTITIONS)
+                    .context("the restarted broker without the orders topic")?;
                 return supervise(flow, struck_at, SUPERVISE_AFTER_BROKER);
             }
         }

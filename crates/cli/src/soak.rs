@@ -14,8 +14,8 @@ use crate::table::Table;
 pub struct Args {
     #[arg(long, default_value = "tansu")]
     pub kafka: BrokerKind,
-    /// What CI runs: 100 requests/s for 15 s, the worker kill and the lineage
-    /// restart, twice the load, 2,000 fuzz cases.
+    /// What CI runs: 100 requests/s for 15 s, the worker kill, the lineage
+    /// restart and the broker restart, twice the load, 2,000 fuzz cases.
     #[arg(long)]
     pub short: bool,
     /// The load's requests per second (200, or 100 with --short).
@@ -25,7 +25,8 @@ pub struct Args {
     #[arg(long)]
     pub seconds: Option<f64>,
     /// Run only these faults (repeat the flag for several); every fault by
-    /// default; --short runs the worker kill and the lineage restart.
+    /// default; --short runs the worker kill, the lineage restart and the
+    /// broker restart.
     #[arg(long = "fault", value_enum)]
     pub faults: Vec<Fault>,
     /// Fuzz cases (10,000, or 2,000 with --short); 10 more come from the Java producer.

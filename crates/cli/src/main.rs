@@ -7,6 +7,7 @@ mod book;
 mod check_json;
 mod ci;
 mod ci_time;
+mod clients;
 mod conformance;
 mod diff;
 mod facts;
@@ -207,6 +208,10 @@ enum Command {
     /// The final flow under a steady open-loop load, a worker and a consumer
     /// killed mid-run, and generated malformed trace context at every edge.
     Soak(soak::Args),
+    /// Step 3's table of Kafka clients: rdkafka, `peek`, Apache Kafka's Java
+    /// producer and admin client, and kcat, each on Tansu and on Apache
+    /// Kafka, written into the book (needs a JDK, Maven and kcat).
+    Clients,
     /// The W3C Trace Context rule tests against the project's propagator
     /// and against OpenTelemetry's alone, written into the book; with
     /// --w3c-suite, the official suite against the conformance service too.
@@ -261,6 +266,7 @@ fn main() -> ExitCode {
         Command::Soak(args) => soak::run(&args),
         Command::Overhead(args) => overhead::run(&args),
         Command::Flamegraph(args) => flamegraph::run(&args),
+        Command::Clients => clients::run(),
         Command::Mistakes { step, kafka, write } => lessons::command(step.as_deref(), kafka, write),
         Command::Conformance(args) => conformance::run(&args),
         Command::LongTrace { minutes, tight_minutes, tight_limit_mib, tight_only, render_only } => {

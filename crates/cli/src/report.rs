@@ -81,6 +81,7 @@ pub fn generated_files(steps: &[Step]) -> Vec<String> {
         ]
         .map(str::to_owned),
     );
+    files.push(format!("generated/{}", crate::clients::FILE));
     let images = [SHATTERED, STITCHED, MESH, TIER_ROUTING, BROWSER_PAGE, BROWSER_TRACE, crate::long_trace::PICTURE];
     files.extend(images.iter().map(|name| format!("images/{name}")));
     files

@@ -316,6 +316,13 @@ pub fn render() -> anyhow::Result<String> {
     fact(&mut out, "consumer_ask_again", &duration(stitch_flow::CONSUMER_ASK_AGAIN_AFTER));
     fact(&mut out, "consumer_commit_every", &duration(stitch_flow::CONSUMER_COMMIT_EVERY));
     fact(&mut out, "consumer_session_timeout", &duration(stitch_flow::CONSUMER_SESSION_TIMEOUT));
+    // The versions the chapter's account of librdkafka's crash names.
+    let root = stitch_paths::project_root();
+    let tansu = crate::clients::locked_version(&root.join("crates").join("broker").join("Cargo.lock"), "tansu-broker")?;
+    fact(&mut out, "tansu_version", &tansu);
+    fact(&mut out, "rdkafka_version", &crate::clients::locked_version(&root.join("Cargo.lock"), "rdkafka")?);
+    fact(&mut out, "librdkafka_version", &rdkafka::util::get_rdkafka_version().1);
+    fact(&mut out, "apache_kafka_version", stitch_components::kafka::APACHE_KAFKA_VERSION);
 
     let mut agenda = format!("| step | chapter | reading, at {WORDS_PER_MINUTE} words/min |\n|---|---|---:|\n");
     let mut reading = std::collections::BTreeMap::new();

@@ -63,10 +63,12 @@ pub(crate) async fn serve(
             _ = &mut shutdown => break,
             received = consumer.recv() => received,
             _ = look.tick() => {
-                // Tansu's coordinator can hand the group's only consumer no
-                // partition after a restart and never rebalance again. Ask
-                // once more by subscribing again; an empty assignment after
-                // that is the group's answer (more consumers than partitions).
+                // Tansu 0.6's coordinator (in memory and on SQLite alike) can
+                // hand a restarted consumer, the group's only one, no
+                // partition once the killed member's session expires, and
+                // never rebalance again. Ask once more by subscribing again;
+                // an empty assignment after that is the group's answer (more
+                // consumers than partitions).
                 match assigned.empty_for() {
                     Some(empty) if empty >= ASK_AGAIN_AFTER && !asked_again => {
                         tracing::warn!(?empty, "still no partition: subscribing again, to ask the group once more");

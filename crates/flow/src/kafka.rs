@@ -118,7 +118,7 @@ impl ConsumerContext for AssignmentContext {
                 tracing::info!(partitions = count, "partitions assigned");
                 // The flow's only consumer of its group: an assignment of no
                 // partition consumes nothing, and must not read as ready
-                // (seen after a restart on Tansu).
+                // (seen on Tansu after a consumer's restart).
                 if count == 0 {
                     tracing::warn!("assigned no partition: not ready until the group hands this consumer one");
                 }

@@ -256,20 +256,19 @@ pub fn command(only: Option<&str>, kafka: BrokerKind, write: bool) -> anyhow::Re
     Ok(if wrong == 0 { std::process::ExitCode::SUCCESS } else { std::process::ExitCode::FAILURE })
 }
 
-/// A failure line without the ids of one run (`ord-3f2a9c1e-000007`), so
-/// that the table reads the same from run to run.
+/// A failure line without what is one run's own: order ids
+/// (`ord-3f2a9c1e-000007`), trace contexts and the ports of loopback
+/// origins, so that the table reads the same from run to run.
 fn anonymise(line: &str) -> String {
-    let mut out = String::new();
-    let mut rest = line;
-    while let Some(at) = rest.find("ord-") {
-        out.push_str(&rest[..at]);
-        out.push_str("ord-…");
-        let id = &rest[at + 4..];
-        let end = id.find(|c: char| !(c.is_ascii_hexdigit() || c == '-')).unwrap_or(id.len());
-        rest = &id[end..];
-    }
-    out.push_str(rest);
-    out
+    static RUN_OWN: std::sync::LazyLock<[(regex::Regex, &str); 3]> = std::sync::LazyLock::new(|| {
+        let regex = |pattern: &str| regex::Regex::new(pattern).expect("a valid pattern");
+        [
+            (regex(r"\bord-[0-9a-f]+(-[0-9]+)?"), "ord-…"),
+            (regex(r"\b00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}\b"), "00-…"),
+            (regex(r"(localhost|127\.0\.0\.1):[0-9]+"), "$1:…"),
+        ]
+    });
+    RUN_OWN.iter().fold(line.to_owned(), |text, (pattern, with)| pattern.replace_all(&text, *with).into_owned())
 }
 
 #[cfg(test)]
@@ -281,6 +280,14 @@ mod tests {
         assert_eq!(
             anonymise("in 200 of 200 requests (e.g. ord-1b66ef12-000008) the worker"),
             "in 200 of 200 requests (e.g. ord-…) the worker"
+        );
+        assert_eq!(
+            anonymise("carry a traceparent (e.g. `00-d3d580ecf6e62df2b7977da26dedc2fe-f047623476028484-03`)"),
+            "carry a traceparent (e.g. `00-…`)"
+        );
+        assert_eq!(
+            anonymise("to a look-alike origin http://api.partner.localhost:31550 and http://127.0.0.1:33277 (200/200)"),
+            "to a look-alike origin http://api.partner.localhost:… and http://127.0.0.1:… (200/200)"
         );
         assert_eq!(anonymise("nothing to hide"), "nothing to hide");
     }

@@ -47,6 +47,14 @@ pub enum Rule {
 
 impl Policy {
     /// `name (type)`, as the check lists the policies.
+    /// A latency policy's threshold, in milliseconds.
+    pub fn latency_threshold_ms(&self) -> Option<u64> {
+        match self.rule {
+            Rule::Latency { threshold_ms, .. } => Some(threshold_ms),
+            _ => None,
+        }
+    }
+
     pub fn describe(&self) -> String {
         let kind = match &self.rule {
             Rule::StatusCode(_) => "status_code",

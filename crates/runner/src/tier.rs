@@ -50,6 +50,9 @@ pub struct TierOptions {
     pub tier2_cgroups: BTreeMap<String, PathBuf>,
     /// Tier 2's policies, `name (type)`, as the check describes them.
     pub policies: Vec<String>,
+    /// The threshold tier 2's `slow` policy runs with, as its settings say
+    /// with the check's variables; `None` when no latency policy is `slow`.
+    pub slow_policy_threshold: Option<Duration>,
 }
 
 impl Default for TierOptions {
@@ -68,6 +71,8 @@ impl Default for TierOptions {
             tier2_env: Vec::new(),
             tier2_cgroups: BTreeMap::new(),
             policies: ["errors (status_code)", "slow (latency)", "baseline (probabilistic)"].map(String::from).to_vec(),
+            // infra/collector/tier2.yaml's `slow` reads `${env:STITCH_SLOW_MS}`.
+            slow_policy_threshold: Some(stitch_model::sampling::CHECK_SLOW_THRESHOLD),
         }
     }
 }
@@ -81,6 +86,7 @@ impl TierOptions {
             num_traces: sampling.num_traces,
             tier2_overlays: vec![sampling.path.clone()],
             policies: sampling.policies.clone(),
+            slow_policy_threshold: sampling.slow_threshold_ms.map(Duration::from_millis),
             ..TierOptions::default()
         }
     }

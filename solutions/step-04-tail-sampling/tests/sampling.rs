@@ -91,6 +91,25 @@ fn the_slow_orders_trace_is_kept_every_time() {
 }
 
 #[test]
+fn the_slow_threshold_is_the_checks() {
+    let settings = settings();
+    let threshold =
+        settings.policies.iter().find(|policy| policy.name == "slow").and_then(|slow| slow.latency_threshold_ms());
+    let check = CHECK_SLOW_THRESHOLD.as_millis() as u64;
+    if let Some(ms) = threshold {
+        assert_eq!(
+            ms,
+            check,
+            "{}",
+            broken(&format!(
+                "the `slow` policy's threshold is {ms} ms, whatever the check sets: take it from \
+                 ${{env:{SLOW_MS_VARIABLE}}} ({check} ms in the check)"
+            ))
+        );
+    }
+}
+
+#[test]
 fn an_ordinary_trace_is_kept_one_time_in_a_hundred() {
     let kept = chance(&settings(), &order(ORDINARY_MS, SpanStatus::Unset));
     assert!(

@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use stitch_model::sampling::SLOW_MS_VARIABLE;
 use stitch_model::stage::tier::{CannotRepairData, InjectedTrace, TierData};
 
 use super::{Claim, StageVerdict};
@@ -69,6 +70,20 @@ pub fn judge(data: &TierData) -> StageVerdict {
         data.policies.join(", "),
         data.slow_threshold_ms,
     )];
+
+    let threshold = format!("`${{env:{SLOW_MS_VARIABLE}}}`, {} ms in the check", data.slow_threshold_ms);
+    claims.push(Claim::new(
+        format!("the `slow` policy's threshold is the check's ({threshold})"),
+        match data.slow_policy_threshold_ms {
+            Some(ms) if ms == data.slow_threshold_ms => format!("{ms} ms"),
+            Some(ms) => format!(
+                "{ms} ms: the threshold does not come from `${{env:{SLOW_MS_VARIABLE}}}`, so what counts as slow \
+                 is not what the check (or your team) sets"
+            ),
+            None => "no latency policy named `slow`".to_owned(),
+        },
+        data.slow_policy_threshold_ms == Some(data.slow_threshold_ms),
+    ));
 
     for (label, injected, policy, others) in
         [("error", &data.error, "errors", 0), ("slow", &data.slow, "slow", data.slow_baseline)]
@@ -241,7 +256,7 @@ mod tests {
     fn a_tier_that_keeps_what_matters_passes_every_claim() {
         let verdict = judge(&stages::tier());
         all_pass(&verdict);
-        assert_eq!(verdict.claims.len(), 9);
+        assert_eq!(verdict.claims.len(), 10);
         assert_eq!(
             claim(&verdict, "baseline traces kept").claim,
             "baseline traces kept: 1% within a binomial tolerance [0, 9]"
@@ -285,6 +300,22 @@ mod tests {
             only_failure(&verdict, "the `slow` policy kept the injected slow trace and the 2 baseline traces");
         assert_eq!(measured, "1 trace");
         assert!(verdict.notes[1].starts_with("2 baseline traces took longer than 4000 ms"), "{:?}", verdict.notes);
+    }
+
+    #[test]
+    fn a_slow_threshold_that_is_not_the_checks_fails() {
+        let mut data = stages::tier();
+        data.slow_policy_threshold_ms = Some(2000);
+        let measured = only_failure(&judge(&data), "the `slow` policy's threshold is the check's");
+        assert!(
+            measured.starts_with("2000 ms: the threshold does not come from `${env:STITCH_SLOW_MS}`"),
+            "{measured}"
+        );
+        data.slow_policy_threshold_ms = None;
+        assert_eq!(
+            only_failure(&judge(&data), "the `slow` policy's threshold is the check's"),
+            "no latency policy named `slow`"
+        );
     }
 
     #[test]

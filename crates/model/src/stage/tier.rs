@@ -11,6 +11,10 @@ pub struct TierData {
     pub policies: Vec<String>,
     /// The `slow` policy's threshold, as the check sets it.
     pub slow_threshold_ms: u64,
+    /// The threshold the tier's `slow` policy runs with, read from its
+    /// settings with the check's variables; `None` when no latency policy is
+    /// named `slow`.
+    pub slow_policy_threshold_ms: Option<u64>,
     /// Spans one request makes in the flow that ran: a whole request in Jaeger has this many.
     pub spans_per_request: usize,
     /// The injected failed request, for the `errors` policy.

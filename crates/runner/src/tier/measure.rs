@@ -111,6 +111,7 @@ impl TierStage {
             num_traces: options.num_traces,
             policies: options.policies.clone(),
             slow_threshold_ms: options.slow_threshold.as_millis() as u64,
+            slow_policy_threshold_ms: options.slow_policy_threshold.map(|threshold| threshold.as_millis() as u64),
             spans_per_request: options.spans_per_request,
             error,
             slow,

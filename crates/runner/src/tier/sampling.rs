@@ -21,6 +21,9 @@ pub struct LearnerSampling {
     pub num_traces: u64,
     /// `name (type)`, in the file's order.
     pub policies: Vec<String>,
+    /// The threshold of the latency policy named `slow`, with the check's
+    /// `${env:STITCH_SLOW_MS}`.
+    pub slow_threshold_ms: Option<u64>,
 }
 
 impl LearnerSampling {
@@ -44,6 +47,11 @@ impl LearnerSampling {
             decision_wait: settings.decision_wait,
             num_traces: settings.num_traces,
             policies: settings.policies.iter().map(|policy| policy.describe()).collect(),
+            slow_threshold_ms: settings
+                .policies
+                .iter()
+                .find(|policy| policy.name == "slow")
+                .and_then(|policy| policy.latency_threshold_ms()),
         })
     }
 }

@@ -47,14 +47,6 @@ pub enum Rule {
 
 impl Policy {
     /// `name (type)`, as the check lists the policies.
-    /// A latency policy's threshold, in milliseconds.
-    pub fn latency_threshold_ms(&self) -> Option<u64> {
-        match self.rule {
-            Rule::Latency { threshold_ms, .. } => Some(threshold_ms),
-            _ => None,
-        }
-    }
-
     pub fn describe(&self) -> String {
         let kind = match &self.rule {
             Rule::StatusCode(_) => "status_code",
@@ -131,6 +123,15 @@ impl SamplingSettings {
             .with_context(|| format!("decision_wait {:?}", settings.decision_wait))?;
         let policies = settings.policies.into_iter().map(Policy::from_entry).collect::<Result<_>>()?;
         Ok(SamplingSettings { decision_wait, num_traces: settings.num_traces, policies })
+    }
+
+    /// The threshold of the latency policy named `slow` (the one the check
+    /// reads), in milliseconds; `None` when there is no such policy.
+    pub fn slow_threshold_ms(&self) -> Option<u64> {
+        self.policies.iter().find(|policy| policy.name == "slow").and_then(|policy| match policy.rule {
+            Rule::Latency { threshold_ms, .. } => Some(threshold_ms),
+            _ => None,
+        })
     }
 
     /// The chance (0 to 1) that tier 2 keeps `trace`: 1 when a policy that

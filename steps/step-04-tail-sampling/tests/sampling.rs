@@ -92,9 +92,7 @@ fn the_slow_orders_trace_is_kept_every_time() {
 
 #[test]
 fn the_slow_threshold_is_the_checks() {
-    let settings = settings();
-    let threshold =
-        settings.policies.iter().find(|policy| policy.name == "slow").and_then(|slow| slow.latency_threshold_ms());
+    let threshold = settings().slow_threshold_ms();
     let check = CHECK_SLOW_THRESHOLD.as_millis() as u64;
     if let Some(ms) = threshold {
         assert_eq!(

@@ -47,11 +47,7 @@ impl LearnerSampling {
             decision_wait: settings.decision_wait,
             num_traces: settings.num_traces,
             policies: settings.policies.iter().map(|policy| policy.describe()).collect(),
-            slow_threshold_ms: settings
-                .policies
-                .iter()
-                .find(|policy| policy.name == "slow")
-                .and_then(|policy| policy.latency_threshold_ms()),
+            slow_threshold_ms: settings.slow_threshold_ms(),
         })
     }
 }

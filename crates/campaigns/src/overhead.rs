@@ -7,6 +7,10 @@
 //! gateway's latency; the summary gives each figure's spread over the
 //! rounds. Then, optionally, the soak's saturation climb, several times, on
 //! the same pinned flow.
+//!
+//! With `cuts`, the rounds cycle through tracing on, off, and on with each
+//! cut of "What tracing costs" undone (`--tracing two-processors`,
+//! `--tracing default-layer`): what each cut saves, measured on one binary.
 
 use anyhow::{Context as _, bail};
 use serde::{Deserialize, Serialize};
@@ -27,8 +31,12 @@ pub struct OverheadOptions {
     pub profile: Profile,
     /// The open loop of each round.
     pub rate: Rate,
-    /// Rounds in all, half with tracing on; even, at least 2.
+    /// Rounds in all, a whole number of cycles (on, off; or with `cuts`,
+    /// on, off, and each cut undone).
     pub rounds: usize,
+    /// Whether the cycle includes each cut undone.
+    #[serde(default)]
+    pub cuts: bool,
     /// Seconds of unmeasured load after each restart: connections, pools
     /// and the exporter's channel are made before the clock starts.
     pub warmup_seconds: f64,
@@ -68,8 +76,8 @@ pub struct Round {
 }
 
 impl Round {
-    fn on(&self) -> bool {
-        self.tracing == "on"
+    fn is(&self, tracing: Tracing) -> bool {
+        self.tracing == tracing.name()
     }
 
     pub fn cpu_us(&self, role: &str) -> Option<f64> {
@@ -134,16 +142,50 @@ pub struct OverheadReport {
     pub cpu_us_per_span: Vec<(String, f64)>,
     /// Spans per request the gateway and the worker exported, together.
     pub spans_per_request: f64,
+    /// Each cut undone against tracing on as the services run it (with
+    /// `cuts`; empty without).
+    #[serde(default)]
+    pub cuts: Vec<CutFigure>,
     pub climbs: Vec<SaturationResult>,
     pub elapsed_seconds: f64,
     /// The machine's 1-minute load average before and after the run.
     pub load_average: (f64, f64),
 }
 
+/// One cut undone, over its rounds.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CutFigure {
+    /// The `--tracing` value that undoes the cut.
+    pub undone: String,
+    /// Both services' CPU per request with the cut undone.
+    pub cpu_us: Spread,
+    pub latency_p50_ms: Spread,
+    /// Its median CPU per request less tracing on's: what the cut saves.
+    pub saved_us_per_request: f64,
+    /// The same over the spans each request exports.
+    pub saved_us_per_span: f64,
+}
+
+/// The variants a run's rounds cycle through, in order.
+pub fn cycle(cuts: bool) -> &'static [Tracing] {
+    if cuts {
+        &[Tracing::On, Tracing::Off, Tracing::TwoProcessors, Tracing::DefaultLayer]
+    } else {
+        &[Tracing::On, Tracing::Off]
+    }
+}
+
 /// Runs the rounds (and climbs) on a freshly started final flow.
 pub fn run(options: &OverheadOptions) -> anyhow::Result<OverheadReport> {
-    if options.rounds < 2 || !options.rounds.is_multiple_of(2) {
-        bail!("--rounds {}: an even number, at least 2 (as many with tracing on as off)", options.rounds);
+    let cycle = cycle(options.cuts);
+    if options.rounds < cycle.len() || !options.rounds.is_multiple_of(cycle.len()) {
+        bail!(
+            "--rounds {}: a multiple of {}, at least {} (as many rounds of each: {})",
+            options.rounds,
+            cycle.len(),
+            cycle.len(),
+            cycle.iter().map(|t| t.name()).collect::<Vec<_>>().join(", ")
+        );
     }
     options.rate.validate()?;
     let kafka = options.kafka.parse().map_err(|err| anyhow::anyhow!("--kafka {}: {err}", options.kafka))?;
@@ -155,13 +197,13 @@ pub fn run(options: &OverheadOptions) -> anyhow::Result<OverheadReport> {
         let _pinned = pin_flow(flow, options.services_core, &options.others)?;
         let mut rounds = Vec::new();
         for index in 0..options.rounds {
-            let tracing = if index % 2 == 0 { Tracing::On } else { Tracing::Off };
+            let tracing = cycle[index % cycle.len()];
             // The flow starts with tracing on: round 0 needs no restart.
             if index > 0 {
                 flow.services.restart_with_tracing(&SWITCHED, tracing)?;
                 pin_services(flow, options.services_core)?;
             }
-            eprintln!("· round {} of {}: tracing {}", index + 1, options.rounds, label(tracing));
+            eprintln!("· round {} of {}: tracing {}", index + 1, options.rounds, tracing.name());
             rounds.push(round(flow, options, tracing, spans_per_request)?);
         }
         flow.services.restart_with_tracing(&SWITCHED, Tracing::On)?;
@@ -182,13 +224,6 @@ pub fn run(options: &OverheadOptions) -> anyhow::Result<OverheadReport> {
         report.load_average = (load_before, crate::proc_stat::load_average()?);
         Ok(report)
     })
-}
-
-fn label(tracing: Tracing) -> &'static str {
-    match tracing {
-        Tracing::On => "on",
-        Tracing::Off => "off",
-    }
 }
 
 /// The harness (lineage runs in it, and the load), the broker and the
@@ -266,12 +301,9 @@ fn round(
     flow.lineage.reset();
 
     let cpu_before = cpu_of(flow)?;
-    let exported_before = match tracing {
-        Tracing::On => Some(exported(flow)?),
-        Tracing::Off => None,
-    };
+    let exported_before = if tracing.exports() { Some(exported(flow)?) } else { None };
     let lost_before = flow.services.export_counts()?;
-    let bar = progress(if tracing == Tracing::On { "tracing on" } else { "tracing off" }, options.rate.requests());
+    let bar = progress(format!("tracing {}", tracing.name()), options.rate.requests());
     let sent = flow.runtime.block_on(open_loop(gateway, options.rate, bar.clone()))?;
     bar.finish_and_clear();
     let latencies: Vec<f64> = sent.iter().filter(|s| s.outcome.is_ok()).map(|s| millis(s.latency)).collect();
@@ -283,10 +315,7 @@ fn round(
     // answers: the round's CPU is read once its spans have all arrived.
     drain(flow, tracing, accepted as u64, spans_per_request)?;
     let cpu_after = cpu_of(flow)?;
-    let exported_after = match tracing {
-        Tracing::On => Some(exported(flow)?),
-        Tracing::Off => None,
-    };
+    let exported_after = if tracing.exports() { Some(exported(flow)?) } else { None };
     flow.check_alive()?;
     let services = SWITCHED
         .iter()
@@ -300,12 +329,13 @@ fn round(
             },
         })
         .collect();
-    let spans_lost_by_sdk = match tracing {
-        Tracing::On => Some(crate::sdk_export::lost_between(&lost_before, &flow.services.export_counts()?)?),
-        Tracing::Off => None,
+    let spans_lost_by_sdk = if tracing.exports() {
+        Some(crate::sdk_export::lost_between(&lost_before, &flow.services.export_counts()?)?)
+    } else {
+        None
     };
     Ok(Round {
-        tracing: label(tracing).to_owned(),
+        tracing: tracing.name().to_owned(),
         requests: sent.len(),
         failed: sent.len() - accepted,
         latency_p50_ms: percentile(&latencies, 0.50).expect("accepted > 0"),
@@ -318,10 +348,7 @@ fn round(
 /// Waits until the round's spans reached lineage: all of them with tracing
 /// on, the consumer's one per request with it off (`requests` 0: until quiet).
 fn drain(flow: &mut Flow<'_>, tracing: Tracing, requests: u64, spans_per_request: u64) -> anyhow::Result<()> {
-    let spans = match tracing {
-        Tracing::On => requests * spans_per_request,
-        Tracing::Off => requests,
-    };
+    let spans = if tracing.exports() { requests * spans_per_request } else { requests };
     let services = &flow.services;
     wait_for_spans(flow.lineage, spans, || services.check_alive())?;
     Ok(())
@@ -361,8 +388,8 @@ fn summarise(
     climbs: Vec<SaturationResult>,
     elapsed_seconds: f64,
 ) -> anyhow::Result<OverheadReport> {
-    let on_rounds: Vec<&Round> = rounds.iter().filter(|r| r.on()).collect();
-    let off_rounds: Vec<&Round> = rounds.iter().filter(|r| !r.on()).collect();
+    let on_rounds: Vec<&Round> = rounds.iter().filter(|r| r.is(Tracing::On)).collect();
+    let off_rounds: Vec<&Round> = rounds.iter().filter(|r| r.is(Tracing::Off)).collect();
     let on = side(&on_rounds)?;
     let off = side(&off_rounds)?;
     let pairs: Vec<(&Round, &Round)> = on_rounds.iter().copied().zip(off_rounds.iter().copied()).collect();
@@ -391,6 +418,20 @@ fn summarise(
         ("worker".to_owned(), per_span(on.worker_cpu_us.median - off.worker_cpu_us.median, worker_spans)),
         ("both".to_owned(), per_span(on.cpu_us.median - off.cpu_us.median, gateway_spans + worker_spans)),
     ];
+    let spans_per_request = gateway_spans + worker_spans;
+    let mut cuts = Vec::new();
+    for undone in cycle(options.cuts).iter().filter(|t| !matches!(t, Tracing::On | Tracing::Off)) {
+        let undone_rounds: Vec<&Round> = rounds.iter().filter(|r| r.is(*undone)).collect();
+        let figures = side(&undone_rounds).with_context(|| format!("tracing {}", undone.name()))?;
+        let saved = figures.cpu_us.median - on.cpu_us.median;
+        cuts.push(CutFigure {
+            undone: undone.name().to_owned(),
+            cpu_us: figures.cpu_us,
+            latency_p50_ms: figures.latency_p50_ms,
+            saved_us_per_request: round_to(saved, 1),
+            saved_us_per_span: per_span(saved, spans_per_request),
+        });
+    }
     Ok(OverheadReport {
         options: options.clone(),
         rounds,
@@ -398,7 +439,8 @@ fn summarise(
         off,
         ratios,
         cpu_us_per_span,
-        spans_per_request: round_to(gateway_spans + worker_spans, 2),
+        spans_per_request: round_to(spans_per_request, 2),
+        cuts,
         climbs,
         elapsed_seconds,
         load_average: (0.0, 0.0),
@@ -431,6 +473,7 @@ mod tests {
             profile: Profile::Release,
             rate: Rate { rps: 100, seconds: 5.0 },
             rounds: 4,
+            cuts: false,
             warmup_seconds: 1.0,
             climbs: 0,
             climb_load: Rate { rps: 200, seconds: 10.0 },
@@ -461,6 +504,37 @@ mod tests {
     }
 
     #[test]
+    fn a_cut_saves_its_median_over_tracing_on() {
+        let rounds = vec![
+            round("on", 1.1, 120.0, 160.0),
+            round("off", 1.0, 100.0, 130.0),
+            round("two-processors", 1.2, 130.0, 175.0),
+            round("default-layer", 1.3, 125.0, 170.0),
+            round("on", 1.1, 124.0, 160.0),
+            round("off", 1.0, 100.0, 130.0),
+            round("two-processors", 1.2, 134.0, 175.0),
+            round("default-layer", 1.3, 125.0, 180.0),
+        ];
+        let report = summarise(&OverheadOptions { rounds: 8, cuts: true, ..options() }, rounds, vec![], 1.0).unwrap();
+        assert_eq!(report.on.cpu_us.median, 282.0);
+        let names: Vec<&str> = report.cuts.iter().map(|c| c.undone.as_str()).collect();
+        assert_eq!(names, ["two-processors", "default-layer"]);
+        // (305 + 309) / 2 − 282 = 25 µs per request, over 5 spans.
+        assert_eq!(report.cuts[0].saved_us_per_request, 25.0);
+        assert_eq!(report.cuts[0].saved_us_per_span, 5.0);
+        assert_eq!(report.cuts[1].saved_us_per_request, 18.0);
+        // The on/off figures count only on and off rounds.
+        assert_eq!(report.off.cpu_us.median, 230.0);
+    }
+
+    #[test]
+    fn a_cut_with_no_round_of_its_own_is_an_error() {
+        let rounds = vec![round("on", 1.1, 120.0, 160.0), round("off", 1.0, 100.0, 130.0)];
+        let err = summarise(&OverheadOptions { rounds: 4, cuts: true, ..options() }, rounds, vec![], 1.0).unwrap_err();
+        assert!(format!("{err:#}").contains("two-processors"), "{err:#}");
+    }
+
+    #[test]
     fn spreads_are_min_median_max() {
         assert_eq!(Spread::of([3.0, 1.0, 2.0]), Some(Spread { min: 1.0, median: 2.0, max: 3.0 }));
         assert_eq!(Spread::of([4.0, 1.0]), Some(Spread { min: 1.0, median: 2.5, max: 4.0 }));
@@ -473,6 +547,10 @@ mod tests {
         for rounds in [0, 1, 3] {
             let err = run(&OverheadOptions { rounds, ..options() }).unwrap_err().to_string();
             assert!(err.contains("--rounds"), "{err}");
+        }
+        for rounds in [2, 6] {
+            let err = run(&OverheadOptions { rounds, cuts: true, ..options() }).unwrap_err().to_string();
+            assert!(err.contains("a multiple of 4"), "{err}");
         }
     }
 }

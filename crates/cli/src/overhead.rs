@@ -15,6 +15,8 @@ use crate::table::Table;
 
 /// The book's tables, under `book/src/`.
 pub const BOOK_FILE: &str = "generated/overhead.md";
+/// The book's table of what each cut saves (`--cuts --book`).
+pub const CUTS_BOOK_FILE: &str = "generated/overhead-cuts.md";
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct Args {
@@ -24,9 +26,15 @@ pub struct Args {
     /// dev build (the one CI has built already), no climb.
     #[arg(long)]
     short: bool,
-    /// Rounds in all, alternating on and off (10, or 4 with --short).
+    /// Rounds in all, alternating on and off (10, or 4 with --short; 12
+    /// with --cuts).
     #[arg(long)]
     rounds: Option<usize>,
+    /// What each cut of "What tracing costs" saves: the rounds cycle through
+    /// tracing on, off, and on with each cut undone, on the same binary
+    /// (no climb; --book writes its own table).
+    #[arg(long, conflicts_with = "short")]
+    cuts: bool,
     /// Requests per second of each round's open loop (200, or 100 with --short).
     #[arg(long)]
     rps: Option<u32>,
@@ -60,6 +68,7 @@ impl Args {
             kafka: BrokerKind::Tansu,
             short: true,
             rounds: None,
+            cuts: false,
             rps: None,
             seconds: None,
             climbs: None,
@@ -81,9 +90,10 @@ impl Args {
                 None => profile,
             },
             rate: Rate { rps: self.rps.unwrap_or(rps), seconds: self.seconds.unwrap_or(seconds) },
-            rounds: self.rounds.unwrap_or(rounds),
+            rounds: self.rounds.unwrap_or(if self.cuts { 12 } else { rounds }),
+            cuts: self.cuts,
             warmup_seconds: if self.short { 1.0 } else { 2.0 },
-            climbs: self.climbs.unwrap_or(climbs),
+            climbs: self.climbs.unwrap_or(if self.cuts { 0 } else { climbs }),
             // The soak's long load: the climb's 2× is the soak's 2×.
             climb_load: stitch_campaigns::soak::SoakOptions::long(self.kafka, 0).load,
             climb_seconds: 10.0,
@@ -106,7 +116,8 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         print(&report);
     }
     if args.book {
-        let path = stitch_paths::project_root().join("book").join("src").join(BOOK_FILE);
+        let file = if args.cuts { CUTS_BOOK_FILE } else { BOOK_FILE };
+        let path = stitch_paths::project_root().join("book").join("src").join(file);
         std::fs::write(&path, markdown(&report))?;
         eprintln!("wrote {}", path.display());
     }
@@ -130,6 +141,9 @@ fn ratio(s: &Spread) -> String {
 pub fn tables(report: &OverheadReport) -> Vec<(String, Table)> {
     let o = &report.options;
     let mut tables = Vec::new();
+    if !report.cuts.is_empty() {
+        tables.push(cuts_table(report));
+    }
     let mut summary = Table::new(
         &["min / median / max", "tracing on", "tracing off", "on / off (pairs)"],
         &[false, true, true, true],
@@ -168,11 +182,10 @@ pub fn tables(report: &OverheadReport) -> Vec<(String, Table)> {
     let per_span: Vec<String> = report.cpu_us_per_span.iter().map(|(role, us)| format!("{role} {us:.1}")).collect();
     tables.push((
         format!(
-            "Tracing on against off, {} rounds ({} each way, alternating) of {} requests/s for {} s on Kafka {} \
+            "Tracing on against off, {} rounds of each, alternating, of {} requests/s for {} s on Kafka {} \
              ({} build); gateway and worker on CPU {}, lineage, the broker, the consumer and the load on CPU {}. \
              CPU µs per exported span (median on − median off, over {:.1} spans per request): {}.",
-            o.rounds,
-            o.rounds / 2,
+            o.rounds / overhead::cycle(o.cuts).len(),
             o.rate.rps,
             o.rate.seconds,
             o.kafka,
@@ -254,8 +267,78 @@ pub fn tables(report: &OverheadReport) -> Vec<(String, Table)> {
     tables
 }
 
+/// What each `--tracing` variant is, for the cuts' table.
+fn variant(name: &str) -> &'static str {
+    match name {
+        "on" => "tracing on, both cuts in (what the services run)",
+        "off" => "tracing off",
+        "two-processors" => "the span counter beside the batch processor, not wrapping it",
+        "default-layer" => "the layer's defaults: code location, thread, target, busy and idle times",
+        _ => "",
+    }
+}
+
+fn cuts_table(report: &OverheadReport) -> (String, Table) {
+    let o = &report.options;
+    let mut table = Table::new(
+        &[
+            "`--tracing`",
+            "what runs",
+            "CPU per request, both services (µs)",
+            "p50 (ms)",
+            "the cut saves per request (µs)",
+            "per exported span (µs)",
+        ],
+        &[false, false, true, true, true, true],
+    );
+    table.row(vec![
+        "on".into(),
+        variant("on").into(),
+        spread(&report.on.cpu_us, 0),
+        spread(&report.on.latency_p50_ms, 2),
+        "–".into(),
+        "–".into(),
+    ]);
+    for cut in &report.cuts {
+        table.row(vec![
+            cut.undone.clone(),
+            variant(&cut.undone).into(),
+            spread(&cut.cpu_us, 0),
+            spread(&cut.latency_p50_ms, 2),
+            format!("{:.0}", cut.saved_us_per_request),
+            format!("{:.1}", cut.saved_us_per_span),
+        ]);
+    }
+    table.row(vec![
+        "off".into(),
+        variant("off").into(),
+        spread(&report.off.cpu_us, 0),
+        spread(&report.off.latency_p50_ms, 2),
+        "–".into(),
+        "–".into(),
+    ]);
+    let title = format!(
+        "Each cut undone on the same {} build: {} rounds cycling {} ({} of each) at {} requests/s for {} s on Kafka \
+         {}, pinned as the next table says; min / median / max over each variant's rounds. What a cut saves is the median CPU per \
+         request with it undone less tracing on's, and that over the {:.1} spans each request exports:",
+        match o.profile {
+            Profile::Dev => "dev",
+            Profile::Release => "release",
+        },
+        o.rounds,
+        overhead::cycle(true).iter().map(|t| t.name()).collect::<Vec<_>>().join(", "),
+        o.rounds / overhead::cycle(true).len(),
+        o.rate.rps,
+        o.rate.seconds,
+        o.kafka,
+        report.spans_per_request,
+    );
+    (title, table)
+}
+
 fn markdown(report: &OverheadReport) -> String {
-    let mut out = String::from("<!-- generated by `cargo xtask overhead --book`: do not edit -->\n");
+    let command = if report.cuts.is_empty() { "overhead --book" } else { "overhead --cuts --book" };
+    let mut out = format!("<!-- generated by `cargo xtask {command}`: do not edit -->\n");
     for (title, table) in tables(report) {
         out.push_str(&format!("\n{title}\n\n{}\n", table.markdown()));
     }

@@ -75,6 +75,7 @@ pub fn generated_files(steps: &[Step]) -> Vec<String> {
     files.extend(
         [
             crate::overhead::BOOK_FILE,
+            crate::overhead::CUTS_BOOK_FILE,
             crate::ingest_bench::BOOK_FILE,
             crate::flamegraph::BOOK_FILE,
             crate::flamegraph::SVG,

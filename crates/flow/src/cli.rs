@@ -25,6 +25,8 @@ struct Cli {
     log: String,
     /// `off`: no OpenTelemetry at all (no layer, no exporter), only logs:
     /// what the soak compares against to measure tracing's cost.
+    /// `two-processors` and `default-layer`: on, with one of the cuts of
+    /// "What tracing costs" undone (`cargo xtask overhead --cuts`).
     #[arg(long, global = true, env = "STITCH_TRACING", default_value = "on")]
     tracing: stitch_telemetry::Tracing,
     /// Spans the batch processor may hold between exports; past it, new

@@ -175,10 +175,7 @@ impl Services {
     /// Stops each of `roles` and starts it again with OpenTelemetry
     /// `tracing` on or off, in start order, each ready before the next.
     pub fn restart_with_tracing(&mut self, roles: &[Role], tracing: stitch_telemetry::Tracing) -> anyhow::Result<()> {
-        let value = match tracing {
-            stitch_telemetry::Tracing::On => "on",
-            stitch_telemetry::Tracing::Off => "off",
-        };
+        let value = tracing.name();
         for index in 0..self.members.len() {
             let role = self.members[index].launch.role();
             if !roles.contains(&role) {

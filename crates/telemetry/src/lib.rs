@@ -20,7 +20,7 @@ use opentelemetry::global;
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_otlp::{SpanExporter, WithExportConfig};
 use opentelemetry_sdk::Resource;
-use opentelemetry_sdk::trace::{BatchConfigBuilder, BatchSpanProcessor, SdkTracerProvider};
+use opentelemetry_sdk::trace::{BatchConfigBuilder, BatchSpanProcessor, SdkTracer, SdkTracerProvider};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer};
@@ -64,12 +64,37 @@ pub struct Options {
     pub max_queue_size: usize,
 }
 
-/// OpenTelemetry on or off in a service.
+/// OpenTelemetry on or off in a service, or on with one of the cuts of
+/// "What tracing costs" undone, so that `cargo xtask overhead --cuts` can
+/// measure what each cut saves on the same binary.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum Tracing {
     #[default]
     On,
     Off,
+    /// On, with the span counter as a second processor beside the batch
+    /// processor (the SDK then copies every ended span once per processor).
+    TwoProcessors,
+    /// On, with `tracing-opentelemetry`'s default layer (code location,
+    /// thread, target, busy and idle times on every span).
+    DefaultLayer,
+}
+
+impl Tracing {
+    /// The value of `--tracing`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Tracing::On => "on",
+            Tracing::Off => "off",
+            Tracing::TwoProcessors => "two-processors",
+            Tracing::DefaultLayer => "default-layer",
+        }
+    }
+
+    /// Whether spans are exported.
+    pub fn exports(self) -> bool {
+        self != Tracing::Off
+    }
 }
 
 /// The batch processor's queue: spans that ended and wait for the next
@@ -127,13 +152,21 @@ pub fn init(options: &Options) -> anyhow::Result<Telemetry> {
     for (key, value) in &options.resource {
         resource = resource.with_attribute(opentelemetry::KeyValue::new(key.clone(), value.clone()));
     }
-    let provider = SdkTracerProvider::builder()
-        .with_span_processor(export_counts::CountingProcessor(processor))
-        .with_resource(resource.build())
-        .build();
+    let builder = SdkTracerProvider::builder();
+    let builder = match options.tracing {
+        Tracing::TwoProcessors => {
+            builder.with_span_processor(export_counts::EndedCounter).with_span_processor(processor)
+        }
+        _ => builder.with_span_processor(export_counts::CountingProcessor(processor)),
+    };
+    let provider = builder.with_resource(resource.build()).build();
     let tracer = provider.tracer(options.service.clone());
 
-    install_subscriber(tracer, &options.filter, tracing_subscriber::filter::LevelFilter::INFO)?;
+    let layer = match options.tracing {
+        Tracing::DefaultLayer => tracing_opentelemetry::layer().with_tracer(tracer),
+        _ => otel_layer(tracer),
+    };
+    install(layer, &options.filter, tracing_subscriber::filter::LevelFilter::INFO)?;
     Ok(Telemetry { provider: Some(provider), service: options.service.clone() })
 }
 
@@ -141,13 +174,23 @@ pub fn init(options: &Options) -> anyhow::Result<Telemetry> {
 /// decides which spans exist, the OpenTelemetry layer turns them into
 /// `tracer`'s spans, and log lines at `log_level` or above go to stderr.
 pub fn install_subscriber(
-    tracer: opentelemetry_sdk::trace::SdkTracer,
+    tracer: SdkTracer,
     filter: &str,
     log_level: tracing_subscriber::filter::LevelFilter,
 ) -> anyhow::Result<()> {
+    install(otel_layer(tracer), filter, log_level)
+}
+
+/// The OpenTelemetry layer, over the filter, over the registry.
+type OtelLayer = tracing_opentelemetry::OpenTelemetryLayer<
+    tracing_subscriber::layer::Layered<EnvFilter, tracing_subscriber::Registry>,
+    SdkTracer,
+>;
+
+fn install(otel: OtelLayer, filter: &str, log_level: tracing_subscriber::filter::LevelFilter) -> anyhow::Result<()> {
     tracing_subscriber::registry()
         .with(env_filter(filter)?)
-        .with(otel_layer(tracer))
+        .with(otel)
         .with(log_layer(log_level))
         .try_init()
         .context("a global tracing subscriber is already installed")
@@ -160,10 +203,7 @@ pub fn install_subscriber(
 /// (`thread.id`, `thread.name`), the target, and busy and idle times, which
 /// read the clock on every enter and exit: work and bytes for each span that
 /// no view of the workshop reads.
-fn otel_layer<S>(tracer: opentelemetry_sdk::trace::SdkTracer) -> impl Layer<S>
-where
-    S: tracing::Subscriber + for<'span> tracing_subscriber::registry::LookupSpan<'span>,
-{
+fn otel_layer(tracer: SdkTracer) -> OtelLayer {
     tracing_opentelemetry::layer()
         .with_tracer(tracer)
         .with_location(false)

@@ -151,7 +151,8 @@ pub fn millis(duration: Duration) -> f64 {
 }
 
 /// A progress bar of `total` answers, hidden outside a terminal.
-pub fn progress(message: &'static str, total: usize) -> indicatif::ProgressBar {
+pub fn progress(message: impl Into<std::borrow::Cow<'static, str>>, total: usize) -> indicatif::ProgressBar {
+    let message = message.into();
     use std::io::IsTerminal as _;
     if !std::io::stderr().is_terminal() {
         eprintln!("· {message}: {total} requests");

@@ -77,17 +77,12 @@ fn measure(
     spans_per_request: u64,
     tracing: Tracing,
 ) -> anyhow::Result<OverheadSide> {
-    let (latency_label, throughput_label) = match tracing {
-        Tracing::On => ("tracing on", "tracing on: closed loop"),
-        Tracing::Off => ("tracing off", "tracing off: closed loop"),
-    };
+    let latency_label = format!("tracing {}", tracing.name());
+    let throughput_label = format!("{latency_label}: closed loop");
     flow.lineage.reset();
-    let before = match tracing {
-        Tracing::On => Some(flow.services.export_counts()?),
-        Tracing::Off => None,
-    };
+    let before = if tracing.exports() { Some(flow.services.export_counts()?) } else { None };
     let gateway = flow.services.gateway();
-    let bar = progress(latency_label, rate.requests());
+    let bar = progress(latency_label.clone(), rate.requests());
     let sent = flow.runtime.block_on(open_loop(gateway, rate, bar.clone()))?;
     bar.finish_and_clear();
     let latencies: Vec<f64> =
@@ -117,10 +112,7 @@ fn measure(
 /// spans reach lineage, all of them with tracing on, the consumer's one per
 /// request with it off.
 fn drain(flow: &mut Flow<'_>, tracing: Tracing, requests: u64, spans_per_request: u64) -> anyhow::Result<()> {
-    let spans = match tracing {
-        Tracing::On => requests * spans_per_request,
-        Tracing::Off => requests,
-    };
+    let spans = if tracing.exports() { requests * spans_per_request } else { requests };
     let services = &flow.services;
     wait_for_spans(flow.lineage, spans, || services.check_alive())?;
     Ok(())

@@ -27,7 +27,7 @@ pub fn sampling_cannot_repair(requests: usize, kafka: BrokerKind) -> Result<Chec
     let step = crate::step::all()?.into_iter().next().context("no steps")?;
     let options = TierOptions {
         spans_per_request: step.full_expectation()?.spans_per_request as usize,
-        ..TierOptions::default()
+        ..TierOptions::solved()?
     };
     let mut stage = TierStage::new(Lesson::CannotRepair, options);
     let variant = Variant { name: Some(format!("{}-through-the-tier", step.name)), ..Default::default() };

@@ -9,7 +9,10 @@
 //!   `crates/telemetry`, `crates/model`…), but the solutions, whose answers
 //!   the later steps reuse on purpose;
 //! - in a chapter's unfolded text: every line of `book/src/*.md` outside a
-//!   `<details>` block, with what it includes (generated runs too).
+//!   `<details>` block, with what it includes (generated runs too);
+//! - in a file a chapter's unfolded text names (`infra/collector/tier2.yaml`,
+//!   in backticks), whole: a learner sent to read a file reads all of it.
+//!   The solutions are the exception here too, and chapters, read as above.
 //!
 //! Whitespace does not count: a telltale matches across line breaks and
 //! reformatting. A telltale that is not (or no longer) in the solution or
@@ -202,11 +205,48 @@ fn documents(root: &Path) -> anyhow::Result<Vec<Document>> {
         .collect::<Result<_, _>>()?;
     chapters.retain(|path| path.extension().is_some_and(|ext| ext == "md") && !path.ends_with("SUMMARY.md"));
     chapters.sort();
+    let mut unfolded_text = Vec::new();
     for chapter in chapters {
         let text = std::fs::read_to_string(&chapter).with_context(|| format!("reading {}", chapter.display()))?;
-        unfolded(&chapter, &relative(&chapter), &text, 0, &mut documents)?;
+        unfolded(&chapter, &relative(&chapter), &text, 0, &mut unfolded_text)?;
     }
+    documents.extend(files_named(root, &unfolded_text)?);
+    documents.extend(unfolded_text);
     Ok(documents)
+}
+
+/// Each file of the repository (but the solutions) that the chapters'
+/// unfolded text names, whole, labelled with the first place naming it.
+fn files_named(root: &Path, unfolded_text: &[Document]) -> anyhow::Result<Vec<Document>> {
+    let mut named = BTreeMap::new();
+    for document in unfolded_text {
+        for (offset, line) in document.text.lines().enumerate() {
+            for path in named_files(line) {
+                // Chapters are read by their own rule (folded parts aside).
+                let own_rule = path.starts_with("solutions/") || path.starts_with("book/");
+                if !own_rule && root.join(path).is_file() {
+                    let place = format!("{}:{}", document.label, document.first_line + offset);
+                    named.entry(path.to_owned()).or_insert(place);
+                }
+            }
+        }
+    }
+    named
+        .into_iter()
+        .map(|(path, place)| {
+            let text = std::fs::read_to_string(root.join(&path)).with_context(|| format!("reading {path}"))?;
+            Ok(Document { label: format!("{path} (named at {place})"), first_line: 1, text })
+        })
+        .collect()
+}
+
+/// The repository paths a line names in backticks: `dir/file.ext`.
+fn named_files(line: &str) -> impl Iterator<Item = &str> {
+    line.split('`').skip(1).step_by(2).filter(|span| {
+        span.contains('/')
+            && span.rsplit('/').next().is_some_and(|name| name.contains('.'))
+            && span.chars().all(|c| c.is_ascii_alphanumeric() || "._/-".contains(c))
+    })
 }
 
 /// Every place `telltale` is in `document`, as `label:line`.
@@ -309,6 +349,27 @@ mod tests {
         let mut documents = Vec::new();
         unfolded(&path, "chapter.md", chapter, 0, &mut documents).unwrap();
         documents.iter().flat_map(|document| find(document, telltale)).collect()
+    }
+
+    #[test]
+    fn a_file_the_chapter_names_is_read_whole() {
+        let dir = scratch("named");
+        std::fs::create_dir_all(dir.join("infra")).unwrap();
+        std::fs::write(dir.join("infra/tier.yaml"), "policies:\n  - type: latency\n").unwrap();
+        std::fs::create_dir_all(dir.join("solutions")).unwrap();
+        std::fs::write(dir.join("solutions/answer.yaml"), "type: latency\n").unwrap();
+        let named = |chapter: &str| {
+            let path = dir.join("chapter.md");
+            std::fs::write(&path, chapter).unwrap();
+            let mut documents = Vec::new();
+            unfolded(&path, "chapter.md", chapter, 0, &mut documents).unwrap();
+            let files = files_named(&dir, &documents).unwrap();
+            files.iter().flat_map(|document| find(document, "type: latency")).collect::<Vec<_>>()
+        };
+        let chapter = "The settings, from `infra/tier.yaml`; compare `solutions/answer.yaml`.\n";
+        assert_eq!(named(chapter), ["infra/tier.yaml (named at chapter.md:1):2"]);
+        assert!(named("<details>\n\nThe settings, from `infra/tier.yaml`.\n\n</details>\n").is_empty());
+        assert_eq!(named_files("`a/b.rs`, `cargo xtask`, `x.rs`, `a/b c.rs`").collect::<Vec<_>>(), ["a/b.rs"]);
     }
 
     #[test]

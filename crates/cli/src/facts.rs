@@ -57,19 +57,6 @@ struct Tier2Processors {
 #[derive(Debug, serde::Deserialize)]
 struct TailSampling {
     decision_wait: String,
-    policies: Vec<Policy>,
-}
-
-#[derive(Debug, serde::Deserialize)]
-struct Policy {
-    name: String,
-    #[serde(default)]
-    latency: Option<LatencyPolicy>,
-}
-
-#[derive(Debug, serde::Deserialize)]
-struct LatencyPolicy {
-    threshold_ms: String,
 }
 
 const TIER2: &str = "infra/collector/tier2.yaml";
@@ -93,20 +80,51 @@ impl Tier2 {
             .map(Duration::from_secs)
             .with_context(|| format!("{TIER2}: decision_wait defaults to {value:?}, not whole seconds (`30s`)"))
     }
+}
 
-    /// The `slow` policy's `threshold_ms` default (`${env:STITCH_SLOW_MS:-2000}`).
+/// What the chapters quote of `compose.yaml`: the environment its services
+/// run with, read as YAML.
+#[derive(Debug, serde::Deserialize)]
+struct Compose {
+    services: std::collections::BTreeMap<String, ComposeService>,
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct ComposeService {
+    #[serde(default)]
+    environment: std::collections::BTreeMap<String, String>,
+}
+
+impl Compose {
+    fn parse(text: &str) -> anyhow::Result<Compose> {
+        serde_saphyr::from_str(text).context("parsing compose.yaml")
+    }
+
+    fn read() -> anyhow::Result<Compose> {
+        let path = stitch_paths::project_root().join("compose.yaml");
+        Compose::parse(&std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?)
+    }
+
+    /// The `slow` threshold the tier-2 collectors run with under compose
+    /// (`STITCH_SLOW_MS`, the same in each).
     fn slow_threshold(&self) -> anyhow::Result<Duration> {
-        let policies = &self.processors.tail_sampling.policies;
-        let slow = policies
-            .iter()
-            .find(|policy| policy.name == "slow")
-            .with_context(|| format!("{TIER2}: no policy named `slow`"))?;
-        let latency = slow.latency.as_ref().with_context(|| format!("{TIER2}: the `slow` policy has no `latency`"))?;
-        let value = env_default(&latency.threshold_ms, "STITCH_SLOW_MS")?;
-        let millis = value
-            .parse::<u64>()
-            .with_context(|| format!("{TIER2}: threshold_ms defaults to {value:?}, not milliseconds"))?;
-        Ok(Duration::from_millis(millis))
+        let mut values = std::collections::BTreeSet::new();
+        for name in ["tier2-a", "tier2-b"] {
+            let service = self.services.get(name).with_context(|| format!("compose.yaml has no service {name}"))?;
+            let value = service
+                .environment
+                .get("STITCH_SLOW_MS")
+                .with_context(|| format!("compose.yaml's {name} sets no STITCH_SLOW_MS"))?;
+            values.insert(
+                value
+                    .parse::<u64>()
+                    .with_context(|| format!("compose.yaml's {name}: STITCH_SLOW_MS is {value:?}, not milliseconds"))?,
+            );
+        }
+        match values.into_iter().collect::<Vec<_>>().as_slice() {
+            [millis] => Ok(Duration::from_millis(*millis)),
+            several => bail!("compose.yaml's tier-2 collectors set different STITCH_SLOW_MS: {several:?}"),
+        }
     }
 }
 
@@ -203,7 +221,8 @@ pub fn render() -> anyhow::Result<String> {
          include each value by its anchor. -->\n",
     );
     fact(&mut out, "files_decision_wait", &duration(tier2.decision_wait()?));
-    fact(&mut out, "files_slow_threshold", &duration(tier2.slow_threshold()?));
+    fact(&mut out, "compose_slow_threshold", &duration(Compose::read()?.slow_threshold()?));
+    fact(&mut out, "long_trace_slow_threshold", &duration(stitch_runner::long_trace::SLOW_THRESHOLD));
     fact(&mut out, "check_decision_wait", &duration(tier.decision_wait));
     fact(&mut out, "check_slow_threshold", &duration(tier.slow_threshold));
     fact(&mut out, "check_slow_delay", &duration(tier.slow_delay));
@@ -375,24 +394,30 @@ mod tests {
     fn the_tiers_defaults_are_read_as_yaml_and_a_missing_one_is_named() {
         let tier2 = Tier2::read().unwrap();
         assert_eq!(tier2.decision_wait().unwrap(), Duration::from_secs(30));
-        assert_eq!(tier2.slow_threshold().unwrap(), Duration::from_millis(2000));
+        let read = Tier2::parse("processors:\n  tail_sampling:\n    decision_wait: ${env:STITCH_DECISION_WAIT:-5s}\n");
+        assert_eq!(read.unwrap().decision_wait().unwrap(), Duration::from_secs(5));
+        let fixed = Tier2::parse("processors:\n  tail_sampling:\n    decision_wait: 30s\n").unwrap();
+        assert!(fixed.decision_wait().unwrap_err().to_string().contains("STITCH_DECISION_WAIT"));
+        assert!(Tier2::parse("processors: {}\n").is_err(), "no tail_sampling is an error");
+    }
 
-        let yaml = |decision_wait: &str, slow: &str| {
+    #[test]
+    fn composes_slow_threshold_is_read_from_both_collectors() {
+        assert_eq!(Compose::read().unwrap().slow_threshold().unwrap(), Duration::from_millis(2000));
+        let compose = |a: &str, b: &str| {
             format!(
-                "processors:\n  tail_sampling:\n    decision_wait: {decision_wait}\n    policies:\n      - name: \
-                 {slow}\n        latency:\n          threshold_ms: ${{env:STITCH_SLOW_MS:-250}}\n"
+                "services:\n  tier2-a:\n    environment:\n      STITCH_SLOW_MS: \"{a}\"\n  tier2-b:\n    \
+                 environment:\n      STITCH_SLOW_MS: \"{b}\"\n"
             )
         };
-        let read = Tier2::parse(&yaml("${env:STITCH_DECISION_WAIT:-5s}", "slow")).unwrap();
         assert_eq!(
-            (read.decision_wait().unwrap(), read.slow_threshold().unwrap()),
-            (Duration::from_secs(5), Duration::from_millis(250))
+            Compose::parse(&compose("250", "250")).unwrap().slow_threshold().unwrap(),
+            Duration::from_millis(250)
         );
-        let fixed = Tier2::parse(&yaml("30s", "slow")).unwrap();
-        assert!(fixed.decision_wait().unwrap_err().to_string().contains("STITCH_DECISION_WAIT"));
-        let renamed = Tier2::parse(&yaml("${env:STITCH_DECISION_WAIT:-5s}", "latency")).unwrap();
-        assert!(renamed.slow_threshold().unwrap_err().to_string().contains("no policy named `slow`"));
-        assert!(Tier2::parse("processors: {}\n").is_err(), "no tail_sampling is an error");
+        let different = Compose::parse(&compose("250", "300")).unwrap().slow_threshold().unwrap_err();
+        assert!(different.to_string().contains("different"), "{different}");
+        let missing = Compose::parse("services:\n  tier2-a: {}\n").unwrap().slow_threshold().unwrap_err();
+        assert!(missing.to_string().contains("sets no STITCH_SLOW_MS"), "{missing}");
     }
 
     #[test]

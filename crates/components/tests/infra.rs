@@ -67,7 +67,13 @@ fn compose_runs_the_tier_from_the_files_and_releases_the_native_launcher_builds(
     let patch = JAEGER_VERSION.rsplit('.').next().expect("v1.N.P");
     let jaeger = format!("image: jaegertracing/jaeger:2.{}.{patch}", minor - 63);
     assert!(compose.contains(&jaeger), "compose.yaml must use `{jaeger}` (the module {JAEGER_VERSION})");
-    for file in ["./infra/collector/tier1.yaml", "./infra/collector/tier2.yaml", "./infra/jaeger/config.yaml"] {
+    for file in [
+        "./infra/collector/tier1.yaml",
+        "./infra/collector/tier2.yaml",
+        "./infra/jaeger/config.yaml",
+        // Step 4's lesson, layered last: compose runs the learner's settings.
+        "./steps/step-04-tail-sampling/sampling.yaml",
+    ] {
         assert!(compose.contains(file), "compose.yaml must mount {file}");
     }
     // Every variable a config reads must be set by compose for the service
@@ -75,6 +81,7 @@ fn compose_runs_the_tier_from_the_files_and_releases_the_native_launcher_builds(
     for (file, services) in [
         ("infra/collector/tier1.yaml", &["tier1"][..]),
         ("infra/collector/tier2.yaml", &["tier2-a", "tier2-b"][..]),
+        ("solutions/step-04-tail-sampling/sampling.yaml", &["tier2-a", "tier2-b"][..]),
         ("infra/jaeger/config.yaml", &["jaeger"][..]),
     ] {
         let config = std::fs::read_to_string(project_root().join(file)).expect("config exists");

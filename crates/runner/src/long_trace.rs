@@ -134,7 +134,7 @@ struct Limited {
 
 /// A 10-minute threshold: a batch is long by design, so the `slow` policy
 /// (meant for requests) would keep every one for its length alone.
-const SLOW_THRESHOLD: Duration = Duration::from_secs(600);
+pub const SLOW_THRESHOLD: Duration = Duration::from_secs(600);
 
 impl LongTraceStage {
     pub fn new(options: LongTraceOptions) -> LongTraceStage {
@@ -294,10 +294,14 @@ impl Stage for LongTraceStage {
             ("STITCH_SAMPLED_CACHE_SIZE".to_owned(), self.options.decision_cache.0.to_string()),
             ("STITCH_NON_SAMPLED_CACHE_SIZE".to_owned(), self.options.decision_cache.1.to_string()),
         ];
-        let mut overlays = vec![
+        // Step 4's solved policies, whoever's crate runs: the lesson here is
+        // the long trace, not the sampling.
+        let solved = TierOptions::solved()?;
+        let mut overlays = solved.tier2_overlays.clone();
+        overlays.extend([
             collector_config_dir().join("tier2-after-sampling.yaml"),
             collector_config_dir().join("tier2-decision-cache.yaml"),
-        ];
+        ]);
         if let Some((limit, spike)) = self.options.memory_limit_mib {
             env_vars.push(("STITCH_MEMORY_LIMIT_MIB".to_owned(), limit.to_string()));
             env_vars.push(("STITCH_MEMORY_SPIKE_MIB".to_owned(), spike.to_string()));
@@ -338,7 +342,7 @@ impl Stage for LongTraceStage {
             tier2_overlays: overlays,
             tier2_env: env_vars,
             tier2_cgroups: cgroups,
-            ..TierOptions::default()
+            ..solved
         };
         self.tier.start(env)
     }

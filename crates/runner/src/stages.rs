@@ -7,6 +7,8 @@
 
 pub use stitch_model::{StageData, StageKind};
 
+use anyhow::Context as _;
+
 use crate::stage::Stage;
 
 /// The stage as a step's check runs it, for the crate in `crate_dir`
@@ -15,10 +17,14 @@ use crate::stage::Stage;
 pub fn for_check(kind: StageKind, crate_dir: &std::path::Path) -> anyhow::Result<Box<dyn Stage>> {
     Ok(match kind {
         StageKind::TailSampling => {
-            let options = match crate::tier::LearnerSampling::find(crate_dir)? {
-                Some(sampling) => crate::tier::TierOptions::with_learner_sampling(&sampling),
-                None => crate::tier::TierOptions::default(),
-            };
+            let sampling = crate::tier::LearnerSampling::find(crate_dir)?.with_context(|| {
+                format!(
+                    "{} has no {}: the tier's settings are its lesson",
+                    crate_dir.display(),
+                    crate::tier::SAMPLING_FILE
+                )
+            })?;
+            let options = crate::tier::TierOptions::with_learner_sampling(&sampling);
             Box::new(crate::tier::TierStage::new(crate::tier::Lesson::KeepWhatMatters, options))
         }
         StageKind::SamplingCannotRepair => {

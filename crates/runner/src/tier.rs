@@ -20,7 +20,7 @@ use anyhow::{Context as _, Result, bail};
 
 pub use self::jaeger::jaeger_trace;
 pub use self::otlp_json::{file_line_spans, jaeger_spans};
-pub use self::sampling::LearnerSampling;
+pub use self::sampling::{FILE_NAME as SAMPLING_FILE, LearnerSampling};
 use crate::otelcol::{self, Metrics, OtelProcess, collector_config_dir};
 use crate::process::{free_port, poll_until_quiet, spinner};
 pub use stitch_model::stage::tier::{CannotRepairData, KeptSpan, RoutingRow, TierData};
@@ -48,7 +48,8 @@ pub struct TierOptions {
     /// The memory cgroup (its directory) a tier-2 collector starts in, by
     /// name (`tier2-a`, `tier2-b`); a collector not named starts in none.
     pub tier2_cgroups: BTreeMap<String, PathBuf>,
-    /// Tier 2's policies, `name (type)`, as the check describes them.
+    /// Tier 2's policies, `name (type)`, as the check describes them
+    /// (empty: tier2.yaml's placeholder, which keeps 1% at random).
     pub policies: Vec<String>,
     /// The threshold tier 2's `slow` policy runs with, as its settings say
     /// with the check's variables; `None` when no latency policy is `slow`.
@@ -70,14 +71,26 @@ impl Default for TierOptions {
             tier2_overlays: Vec::new(),
             tier2_env: Vec::new(),
             tier2_cgroups: BTreeMap::new(),
-            policies: ["errors (status_code)", "slow (latency)", "baseline (probabilistic)"].map(String::from).to_vec(),
-            // infra/collector/tier2.yaml's `slow` reads `${env:STITCH_SLOW_MS}`.
-            slow_policy_threshold: Some(stitch_model::sampling::CHECK_SLOW_THRESHOLD),
+            policies: Vec::new(),
+            slow_policy_threshold: None,
         }
     }
 }
 
 impl TierOptions {
+    /// The check's options with step 4's solved settings: their policies,
+    /// with `decision_wait` and `num_traces` from these options
+    /// (`infra/collector/tier2-sizes-from-env.yaml` layered after them).
+    pub fn solved() -> Result<TierOptions> {
+        let sampling = LearnerSampling::solved()?;
+        Ok(TierOptions {
+            tier2_overlays: vec![sampling.path.clone(), collector_config_dir().join("tier2-sizes-from-env.yaml")],
+            policies: sampling.policies.clone(),
+            slow_policy_threshold: sampling.slow_threshold_ms.map(Duration::from_millis),
+            ..TierOptions::default()
+        })
+    }
+
     /// The check's options with a learner's `sampling.yaml` layered last:
     /// its `decision_wait`, `num_traces` and policies are the tier's.
     pub fn with_learner_sampling(sampling: &LearnerSampling) -> TierOptions {

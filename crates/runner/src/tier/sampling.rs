@@ -27,6 +27,19 @@ pub struct LearnerSampling {
 }
 
 impl LearnerSampling {
+    /// Step 4's solved settings, for the runs that need a tier that keeps
+    /// what matters whoever's crate runs (step 8's check, the campaigns).
+    /// The answer lives in `solutions/`, not in `infra/`, whose files the
+    /// chapter sends a learner to read.
+    pub fn solved() -> Result<LearnerSampling> {
+        let step = crate::step::all()?
+            .into_iter()
+            .find(|step| step.meta.stage == Some(stitch_model::StageKind::TailSampling))
+            .context("no step's step.toml names the tail-sampling stage")?;
+        let dir = crate::step::StepDirs::dir(&step, true);
+        LearnerSampling::find(&dir)?.with_context(|| format!("{} has no {FILE_NAME}", dir.display()))
+    }
+
     /// `dir/sampling.yaml`, or `None` when the step has no such file.
     pub fn find(dir: &Path) -> Result<Option<LearnerSampling>> {
         let path = dir.join(FILE_NAME);

@@ -263,3 +263,21 @@ impl Telemetry {
         );
     }
 }
+
+#[cfg(test)]
+mod tracing_tests {
+    use clap::ValueEnum as _;
+
+    use super::Tracing;
+
+    #[test]
+    fn each_variant_is_named_as_the_services_flag_takes_it() {
+        for variant in Tracing::value_variants() {
+            let value = variant.to_possible_value().expect("no variant is skipped");
+            assert_eq!(value.get_name(), variant.name());
+            assert_eq!(Tracing::from_str(variant.name(), false), Ok(*variant));
+        }
+        let exporting: Vec<&str> = Tracing::value_variants().iter().filter(|v| v.exports()).map(|v| v.name()).collect();
+        assert_eq!(exporting, ["on", "two-processors", "default-layer"]);
+    }
+}

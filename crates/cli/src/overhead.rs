@@ -291,32 +291,16 @@ fn cuts_table(report: &OverheadReport) -> (String, Table) {
         ],
         &[false, false, true, true, true, true],
     );
-    table.row(vec![
-        "on".into(),
-        variant("on").into(),
-        spread(&report.on.cpu_us, 0),
-        spread(&report.on.latency_p50_ms, 2),
-        "–".into(),
-        "–".into(),
-    ]);
+    let row = |name: &str, cpu: &Spread, p50: &Spread, saved: [String; 2]| {
+        let [per_request, per_span] = saved;
+        vec![name.to_owned(), variant(name).into(), spread(cpu, 0), spread(p50, 2), per_request, per_span]
+    };
+    table.row(row("on", &report.on.cpu_us, &report.on.latency_p50_ms, ["–".into(), "–".into()]));
     for cut in &report.cuts {
-        table.row(vec![
-            cut.undone.clone(),
-            variant(&cut.undone).into(),
-            spread(&cut.cpu_us, 0),
-            spread(&cut.latency_p50_ms, 2),
-            format!("{:.0}", cut.saved_us_per_request),
-            format!("{:.1}", cut.saved_us_per_span),
-        ]);
+        let saved = [format!("{:.0}", cut.saved_us_per_request), format!("{:.1}", cut.saved_us_per_span)];
+        table.row(row(&cut.undone, &cut.cpu_us, &cut.latency_p50_ms, saved));
     }
-    table.row(vec![
-        "off".into(),
-        variant("off").into(),
-        spread(&report.off.cpu_us, 0),
-        spread(&report.off.latency_p50_ms, 2),
-        "–".into(),
-        "–".into(),
-    ]);
+    table.row(row("off", &report.off.cpu_us, &report.off.latency_p50_ms, ["–".into(), "–".into()]));
     let title = format!(
         "Each cut undone on the same {} build: {} rounds cycling {} ({} of each) at {} requests/s for {} s on Kafka \
          {} (gateway and worker on CPU {}, everything else on CPU {}); min / median / max over each variant's rounds. What a cut saves is the median CPU per \

@@ -88,7 +88,7 @@ pub fn judge(data: &TierData) -> StageVerdict {
     for (label, injected, policy, others) in
         [("error", &data.error, "errors", 0), ("slow", &data.slow, "slow", data.slow_baseline)]
     {
-        claims.extend(injected_claims(data.spans_per_request, label, injected, policy, others));
+        claims.extend(injected_claims(data, label, injected, policy, others));
     }
 
     let (low, high) = baseline_tolerance(data.baseline_total);
@@ -162,13 +162,8 @@ pub fn judge(data: &TierData) -> StageVerdict {
 
 /// The two claims on one injected trace: it is in Jaeger whole, and its
 /// policy (not the 1% that keeps anything now and then) kept it.
-fn injected_claims(
-    spans_per_request: usize,
-    label: &str,
-    injected: &InjectedTrace,
-    policy: &str,
-    others: usize,
-) -> [Claim; 2] {
+fn injected_claims(data: &TierData, label: &str, injected: &InjectedTrace, policy: &str, others: usize) -> [Claim; 2] {
+    let spans_per_request = data.spans_per_request;
     let whole =
         injected.spans_in_jaeger == spans_per_request && injected.spans_with_its_trace_id == injected.spans_in_jaeger;
     let expected = 1 + others as u64;
@@ -180,7 +175,11 @@ fn injected_claims(
         )
     };
     let kept = injected.kept_by_policy;
-    let measured = if kept == 1 { "1 trace".to_owned() } else { format!("{kept} traces") };
+    let mut measured = if kept == 1 { "1 trace".to_owned() } else { format!("{kept} traces") };
+    // `name (type)`: a policy the tier does not run is the cause to name.
+    if !data.policies.iter().any(|described| described.split(" (").next() == Some(policy)) {
+        measured.push_str(&format!(": the tier runs no policy named `{policy}` ({})", data.policies.join(", ")));
+    }
     [
         Claim::new(
             format!("the injected {label} trace is in Jaeger, whole ({spans_per_request} spans, one trace id)"),
@@ -300,6 +299,15 @@ mod tests {
             only_failure(&verdict, "the `slow` policy kept the injected slow trace and the 2 baseline traces");
         assert_eq!(measured, "1 trace");
         assert!(verdict.notes[1].starts_with("2 baseline traces took longer than 4000 ms"), "{:?}", verdict.notes);
+    }
+
+    #[test]
+    fn a_policy_the_tier_does_not_run_is_named() {
+        let mut data = stages::tier();
+        data.policies = vec!["baseline (probabilistic)".to_owned()];
+        data.error.kept_by_policy = 0;
+        let measured = only_failure(&judge(&data), "the `errors` policy kept exactly the injected error trace");
+        assert_eq!(measured, "0 traces: the tier runs no policy named `errors` (baseline (probabilistic))");
     }
 
     #[test]

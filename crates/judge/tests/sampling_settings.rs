@@ -103,3 +103,16 @@ fn a_policy_type_it_cannot_evaluate_is_named() {
     let error = settings.keeps(&trace(150, SpanStatus::Unset)).unwrap_err().to_string();
     assert!(error.contains("policy `errors` is of type ottl_condition"), "{error}");
 }
+
+#[test]
+fn a_threshold_typed_as_the_checks_number_does_not_follow_the_variable() {
+    assert!(SamplingSettings::slow_threshold_follows_variable(SOLVED).unwrap());
+    let defaulted = SOLVED.replace("${env:STITCH_SLOW_MS}", "${env:STITCH_SLOW_MS:-2000}");
+    assert!(SamplingSettings::slow_threshold_follows_variable(&defaulted).unwrap());
+    for typed in ["4000", "2000"] {
+        let fixed = SOLVED.replace("${env:STITCH_SLOW_MS}", typed);
+        assert!(!SamplingSettings::slow_threshold_follows_variable(&fixed).unwrap(), "{typed}");
+    }
+    let no_slow = SOLVED.replace("name: slow", "name: late");
+    assert!(!SamplingSettings::slow_threshold_follows_variable(&no_slow).unwrap());
+}

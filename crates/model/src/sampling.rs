@@ -134,6 +134,18 @@ impl SamplingSettings {
         })
     }
 
+    /// Whether the `slow` policy's threshold in `text` is
+    /// `${env:STITCH_SLOW_MS}`: read with the check's value and with
+    /// another, it is each in turn. A number typed in its place is not, even
+    /// one equal to the check's.
+    pub fn slow_threshold_follows_variable(text: &str) -> Result<bool> {
+        let read = |ms: u64| {
+            SamplingSettings::parse(text, &[(SLOW_MS_VARIABLE, ms.to_string())]).map(|s| s.slow_threshold_ms())
+        };
+        let check = CHECK_SLOW_THRESHOLD.as_millis() as u64;
+        Ok(read(check)? == Some(check) && read(check + 1)? == Some(check + 1))
+    }
+
     /// The chance (0 to 1) that tier 2 keeps `trace`: 1 when a policy that
     /// decides on what the trace shows keeps it, else the chance that one
     /// of the probabilistic policies does. The collector keeps a trace when

@@ -54,6 +54,8 @@ pub struct TierOptions {
     /// The threshold tier 2's `slow` policy runs with, as its settings say
     /// with the check's variables; `None` when no latency policy is `slow`.
     pub slow_policy_threshold: Option<Duration>,
+    /// Whether that threshold follows `${env:STITCH_SLOW_MS}`.
+    pub slow_policy_threshold_from_variable: bool,
 }
 
 impl Default for TierOptions {
@@ -73,6 +75,7 @@ impl Default for TierOptions {
             tier2_cgroups: BTreeMap::new(),
             policies: Vec::new(),
             slow_policy_threshold: None,
+            slow_policy_threshold_from_variable: false,
         }
     }
 }
@@ -87,6 +90,7 @@ impl TierOptions {
             tier2_overlays: vec![sampling.path.clone(), collector_config_dir().join("tier2-sizes-from-env.yaml")],
             policies: sampling.policies.clone(),
             slow_policy_threshold: sampling.slow_threshold_ms.map(Duration::from_millis),
+            slow_policy_threshold_from_variable: sampling.slow_threshold_from_variable,
             ..TierOptions::default()
         })
     }
@@ -100,6 +104,7 @@ impl TierOptions {
             tier2_overlays: vec![sampling.path.clone()],
             policies: sampling.policies.clone(),
             slow_policy_threshold: sampling.slow_threshold_ms.map(Duration::from_millis),
+            slow_policy_threshold_from_variable: sampling.slow_threshold_from_variable,
             ..TierOptions::default()
         }
     }

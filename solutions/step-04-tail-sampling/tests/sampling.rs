@@ -26,13 +26,17 @@ fn broken(what: &str) -> String {
     )
 }
 
+/// The crate's `sampling.yaml`, as text.
+fn text() -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("sampling.yaml");
+    std::fs::read_to_string(&path).unwrap_or_else(|err| panic!("reading {}: {err}", path.display()))
+}
+
 /// The crate's settings, with the check's slow threshold.
 fn settings() -> SamplingSettings {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("sampling.yaml");
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|err| panic!("reading {}: {err}", path.display()));
     let variables = [(SLOW_MS_VARIABLE, CHECK_SLOW_THRESHOLD.as_millis().to_string())];
-    SamplingSettings::parse(&text, &variables)
-        .unwrap_or_else(|err| panic!("{}", broken(&format!("{} cannot be read: {err:#}", path.display()))))
+    SamplingSettings::parse(&text(), &variables)
+        .unwrap_or_else(|err| panic!("{}", broken(&format!("sampling.yaml cannot be read: {err:#}"))))
 }
 
 /// One order of the fixed flow, lasting `lasting_ms`; the consumer's span has `status`.
@@ -94,10 +98,12 @@ fn the_slow_orders_trace_is_kept_every_time() {
 fn the_slow_threshold_is_the_checks() {
     let threshold = settings().slow_threshold_ms();
     let check = CHECK_SLOW_THRESHOLD.as_millis() as u64;
+    // Read with another value of the variable too: the check's own number,
+    // typed, is right here and wrong wherever the variable differs.
+    let follows = SamplingSettings::slow_threshold_follows_variable(&text()).expect("read above");
     if let Some(ms) = threshold {
-        assert_eq!(
-            ms,
-            check,
+        assert!(
+            ms == check && follows,
             "{}",
             broken(&format!(
                 "the `slow` policy's threshold is {ms} ms, whatever the check sets: take it from \

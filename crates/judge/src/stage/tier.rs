@@ -75,14 +75,14 @@ pub fn judge(data: &TierData) -> StageVerdict {
     claims.push(Claim::new(
         format!("the `slow` policy's threshold is the check's ({threshold})"),
         match data.slow_policy_threshold_ms {
-            Some(ms) if ms == data.slow_threshold_ms => format!("{ms} ms"),
+            Some(ms) if ms == data.slow_threshold_ms && data.slow_policy_threshold_from_variable => format!("{ms} ms"),
             Some(ms) => format!(
                 "{ms} ms: the threshold does not come from `${{env:{SLOW_MS_VARIABLE}}}`, so what counts as slow \
                  is not what the check (or your team) sets"
             ),
             None => "no latency policy named `slow`".to_owned(),
         },
-        data.slow_policy_threshold_ms == Some(data.slow_threshold_ms),
+        data.slow_policy_threshold_ms == Some(data.slow_threshold_ms) && data.slow_policy_threshold_from_variable,
     ));
 
     for (label, injected, policy, others) in
@@ -317,6 +317,14 @@ mod tests {
         let measured = only_failure(&judge(&data), "the `slow` policy's threshold is the check's");
         assert!(
             measured.starts_with("2000 ms: the threshold does not come from `${env:STITCH_SLOW_MS}`"),
+            "{measured}"
+        );
+        // The check's own number, typed: right today, wrong wherever the variable differs.
+        data.slow_policy_threshold_ms = Some(4000);
+        data.slow_policy_threshold_from_variable = false;
+        let measured = only_failure(&judge(&data), "the `slow` policy's threshold is the check's");
+        assert!(
+            measured.starts_with("4000 ms: the threshold does not come from `${env:STITCH_SLOW_MS}`"),
             "{measured}"
         );
         data.slow_policy_threshold_ms = None;

@@ -15,6 +15,10 @@ pub struct TierData {
     /// settings with the check's variables; `None` when no latency policy is
     /// named `slow`.
     pub slow_policy_threshold_ms: Option<u64>,
+    /// Whether that threshold is `${env:STITCH_SLOW_MS}`: read with another
+    /// value of the variable, it follows. A number that happens to equal
+    /// the check's does not.
+    pub slow_policy_threshold_from_variable: bool,
     /// Spans one request makes in the flow that ran: a whole request in Jaeger has this many.
     pub spans_per_request: usize,
     /// The injected failed request, for the `errors` policy.

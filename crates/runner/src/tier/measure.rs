@@ -112,6 +112,7 @@ impl TierStage {
             policies: options.policies.clone(),
             slow_threshold_ms: options.slow_threshold.as_millis() as u64,
             slow_policy_threshold_ms: options.slow_policy_threshold.map(|threshold| threshold.as_millis() as u64),
+            slow_policy_threshold_from_variable: options.slow_policy_threshold_from_variable,
             spans_per_request: options.spans_per_request,
             error,
             slow,

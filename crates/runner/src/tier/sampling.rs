@@ -24,6 +24,8 @@ pub struct LearnerSampling {
     /// The threshold of the latency policy named `slow`, with the check's
     /// `${env:STITCH_SLOW_MS}`.
     pub slow_threshold_ms: Option<u64>,
+    /// Whether that threshold is `${env:STITCH_SLOW_MS}`'s value, whatever it is.
+    pub slow_threshold_from_variable: bool,
 }
 
 impl LearnerSampling {
@@ -61,6 +63,8 @@ impl LearnerSampling {
             num_traces: settings.num_traces,
             policies: settings.policies.iter().map(|policy| policy.describe()).collect(),
             slow_threshold_ms: settings.slow_threshold_ms(),
+            slow_threshold_from_variable: SamplingSettings::slow_threshold_follows_variable(text)
+                .with_context(|| format!("in {}", path.display()))?,
         })
     }
 }

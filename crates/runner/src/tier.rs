@@ -86,12 +86,12 @@ impl TierOptions {
     /// (`infra/collector/tier2-sizes-from-env.yaml` layered after them).
     pub fn solved() -> Result<TierOptions> {
         let sampling = LearnerSampling::solved()?;
+        let check = TierOptions::default();
         Ok(TierOptions {
+            decision_wait: check.decision_wait,
+            num_traces: check.num_traces,
             tier2_overlays: vec![sampling.path.clone(), collector_config_dir().join("tier2-sizes-from-env.yaml")],
-            policies: sampling.policies.clone(),
-            slow_policy_threshold: sampling.slow_threshold_ms.map(Duration::from_millis),
-            slow_policy_threshold_from_variable: sampling.slow_threshold_from_variable,
-            ..TierOptions::default()
+            ..TierOptions::with_learner_sampling(&sampling)
         })
     }
 

@@ -72,17 +72,19 @@ pub fn judge(data: &TierData) -> StageVerdict {
     )];
 
     let threshold = format!("`${{env:{SLOW_MS_VARIABLE}}}`, {} ms in the check", data.slow_threshold_ms);
+    let checks_threshold =
+        data.slow_policy_threshold_ms == Some(data.slow_threshold_ms) && data.slow_policy_threshold_from_variable;
     claims.push(Claim::new(
         format!("the `slow` policy's threshold is the check's ({threshold})"),
         match data.slow_policy_threshold_ms {
-            Some(ms) if ms == data.slow_threshold_ms && data.slow_policy_threshold_from_variable => format!("{ms} ms"),
+            Some(ms) if checks_threshold => format!("{ms} ms"),
             Some(ms) => format!(
                 "{ms} ms: the threshold does not come from `${{env:{SLOW_MS_VARIABLE}}}`, so what counts as slow \
                  is not what the check (or your team) sets"
             ),
             None => "no latency policy named `slow`".to_owned(),
         },
-        data.slow_policy_threshold_ms == Some(data.slow_threshold_ms) && data.slow_policy_threshold_from_variable,
+        checks_threshold,
     ));
 
     for (label, injected, policy, others) in
